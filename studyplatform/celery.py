@@ -1,0 +1,111 @@
+"""The Celery application and the project's one task decorator.
+
+Two queues: ``default`` for everything on CPU workers, ``inference`` for model pre-reads, which a
+GPU worker consumes (``celery -A studyplatform worker -Q inference``). Tasks take primary keys as
+keyword arguments, serialize as JSON, acknowledge late (a worker killed mid-task has its message
+redelivered) and are enqueued only after the surrounding transaction commits (``enqueue``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from celery import Celery, Task
+from kombu import Exchange, Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studyplatform.settings")
+
+app = Celery("studyplatform", task_cls="celery.contrib.django.task:DjangoTask")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+DEFAULT_QUEUE = "default"
+INFERENCE_QUEUE = "inference"
+
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    result_accept_content=["json"],
+    task_default_queue=DEFAULT_QUEUE,
+    task_queues=(
+        Queue(DEFAULT_QUEUE, Exchange(DEFAULT_QUEUE), routing_key=DEFAULT_QUEUE),
+        Queue(INFERENCE_QUEUE, Exchange(INFERENCE_QUEUE), routing_key=INFERENCE_QUEUE),
+    ),
+    # Late acknowledgement plus one message per worker process: a killed worker's task goes
+    # back to the queue instead of being lost with the prefetched messages.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_track_started=True,
+    result_expires=7 * 24 * 3600,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+app.autodiscover_tasks()
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def project_task(
+    *,
+    queue: str = DEFAULT_QUEUE,
+    time_limit: int = 3600,
+    soft_time_limit: int | None = None,
+    max_retries: int = 3,
+    autoretry_for: tuple[type[BaseException], ...] = (),
+    name: str | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """Register a task with the project's defaults.
+
+    ``autoretry_for`` lists transient errors (a dropped database connection, say) that are retried
+    with exponential back-off; everything else fails the task at once with its error recorded.
+    """
+
+    def decorate(function: Callable[P, R]) -> Task[P, R]:
+        task: Task[P, R] = app.task(
+            name=name,
+            queue=queue,
+            acks_late=True,
+            reject_on_worker_lost=True,
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit or max(1, time_limit - 30),
+            serializer="json",
+            max_retries=max_retries,
+            autoretry_for=autoretry_for,
+            retry_backoff=True,
+            retry_backoff_max=300,
+            retry_jitter=True,
+        )(function)
+        return task
+
+    return decorate
+
+
+def enqueue(task: Task[..., Any], **kwargs: Any) -> None:
+    """Send ``task`` with keyword arguments once the current transaction commits.
+
+    Outside a transaction it is sent at once. Enqueueing after commit means a worker never
+    receives the ID of a row that it cannot see yet, or that a rollback removed.
+    """
+    task.delay_on_commit(**kwargs)  # type: ignore[attr-defined]
+
+
+@project_task(name="studyplatform.diagnostic", time_limit=60)
+def diagnostic(*, token: str) -> dict[str, Any]:
+    """Echo a token with facts about the worker that ran it: a round-trip health check."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        (one,) = cursor.fetchone() or (None,)
+    return {
+        "token": token,
+        "pid": os.getpid(),
+        "hostname": socket.gethostname(),
+        "database": connection.vendor,
+        "database_ok": one == 1,
+    }

@@ -1,0 +1,192 @@
+"""Readers, their sessions and assignments, and what they answered.
+
+The allocation (Assignment rows) is stored in full before reading starts. A Read is written once,
+at submission, with server-side start and submit times; it never changes afterwards. A correction
+is a new Read that names the one it supersedes.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+
+from studyplatform.studies.models import Arm, Case, FindingType, Study
+
+
+class Reader(models.Model):
+    """A radiologist taking part in studies. ``code`` is the pseudonym used in exports."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reader"
+    )
+    code = models.SlugField(max_length=20, unique=True)
+    specialty = models.CharField(max_length=100, blank=True)
+    years_experience = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Enrolment(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="enrolments")
+    reader = models.ForeignKey(Reader, on_delete=models.PROTECT, related_name="enrolments")
+    group = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Reader group (split-plot designs)."
+    )
+    enrolled_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "reader"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "reader"], name="enrolment_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reader} in {self.study}"
+
+
+class ReadingSession(models.Model):
+    """One sitting of a reader in a study; crossover sessions open ``washout_days`` apart."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="sessions")
+    reader = models.ForeignKey(Reader, on_delete=models.PROTECT, related_name="sessions")
+    number = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    available_from = models.DateTimeField(
+        null=True, blank=True, help_text="Locked until then (washout); open at once when empty."
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "reader", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "reader", "number"], name="session_unique_number"
+            ),
+            models.CheckConstraint(condition=Q(number__gte=1), name="session_number_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study} {self.reader} session {self.number}"
+
+
+class Assignment(models.Model):
+    """Reader x case x arm x session, at a position in the reader's order.
+
+    ``step`` orders two reads of the same case in one sitting (sequential design: 1 unassisted,
+    2 assisted). ``opened_at`` is when the reader first opened it: until then, no page shows the
+    arm to the reader (concealment).
+    """
+
+    session = models.ForeignKey(
+        ReadingSession, on_delete=models.CASCADE, related_name="assignments"
+    )
+    reader = models.ForeignKey(Reader, on_delete=models.PROTECT, related_name="assignments")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="assignments")
+    arm = models.ForeignKey(Arm, on_delete=models.PROTECT, related_name="assignments")
+    position = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    step = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    opened_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session", "position", "step"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reader", "case", "arm", "session"], name="assignment_unique_read"
+            ),
+            models.UniqueConstraint(
+                fields=["session", "position", "step"], name="assignment_unique_position"
+            ),
+            models.CheckConstraint(condition=Q(position__gte=1), name="assignment_position_1"),
+        ]
+        indexes = [models.Index(fields=["reader", "session"])]
+
+    def __str__(self) -> str:
+        return f"{self.session} #{self.position}.{self.step}: {self.case.case_id}"
+
+
+class ReadDraft(models.Model):
+    """Work in progress on an assignment, saved as the reader works (a closed tab loses nothing)."""
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="draft")
+    data = models.JSONField(default=dict)
+    started_at = models.DateTimeField(help_text="Server time the reader first opened the case.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"draft of {self.assignment}"
+
+
+class Read(models.Model):
+    """A submitted read. Written once; a correction is a new Read with ``supersedes`` set."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.PROTECT, related_name="reads")
+    supersedes = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by"
+    )
+    correction_reason = models.TextField(blank=True)
+    free_text = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    submitted_at = models.DateTimeField()
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["assignment", "submitted_at"]
+        constraints = [
+            # One original read per assignment; corrections chain from it.
+            models.UniqueConstraint(
+                fields=["assignment"],
+                condition=Q(supersedes__isnull=True),
+                name="read_one_submitted_per_assignment",
+            ),
+            models.CheckConstraint(
+                condition=Q(submitted_at__gte=F("started_at")), name="read_submitted_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(supersedes__isnull=True) | ~Q(correction_reason=""),
+                name="read_correction_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"read of {self.assignment}"
+
+    @property
+    def duration_s(self) -> float:
+        return (self.submitted_at - self.started_at).total_seconds()
+
+
+class ReadFinding(models.Model):
+    """Per finding type: the call, the confidence 0-100, and optional marks on the image."""
+
+    read = models.ForeignKey(Read, on_delete=models.CASCADE, related_name="findings")
+    finding_type = models.ForeignKey(FindingType, on_delete=models.PROTECT, related_name="+")
+    present = models.BooleanField()
+    confidence = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+    marks = models.JSONField(
+        default=list, blank=True, help_text="[{image, x, y}] in image pixel coordinates."
+    )
+
+    class Meta:
+        ordering = ["read", "finding_type"]
+        constraints = [
+            models.UniqueConstraint(fields=["read", "finding_type"], name="readfinding_unique"),
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0) & Q(confidence__lte=100),
+                name="readfinding_confidence_0_100",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.finding_type.code}: {'present' if self.present else 'absent'}"

@@ -1,0 +1,116 @@
+"""The coordinators' admin for studies, cases and ground truth.
+
+Fields that must not change once a study is open (design, seed, arms) turn read-only then; image
+files and their hashes are always read-only because they are written by the import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+
+from studyplatform.studies.models import (
+    Arm,
+    Case,
+    FindingType,
+    Image,
+    Site,
+    Study,
+    StudyMembership,
+    Truth,
+)
+
+_FROZEN_WHEN_OPEN = ("design", "seed", "washout_days", "split_plot_groups", "readers_per_case")
+
+
+class ArmInline(admin.TabularInline[Arm, Study]):
+    model = Arm
+    extra = 0
+
+    def has_change_permission(self, request: HttpRequest, obj: Study | None = None) -> bool:
+        return (obj is None or not obj.allocation_frozen) and super().has_change_permission(
+            request, obj
+        )
+
+    has_add_permission = has_change_permission  # type: ignore[assignment]
+    has_delete_permission = has_change_permission
+
+
+class FindingTypeInline(admin.TabularInline[FindingType, Study]):
+    model = FindingType
+    extra = 0
+
+
+class MembershipInline(admin.TabularInline[StudyMembership, Study]):
+    model = StudyMembership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin[Study]):
+    list_display = ["slug", "title", "design", "state", "case_count", "created_at"]
+    list_filter = ["state", "design"]
+    search_fields = ["slug", "title"]
+    readonly_fields = ["state", "created_at", "opened_at", "locked_at"]
+    inlines = [ArmInline, FindingTypeInline, MembershipInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
+        return super().get_queryset(request).annotate(_case_count=Count("cases"))
+
+    @admin.display(description="cases", ordering="_case_count")
+    def case_count(self, obj: Study) -> int:
+        return int(getattr(obj, "_case_count", 0))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Study | None = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.allocation_frozen:
+            fields += list(_FROZEN_WHEN_OPEN)
+        if obj is not None and obj.is_locked:
+            fields += ["slug", "title", "description"]
+        return fields
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin[Site]):
+    list_display = ["code", "name"]
+    search_fields = ["code", "name"]
+
+
+class ImageInline(admin.TabularInline[Image, Case]):
+    model = Image
+    extra = 0
+    fields = ["position", "original", "display", "rows", "columns", "bits_stored", "sha256"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Case | None = None) -> bool:
+        return False
+
+
+class TruthInline(admin.TabularInline[Truth, Case]):
+    model = Truth
+    extra = 0
+    readonly_fields = ["recorded_at"]
+
+
+@admin.register(Case)
+class CaseAdmin(admin.ModelAdmin[Case]):
+    list_display = ["case_id", "study", "site", "modality", "manufacturer", "arrived_at"]
+    list_filter = ["study", "site", "modality", "manufacturer"]
+    search_fields = ["case_id", "manufacturer", "manufacturer_model"]
+    list_select_related = ["study", "site"]
+    readonly_fields = ["arrived_at"]
+    inlines = [ImageInline, TruthInline]
+
+
+@admin.register(Truth)
+class TruthAdmin(admin.ModelAdmin[Truth]):
+    list_display = ["case", "finding_type", "present", "source", "recorded_at"]
+    list_filter = ["case__study", "finding_type__code", "present", "source"]
+    search_fields = ["case__case_id"]
+    list_select_related = ["case__study", "finding_type"]
+    readonly_fields = ["recorded_at"]

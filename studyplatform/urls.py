@@ -1,0 +1,20 @@
+"""The URLconf: the only core module that imports the front ends."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+import readers.urls
+from studyplatform.dashboard import views as dashboard_views
+
+admin.site.site_header = "Reader-study platform"
+admin.site.site_title = "Reader-study platform"
+admin.site.index_title = "Trial administration"
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("health/", dashboard_views.health, name="health"),
+    path("admin/", admin.site.urls),
+    path("", include(readers.urls)),
+]
