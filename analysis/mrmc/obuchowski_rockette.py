@@ -1,0 +1,324 @@
+"""Obuchowski-Rockette (OR) analysis of MRMC reader studies with Hillis' degrees of freedom.
+
+Model: ``theta_ij = mu + tau_i + R_j + (tau R)_ij + e_ij`` for the metric (AUC, sensitivity or
+specificity) of reader ``j`` in treatment ``i``; the errors ``e`` (case sampling) have variance
+``var_error`` and covariances ``cov1`` (same reader, different treatments), ``cov2`` (different
+readers, same treatment), ``cov3`` (different readers and treatments), estimated from the cases
+(:mod:`analysis.mrmc.covariance`).
+
+Inference, with ``t`` treatments, ``r`` readers and ``MS_T``, ``MS_R``, ``MS_TR`` the ANOVA mean
+squares of the ``theta_ij``:
+
+RRRC (random readers and cases; Hillis 2007, 2008)
+    ``F = MS_T / (MS_TR + r max(cov2 - cov3, 0))`` on ``t - 1`` and
+    ``ddf = (MS_TR + r max(cov2 - cov3, 0))^2 / (MS_TR^2 / ((t - 1)(r - 1)))`` df; a difference
+    has ``SE = sqrt(2 / r (MS_TR + r max(cov2 - cov3, 0)))`` and a t interval on ``ddf``.
+FRRC (fixed readers, random cases)
+    ``X2 = (t - 1) MS_T / (var_error - cov1 + (r - 1) max(cov2 - cov3, 0))``, chi-square on
+    ``t - 1`` df; normal intervals.
+RRFC (random readers, fixed cases)
+    ``F = MS_T / MS_TR`` on ``t - 1`` and ``(t - 1)(r - 1)`` df.
+
+Where ``cov2 < cov3`` this follows OR-DBM MRMC 2.5: ``max(cov2 - cov3, 0)`` is truncated in the
+FRRC error term as well as in RRRC (MRMCaov 0.3.0 truncates only in RRRC, so on such data its
+FRRC statistic differs). The variance components are reported untruncated:
+``var_TR = MS_TR - var_error + cov1 + cov2 - cov3`` and
+``var_R = (MS_R - var_TR - var_error - (t - 1) cov1 + cov2 + (t - 1) cov3) / t``.
+
+Single-treatment intervals (as MRMCaov 0.3.0), with ``MS_R(i)``, ``var_i`` and ``cov2_i`` from
+treatment ``i`` alone: RRRC ``SE = sqrt(MS_R(i) / r + max(cov2_i, 0))`` with
+``df = (MS_R(i) + r max(cov2_i, 0))^2 / (MS_R(i)^2 / (r - 1))``; FRRC
+``SE = sqrt((var_i + (r - 1) max(cov2_i, 0)) / r)``, normal; RRFC ``SE = sqrt(MS_R(i) / r)``,
+t on ``r - 1`` df. Intervals are clipped to [0, 1].
+
+References
+----------
+Obuchowski NA, Rockette HE (1995). Hypothesis testing of diagnostic accuracy for multiple readers
+and multiple tests: an ANOVA approach with dependent observations. Communications in Statistics -
+Simulation and Computation 24(2):285-308. doi:10.1080/03610919508813243
+Hillis SL (2007). A comparison of denominator degrees of freedom methods for multiple observer
+ROC analysis. Statistics in Medicine 26(3):596-619. doi:10.1002/sim.2532
+Hillis SL, Berbaum KS, Metz CE (2008). Recent developments in the Dorfman-Berbaum-Metz procedure
+for multireader ROC study analysis. Academic Radiology 15(5):647-661.
+doi:10.1016/j.acra.2007.12.015
+Smith BJ, Hillis SL (2020). Multi-reader multi-case analysis of variance software for
+diagnostic performance comparison of imaging modalities. Proc. SPIE 11316:113160K.
+doi:10.1117/12.2549075
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from analysis.io import MRMCDesign, mrmc_design
+from analysis.mrmc.covariance import (
+    COV_METHODS,
+    METRICS,
+    CovMethod,
+    Metric,
+    metric_and_covariance,
+)
+from analysis.mrmc.distributions import (
+    chi2_upper_p,
+    f_upper_p,
+    t_quantile,
+    t_two_sided_p,
+)
+from analysis.mrmc.results import (
+    Difference,
+    GlobalTest,
+    MeanSquares,
+    ORResult,
+    ReaderValue,
+    SingleTreatment,
+    VarComponents,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FloatArray = NDArray[np.float64]
+Factors = Literal["RRRC", "FRRC", "RRFC"]
+FACTORS: tuple[Factors, ...] = ("RRRC", "FRRC", "RRFC")
+
+
+def mean_squares(values: FloatArray) -> MeanSquares:
+    """ANOVA mean squares of a ``t x r`` table (treatments x readers), one value per cell."""
+    t, r = values.shape
+    grand = values.mean()
+    by_treatment = values.mean(axis=1)
+    by_reader = values.mean(axis=0)
+    ms_t = r * float(np.sum((by_treatment - grand) ** 2)) / (t - 1) if t > 1 else math.nan
+    ms_r = t * float(np.sum((by_reader - grand) ** 2)) / (r - 1)
+    interaction = values - by_treatment[:, None] - by_reader[None, :] + grand
+    ms_tr = float(np.sum(interaction**2)) / ((t - 1) * (r - 1)) if t > 1 else math.nan
+    return MeanSquares(T=ms_t, R=ms_r, TR=ms_tr)
+
+
+def _covariance_means(covariance: FloatArray, t: int, r: int) -> tuple[float, float, float, float]:
+    """(var_error, cov1, cov2, cov3): averages of the covariance matrix over its blocks."""
+    c = covariance.reshape(t, r, t, r)
+    same_t = np.eye(t, dtype=bool)[:, None, :, None]
+    same_r = np.eye(r, dtype=bool)[None, :, None, :]
+
+    def mean_where(mask: NDArray[np.bool_]) -> float:
+        full = np.broadcast_to(mask, c.shape)
+        return float(c[full].mean()) if full.any() else math.nan
+
+    return (
+        mean_where(same_t & same_r),
+        mean_where(~same_t & same_r),
+        mean_where(same_t & ~same_r),
+        mean_where(~same_t & ~same_r),
+    )
+
+
+def variance_components(
+    ms: MeanSquares, var_error: float, cov1: float, cov2: float, cov3: float, t: int
+) -> VarComponents:
+    """Method-of-moments OR variance components, untruncated.
+
+    From ``E(MS_TR) = var_TR + var_error - cov1 - cov2 + cov3`` and
+    ``E(MS_R) = t var_R + var_TR + var_error + (t - 1) cov1 - cov2 - (t - 1) cov3``.
+    """
+    var_tr = ms.TR - var_error + cov1 + cov2 - cov3
+    var_r = (ms.R - var_error - (t - 1) * cov1 + cov2 + (t - 1) * cov3 - var_tr) / t
+    return VarComponents(
+        var_R=var_r, var_TR=var_tr, cov1=cov1, cov2=cov2, cov3=cov3, var_error=var_error
+    )
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """``numerator / denominator``, inf or NaN (not an exception) for a zero denominator.
+
+    Degenerate data (every reader perfect, identical treatments) give zero mean squares; the
+    result then carries inf/NaN, which :meth:`ORResult.to_dict` writes as null.
+    """
+    if denominator == 0.0:
+        return math.nan if numerator == 0.0 else math.copysign(math.inf, numerator)
+    return numerator / denominator
+
+
+def _interval(
+    estimate: float, se: float, df: float | None, alpha: float, clip: bool
+) -> tuple[float, float]:
+    half = t_quantile(1.0 - alpha / 2.0, df) * se
+    lower, upper = estimate - half, estimate + half
+    if clip:
+        lower, upper = max(lower, 0.0), min(upper, 1.0)
+    return lower, upper
+
+
+def or_analysis(
+    frame: pd.DataFrame,
+    *,
+    metric: Metric = "empirical_auc",
+    cov: CovMethod = "jackknife",
+    factors: Factors = "RRRC",
+    alpha: float = 0.05,
+) -> ORResult:
+    """Obuchowski-Rockette MRMC analysis with Hillis' degrees of freedom.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long data, columns ``reader, treatment, case, truth, rating`` (``truth`` 0/1; higher
+        ratings mean "more likely positive"), fully crossed: every reader reads every case under
+        every treatment.
+    metric : {"empirical_auc", "sensitivity", "specificity"}
+        The reader performance metric. Sensitivity and specificity take binary (0/1) ratings.
+    cov : {"jackknife", "delong", "unbiased"}
+        Estimator of the error covariances (see :mod:`analysis.mrmc.covariance`).
+    factors : {"RRRC", "FRRC", "RRFC"}
+        Which factors are random: readers and cases, cases only, or readers only.
+    alpha : float
+        ``1 - alpha`` is the confidence level of the intervals.
+
+    Returns
+    -------
+    ORResult
+        Treatment and reader metric values, variance components, the global test of equal
+        treatments, every pairwise difference and each treatment's interval. The formulas, the
+        truncation convention where ``cov2 < cov3`` and the references are in the module
+        docstring of :mod:`analysis.mrmc.obuchowski_rockette`.
+
+    Raises
+    ------
+    ValueError
+        On invalid input (see :func:`analysis.io.mrmc_design`) or options, fewer than two
+        treatments or readers.
+    """
+    return or_analysis_design(
+        mrmc_design(frame), metric=metric, cov=cov, factors=factors, alpha=alpha
+    )
+
+
+def check_options(metric: str, cov: str, factors: str, alpha: float) -> None:
+    """Raise ValueError naming an unknown option or an alpha outside (0, 1)."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
+    if cov not in COV_METHODS:
+        raise ValueError(
+            f"unknown covariance method {cov!r}: choose one of {', '.join(COV_METHODS)}"
+        )
+    if factors not in FACTORS:
+        raise ValueError(f"unknown factors {factors!r}: choose one of {', '.join(FACTORS)}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+
+
+def or_analysis_design(
+    design: MRMCDesign,
+    *,
+    metric: Metric = "empirical_auc",
+    cov: CovMethod = "jackknife",
+    factors: Factors = "RRRC",
+    alpha: float = 0.05,
+) -> ORResult:
+    """:func:`or_analysis` on an already validated :class:`analysis.io.MRMCDesign`."""
+    check_options(metric, cov, factors, alpha)
+    t, r, K = design.ratings.shape
+    if t < 2:
+        raise ValueError(f"need at least 2 treatments, got {t}")
+    if r < 2:
+        raise ValueError(f"need at least 2 readers, got {r}")
+    values, covariance = metric_and_covariance(design, metric, cov)
+    ms = mean_squares(values)
+    var_error, cov1, cov2, cov3 = _covariance_means(covariance, t, r)
+    components = variance_components(ms, var_error, cov1, cov2, cov3, t)
+    excess = max(cov2 - cov3, 0.0)
+
+    # Denominator of the test and variance of a difference of two treatment means.
+    df2: float | None
+    if factors == "RRRC":
+        denominator = ms.TR + r * excess
+        df2 = denominator**2 / (ms.TR**2 / ((t - 1) * (r - 1))) if ms.TR > 0 else math.inf
+        statistic = _ratio(ms.T, denominator)
+        global_test = GlobalTest("F", statistic, t - 1, df2, f_upper_p(statistic, t - 1, df2))
+        var_difference = 2.0 / r * denominator
+    elif factors == "FRRC":
+        denominator = var_error - cov1 + (r - 1) * excess
+        df2 = None
+        statistic = _ratio((t - 1) * ms.T, denominator)
+        global_test = GlobalTest("X2", statistic, t - 1, None, chi2_upper_p(statistic, t - 1))
+        var_difference = 2.0 / r * denominator
+    else:
+        df2 = float((t - 1) * (r - 1))
+        statistic = _ratio(ms.T, ms.TR)
+        global_test = GlobalTest("F", statistic, t - 1, df2, f_upper_p(statistic, t - 1, df2))
+        var_difference = 2.0 / r * ms.TR
+
+    means = values.mean(axis=1)
+    se_difference = math.sqrt(var_difference)
+    differences = []
+    for a, b in combinations(range(t), 2):
+        estimate = float(means[a] - means[b])
+        lower, upper = _interval(estimate, se_difference, df2, alpha, clip=False)
+        differences.append(
+            Difference(
+                pair=f"{design.treatments[a]} - {design.treatments[b]}",
+                estimate=estimate,
+                se=se_difference,
+                df=df2,
+                ci_lower=lower,
+                ci_upper=upper,
+                p_value=t_two_sided_p(_ratio(estimate, se_difference), df2),
+            )
+        )
+
+    single = {
+        design.treatments[i]: _single_treatment(
+            values[i], covariance.reshape(t, r, t, r)[i, :, i, :], factors, alpha
+        )
+        for i in range(t)
+    }
+    return ORResult(
+        metric=metric,
+        cov=cov,
+        factors=factors,
+        alpha=alpha,
+        n_readers=r,
+        n_cases=K,
+        n_positive=design.n_positive,
+        n_negative=design.n_negative,
+        treatment_value={design.treatments[i]: float(means[i]) for i in range(t)},
+        reader_value=tuple(
+            ReaderValue(design.treatments[i], design.readers[j], float(values[i, j]))
+            for i in range(t)
+            for j in range(r)
+        ),
+        var_components=None if factors == "RRFC" else components,
+        global_test=global_test,
+        differences=tuple(differences),
+        single_treatment=single,
+        mean_squares=ms,
+    )
+
+
+def _single_treatment(
+    values: FloatArray, covariance: FloatArray, factors: Factors, alpha: float
+) -> SingleTreatment:
+    """Interval for one treatment's reader-averaged metric (formulas in the module docstring)."""
+    r = values.size
+    estimate = float(values.mean())
+    ms_r = float(np.sum((values - estimate) ** 2)) / (r - 1)
+    var_i = float(np.diag(covariance).mean())
+    off_diagonal = ~np.eye(r, dtype=bool)
+    cov2_i = max(float(covariance[off_diagonal].mean()), 0.0)
+    df: float | None
+    if factors == "RRRC":
+        se = math.sqrt(ms_r / r + cov2_i)
+        df = (ms_r + r * cov2_i) ** 2 / (ms_r**2 / (r - 1)) if ms_r > 0 else math.inf
+    elif factors == "FRRC":
+        se = math.sqrt((var_i + (r - 1) * cov2_i) / r)
+        df = None
+    else:
+        se = math.sqrt(ms_r / r)
+        df = float(r - 1)
+    lower, upper = _interval(estimate, se, df, alpha, clip=True)
+    return SingleTreatment(estimate=estimate, se=se, df=df, ci_lower=lower, ci_upper=upper)
