@@ -132,3 +132,63 @@ class ORResult:
             "differences": [clean(difference) for difference in self.differences],
             "single_treatment": {key: clean(value) for key, value in self.single_treatment.items()},
         }
+
+    def to_text(self) -> str:
+        """A readable report: values, variance components, test, differences, intervals."""
+        level = f"{100 * (1 - self.alpha):g}%"
+        lines = [
+            "Obuchowski-Rockette MRMC analysis, Hillis degrees of freedom",
+            f"metric {self.metric}, covariance {self.cov}, factors {self.factors}",
+            f"{self.n_readers} readers, {self.n_cases} cases "
+            f"({self.n_positive} positive, {self.n_negative} negative)",
+            "",
+            f"{self.metric} by reader (rows) and treatment (columns)",
+            f"{'reader':<12}" + "".join(f"{name:>12}" for name in self.treatment_value),
+        ]
+        table: dict[str, list[float]] = {}
+        for value in self.reader_value:
+            table.setdefault(value.reader, []).append(value.value)
+        for reader, row in table.items():
+            lines.append(f"{reader:<12}" + "".join(f"{_fmt(v):>12}" for v in row))
+        lines.append(
+            f"{'mean':<12}" + "".join(f"{_fmt(v):>12}" for v in self.treatment_value.values())
+        )
+        if self.var_components is not None:
+            lines += ["", "variance components (untruncated)"]
+            lines += [
+                f"  {name:<10}{_fmt(value, 8):>12}"
+                for name, value in asdict(self.var_components).items()
+            ]
+        test = self.global_test
+        df = f"{_fmt(test.df1, 0)}" + ("" if test.df2 is None else f", {_fmt(test.df2, 2)}")
+        lines += [
+            "",
+            f"global test: {test.statistic_name} = {_fmt(test.statistic, 4)}, df = ({df}), "
+            f"p = {_fmt(test.p_value, 4)}",
+            "",
+            f"{'difference':<16}{'estimate':>10}{'SE':>10}{'df':>8}{level + ' CI':>24}{'p':>9}",
+        ]
+        for d in self.differences:
+            lines.append(
+                f"{d.pair:<16}{_fmt(d.estimate):>10}{_fmt(d.se):>10}{_fmt(d.df, 2):>8}"
+                f"{_ci(d.ci_lower, d.ci_upper):>24}{_fmt(d.p_value, 4):>9}"
+            )
+        lines += ["", f"{'treatment':<16}{'estimate':>10}{'SE':>10}{'df':>8}{level + ' CI':>24}"]
+        for name, s in self.single_treatment.items():
+            lines.append(
+                f"{name:<16}{_fmt(s.estimate):>10}{_fmt(s.se):>10}{_fmt(s.df, 2):>8}"
+                f"{_ci(s.ci_lower, s.ci_upper):>24}"
+            )
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None, digits: int = 6) -> str:
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.{digits}f}"
+
+
+def _ci(lower: float, upper: float) -> str:
+    return f"({_fmt(lower)}, {_fmt(upper)})"

@@ -1,0 +1,109 @@
+"""Command line ``python -m analysis SUBCOMMAND ...``.
+
+Each subcommand is a :class:`Command`: a function that adds its arguments to an argparse
+sub-parser and a function that runs it; :data:`COMMANDS` lists them all, so adding one is one
+entry there. A run prints its result on stdout and returns the exit status; a ``ValueError``
+(bad input or options) becomes one line on stderr and exit status 2, without a traceback.
+
+Heavy modules (pandas, the statistics) are imported inside the run functions: every command
+pays only for what it uses, and ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+EXIT_INPUT_ERROR = 2
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its name, one-line help, argument set-up and runner."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INPUT_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, allow_nan=False) + "\n")
+
+
+# -- mrmc ---------------------------------------------------------------------------------------
+
+
+def _configure_mrmc(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="CSV with columns reader,treatment,case,truth,rating")
+    parser.add_argument(
+        "--metric", choices=("empirical_auc", "sensitivity", "specificity"), default="empirical_auc"
+    )
+    parser.add_argument("--cov", choices=("jackknife", "delong", "unbiased"), default="jackknife")
+    parser.add_argument("--factors", choices=("RRRC", "FRRC", "RRFC"), default="RRRC")
+    parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _run_mrmc(args: argparse.Namespace) -> int:
+    from analysis.io import read_mrmc_csv
+    from analysis.mrmc import or_analysis
+
+    result = or_analysis(
+        read_mrmc_csv(args.file),
+        metric=args.metric,
+        cov=args.cov,
+        factors=args.factors,
+        alpha=args.alpha,
+    )
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        sys.stdout.write(result.to_text())
+    return 0
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "mrmc",
+        "Obuchowski-Rockette MRMC ROC analysis with Hillis degrees of freedom",
+        _configure_mrmc,
+        _run_mrmc,
+    ),
+)
+
+
+def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
+    """The ``python -m analysis`` parser with one sub-parser per command."""
+    parser = _OneLineParser(
+        prog="python -m analysis", description="Statistics for radiology reader studies."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in commands:
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        command.configure(sub)
+        sub.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 success, 2 bad input or options)."""
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except ValueError as error:
+        message = " ".join(str(error).split())  # one line, whatever the message holds
+        sys.stderr.write(f"python -m analysis {args.command}: error: {message}\n")
+        return EXIT_INPUT_ERROR
+    return status
