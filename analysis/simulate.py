@@ -216,9 +216,16 @@ def simulate_long_frame(
     arms = np.array(["unassisted", "assisted"])
     first_assisted = rng.random((n_readers, n_cases)) < 0.5
     reader_speed = rng.normal(0.0, 0.25, n_readers)
+    # one read covers every finding type: its time is drawn once per reader x case x arm
+    read_log_t = (
+        math.log(60.0)
+        + reader_speed[:, None, None]
+        + math.log(time_ratio) * np.arange(2)[None, None, :]
+        + rng.normal(0.0, 0.3, (n_readers, n_cases, 2))
+    )
     start = np.datetime64("2026-01-05T08:00:00")
     frames = []
-    for f_idx, finding in enumerate(findings):
+    for finding in findings:
         n_pos = max(1, min(n_cases - 1, round(prevalence * n_cases)))
         sim = simulate_roe_metz(
             n_readers=n_readers,
@@ -243,16 +250,10 @@ def simulate_long_frame(
         reader = sim["reader"].to_numpy() - 1
         arm = sim["treatment"].to_numpy() - 1
         session = np.where((arm == 1) == first_assisted[reader, case], 1, 2)
-        log_t = (
-            math.log(60.0)
-            + reader_speed[reader]
-            + math.log(time_ratio) * arm
-            + rng.normal(0.0, 0.3, reader.size)
-        )
-        duration = np.round(np.exp(log_t), 1)
+        duration = np.round(np.exp(read_log_t[reader, case, arm]), 1)
         started = (
             start
-            + np.timedelta64(1, "D") * (14 * (session - 1) + f_idx)
+            + np.timedelta64(14, "D") * (session - 1)
             + (case * 97 + reader * 13).astype("timedelta64[s]")
         )
         frames.append(

@@ -218,7 +218,7 @@ def _versus_readers(
     read_by_all = un.groupby("case")["reader"].nunique()
     keep = read_by_all.index[read_by_all == n_readers].intersection(with_ai)
     un = un[un["case"].isin(keep)]
-    readers = pd.unique(un["reader"])
+    readers = np.asarray(pd.unique(un["reader"]))
     ai = cases.loc[keep]
     ai_rows = pd.DataFrame(
         {

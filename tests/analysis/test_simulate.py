@@ -98,3 +98,9 @@ def test_long_frame_follows_the_contract_and_is_deterministic() -> None:
     # truth and AI probability are properties of the case, not of the read
     assert a.groupby(["case", "finding"])["truth"].nunique().eq(1).all()
     assert a.groupby(["case", "finding"])["ai_probability"].nunique().eq(1).all()
+
+
+def test_long_frame_repeats_one_duration_per_read_across_findings() -> None:
+    a = simulate_long_frame(2, n_readers=2, n_cases=10)
+    per_read = a.groupby(["reader", "case", "arm"])[["duration_s", "started_at"]].nunique()
+    assert per_read.eq(1).all().all()
