@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import combinations
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -109,6 +110,26 @@ class KappaResult:
     fleiss: KappaEstimate
     pairs: tuple[PairAgreement, ...]
 
+    def to_text(self) -> str:
+        """A readable table for the command line."""
+        f = self.fleiss
+        lines = [
+            f"Agreement: {self.n_raters} raters, {self.n_items} items, weights {self.weights}, "
+            f"categories {', '.join(self.categories)}",
+            f"Fleiss' kappa (items rated by all): {_fmt(f.kappa)}  SE {_fmt(f.se)}  "
+            f"95% CI ({_fmt(f.ci_lower)}, {_fmt(f.ci_upper)})",
+            "",
+            f"{'rater_a':>12} {'rater_b':>12} {'n':>6} {'agree%':>7} {'kappa':>8} {'SE':>8} "
+            f"{'CI lower':>9} {'CI upper':>9}",
+        ]
+        for p in self.pairs:
+            e = p.estimate
+            lines.append(
+                f"{p.rater_a:>12} {p.rater_b:>12} {p.n:>6} {_fmt(p.percent_agreement, 1):>7} "
+                f"{_fmt(e.kappa):>8} {_fmt(e.se):>8} {_fmt(e.ci_lower):>9} {_fmt(e.ci_upper):>9}"
+            )
+        return "\n".join(lines) + "\n"
+
     def to_dict(self) -> dict[str, Any]:
         """The ``kappa --json`` object of DESIGN.md."""
         return {
@@ -119,6 +140,36 @@ class KappaResult:
             "fleiss": self.fleiss.to_dict(),
             "pairs": [p.to_dict() for p in self.pairs],
         }
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "NA" if not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def read_kappa_csv(path: str | Path) -> pd.DataFrame:
+    """Read a ``rater,item,rating`` CSV; IDs and ratings as written (strings).
+
+    Raises
+    ------
+    ValueError
+        The file is missing or not CSV, or a column is missing.
+    """
+    try:
+        frame = pd.read_csv(path, dtype=str, skipinitialspace=True, keep_default_na=False)
+    except FileNotFoundError:
+        raise ValueError(f"no such file: {path}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "empty file"
+        raise ValueError(f"cannot parse {path} as CSV: {first}") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in ("rater", "item", "rating") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"missing column(s): {', '.join(missing)} (need rater,item,rating)")
+    if (frame["rating"].str.strip() == "").any():
+        row = int(np.flatnonzero((frame["rating"].str.strip() == "").to_numpy())[0])
+        raise ValueError(f"empty rating in data row {row + 1}")
+    frame["rating"] = frame["rating"].str.strip()
+    return frame
 
 
 def _wald(kappa: float, se: float, alpha: float) -> KappaEstimate:
@@ -280,6 +331,8 @@ def kappa_analysis(
     f = _validate(frame)
     uniq, labels = _ordered_categories(f["rating"])
     numeric = pd.to_numeric(f["rating"], errors="coerce")
+    if weights != "none" and not numeric.notna().all():
+        raise ValueError(f"{weights} weights need numeric (ordered) ratings")
     key = numeric if numeric.notna().all() else f["rating"].astype(str)
     code = pd.Index(uniq).get_indexer(key)
     k = len(uniq)

@@ -74,12 +74,38 @@ def _run_mrmc(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- kappa --------------------------------------------------------------------------------------
+
+
+def _configure_kappa(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="CSV with columns rater,item,rating")
+    parser.add_argument("--weights", choices=("none", "linear", "quadratic"), default="none")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _run_kappa(args: argparse.Namespace) -> int:
+    from analysis.agreement import kappa_analysis, read_kappa_csv
+
+    result = kappa_analysis(read_kappa_csv(args.file), weights=args.weights)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        sys.stdout.write(result.to_text())
+    return 0
+
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "mrmc",
         "Obuchowski-Rockette MRMC ROC analysis with Hillis degrees of freedom",
         _configure_mrmc,
         _run_mrmc,
+    ),
+    Command(
+        "kappa",
+        "Cohen's kappa for every pair of raters and Fleiss' kappa, with SE and 95% CI",
+        _configure_kappa,
+        _run_kappa,
     ),
 )
 

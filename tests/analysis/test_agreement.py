@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -168,3 +169,45 @@ def test_long_frame_agreement_covers_pairs_truth_and_ai_per_arm() -> None:
     assert len(truth_rows) == 6
     # the AI's calls equal the truth here, so reader-vs-AI equals reader-vs-truth
     assert [r.estimate.kappa for r in truth_rows] == [r.estimate.kappa for r in ai_rows]
+
+
+def _write_diagnoses(path: Path) -> None:
+    lines = ["rater,item,rating"]
+    lines += [f"r{j + 1},{i + 1},{DIAGNOSES[i, j]}" for i in range(30) for j in range(6)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_cli_kappa_json_follows_the_contract(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from analysis.cli import main
+
+    path = tmp_path / "k.csv"
+    _write_diagnoses(path)
+    assert main(["kappa", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"n_items", "n_raters", "weights", "categories", "fleiss", "pairs"}
+    assert out["weights"] == "none" and out["n_raters"] == 6
+    assert out["fleiss"]["kappa"] == pytest.approx(0.4302445, abs=1e-7)
+    assert set(out["pairs"][0]) == {
+        "rater_a", "rater_b", "n", "percent_agreement", "kappa", "se", "ci_lower", "ci_upper"
+    }  # fmt: skip
+    assert main(["kappa", str(path), "--weights", "quadratic"]) == 0
+    assert "Fleiss' kappa" in capsys.readouterr().out
+
+
+def test_cli_kappa_bad_input_is_one_line_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analysis.cli import main
+
+    path = tmp_path / "bad.csv"
+    path.write_text("rater,item\n1,2\n")
+    assert main(["kappa", str(path)]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing column" in err
+    path.write_text("rater,item,rating\na,1,x\nb,1,y\n")
+    assert main(["kappa", str(path), "--weights", "linear"]) != 0
+    assert "numeric" in capsys.readouterr().err
