@@ -74,6 +74,33 @@ def _run_mrmc(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- dbm ----------------------------------------------------------------------------------------
+
+
+def _configure_dbm(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="CSV with columns reader,treatment,case,truth,rating")
+    parser.add_argument(
+        "--metric", choices=("empirical_auc", "sensitivity", "specificity"), default="empirical_auc"
+    )
+    parser.add_argument("--factors", choices=("RRRC", "FRRC", "RRFC"), default="RRRC")
+    parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _run_dbm(args: argparse.Namespace) -> int:
+    from analysis.dbm import dbm_analysis
+    from analysis.io import read_mrmc_csv
+
+    result = dbm_analysis(
+        read_mrmc_csv(args.file), metric=args.metric, factors=args.factors, alpha=args.alpha
+    )
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        sys.stdout.write(result.to_text())
+    return 0
+
+
 # -- kappa --------------------------------------------------------------------------------------
 
 
@@ -100,6 +127,12 @@ COMMANDS: tuple[Command, ...] = (
         "Obuchowski-Rockette MRMC ROC analysis with Hillis degrees of freedom",
         _configure_mrmc,
         _run_mrmc,
+    ),
+    Command(
+        "dbm",
+        "Dorfman-Berbaum-Metz MRMC ROC analysis (jackknife pseudovalues), Hillis df",
+        _configure_dbm,
+        _run_dbm,
     ),
     Command(
         "kappa",

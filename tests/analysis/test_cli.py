@@ -81,3 +81,21 @@ def test_unknown_option_is_one_line_too(capsys):
         main(["mrmc", VANDYKE, "--factors", "XYZ"])
     assert exit_info.value.code != 0
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_dbm_json_and_table(capsys):
+    status, out, _ = run(capsys, "dbm", VANDYKE, "--factors", "FRRC", "--json")
+    data = json.loads(out)
+    assert status == 0
+    assert data["global_test"]["p_value"] == pytest.approx(0.021034969, rel=1e-7)
+    status, out, _ = run(capsys, "dbm", VANDYKE)
+    assert "global test: F = 4.4563, df = (1, 15.26)" in out
+
+
+def test_dbm_bad_input_is_one_line(capsys, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("reader,case,truth,rating\n")
+    status, _, err = run(capsys, "dbm", str(path))
+    assert status != 0
+    assert "missing column(s): treatment" in err
+    assert err.count("\n") == 1
