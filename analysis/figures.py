@@ -58,7 +58,7 @@ def roc_curves_figure(frame: pd.DataFrame, *, title: str = "ROC curves") -> Figu
             line={"dash": "dot", "color": "grey"},
             name="chance",
             hoverinfo="skip",
-        )  # fmt: skip
+        )
     )
     for t_idx, (treatment, g) in enumerate(frame.groupby("treatment", sort=False)):
         color = _PALETTE[t_idx % len(_PALETTE)]
@@ -79,7 +79,7 @@ def roc_curves_figure(frame: pd.DataFrame, *, title: str = "ROC curves") -> Figu
                     legendgroup=str(treatment),
                     showlegend=False,
                     name=f"{treatment} / {reader}",
-                )  # fmt: skip
+                )
             )
         if curves:
             mean = np.mean(curves, axis=0)
@@ -92,7 +92,7 @@ def roc_curves_figure(frame: pd.DataFrame, *, title: str = "ROC curves") -> Figu
                     line={"width": 3, "color": color},
                     legendgroup=str(treatment),
                     name=f"{treatment} (reader average, AUC {auc:.3f})",
-                )  # fmt: skip
+                )
             )
     fig.update_layout(
         title=title,
@@ -133,7 +133,7 @@ def auc_forest_figure(result: ORResult, *, title: str = "Reader AUC") -> Figure:
                     "arrayminus": [0] * len(readers) + [s.estimate - s.ci_lower],
                 },
                 name=f"{t}: {s.estimate:.3f} ({s.ci_lower:.3f}, {s.ci_upper:.3f})",
-            )  # fmt: skip
+            )
         )
     fig.update_layout(
         title=f"{title} ({result.metric}, {result.factors}, {result.cov})",
@@ -168,7 +168,7 @@ def missed_rates_figure(result: MissedFindingsResult, *, kind: str = "missed") -
                     "arrayminus": [r.rate - r.ci_lower for r in rates],
                 },
                 hovertext=[r.ci_method for r in rates],
-            )  # fmt: skip
+            )
         )
     label = "Missed-finding rate" if kind == "missed" else "False-positive rate"
     fig.update_layout(
@@ -199,7 +199,7 @@ def standalone_subgroups_figure(result: StandaloneResult) -> Figure:
                     "arrayminus": [r.auc - r.auc_ci_lower for r in rows],
                 },
                 name=f.finding,
-            )  # fmt: skip
+            )
         )
     n_rows = sum(1 + len(f.subgroups) for f in result.findings)
     fig.update_layout(
@@ -219,8 +219,17 @@ def agreement_table_figure(rows: Sequence[AgreementRow]) -> Figure:
     def fmt(x: float, digits: int = 3) -> str:
         return "" if not np.isfinite(x) else f"{x:.{digits}f}"
 
-    header = ["arm", "finding", "comparison", "rater A", "rater B", "n", "% agree", "kappa",
-              "95% CI"]  # fmt: skip
+    header = [
+        "arm",
+        "finding",
+        "comparison",
+        "rater A",
+        "rater B",
+        "n",
+        "% agree",
+        "kappa",
+        "95% CI",
+    ]
     cells = [
         [r.arm for r in rows],
         [r.finding for r in rows],
@@ -241,8 +250,9 @@ def agreement_table_figure(rows: Sequence[AgreementRow]) -> Figure:
         go.Table(
             header={"values": header, "fill_color": "#e8eef7", "align": "left"},
             cells={"values": cells, "align": "left"},
-        )  # fmt: skip
+        )
     )
-    fig.update_layout(title="Agreement (Cohen's / Fleiss' kappa)",
-                      height=min(1200, 120 + 24 * len(rows)))  # fmt: skip
+    fig.update_layout(
+        title="Agreement (Cohen's / Fleiss' kappa)", height=min(1200, 120 + 24 * len(rows))
+    )
     return fig
