@@ -67,7 +67,7 @@ def project_task(
 
     def decorate(function: Callable[P, R]) -> Task[P, R]:
         task: Task[P, R] = app.task(
-            name=name,
+            name=name or f"{function.__module__}.{function.__qualname__}",
             queue=queue,
             acks_late=True,
             reject_on_worker_lost=True,

@@ -6,7 +6,8 @@ StudyMembership (staff) and Enrolment (readers).
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 READER: Final = "reader"
 COORDINATOR: Final = "coordinator"
@@ -24,7 +25,7 @@ _COORDINATED_MODELS: Final = {
 _VIEW_ONLY_FOR_COORDINATORS: Final = {"reading": ("read", "readfinding", "readdraft")}
 
 
-def _codes(models: dict[str, tuple[str, ...]], actions: tuple[str, ...]) -> set[tuple[str, str]]:
+def _codes(models: Mapping[str, tuple[str, ...]], actions: tuple[str, ...]) -> set[tuple[str, str]]:
     return {
         (app, f"{action}_{model}")
         for app, names in models.items()
@@ -46,3 +47,24 @@ ROLE_PERMISSIONS: Final[dict[str, frozenset[tuple[str, str]]]] = {
         | {("studies", "view_analysis"), ("studies", "export_study")}
     ),
 }
+
+
+def sync_roles(group_model: Any, permission_model: Any) -> None:
+    """Create the role groups and set exactly their permissions (idempotent).
+
+    Takes the model classes so that the data migration can pass its historical models.
+    """
+    for role, codes in ROLE_PERMISSIONS.items():
+        group, _ = group_model.objects.get_or_create(name=role)
+        permissions = [
+            permission_model.objects.get(content_type__app_label=app, codename=codename)
+            for app, codename in sorted(codes)
+        ]
+        group.permissions.set(permissions)
+
+
+def ensure_roles() -> None:
+    """Make sure the role groups exist (after a database flush, say)."""
+    from django.contrib.auth.models import Group, Permission
+
+    sync_roles(Group, Permission)

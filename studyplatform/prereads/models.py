@@ -92,7 +92,7 @@ class PreRead(models.Model):
 
 class PreReadFinding(models.Model):
     preread = models.ForeignKey(PreRead, on_delete=models.CASCADE, related_name="findings")
-    finding_type = models.ForeignKey(FindingType, on_delete=models.PROTECT, related_name="+")
+    finding_type = models.ForeignKey(FindingType, on_delete=models.RESTRICT, related_name="+")
     probability = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
 
     class Meta:

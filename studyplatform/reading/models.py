@@ -87,8 +87,8 @@ class Assignment(models.Model):
         ReadingSession, on_delete=models.CASCADE, related_name="assignments"
     )
     reader = models.ForeignKey(Reader, on_delete=models.PROTECT, related_name="assignments")
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="assignments")
-    arm = models.ForeignKey(Arm, on_delete=models.PROTECT, related_name="assignments")
+    case = models.ForeignKey(Case, on_delete=models.RESTRICT, related_name="assignments")
+    arm = models.ForeignKey(Arm, on_delete=models.RESTRICT, related_name="assignments")
     position = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     step = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
     opened_at = models.DateTimeField(null=True, blank=True)
@@ -169,7 +169,7 @@ class ReadFinding(models.Model):
     """Per finding type: the call, the confidence 0-100, and optional marks on the image."""
 
     read = models.ForeignKey(Read, on_delete=models.CASCADE, related_name="findings")
-    finding_type = models.ForeignKey(FindingType, on_delete=models.PROTECT, related_name="+")
+    finding_type = models.ForeignKey(FindingType, on_delete=models.RESTRICT, related_name="+")
     present = models.BooleanField()
     confidence = models.PositiveSmallIntegerField(
         validators=[MinValueValidator(0), MaxValueValidator(100)]

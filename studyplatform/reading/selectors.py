@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Count, Q
 
 from studyplatform.accounts.roles import COORDINATOR, READER, STATISTICIAN
@@ -30,11 +30,11 @@ class Home:
     can_admin: bool
 
 
-def home_for(*, user: AbstractBaseUser) -> Home:
+def home_for(*, user: User) -> Home:
     roles = tuple(
         sorted(
             set(user.groups.values_list("name", flat=True)) & {READER, COORDINATOR, STATISTICIAN}
-        )  # type: ignore[attr-defined]
+        )
     )
     reader = Reader.objects.filter(user=user).first()
     sessions: tuple[SessionSummary, ...] = ()
@@ -71,5 +71,5 @@ def home_for(*, user: AbstractBaseUser) -> Home:
         reader_code=reader.code if reader else None,
         sessions=sessions,
         staff_studies=staff_studies,
-        can_admin=bool(getattr(user, "is_staff", False)),
+        can_admin=user.is_staff,
     )

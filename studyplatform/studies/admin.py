@@ -35,7 +35,7 @@ class ArmInline(admin.TabularInline[Arm, Study]):
             request, obj
         )
 
-    has_add_permission = has_change_permission  # type: ignore[assignment]
+    has_add_permission = has_change_permission
     has_delete_permission = has_change_permission
 
 
@@ -83,7 +83,7 @@ class SiteAdmin(admin.ModelAdmin[Site]):
 class ImageInline(admin.TabularInline[Image, Case]):
     model = Image
     extra = 0
-    fields = ["position", "original", "display", "rows", "columns", "bits_stored", "sha256"]
+    fields = ("position", "original", "display", "rows", "columns", "bits_stored", "sha256")
     readonly_fields = fields
     can_delete = False
 

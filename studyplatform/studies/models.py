@@ -213,7 +213,7 @@ class Truth(models.Model):
     """The reference standard for one case and finding type."""
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="truths")
-    finding_type = models.ForeignKey(FindingType, on_delete=models.PROTECT, related_name="truths")
+    finding_type = models.ForeignKey(FindingType, on_delete=models.RESTRICT, related_name="truths")
     present = models.BooleanField()
     source = models.CharField(max_length=20, choices=TruthSource.choices)
     location = models.JSONField(

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.apps.registry import Apps
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
-from studyplatform.accounts.roles import ROLE_PERMISSIONS
+from studyplatform.accounts.roles import ROLE_PERMISSIONS, sync_roles
 
 
 def create_roles(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
@@ -18,15 +16,7 @@ def create_roles(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         app_config.models_module = True  # type: ignore[assignment]
         create_permissions(app_config, verbosity=0, apps=apps)
         app_config.models_module = None
-    group_model: Any = apps.get_model("auth", "Group")
-    permission_model: Any = apps.get_model("auth", "Permission")
-    for role, codes in ROLE_PERMISSIONS.items():
-        group, _ = group_model.objects.get_or_create(name=role)
-        permissions = [
-            permission_model.objects.get(content_type__app_label=app, codename=codename)
-            for app, codename in sorted(codes)
-        ]
-        group.permissions.set(permissions)
+    sync_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
 
 
 def remove_roles(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
