@@ -1,0 +1,280 @@
+"""The demo study: synthetic chest-radiograph phantoms over three sites, truth and accounts.
+
+Everything derives from one seed, so rebuilding gives the same cases, truth and image bytes; the
+demo accounts are updated in place rather than duplicated.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from studyplatform.accounts.roles import COORDINATOR, READER, STATISTICIAN, ensure_roles
+from studyplatform.reading.models import Enrolment, Read, Reader
+from studyplatform.studies import imaging, phantoms
+from studyplatform.studies.models import (
+    Arm,
+    Case,
+    Design,
+    FindingType,
+    Image,
+    MemberRole,
+    Site,
+    Study,
+    StudyMembership,
+    Truth,
+    TruthSource,
+)
+
+DEMO_SLUG = "demo"
+DEMO_SEED = 20261128
+IMAGE_SIZE = 512
+
+
+@dataclass(frozen=True)
+class DemoSite:
+    code: str
+    name: str
+    modality: str
+    manufacturer: str
+    model_name: str
+    style: int
+
+
+# Three sites, two modalities and three vendors' processing: enough to show domain shift.
+SITES = (
+    DemoSite("north", "North General Hospital", "CR", "Acme Imaging", "CR-500", 0),
+    DemoSite("east", "East Valley Clinic", "DX", "Borealis Medical", "DR-Flex 2", 1),
+    DemoSite("south", "South Coast University Hospital", "DX", "Cygnus Systems", "Aurora X", 2),
+)
+FINDINGS = (
+    # code, name, clinically significant, prevalence
+    ("nodule", "Lung nodule", True, 0.35),
+    ("pneumothorax", "Pneumothorax", True, 0.25),
+    ("effusion", "Pleural effusion", False, 0.30),
+)
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    password: str
+    role: str
+    reader_code: str | None = None
+
+
+ACCOUNTS = (
+    DemoAccount("coordinator", "demo-coordinator", COORDINATOR),
+    DemoAccount("statistician", "demo-statistician", STATISTICIAN),
+    *(DemoAccount(f"reader{i}", f"demo-reader{i}", READER, f"R{i:02d}") for i in range(1, 5)),
+)
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    study: Study
+    cases: int
+    images: int
+    accounts: tuple[DemoAccount, ...]
+
+
+def build_demo_study(*, n_cases: int = 60, seed: int = DEMO_SEED) -> DemoSummary:
+    """Build the demo study from scratch, replacing an earlier one (idempotent)."""
+    if n_cases < len(SITES):
+        raise ValueError(f"the demo needs at least {len(SITES)} cases, one per site")
+    with transaction.atomic():
+        _remove_previous_demo()
+        study = _create_study(seed)
+        findings = _create_finding_types(study)
+        sites = [
+            Site.objects.update_or_create(code=s.code, defaults={"name": s.name})[0] for s in SITES
+        ]
+        plan = _case_plan(n_cases=n_cases, seed=seed)
+        with tempfile.TemporaryDirectory() as scratch:
+            for number, (site_index, present) in enumerate(plan, start=1):
+                _create_case(
+                    study=study,
+                    number=number,
+                    site=sites[site_index],
+                    demo_site=SITES[site_index],
+                    present=present,
+                    findings=findings,
+                    seed=seed,
+                    scratch=Path(scratch),
+                )
+        accounts = _create_accounts(study)
+    return DemoSummary(study=study, cases=n_cases, images=n_cases, accounts=accounts)
+
+
+def _remove_previous_demo() -> None:
+    previous = Study.objects.filter(slug=DEMO_SLUG).first()
+    if previous is None:
+        return
+    # Reads are protected against deletion everywhere else; the demo alone may discard them.
+    Read.objects.filter(assignment__session__study=previous, supersedes__isnull=False).delete()
+    Read.objects.filter(assignment__session__study=previous).delete()
+    folder = Path(settings.MEDIA_ROOT) / "studies" / str(previous.pk)
+    previous.delete()
+    transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+def _create_study(seed: int) -> Study:
+    study = Study.objects.create(
+        slug=DEMO_SLUG,
+        title="Demo: AI assistance for chest radiograph reading",
+        description=(
+            "Synthetic chest-radiograph phantoms from three sites. Readers report nodules, "
+            "pneumothorax and pleural effusion with and without the AI's pre-read."
+        ),
+        design=Design.CROSSOVER,
+        seed=seed,
+        washout_days=28,
+    )
+    Arm.objects.bulk_create(
+        [
+            Arm(study=study, name="unassisted", label="Unassisted", shows_ai=False, order=1),
+            Arm(study=study, name="assisted", label="AI-assisted", shows_ai=True, order=2),
+        ]
+    )
+    return study
+
+
+def _create_finding_types(study: Study) -> dict[str, FindingType]:
+    return {
+        code: FindingType.objects.create(
+            study=study, code=code, name=name, clinically_significant=significant, order=order
+        )
+        for order, (code, name, significant, _) in enumerate(FINDINGS, start=1)
+    }
+
+
+def _case_plan(*, n_cases: int, seed: int) -> list[tuple[int, frozenset[str]]]:
+    """Site and present findings per case; sites in rotation so each gets a third."""
+    rng = np.random.default_rng([seed, 1])
+    plan = []
+    for number in range(n_cases):
+        present = frozenset(
+            code for code, _, _, prevalence in FINDINGS if rng.random() < prevalence
+        )
+        plan.append((number % len(SITES), present))
+    return plan
+
+
+def _create_case(
+    *,
+    study: Study,
+    number: int,
+    site: Site,
+    demo_site: DemoSite,
+    present: frozenset[str],
+    findings: dict[str, FindingType],
+    seed: int,
+    scratch: Path,
+) -> None:
+    case_id = f"DEMO-{number:03d}"
+    case = Case.objects.create(
+        study=study,
+        case_id=case_id,
+        site=site,
+        modality=demo_site.modality,
+        manufacturer=demo_site.manufacturer,
+        manufacturer_model=demo_site.model_name,
+    )
+    phantom = phantoms.generate_phantom(
+        seed=seed * 1000 + number,
+        findings=present,
+        size=IMAGE_SIZE,
+        modality=demo_site.modality,
+        manufacturer_style=demo_site.style,
+    )
+    center, width = _default_window(phantom.pixels)
+    dicom_path = scratch / f"{case_id}.dcm"
+    imaging.write_dicom(
+        dicom_path,
+        phantom.pixels,
+        patient_id=case_id,
+        modality=demo_site.modality,
+        manufacturer=demo_site.manufacturer,
+        model_name=demo_site.model_name,
+        window_center=center,
+        window_width=width,
+        bits_stored=12,
+    )
+    original = dicom_path.read_bytes()
+    image = Image(
+        case=case,
+        position=1,
+        sha256=imaging.file_sha256(dicom_path),
+        rows=int(phantom.pixels.shape[0]),
+        columns=int(phantom.pixels.shape[1]),
+        bits_stored=12,
+        window_center=center,
+        window_width=width,
+    )
+    image.original.save(f"{case_id}.dcm", ContentFile(original), save=False)
+    image.display.save(
+        f"{case_id}.png", ContentFile(imaging.to_display_png16(phantom.pixels)), save=False
+    )
+    image.save()
+    Truth.objects.bulk_create(
+        [
+            Truth(
+                case=case,
+                finding_type=finding,
+                present=code in present,
+                source=TruthSource.SYNTHETIC,
+                location=(
+                    {
+                        "image": 1,
+                        "row": phantom.locations[code][0],
+                        "col": phantom.locations[code][1],
+                    }
+                    if code in present and code in phantom.locations
+                    else None
+                ),
+            )
+            for code, finding in findings.items()
+        ]
+    )
+
+
+def _default_window(pixels: np.ndarray) -> tuple[float, float]:
+    """A window from the 1st-99th percentiles of the stored values: what a modality would set."""
+    low, high = np.percentile(pixels, [1, 99])
+    return float(round((low + high) / 2)), float(max(1, round(high - low)))
+
+
+def _create_accounts(study: Study) -> tuple[DemoAccount, ...]:
+    ensure_roles()
+    user_model = get_user_model()
+    for account in ACCOUNTS:
+        user, _ = user_model.objects.get_or_create(username=account.username)
+        user.set_password(account.password)
+        user.is_staff = account.role in {COORDINATOR, STATISTICIAN}
+        user.is_active = True
+        user.save()
+        user.groups.set([Group.objects.get(name=account.role)])
+        if account.role == READER:
+            assert account.reader_code is not None
+            reader, _ = Reader.objects.update_or_create(
+                user=user, defaults={"code": account.reader_code}
+            )
+            Enrolment.objects.create(study=study, reader=reader)
+        else:
+            StudyMembership.objects.create(
+                study=study,
+                user=user,
+                role=MemberRole.COORDINATOR
+                if account.role == COORDINATOR
+                else MemberRole.STATISTICIAN,
+            )
+    return ACCOUNTS

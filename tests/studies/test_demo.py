@@ -1,0 +1,91 @@
+"""The demo command builds a complete study, and rebuilding it gives the same data."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+import pydicom
+import pytest
+from django.contrib.auth import authenticate, get_user_model
+from django.core.management import CommandError, call_command
+
+from studyplatform.reading.models import Enrolment
+from studyplatform.studies.demo import ACCOUNTS, SITES
+from studyplatform.studies.models import Case, Image, Study, StudyMembership, Truth
+
+pytestmark = pytest.mark.django_db
+
+
+def _snapshot() -> dict[str, object]:
+    """Everything the demo builds, by natural keys (primary keys change on rebuild)."""
+    study = Study.objects.get(slug="demo")
+    return {
+        "study": (study.title, study.design, study.seed, study.washout_days, study.state),
+        "arms": sorted(study.arms.values_list("name", "shows_ai")),
+        "findings": sorted(study.finding_types.values_list("code", "clinically_significant")),
+        "cases": sorted(
+            Case.objects.filter(study=study).values_list(
+                "case_id", "site__code", "modality", "manufacturer", "manufacturer_model"
+            )
+        ),
+        "truth": sorted(
+            Truth.objects.filter(case__study=study).values_list(
+                "case__case_id", "finding_type__code", "present", "source"
+            )
+        ),
+        "images": sorted(
+            Image.objects.filter(case__study=study).values_list(
+                "case__case_id", "sha256", "rows", "columns", "window_center", "window_width"
+            )
+        ),
+        "users": sorted(
+            get_user_model().objects.values_list("username", "is_staff", "groups__name")
+        ),
+        "enrolments": sorted(Enrolment.objects.filter(study=study).values_list("reader__code")),
+        "members": sorted(
+            StudyMembership.objects.filter(study=study).values_list("user__username", "role")
+        ),
+    }
+
+
+def test_demo_twice_leaves_the_same_data(settings, roles, django_capture_on_commit_callbacks):
+    settings.DEBUG = True
+    call_command("demo", cases=6, stdout=StringIO())
+    first = _snapshot()
+    first_folder = Path(settings.MEDIA_ROOT) / "studies" / str(Study.objects.get().pk)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("demo", cases=6, stdout=StringIO())
+
+    assert _snapshot() == first
+    assert Study.objects.count() == 1
+    assert Image.objects.count() == 6
+    assert not first_folder.exists(), "the replaced study's files must be removed"
+
+
+def test_demo_builds_sites_modalities_truth_images_and_accounts(settings, roles):
+    settings.DEBUG = True
+    call_command("demo", cases=6, stdout=StringIO())
+    study = Study.objects.get(slug="demo")
+
+    assert set(study.cases.values_list("site__code", flat=True)) == {s.code for s in SITES}
+    assert set(study.cases.values_list("modality", flat=True)) == {"CR", "DX"}
+    assert Truth.objects.filter(case__study=study).count() == 6 * 3
+    for image in Image.objects.filter(case__study=study).select_related("case"):
+        header = pydicom.dcmread(image.original.path)
+        assert header.Modality == image.case.modality
+        assert header.Manufacturer == image.case.manufacturer
+        assert header.Rows == image.rows
+        assert Path(image.display.path).read_bytes().startswith(b"\x89PNG")
+    for account in ACCOUNTS:
+        user = authenticate(username=account.username, password=account.password)
+        assert user is not None, account.username
+        assert list(user.groups.values_list("name", flat=True)) == [account.role]
+
+
+def test_demo_refuses_published_passwords_in_production(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="DEBUG is off"):
+        call_command("demo", cases=3)
+    assert not Study.objects.exists()
