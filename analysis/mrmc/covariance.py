@@ -16,7 +16,7 @@ delong
     ``S10 / m + S01 / n`` with sample covariances of the placement values (DeLong et al. 1988,
     doi:10.2307/2531595).
 unbiased
-    Gallas' U-statistic estimator (Gallas 2006, doi:10.1016/j.acra.2006.01.012; Gallas, Pennello
+    Gallas' U-statistic estimator (Gallas 2006, doi:10.1016/j.acra.2005.11.030; Gallas, Pennello
     and Myers 2007, doi:10.1364/JOSAA.24.000B70): for two rating vectors ``a``, ``b`` on the same
     cases, ``c1 M1 + c2 M2 + c3 M3 + (c4 - 1) M4`` with ``c1 = 1/(mn)``, ``c2 = (n-1)/(mn)``,
     ``c3 = (m-1)/(mn)``, ``c4 = (m-1)(n-1)/(mn)`` and ``M1..M4`` the unbiased moments of

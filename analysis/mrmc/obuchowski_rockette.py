@@ -20,8 +20,11 @@ RRFC (random readers, fixed cases)
     ``F = MS_T / MS_TR`` on ``t - 1`` and ``(t - 1)(r - 1)`` df.
 
 Where ``cov2 < cov3`` this follows OR-DBM MRMC 2.5: ``max(cov2 - cov3, 0)`` is truncated in the
-FRRC error term as well as in RRRC (MRMCaov 0.3.0 truncates only in RRRC, so on such data its
-FRRC statistic differs). The variance components are reported untruncated:
+FRRC error term as well as in RRRC. MRMCaov 0.3.0 (``R/summary.R``) truncates only in RRRC, so on
+such data its FRRC results differ: on ``tests/data/franken.csv`` its formula gives
+X2 = 0.36396, p = 0.5463, where OR-DBM MRMC 2.51 and this module give X2 = 0.32101, p = 0.5710.
+Pairwise differences use the pooled denominator of the global test, as both programs do.
+The variance components are reported untruncated:
 ``var_TR = MS_TR - var_error + cov1 + cov2 - cov3`` and
 ``var_R = (MS_R - var_TR - var_error - (t - 1) cov1 + cov2 + (t - 1) cov3) / t``.
 

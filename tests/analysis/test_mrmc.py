@@ -289,3 +289,28 @@ def test_json_turns_non_finite_numbers_into_null():
     assert data["global_test"]["statistic"] is None or math.isfinite(
         data["global_test"]["statistic"]
     )
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_row_order_does_not_matter_and_swapping_treatments_flips_the_sign(seed):
+    frame = _random_study(seed, readers=3, cases=16)
+    result = or_analysis(frame)
+    shuffled = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    again = or_analysis(shuffled)
+    assert again.global_test.statistic == pytest.approx(result.global_test.statistic, nan_ok=True)
+    swapped = frame.sort_values("treatment", ascending=False, kind="stable")
+    (diff,) = or_analysis(swapped).differences
+    assert diff.pair == "t1 - t0"
+    assert diff.estimate == pytest.approx(-result.differences[0].estimate, abs=1e-15)
+    assert diff.se == pytest.approx(result.differences[0].se)
+
+
+def test_delong_covariance_is_the_roc_module_delong(vandyke):
+    from analysis.roc import delong
+
+    design = mrmc_design(vandyke)
+    _, cov = metric_and_covariance(design, "empirical_auc", "delong")
+    rows = design.ratings.reshape(10, -1)
+    expected = delong(rows[:, design.truth], rows[:, ~design.truth]).covariance
+    np.testing.assert_allclose(cov, expected, rtol=1e-12)
