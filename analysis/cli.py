@@ -121,6 +121,36 @@ def _run_kappa(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- report -------------------------------------------------------------------------------------
+
+
+def _configure_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="long reads CSV (study,reader,case,arm,...,duration_s)")
+    parser.add_argument("--out", required=True, help="HTML file to write")
+    parser.add_argument("--ai-threshold", type=float, default=0.5, help="AI operating threshold")
+    parser.add_argument(
+        "--significant", default=None, help="comma-separated clinically significant finding types"
+    )
+    parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
+    parser.add_argument("--json", action="store_true", help="also print every result as JSON")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from analysis.report import read_long_csv, write_report
+
+    significant = None if args.significant is None else args.significant.split(",")
+    result, _ = write_report(
+        read_long_csv(args.file),
+        args.out,
+        significant=significant,
+        ai_threshold=args.ai_threshold,
+        alpha=args.alpha,
+    )
+    if args.json:
+        _print_json(result.to_dict())
+    return 0
+
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "mrmc",
@@ -139,6 +169,12 @@ COMMANDS: tuple[Command, ...] = (
         "Cohen's kappa for every pair of raters and Fleiss' kappa, with SE and 95% CI",
         _configure_kappa,
         _run_kappa,
+    ),
+    Command(
+        "report",
+        "every analysis of a long reads CSV, written as one self-contained HTML report",
+        _configure_report,
+        _run_report,
     ),
 )
 
