@@ -114,9 +114,11 @@ def _pair(ratings_pos: ArrayLike, ratings_neg: ArrayLike) -> tuple[FloatArray, F
 def placement_values(ratings: FloatArray, truth: NDArray[np.bool_]) -> Placements:
     """Placement values of a ``(k, N)`` rating array whose columns share the truth ``truth``.
 
-    One argsort per row. In each row's sorted order, with ``s`` and ``e`` the first and one past
-    the last position of an element's tie group and ``c(i)`` the number of negatives before
-    position ``i``, ``#{y < x} + #{y = x} / 2 = (c(s) + c(e)) / 2`` (likewise for positives).
+    One argsort per row. In a row's sorted order let ``c(i)`` be the number of negatives before
+    position ``i``, and ``s``, ``e`` the first and one-past-last positions of an element's tie
+    group; then ``#{y < x} + #{y = x} / 2 = (c(s) + c(e)) / 2``, and likewise for positives.
+    Without ties (continuous ratings, checked per call) ``s = i`` and ``e = i + 1``, which skips
+    the tie-group bookkeeping.
     """
     k, N = ratings.shape
     m = int(truth.sum())
@@ -124,26 +126,30 @@ def placement_values(ratings: FloatArray, truth: NDArray[np.bool_]) -> Placement
     order = np.argsort(ratings, axis=1)
     ordered = np.take_along_axis(ratings, order, axis=1)
     neg_sorted = ~truth[order]
-    neg_before = np.zeros((k, N + 1), dtype=np.int64)
-    np.cumsum(neg_sorted, axis=1, out=neg_before[:, 1:])
     position = np.arange(N, dtype=np.int64)
-    boundary = np.empty((k, N + 1), dtype=bool)  # boundary[:, i]: a tie group starts at i
-    boundary[:, 0] = True
-    boundary[:, N] = True
-    np.not_equal(ordered[:, 1:], ordered[:, :-1], out=boundary[:, 1:N])
-    start = np.maximum.accumulate(np.where(boundary[:, :N], position, 0), axis=1)
-    end = np.where(boundary[:, 1:], position + 1, N)[:, ::-1]
-    end = np.minimum.accumulate(end, axis=1)[:, ::-1]
-    neg_lo = np.take_along_axis(neg_before, start, axis=1)
-    neg_hi = np.take_along_axis(neg_before, end, axis=1)
-    # positives: negatives below plus half the tied ones; negatives: positives above plus half.
-    pos_value = (neg_lo + neg_hi) / (2.0 * n)
-    pos_lo = start - neg_lo
-    pos_hi = end - neg_hi
-    neg_value = 1.0 - (pos_lo + pos_hi) / (2.0 * m)
-    value_sorted = np.where(neg_sorted, neg_value, pos_value)
+    tie = ordered[:, 1:] == ordered[:, :-1]  # tie[:, i]: positions i and i + 1 are tied
+    del ordered
+    if not tie.any():
+        neg_below = np.cumsum(neg_sorted, axis=1, dtype=np.int64)
+        neg_below -= neg_sorted.astype(np.int64)  # negatives strictly below each position
+        pos_value = neg_below / n
+        neg_value = (m - position + neg_below) / m  # positives strictly above, over m
+    else:
+        neg_before = np.zeros((k, N + 1), dtype=np.int64)
+        np.cumsum(neg_sorted, axis=1, out=neg_before[:, 1:])
+        first = np.ones((k, N), dtype=bool)  # a tie group starts here
+        first[:, 1:] = ~tie
+        last = np.ones((k, N), dtype=bool)  # a tie group ends here
+        last[:, :-1] = ~tie
+        start = np.maximum.accumulate(np.where(first, position, 0), axis=1)
+        end = np.minimum.accumulate(np.where(last, position + 1, N)[:, ::-1], axis=1)[:, ::-1]
+        neg_lo = np.take_along_axis(neg_before, start, axis=1)
+        neg_hi = np.take_along_axis(neg_before, end, axis=1)
+        # positives: negatives below plus half the tied ones; negatives: positives above + half.
+        pos_value = (neg_lo + neg_hi) / (2.0 * n)
+        neg_value = 1.0 - ((start - neg_lo) + (end - neg_hi)) / (2.0 * m)
     value = np.empty((k, N), dtype=np.float64)
-    np.put_along_axis(value, order, value_sorted, axis=1)
+    np.put_along_axis(value, order, np.where(neg_sorted, neg_value, pos_value), axis=1)
     return Placements(positive=value[:, truth], negative=value[:, ~truth])
 
 

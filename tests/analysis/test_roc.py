@@ -49,6 +49,18 @@ def test_placements_equal_brute_force_mean_of_kernel(pos, neg):
     assert place.auc[0] == pytest.approx(psi.mean())
 
 
+continuous = arrays(np.float64, st.integers(2, 12), elements=st.floats(-1e6, 1e6), unique=True)
+
+
+@settings(max_examples=50, deadline=None)
+@given(pos=continuous, neg=continuous)
+def test_placements_without_ties_equal_brute_force(pos, neg):
+    psi = brute_psi(pos, neg)
+    place = placements(pos, neg)
+    np.testing.assert_allclose(place.positive[0], psi[0].mean(axis=1))
+    np.testing.assert_allclose(place.negative[0], psi[0].mean(axis=0))
+
+
 @settings(max_examples=30, deadline=None)
 @given(pos=ratings, neg=ratings)
 def test_leave_one_out_auc_equals_recomputing_without_the_case(pos, neg):
