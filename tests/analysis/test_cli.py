@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +100,19 @@ def test_dbm_bad_input_is_one_line(capsys, tmp_path):
     assert status != 0
     assert "missing column(s): treatment" in err
     assert err.count("\n") == 1
+
+
+def test_mrmc_sensitivity_of_binary_calls(capsys, tmp_path):
+    lines = Path(VANDYKE).read_text().splitlines()
+    binary = [lines[0]]
+    for line in lines[1:]:
+        *ids, rating = line.split(",")
+        binary.append(",".join([*ids, "1" if int(rating) >= 3 else "0"]))
+    path = tmp_path / "calls.csv"
+    path.write_text("\n".join(binary) + "\n")
+    status, out, _ = run(capsys, "mrmc", str(path), "--metric", "sensitivity", "--json")
+    data = json.loads(out)
+    assert status == 0
+    assert data["metric"] == "sensitivity"
+    for single in data["single_treatment"].values():
+        assert 0.0 <= single["ci_lower"] <= single["estimate"] <= single["ci_upper"] <= 1.0

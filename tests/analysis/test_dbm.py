@@ -77,3 +77,13 @@ def test_to_dict_is_json_ready(vandyke):
     assert data["method"] == "DBM"
     assert set(data["mean_squares"]) == {"T", "R", "C", "TR", "TC", "RC", "TRC"}
     assert data["global_test"]["df2"] == 113
+
+
+@pytest.mark.parametrize("metric", ["sensitivity", "specificity"])
+def test_binary_metrics_dbm_equals_or_jackknife(vandyke, metric):
+    frame = vandyke.assign(rating=(vandyke["rating"] >= 3).astype(float))
+    dbm = dbm_analysis(frame, metric=metric)
+    ora = or_analysis(frame, metric=metric)
+    assert dbm.treatment_value == pytest.approx(ora.treatment_value, rel=1e-12)
+    assert dbm.global_test.statistic == pytest.approx(ora.global_test.statistic, rel=1e-9)
+    assert dbm.global_test.df2 == pytest.approx(ora.global_test.df2, rel=1e-9)
