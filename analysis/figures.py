@@ -96,11 +96,12 @@ def roc_curves_figure(frame: pd.DataFrame, *, title: str = "ROC curves") -> Figu
             )
     fig.update_layout(
         title=title,
-        xaxis={"title": "False-positive fraction", "range": [0, 1], "constrain": "domain"},
-        yaxis={"title": "True-positive fraction", "range": [0, 1], "scaleanchor": "x"},
+        xaxis={"title": "False-positive fraction", "range": [-0.01, 1.01]},
+        yaxis={"title": "True-positive fraction", "range": [-0.01, 1.01]},
+        legend={"x": 0.98, "y": 0.02, "xanchor": "right", "yanchor": "bottom"},
         template="plotly_white",
-        width=620,
-        height=560,
+        width=640,
+        height=600,
     )
     return fig
 
@@ -111,7 +112,7 @@ def auc_forest_figure(result: ORResult, *, title: str = "Reader AUC") -> Figure:
     fig = go.Figure()
     treatments = list(result.treatment_value)
     readers = list(dict.fromkeys(rv.reader for rv in result.reader_value))
-    labels = [f"reader {r}" for r in readers] + ["mean"]
+    labels = [str(r) for r in readers] + ["reader mean"]
     for t_idx, t in enumerate(treatments):
         color = _PALETTE[t_idx % len(_PALETTE)]
         vals = {rv.reader: rv.value for rv in result.reader_value if rv.treatment == t}
