@@ -186,7 +186,10 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in commands:
-        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        # argparse %-formats help strings: a literal "95% CI" must not break --help.
+        sub = subparsers.add_parser(
+            command.name, help=command.help.replace("%", "%%"), description=command.help
+        )
         command.configure(sub)
         sub.set_defaults(run=command.run)
     return parser

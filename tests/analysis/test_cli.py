@@ -116,3 +116,18 @@ def test_mrmc_sensitivity_of_binary_calls(capsys, tmp_path):
     assert data["metric"] == "sensitivity"
     for single in data["single_treatment"].values():
         assert 0.0 <= single["ci_lower"] <= single["estimate"] <= single["ci_upper"] <= 1.0
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["mrmc", "--help"], ["dbm", "--help"]])
+def test_help_prints_and_exits_zero(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_no_subcommand_is_a_one_line_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
