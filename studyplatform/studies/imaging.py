@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -200,9 +200,9 @@ def _first(value: Any) -> float:
     return float(next(iter(value)))
 
 
-def read_dicom_pixels(path: StrPath) -> DicomImage:
+def read_dicom_pixels(path: StrPath | BinaryIO, *, name: str | None = None) -> DicomImage:
     """Read a DICOM image as display-ready integers; :class:`ImageError` if it is not usable."""
-    name = str(path)
+    name = name or str(path)
     try:
         ds = dcmread(path)
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
@@ -293,12 +293,12 @@ def to_display_png16(pixels: IntArray) -> bytes:
     return buffer.getvalue()
 
 
-def read_png(path: StrPath) -> npt.NDArray[np.uint16]:
+def read_png(path: StrPath | BinaryIO, *, name: str | None = None) -> npt.NDArray[np.uint16]:
     """Read a PNG (or another Pillow format) as uint16 gray values, unscaled.
 
     8-bit gray keeps its 0..255 values; colour is reduced to ITU-R 601 luminance.
     """
-    name = str(path)
+    name = name or str(path)
     try:
         with Image.open(path) as image:
             image.load()
