@@ -166,6 +166,12 @@ class Case(models.Model):
         return f"{self.study.slug}/{self.case_id}"
 
 
+class ImageFormat(models.TextChoices):
+    DICOM = "dicom", "DICOM"
+    PNG = "png", "PNG"
+    JPEG = "jpeg", "JPEG"
+
+
 def _image_path(image: Image, filename: str) -> str:
     return f"studies/{image.case.study_id}/cases/{image.case_id}/{filename}"
 
@@ -187,6 +193,24 @@ class Image(models.Model):
     bits_stored = models.PositiveSmallIntegerField(default=8)
     window_center = models.FloatField()
     window_width = models.FloatField(validators=[MinValueValidator(1.0)])
+    display_offset = models.IntegerField(
+        default=0,
+        help_text="Added to the stored values to make the derivative unsigned (e.g. CT in HU); "
+        "the window is in derivative units.",
+    )
+    source_sha256 = models.CharField(
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text="Of the file as received, before de-identification: recognises re-imports.",
+    )
+    source_format = models.CharField(max_length=10, choices=ImageFormat.choices, blank=True)
+    transfer_syntax = models.CharField(max_length=64, blank=True)
+    burned_in_annotation = models.CharField(
+        max_length=3,
+        blank=True,
+        help_text="The header's BurnedInAnnotation (YES, NO, or empty when it does not say).",
+    )
 
     class Meta:
         ordering = ["case", "position"]
@@ -253,3 +277,32 @@ class StudyMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.role}) in {self.study}"
+
+
+class SiteTokenQuerySet(models.QuerySet["SiteToken"]):
+    def active(self) -> SiteTokenQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class SiteToken(models.Model):
+    """A hospital system's credential for sending cases of one study from one site.
+
+    Only the SHA-256 of the token is stored (tokens are long random strings, so a fast hash is
+    enough); the token itself is shown once, when it is issued.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="site_tokens")
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="tokens")
+    name = models.CharField(max_length=100, help_text="Which system uses it, e.g. 'PACS router'.")
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SiteTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["study", "site", "created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.site.code} -> {self.study.slug})"
