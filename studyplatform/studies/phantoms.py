@@ -368,7 +368,7 @@ def _pneumothorax(
     """Air between chest wall and collapsed lung: apicolateral, vessel-free, a pleural line."""
     side = int(rng.choice([-1, 1]))
     cx = a.lung_cx[0 if side < 0 else 1]
-    shrink = float(rng.uniform(0.72, 0.95))  # 0.95: a thin apical rim, easy to miss
+    shrink = float(rng.uniform(0.8, 0.97))  # 0.97: a thin apical rim, easy to miss
     dome = _side_dome(a, side)
     base = float(np.max(dome[np.abs(a.x - (cx + side * a.lung_ax)) < 0.05], initial=0.6))
     anchor_x, anchor_y = cx - side * a.lung_ax * 0.6, a.lung_top + 0.75
@@ -394,8 +394,8 @@ def _pneumothorax(
     line = np.exp(-(((r2_coll - 1.0) / line_w) ** 2))
     line = line * _smoothstep(0.97, 0.9, r2_lung) * half * _smoothstep(dome - 0.02, dome - 0.1, a.y)
     line = line * (r2_coll > 0.9)
-    darkening = float(rng.uniform(0.04, 0.1))
-    line_contrast = float(rng.uniform(0.02, 0.05))
+    darkening = float(rng.uniform(0.02, 0.08))
+    line_contrast = float(rng.uniform(0.012, 0.045))
     density = -darkening * gap_soft + line_contrast * line
     keep_vessels = 1.0 - gap_soft
     return density.astype(np.float32), keep_vessels.astype(np.float32), gap
@@ -408,14 +408,14 @@ def _effusion(a: _Anatomy, rng: np.random.Generator) -> tuple[FloatArray, FloatA
     dome = _side_dome(a, side)
     lateral_x = cx + side * a.lung_ax
     base = float(np.max(dome[np.abs(a.x - lateral_x) < 0.05], initial=0.6))
-    height = float(np.exp(rng.uniform(np.log(0.1), np.log(0.55))))  # small ones only blunt
+    height = float(np.exp(rng.uniform(np.log(0.04), np.log(0.5))))  # small ones only blunt
     lateral = np.clip((side * (a.x - cx)) / a.lung_ax * 0.5 + 0.5, 0.0, 1.2)
     surface = base - height - rng.uniform(0.08, 0.22) * lateral**3
     r2 = _lung_r2(a.x, a.y, cx, side, a.lung_ax, a.lung_top)
     in_chest = _smoothstep(1.02, 0.95, r2) * ((a.x < 0) if side < 0 else (a.x >= 0))
     fill = _smoothstep(surface, surface + 0.07, a.y) * in_chest
     fill = fill * _smoothstep(dome + 0.08, dome + 0.02, a.y)
-    amount = float(rng.uniform(0.75, 1.0))
+    amount = float(rng.uniform(0.6, 1.0))
     # Fluid replaces lung air, so it adds (most of) the air's deficit: the base turns as dense as
     # soft tissue and the dome's silhouette is lost.
     density = fill * (0.33 * amount * a.lung_air + 0.02)
@@ -464,6 +464,11 @@ def generate_phantom(
         add, keep, mask = _FINDINGS[name](anatomy, rng)
         extra = extra + add
         keep_vessels = keep_vessels * keep
+        if not mask.any():
+            # A very small lesion on a coarse grid: mark where it changes the image most, so
+            # every present finding has a location.
+            strength = np.abs(add)
+            mask = strength >= 0.5 * float(strength.max())
         masks[name] = mask
         rows, cols = np.nonzero(mask)
         locations[name] = (round(float(rows.mean())), round(float(cols.mean())))

@@ -69,6 +69,14 @@ def test_finding_changes_pixels_mostly_near_its_mask(finding):
         assert diff[near].sum() >= 0.95 * diff.sum()
 
 
+def test_every_present_finding_has_a_mask_even_on_small_images():
+    for seed in range(40):
+        p = generate_phantom(seed=seed, findings=frozenset(FINDING_TYPES), size=64)
+        for finding in FINDING_TYPES:
+            assert p.masks[finding].any(), (seed, finding)
+            assert p.masks[finding][p.locations[finding]] or finding != "nodule"
+
+
 def test_lesion_difficulty_varies():
     contrasts = []
     for seed in range(20, 32):
