@@ -208,3 +208,19 @@ def test_file_sha256_matches_hashlib(tmp_path):
     path = tmp_path / "f.bin"
     path.write_bytes(b"x" * 3_000_000)
     assert file_sha256(path) == hashlib.sha256(b"x" * 3_000_000).hexdigest()
+
+
+@pytest.mark.parametrize(("name", "modality"), [("CT_small.dcm", "CT"), ("MR_small_RLE.dcm", "MR")])
+def test_real_scanner_files_from_pydicom_are_read(name, modality):
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name)
+    image = read_dicom_pixels(path)
+    ds = pydicom.dcmread(path)
+    assert image.modality == modality
+    assert image.pixels.shape == (ds.Rows, ds.Columns)
+    expected = ds.pixel_array * float(ds.get("RescaleSlope", 1)) + float(
+        ds.get("RescaleIntercept", 0)
+    )
+    assert np.array_equal(image.pixels, expected.astype(np.int64))
+    assert image.window_width > 0
