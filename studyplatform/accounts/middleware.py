@@ -1,0 +1,45 @@
+"""Answer 429 with a clear message to a log-in attempt that the throttle refuses.
+
+The backend refuses such attempts anyway; this turns the log-in page's generic "did not match"
+into "too many attempts, try again in N minutes" with the right status code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+
+from studyplatform.accounts import throttle
+
+
+def _login_paths() -> set[str]:
+    paths = set()
+    for name in ("login", "admin:login"):
+        try:
+            paths.add(reverse(name))
+        except NoReverseMatch:
+            continue
+    return paths
+
+
+class LoginThrottleMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "POST" and request.path in _login_paths():
+            username = request.POST.get("username", "")
+            wait = throttle.retry_after(username, throttle.client_ip(request)) if username else 0
+            if wait:
+                response = render(
+                    request,
+                    "accounts/login_throttled.html",
+                    {"minutes": (wait + 59) // 60},
+                    status=429,
+                )
+                response["Retry-After"] = str(wait)
+                return response
+        return self.get_response(request)
