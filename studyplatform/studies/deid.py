@@ -1,0 +1,221 @@
+"""De-identification of DICOM headers to the PS3.15 Annex E Basic Application Level
+Confidentiality Profile, in memory, before anything is stored.
+
+The attribute table (which element is removed, emptied, replaced or given a new UID) is the
+standard's Table E.1-1 as published by the maintained ``dicom-anonymizer`` package; this module
+fixes what that package leaves open for a trial:
+
+- UIDs are replaced deterministically from a per-study secret salt, so the same file always
+  yields the same de-identified file (re-imports are recognisable) and instances of one patient
+  stay grouped, yet the original UIDs cannot be recovered without the salt;
+- PatientID and PatientName become the study's case ID (the trial's pseudonym);
+- the rules are applied inside every sequence item as well, not only at the top level;
+- private elements, overlays, curves and the file preamble are removed;
+- the result is checked: any identifying value seen before de-identification (names, IDs, birth
+  date) that is still present afterwards stops the file (:class:`DeidentificationError`).
+
+Burned-in annotation cannot be removed from the header: it is reported (``burned_in_annotation``)
+for the coordinator to review. No Django import: the import service and tests share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Final
+
+from dicomanonymizer import simpledicomanonymizer as annex_e
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import PYDICOM_ROOT_UID, generate_uid
+from pydicom.valuerep import PersonName
+
+#: The edition of Table E.1-1 applied; recorded in each file's DeidentificationMethod.
+TABLE_EDITION: Final = "dicomfields_2026c"
+# DeidentificationMethod is LO (64 characters per value), so the record takes two values.
+METHOD: Final = ("DICOM PS3.15 E.1 Basic Profile", "Table E.1-1 2026c, dicom-anonymizer 2.1.0")
+_BASIC_PROFILE_CODE: Final = ("113100", "DCM", "Basic Application Confidentiality Profile")
+
+# Value representations that carry free text or names, where leftovers are searched for.
+_TEXT_VRS: Final = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "DA", "DT"})
+_IDENTIFYING: Final = (
+    "PatientName",
+    "PatientID",
+    "OtherPatientIDs",
+    "PatientBirthDate",
+    "PatientBirthName",
+    "PatientMotherBirthName",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "PatientAddress",
+    "IssuerOfPatientID",
+)
+
+Action = Callable[[Dataset, Any], None]
+
+
+class DeidentificationError(ValueError):
+    """The file cannot be de-identified safely; it must not be stored."""
+
+
+@dataclass(frozen=True)
+class DeidResult:
+    """What the import records about a de-identified file (nothing identifying)."""
+
+    burned_in_annotation: str  # "YES", "NO" or "" when the header does not say
+    removed_private: bool
+
+
+@cache
+def _table() -> dict[tuple[int, ...], Action]:
+    rules: dict[tuple[int, ...], Action] = annex_e.initialize_actions(TABLE_EDITION)
+    return rules
+
+
+def _uid_action(salt: str) -> Action:
+    def replace_uid(dataset: Dataset, tag: Any) -> None:
+        element = dataset.get(tag)
+        if element is None or element.VR != "UI" or not element.value:
+            return
+        values = element.value if element.VM > 1 else [element.value]
+        new = [generate_uid(PYDICOM_ROOT_UID, entropy_srcs=[salt, str(v)]) for v in values]
+        element.value = new if element.VM > 1 else new[0]
+
+    return replace_uid
+
+
+def _remove(dataset: Dataset, tag: Any) -> None:
+    if tag in dataset:
+        del dataset[tag]
+
+
+def _set_value(value: str) -> Action:
+    def set_value(dataset: Dataset, tag: Any) -> None:
+        if tag in dataset:
+            dataset[tag].value = value
+
+    return set_value
+
+
+def _safe(action: Action) -> Action:
+    """The package raises for value representations it has no dummy for; removing is stricter."""
+
+    def apply(dataset: Dataset, tag: Any) -> None:
+        try:
+            action(dataset, tag)
+        except NotImplementedError:
+            _remove(dataset, tag)
+
+    return apply
+
+
+def _rules(*, pseudonym: str, salt: str) -> dict[tuple[int, ...], Action]:
+    table = annex_e.dicom_anonymization_database_selector(TABLE_EDITION)
+    rules = {tag: _safe(action) for tag, action in _table().items()}
+    replace_uid = _uid_action(salt)
+    for tag in table["U_TAGS"]:
+        rules[tag] = replace_uid
+    # X/Z/U*: the referencing sequences (source images, referenced images) are removed (X).
+    for tag in table["X_Z_U_STAR_TAGS"]:
+        rules[tag] = _remove
+    rules[(0x0010, 0x0010)] = _set_value(pseudonym)  # PatientName
+    rules[(0x0010, 0x0020)] = _set_value(pseudonym)  # PatientID
+    return rules
+
+
+def _items(dataset: Dataset) -> Iterator[Dataset]:
+    """Every nested sequence item, deepest first, so that parents are handled after children."""
+    for element in list(dataset):
+        if element.VR == "SQ" and isinstance(element.value, Sequence):
+            for item in element.value:
+                yield from _items(item)
+                yield item
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if value is None:
+        return
+    if isinstance(value, str | bytes | PersonName) or not hasattr(value, "__iter__"):
+        text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+        yield text
+        return
+    for v in value:
+        yield from _strings(v)
+
+
+def _identifying_tokens(dataset: Dataset) -> set[str]:
+    """Names, IDs and dates that must not survive, split into the words they are made of."""
+    tokens: set[str] = set()
+
+    def visit(ds: Dataset, element: Any) -> None:
+        if element.keyword in _IDENTIFYING or element.VR == "PN":
+            for text in _strings(element.value):
+                for word in text.replace("^", " ").replace("=", " ").split():
+                    if len(word) >= 4:
+                        tokens.add(word.upper())
+
+    dataset.walk(visit)
+    return tokens
+
+
+def _leftovers(dataset: Dataset, tokens: set[str]) -> list[str]:
+    found: list[str] = []
+
+    def visit(ds: Dataset, element: Any) -> None:
+        if element.VR not in _TEXT_VRS:
+            return
+        for text in _strings(element.value):
+            words = set(text.upper().replace("^", " ").replace("=", " ").split())
+            if words & tokens:
+                found.append(element.keyword or str(element.tag))
+
+    dataset.walk(visit)
+    return found
+
+
+def _apply(dataset: Dataset, rules: dict[tuple[int, ...], Action]) -> None:
+    annex_e.anonymize_dataset(
+        dataset,
+        extra_anonymization_rules=None,
+        delete_private_tags=True,
+        base_rules_gen=lambda: rules,
+    )
+
+
+def deidentify(dataset: Dataset, *, pseudonym: str, salt: str) -> DeidResult:
+    """De-identify ``dataset`` in place to the Basic Profile; raise if anything identifying stays.
+
+    ``salt`` is secret and fixed per study: it makes the replacement UIDs reproducible for the
+    study and unlinkable to the originals without it.
+    """
+    if not pseudonym:
+        raise ValueError("pseudonym must not be empty")
+    tokens = _identifying_tokens(dataset) - {pseudonym.upper()}
+    had_private = any(element.tag.is_private for element in dataset.iterall())
+    rules = _rules(pseudonym=pseudonym, salt=salt)
+    for item in list(_items(dataset)):
+        _apply(item, rules)
+    _apply(dataset, rules)
+    # The package keeps a module-level cache of the random UIDs it made for D-action UIDs;
+    # clearing it keeps a long-running web process from accumulating them.
+    annex_e.dictionary.clear()
+
+    if hasattr(dataset, "preamble") and dataset.preamble is not None:
+        dataset.preamble = b"\0" * 128  # hybrid TIFF/DICOM files hide data in the preamble
+    burned_in = str(dataset.get("BurnedInAnnotation", "") or "").strip().upper()
+    dataset.PatientIdentityRemoved = "YES"
+    dataset.DeidentificationMethod = list(METHOD)
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = _BASIC_PROFILE_CODE
+    dataset.DeidentificationMethodCodeSequence = Sequence([code])
+    # Dates were replaced by dummies, not shifted: no longitudinal temporal information remains.
+    dataset.LongitudinalTemporalInformationModified = "REMOVED"
+
+    leftovers = _leftovers(dataset, tokens)
+    if leftovers:
+        raise DeidentificationError(
+            "identifying values remain after de-identification in "
+            + ", ".join(sorted(set(leftovers)))
+        )
+    return DeidResult(burned_in_annotation=burned_in, removed_private=had_private)
