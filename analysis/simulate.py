@@ -11,15 +11,21 @@ which sum to 1 in the published structures). The population (reader- and case-av
 treatment ``i`` is therefore ``Phi(mu_i / sqrt(2 (var_R + var_TR + var_C + var_TC + var_RC +
 var_error)))``, see :func:`population_auc` and Hillis (2018).
 
-Named variance structures (``ROE_METZ_STRUCTURES``): Roe & Metz's four structures as used in the
-simulation studies of Hillis (2007, 2008), named by data correlation (first letter: high,
-``var_C = 0.3, var_TC = 0.1, var_RC = 0.2, var_error = 0.4``; low, ``var_C = 0.1, var_TC = 0.1,
-var_RC = 0.2, var_error = 0.6``) and reader variability (second letter: high,
-``var_R = var_TR = 0.03``; low, ``var_R = var_TR = 0.011``), for the ``mu = 0.75`` (AUC about
-0.70) setting. These values are transcribed, not copied from the paper's table in this session:
-iMRMC's documentation of its "HH" default (``var_r = 0.03, var_c = 0.3, var_rc = 0.2``) and the
-constraint that the case components sum to 1 were checked; the others were not. Pass an explicit
-:class:`RoeMetzParams` where the exact published values matter.
+Named variance structures: the four of Roe & Metz (1997, Table 1), also used by Hillis (2007,
+2008), named by *data correlation* (first letter) and *reader variability* (second letter):
+
+* data correlation high: ``var_C = 0.3, var_TC = 0.3, var_RC = 0.2, var_error = 0.2``;
+  low: ``var_C = 0.1, var_TC = 0.1, var_RC = 0.2, var_error = 0.6``;
+* reader variability (``var_R = var_TR``) low: 0.0055 at every level; high: 0.011, 0.03, 0.056
+  for ``mu = 0.75, 1.5, 2.5`` (population AUC about 0.70, 0.85, 0.96).
+
+The values were read from the Roe-Metz configuration files that FDA's iMRMC ships to replicate
+the original simulations (github.com/DIDSR/iMRMC, ``*/RMconfigurations/{HH,HL,LH,LL}{0p75,1p50,
+2p50}_050n0_050n1_5nr.irm``; there ``R, AR, C, AC, RC, ARC`` are our ``var_R, var_TR, var_C,
+var_TC, var_RC, var_error``), not from the paper itself. A few of those files disagree between
+truth classes (``LL0p75`` and ``LL2p50`` swap ``RC`` and ``ARC`` for the diseased class); we take
+the version that is the same for both classes, as in the others. :func:`roe_metz_params` returns
+a structure for a given ``mu``; ``ROE_METZ_STRUCTURES`` holds the ``mu = 0.75`` ones.
 
 References
 ----------
@@ -49,11 +55,11 @@ from scipy import special
 class RoeMetzParams:
     """Variance components of the Roe-Metz model (same for both truth classes)."""
 
-    var_R: float  # noqa: N815 - the notation of Roe & Metz and MRMCaov
-    var_TR: float  # noqa: N815 - the notation of Roe & Metz and MRMCaov
-    var_C: float  # noqa: N815 - the notation of Roe & Metz and MRMCaov
-    var_TC: float  # noqa: N815 - the notation of Roe & Metz and MRMCaov
-    var_RC: float  # noqa: N815 - the notation of Roe & Metz and MRMCaov
+    var_R: float
+    var_TR: float
+    var_C: float
+    var_TC: float
+    var_RC: float
     var_error: float
 
     def __post_init__(self) -> None:
@@ -70,15 +76,35 @@ class RoeMetzParams:
         return asdict(self)
 
 
-_HIGH_CORR = {"var_C": 0.3, "var_TC": 0.1, "var_RC": 0.2, "var_error": 0.4}
-_LOW_CORR = {"var_C": 0.1, "var_TC": 0.1, "var_RC": 0.2, "var_error": 0.6}
-_HIGH_READ = {"var_R": 0.03, "var_TR": 0.03}
-_LOW_READ = {"var_R": 0.011, "var_TR": 0.011}
+_CORRELATION = {
+    "H": {"var_C": 0.3, "var_TC": 0.3, "var_RC": 0.2, "var_error": 0.2},
+    "L": {"var_C": 0.1, "var_TC": 0.1, "var_RC": 0.2, "var_error": 0.6},
+}
+_READER_VARIANCE = {"H": {0.75: 0.011, 1.5: 0.03, 2.5: 0.056}, "L": {0.75: 0.0055, 1.5: 0.0055,
+                                                                     2.5: 0.0055}}  # fmt: skip
+ROE_METZ_MUS: tuple[float, ...] = (0.75, 1.5, 2.5)
+
+
+def roe_metz_params(structure: str, mu: float = 0.75) -> RoeMetzParams:
+    """The Roe & Metz (1997) variance structure ``HH``, ``HL``, ``LH`` or ``LL`` at level ``mu``.
+
+    First letter: data correlation; second: reader variability (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        Unknown structure name, or ``mu`` not one of the published levels 0.75, 1.5, 2.5.
+    """
+    if len(structure) != 2 or structure[0] not in "HL" or structure[1] not in "HL":
+        raise ValueError(f"unknown variance structure {structure!r}: use HH, HL, LH or LL")
+    if mu not in ROE_METZ_MUS:
+        raise ValueError(f"Roe & Metz tabulate mu = 0.75, 1.5 and 2.5 only, not {mu}")
+    var_reader = _READER_VARIANCE[structure[1]][mu]
+    return RoeMetzParams(var_R=var_reader, var_TR=var_reader, **_CORRELATION[structure[0]])
+
+
 ROE_METZ_STRUCTURES: dict[str, RoeMetzParams] = {
-    "HH": RoeMetzParams(**_HIGH_READ, **_HIGH_CORR),
-    "HL": RoeMetzParams(**_LOW_READ, **_HIGH_CORR),
-    "LH": RoeMetzParams(**_HIGH_READ, **_LOW_CORR),
-    "LL": RoeMetzParams(**_LOW_READ, **_LOW_CORR),
+    name: roe_metz_params(name) for name in ("HH", "HL", "LH", "LL")
 }
 
 

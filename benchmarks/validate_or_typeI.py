@@ -17,6 +17,7 @@ Report what comes out; do not tune. Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from statsmodels.stats.proportion import proportion_confint
 
 from analysis.mrmc import or_analysis
-from analysis.simulate import population_auc, simulate_roe_metz
+from analysis.simulate import population_auc, roe_metz_params, simulate_roe_metz
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Cell:
     type_i_ci: tuple[float, float]
     diff_ci_coverage: float
     single_ci_coverage: float
-    mean_df2: float
+    median_df2: float
     seconds: float
 
 
@@ -52,7 +53,8 @@ def run_cell(
     structure: str, n_readers: int, n_per_class: int, mu: float, n_sims: int, seed: int
 ) -> Cell:
     rng = np.random.default_rng(seed)
-    true_auc = population_auc(mu, structure)
+    params = roe_metz_params(structure, mu)
+    true_auc = population_auc(mu, params)
     reject = cover_diff = cover_single = 0
     df2 = []
     t0 = time.perf_counter()
@@ -62,7 +64,7 @@ def run_cell(
             n_positive=n_per_class,
             n_negative=n_per_class,
             mu=mu,
-            structure=structure,
+            structure=params,
             seed=rng,
         )
         res = or_analysis(frame, metric="empirical_auc", cov="jackknife", factors="RRRC")
@@ -84,7 +86,7 @@ def run_cell(
         (float(lo), float(hi)),
         cover_diff / n_sims,
         cover_single / (2 * n_sims),
-        float(np.mean(df2)),
+        float(np.median(df2)),
         time.perf_counter() - t0,
     )
 
@@ -95,24 +97,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--structures", default="HH,HL,LH,LL")
     parser.add_argument("--readers", default="5,10")
     parser.add_argument("--cases-per-class", default="25,50")
-    parser.add_argument("--mu", type=float, default=0.75)
+    parser.add_argument("--mu", default="0.75,1.5,2.5", help="Roe-Metz levels to run")
     parser.add_argument("--seed", type=int, default=20260101)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     cells = []
     seed = args.seed
-    for structure in args.structures.split(","):
+    for mu, structure in itertools.product(
+        (float(x) for x in args.mu.split(",")), args.structures.split(",")
+    ):
         for n_r in (int(x) for x in args.readers.split(",")):
             for n_c in (int(x) for x in args.cases_per_class.split(",")):
-                cells.append(run_cell(structure, n_r, n_c, args.mu, args.n_sims, seed))
+                cells.append(run_cell(structure, n_r, n_c, mu, args.n_sims, seed))
                 seed += 1
                 if not args.json:
                     c = cells[-1]
                     print(
-                        f"{c.structure} readers={c.n_readers:3d} cases={2 * c.n_per_class:4d} "
+                        f"{c.structure} mu={c.mu:4.2f} readers={c.n_readers:3d} "
+                        f"cases={2 * c.n_per_class:4d} "
                         f"typeI={c.type_i_error:.4f} ({c.type_i_ci[0]:.4f}, "
                         f"{c.type_i_ci[1]:.4f}) diffCI={c.diff_ci_coverage:.4f} "
-                        f"singleCI={c.single_ci_coverage:.4f} df2={c.mean_df2:6.1f} "
+                        f"singleCI={c.single_ci_coverage:.4f} df2={c.median_df2:6.1f} "
                         f"[{c.seconds:.1f} s]",
                         flush=True,
                     )

@@ -12,6 +12,7 @@ from analysis.simulate import (
     ROE_METZ_STRUCTURES,
     RoeMetzParams,
     population_auc,
+    roe_metz_params,
     simulate_long_frame,
     simulate_roe_metz,
 )
@@ -35,8 +36,40 @@ def test_output_is_fully_crossed_in_the_mrmc_shape() -> None:
 
 
 def test_every_named_structure_has_unit_case_variance() -> None:
-    for p in ROE_METZ_STRUCTURES.values():
-        assert p.var_C + p.var_TC + p.var_RC + p.var_error == pytest.approx(1.0)
+    for name in ("HH", "HL", "LH", "LL"):
+        for mu in (0.75, 1.5, 2.5):
+            p = roe_metz_params(name, mu)
+            assert p.var_C + p.var_TC + p.var_RC + p.var_error == pytest.approx(1.0)
+            assert p.var_R == p.var_TR
+
+
+@pytest.mark.parametrize(
+    ("name", "mu", "expected"),
+    [
+        # iMRMC RMconfigurations/HH0p75_050n0_050n1_5nr.irm: R .011, AR .011, C .3, AC .3,
+        # RC .2, ARC .2 (github.com/DIDSR/iMRMC, Roe & Metz 1997 replication files)
+        ("HH", 0.75, (0.011, 0.011, 0.3, 0.3, 0.2, 0.2)),
+        # HL1p50_050n0_050n1_5r.irm: R .0055, AR .0055, C .3, AC .3, RC .2, ARC .2
+        ("HL", 1.5, (0.0055, 0.0055, 0.3, 0.3, 0.2, 0.2)),
+        # LH2p50_050n0_050n1_5nr.irm: R .056, AR .056, C .1, AC .1, RC .2, ARC .6
+        ("LH", 2.5, (0.056, 0.056, 0.1, 0.1, 0.2, 0.6)),
+        # LL1p50_050n0_050n1_5nr.irm: R .0055, AR .0055, C .1, AC .1, RC .2, ARC .6
+        ("LL", 1.5, (0.0055, 0.0055, 0.1, 0.1, 0.2, 0.6)),
+    ],
+)
+def test_named_structures_match_imrmc_replication_files(
+    name: str, mu: float, expected: tuple[float, ...]
+) -> None:
+    p = roe_metz_params(name, mu)
+    assert (p.var_R, p.var_TR, p.var_C, p.var_TC, p.var_RC, p.var_error) == expected
+    assert ROE_METZ_STRUCTURES[name] == roe_metz_params(name, 0.75)
+
+
+def test_unpublished_mu_or_structure_rejected() -> None:
+    with pytest.raises(ValueError, match="tabulate"):
+        roe_metz_params("HH", 1.0)
+    with pytest.raises(ValueError, match="structure"):
+        roe_metz_params("HX")
 
 
 def test_covariances_between_ratings_match_the_variance_components() -> None:
