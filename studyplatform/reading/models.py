@@ -61,6 +61,11 @@ class ReadingSession(models.Model):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    washout_waived = models.BooleanField(
+        default=False,
+        help_text="Opens at available_from even if the previous session ended less than the "
+        "washout ago (demo accounts only).",
+    )
 
     class Meta:
         ordering = ["study", "reader", "number"]
@@ -190,3 +195,33 @@ class ReadFinding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.finding_type.code}: {'present' if self.present else 'absent'}"
+
+
+class AllocationRecord(models.Model):
+    """The stored allocation's identity: design, seed and the fingerprint of its rows.
+
+    Written once by ``randomize_study``; the Assignment rows of the study must always
+    fingerprint to this value (``verify_allocation`` checks it). For the prospective design there
+    is no fixed allocation: the fingerprint is empty and arriving cases are allocated one by one.
+    """
+
+    study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="allocation")
+    design = models.CharField(max_length=20)
+    seed = models.BigIntegerField()
+    arms = models.JSONField(help_text="Arm names in the study's order, as given to the randomizer.")
+    fingerprint = models.CharField(max_length=64, blank=True)
+    rows = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = "allocation"
+
+    def __str__(self) -> str:
+        return f"allocation of {self.study} ({self.design}, seed {self.seed})"

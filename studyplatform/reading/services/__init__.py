@@ -1,0 +1,46 @@
+"""The reading app's use cases (keyword-only, typed, each in a transaction).
+
+- allocation: ``randomize_study``, ``open_study``, ``allocate_arriving_case``,
+  ``verify_allocation``;
+- reads: ``open_assignment``, ``save_draft``, ``submit_read``, ``correct_read``.
+"""
+
+from studyplatform.reading.services.allocation import (
+    allocate_arriving_case,
+    case_infos,
+    open_study,
+    randomize_study,
+    stored_allocation,
+    verify_allocation,
+)
+from studyplatform.reading.services.errors import (
+    AllocationError,
+    InvalidReadError,
+    NotAvailableError,
+    ReadingError,
+)
+from studyplatform.reading.services.reads import (
+    correct_read,
+    open_assignment,
+    save_draft,
+    session_available,
+    submit_read,
+)
+
+__all__ = [
+    "AllocationError",
+    "InvalidReadError",
+    "NotAvailableError",
+    "ReadingError",
+    "allocate_arriving_case",
+    "case_infos",
+    "correct_read",
+    "open_assignment",
+    "open_study",
+    "randomize_study",
+    "save_draft",
+    "session_available",
+    "stored_allocation",
+    "submit_read",
+    "verify_allocation",
+]

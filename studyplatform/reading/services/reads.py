@@ -1,0 +1,320 @@
+"""The reader's use cases: open an assignment, save a draft, submit a read, correct a read.
+
+Times are the server's. Opening stamps ``opened_at`` once (the start of the read, and the moment
+the arm stops being concealed). Submitting writes the Read and its findings once: a second submit
+(same idempotency key, a retry, or a second tab) returns the first. A submitted read never
+changes; ``correct_read`` adds a new Read that supersedes it and says why.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from studyplatform.reading.models import (
+    Assignment,
+    Read,
+    ReadDraft,
+    ReadFinding,
+    ReadingSession,
+)
+from studyplatform.reading.services.errors import InvalidReadError, NotAvailableError, ReadingError
+from studyplatform.studies.models import FindingType, StudyState
+
+__all__ = [
+    "MAX_DRAFT_BYTES",
+    "FindingAnswer",
+    "correct_read",
+    "open_assignment",
+    "parse_findings",
+    "save_draft",
+    "session_available",
+    "submit_read",
+]
+
+MAX_DRAFT_BYTES = 64 * 1024
+MAX_MARKS = 50
+
+
+@dataclass(frozen=True)
+class FindingAnswer:
+    present: bool
+    confidence: int
+    marks: list[dict[str, int]]
+
+
+def session_available(session: ReadingSession, now: datetime) -> bool:
+    """A session can be read when its study is open and its washout date has passed."""
+    if session.study.state != StudyState.OPEN:
+        return False
+    return session.available_from is None or session.available_from <= now
+
+
+def _earlier_unsubmitted(assignment: Assignment) -> bool:
+    """Whether an assignment before this one in the session's order still lacks its read."""
+    return Assignment.objects.filter(
+        Q(position__lt=assignment.position)
+        | Q(position=assignment.position, step__lt=assignment.step),
+        session_id=assignment.session_id,
+        reads__isnull=True,
+    ).exists()
+
+
+def open_assignment(*, assignment: Assignment, now: datetime | None = None) -> Assignment:
+    """Open the reader's assignment: check it may be read now, stamp its start once.
+
+    ``assignment`` comes with its session and study loaded (the selector does that). Raises
+    NotAvailableError when the session is locked (washout, study not open) or an earlier case of the
+    session is still unread (cases are read in the allocated order; in the sequential design this
+    is what locks the unassisted read before the AI is shown).
+    """
+    now = now or timezone.now()
+    session = assignment.session
+    if not session_available(session, now):
+        raise NotAvailableError(_locked_message(session))
+    if assignment.opened_at is not None:
+        return assignment
+    if _earlier_unsubmitted(assignment):
+        raise NotAvailableError("an earlier case of this session is not submitted yet")
+    with transaction.atomic():
+        updated = Assignment.objects.filter(pk=assignment.pk, opened_at__isnull=True).update(
+            opened_at=now
+        )
+        if updated:
+            assignment.opened_at = now
+            ReadDraft.objects.get_or_create(assignment=assignment, defaults={"started_at": now})
+            if session.started_at is None:
+                ReadingSession.objects.filter(pk=session.pk, started_at__isnull=True).update(
+                    started_at=now
+                )
+        else:
+            assignment.refresh_from_db(fields=["opened_at"])
+    return assignment
+
+
+def _locked_message(session: ReadingSession) -> str:
+    if session.study.state != StudyState.OPEN:
+        return f"the study is {session.study.get_state_display().lower()}, not open for reading"
+    assert session.available_from is not None
+    return f"this session is locked until {session.available_from:%Y-%m-%d %H:%M} (washout)"
+
+
+def save_draft(*, assignment: Assignment, data: Any) -> ReadDraft:
+    """Replace the draft of an opened, unsubmitted assignment with ``data`` (a JSON object)."""
+    if not isinstance(data, dict):
+        raise InvalidReadError("a draft must be a JSON object")
+    if len(json.dumps(data)) > MAX_DRAFT_BYTES:
+        raise InvalidReadError(f"a draft may hold at most {MAX_DRAFT_BYTES} bytes")
+    if assignment.opened_at is None:
+        raise NotAvailableError("open the case before saving a draft")
+    updated = ReadDraft.objects.filter(assignment=assignment).update(
+        data=data, updated_at=timezone.now()
+    )
+    if not updated:
+        # No draft: the read was submitted (the draft is removed then) - nothing to save.
+        raise NotAvailableError("this case is already submitted")
+    return ReadDraft(assignment=assignment, data=data)
+
+
+def parse_findings(
+    finding_types: list[FindingType], raw: Any, image_sizes: dict[int, tuple[int, int]]
+) -> dict[int, FindingAnswer]:
+    """Validate a report's findings: ``{code: {present, confidence, marks}}`` for every type.
+
+    ``image_sizes`` maps image position to (rows, columns); marks must fall inside the image.
+    Returns answers by finding type primary key.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidReadError("findings must be an object keyed by finding code")
+    unknown = sorted(set(raw) - {ft.code for ft in finding_types})
+    if unknown:
+        raise InvalidReadError(f"unknown finding types: {', '.join(map(str, unknown[:10]))}")
+    answers = {}
+    for ft in finding_types:
+        item = raw.get(ft.code)
+        if not isinstance(item, dict):
+            raise InvalidReadError(f"{ft.name}: present or absent is required")
+        present, confidence = item.get("present"), item.get("confidence")
+        if not isinstance(present, bool):
+            raise InvalidReadError(f"{ft.name}: choose present or absent")
+        if isinstance(confidence, bool) or not isinstance(confidence, int):
+            raise InvalidReadError(f"{ft.name}: confidence must be a whole number 0-100")
+        if not 0 <= confidence <= 100:
+            raise InvalidReadError(f"{ft.name}: confidence {confidence} is outside 0-100")
+        answers[ft.pk] = FindingAnswer(present, confidence, _marks(ft, item.get("marks", [])))
+    return answers
+
+
+def _marks(ft: FindingType, raw: Any) -> list[dict[str, int]]:
+    if not isinstance(raw, list) or len(raw) > MAX_MARKS:
+        raise InvalidReadError(f"{ft.name}: marks must be a list of at most {MAX_MARKS} points")
+    marks = []
+    for mark in raw:
+        if not isinstance(mark, dict) or not all(
+            isinstance(mark.get(k), int) and not isinstance(mark.get(k), bool)
+            for k in ("image", "x", "y")
+        ):
+            raise InvalidReadError(f"{ft.name}: a mark needs whole-number image, x and y")
+        marks.append({"image": mark["image"], "x": mark["x"], "y": mark["y"]})
+    return marks
+
+
+def _check_marks(answers: dict[int, FindingAnswer], sizes: dict[int, tuple[int, int]]) -> None:
+    for answer in answers.values():
+        for mark in answer.marks:
+            rows_cols = sizes.get(mark["image"])
+            if rows_cols is None:
+                raise InvalidReadError(f"a mark names image {mark['image']}, which this case lacks")
+            rows, cols = rows_cols
+            if not (0 <= mark["x"] < cols and 0 <= mark["y"] < rows):
+                raise InvalidReadError(f"mark ({mark['x']}, {mark['y']}) is outside the image")
+
+
+def submit_read(
+    *,
+    assignment: Assignment,
+    user: User,
+    idempotency_key: str,
+    findings: Any,
+    free_text: str,
+    finding_types: list[FindingType],
+    image_sizes: dict[int, tuple[int, int]],
+) -> tuple[Read, bool]:
+    """Store the read of an opened assignment once; return it and whether it was created.
+
+    A second submit with the same key - or any submit once the assignment has its read -
+    returns the stored read unchanged. The last read of a session completes the session and
+    starts the washout clock of the reader's next one.
+    """
+    if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 64:
+        raise InvalidReadError("the submission needs an idempotency key of 8-64 characters")
+    existing = _existing_read(assignment, idempotency_key)
+    if existing is not None:
+        return existing, False
+    if assignment.opened_at is None:
+        raise NotAvailableError("open the case before submitting it")
+    if assignment.session.study.state != StudyState.OPEN:
+        raise NotAvailableError("the study is not open for reading")
+    if not isinstance(free_text, str) or len(free_text) > 10_000:
+        raise InvalidReadError("free text must be at most 10000 characters")
+    answers = parse_findings(finding_types, findings, image_sizes)
+    _check_marks(answers, image_sizes)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            draft = ReadDraft.objects.filter(assignment=assignment).first()
+            read = Read.objects.create(
+                assignment=assignment,
+                free_text=free_text,
+                started_at=draft.started_at if draft else assignment.opened_at,
+                submitted_at=now,
+                idempotency_key=idempotency_key,
+                submitted_by=user,
+            )
+            _create_findings(read, answers)
+            ReadDraft.objects.filter(assignment=assignment).delete()
+            _complete_session_if_done(assignment.session, now)
+    except IntegrityError:
+        # A concurrent submit of the same assignment won the race: return its read.
+        existing = _existing_read(assignment, idempotency_key)
+        if existing is None:
+            raise
+        return existing, False
+    return read, True
+
+
+def _existing_read(assignment: Assignment, key: str) -> Read | None:
+    by_key = Read.objects.filter(idempotency_key=key).first()
+    if by_key is not None:
+        if by_key.assignment_id != assignment.pk:
+            raise InvalidReadError("this idempotency key belongs to another submission")
+        return by_key
+    return Read.objects.filter(assignment=assignment, supersedes__isnull=True).first()
+
+
+def _create_findings(read: Read, answers: dict[int, FindingAnswer]) -> None:
+    ReadFinding.objects.bulk_create(
+        ReadFinding(
+            read=read,
+            finding_type_id=pk,
+            present=answer.present,
+            confidence=answer.confidence,
+            marks=answer.marks,
+        )
+        for pk, answer in answers.items()
+    )
+
+
+def _complete_session_if_done(session: ReadingSession, now: datetime) -> None:
+    if Assignment.objects.filter(session_id=session.pk, reads__isnull=True).exists():
+        return
+    if not ReadingSession.objects.filter(pk=session.pk, completed_at__isnull=True).update(
+        completed_at=now
+    ):
+        return
+    following = (
+        ReadingSession.objects.filter(
+            study_id=session.study_id,
+            reader_id=session.reader_id,
+            number=session.number + 1,
+            started_at__isnull=True,
+            washout_waived=False,
+        )
+        .select_related("study")
+        .first()
+    )
+    if following is not None:
+        earliest = now + timedelta(days=following.study.washout_days)
+        if following.available_from is None or following.available_from < earliest:
+            following.available_from = earliest
+            following.save(update_fields=["available_from"])
+
+
+def correct_read(
+    *,
+    read: Read,
+    user: User,
+    reason: str,
+    findings: Any,
+    free_text: str,
+    finding_types: list[FindingType],
+    image_sizes: dict[int, tuple[int, int]],
+    idempotency_key: str,
+) -> Read:
+    """Record a correction: a new Read superseding ``read`` (the latest of its chain).
+
+    The original stays as it was; the correction keeps the original's start time, its own
+    submission time, the reason and who made it.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidReadError("a correction needs a reason")
+    if read.assignment.session.study.state == StudyState.LOCKED:
+        raise ReadingError("the study is locked: its reads can no longer be corrected")
+    answers = parse_findings(finding_types, findings, image_sizes)
+    _check_marks(answers, image_sizes)
+    with transaction.atomic():
+        latest = Read.objects.select_for_update().get(pk=read.pk)
+        if Read.objects.filter(supersedes=latest).exists():
+            raise InvalidReadError(
+                "this read has already been corrected; correct the latest version"
+            )
+        correction = Read.objects.create(
+            assignment_id=latest.assignment_id,
+            supersedes=latest,
+            correction_reason=reason,
+            free_text=free_text if isinstance(free_text, str) else "",
+            started_at=latest.started_at,
+            submitted_at=timezone.now(),
+            idempotency_key=idempotency_key,
+            submitted_by=user,
+        )
+        _create_findings(correction, answers)
+    return correction

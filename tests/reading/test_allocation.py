@@ -1,0 +1,185 @@
+"""randomize_study, open_study and allocate_arriving_case against the pure randomizer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from studyplatform.reading.models import AllocationRecord, Assignment, Enrolment, ReadingSession
+from studyplatform.reading.services import (
+    AllocationError,
+    allocate_arriving_case,
+    case_infos,
+    open_study,
+    randomize_study,
+    stored_allocation,
+    verify_allocation,
+)
+from studyplatform.studies.models import Study
+from studyplatform.studies.randomization import ProspectiveAllocator, allocate
+from tests.factories import CaseFactory, SiteFactory
+from tests.reading.helpers import make_study
+
+pytestmark = pytest.mark.django_db
+
+
+def _rows(study: Study) -> list[tuple]:
+    return sorted(
+        Assignment.objects.filter(session__study=study).values_list(
+            "reader__code", "case__case_id", "arm__name", "session__number", "position", "step"
+        )
+    )
+
+
+def test_stored_rows_match_the_pure_allocation_and_its_fingerprint():
+    study = make_study(n_cases=10, n_readers=3)
+    record = randomize_study(study=study)
+    expected = allocate(
+        "crossover",
+        seed=study.seed,
+        cases=case_infos(study),
+        readers=["%s-R%d" % (study.slug, i) for i in (1, 2, 3)],
+        arms=["unassisted", "assisted"],
+    )
+    assert record.fingerprint == expected.fingerprint()
+    assert stored_allocation(study).fingerprint() == expected.fingerprint()
+    assert record.rows == len(expected.rows) == 3 * 10 * 2
+    assert _rows(study) == sorted(
+        (r.reader, r.case_id, r.arm, r.session, r.position, r.step) for r in expected.rows
+    )
+    assert ReadingSession.objects.filter(study=study).count() == 3 * 2
+
+
+def test_truth_key_lists_each_finding_in_order():
+    study = make_study(n_cases=3, n_readers=1)
+    keys = {info.case_id: info.truth_key for info in case_infos(study)}
+    assert keys["C000"] == "nodule=1,effusion=0"
+    assert keys["C002"] == "nodule=0,effusion=1"
+
+
+def test_randomizing_twice_verifies_and_duplicates_nothing():
+    study = make_study()
+    first = randomize_study(study=study)
+    rows = _rows(study)
+    second = randomize_study(study=study)
+    assert second.pk == first.pk
+    assert _rows(study) == rows
+    assert AllocationRecord.objects.count() == 1
+
+
+def test_changed_cases_need_replace_while_draft():
+    study = make_study()
+    randomize_study(study=study)
+    CaseFactory(study=study, case_id="LATE", site=SiteFactory(code="north"))
+    with pytest.raises(AllocationError, match="--replace"):
+        randomize_study(study=study)
+    record = randomize_study(study=study, replace=True)
+    assert "LATE" in {row[1] for row in _rows(study)}
+    assert verify_allocation(study) == record.fingerprint
+
+
+def test_randomize_refuses_to_change_an_open_study():
+    study = make_study()
+    randomize_study(study=study)
+    open_study(study=study)
+    CaseFactory(study=study, case_id="LATE", site=SiteFactory(code="north"))
+    with pytest.raises(AllocationError, match="cannot be changed"):
+        randomize_study(study=study, replace=True)
+    # Without replace, it verifies the stored allocation and leaves it alone.
+    assert randomize_study(study=study).study_id == study.pk
+
+
+def test_an_edited_assignment_is_detected():
+    study = make_study()
+    randomize_study(study=study)
+    assignment = Assignment.objects.filter(session__study=study).first()
+    other = study.arms.exclude(pk=assignment.arm_id).get()
+    Assignment.objects.filter(pk=assignment.pk).update(arm=other)
+    with pytest.raises(AllocationError, match="changed after randomization"):
+        open_study(study=study)
+
+
+def test_open_requires_an_allocation_and_sets_the_washout_dates():
+    study = make_study()
+    with pytest.raises(AllocationError, match="not been randomized"):
+        open_study(study=study)
+    randomize_study(study=study)
+    opened = open_study(study=study)
+    assert opened.state == "open"
+    first = ReadingSession.objects.filter(study=study, number=1)
+    second = ReadingSession.objects.filter(study=study, number=2)
+    assert all(s.available_from is None for s in first)
+    assert {s.available_from for s in second} == {opened.opened_at + timedelta(days=28)}
+    with pytest.raises(AllocationError, match="already open"):
+        open_study(study=study)
+
+
+def test_split_plot_records_the_reader_groups():
+    study = make_study(n_cases=8, n_readers=4, design="split_plot")
+    record = randomize_study(study=study)
+    groups = sorted(Enrolment.objects.filter(study=study).values_list("group", flat=True))
+    assert groups == [1, 1, 2, 2]
+    assert record.rows == 4 * 4 * 2  # each reader reads half the cases in both arms
+
+
+def test_sequential_has_two_steps_per_case():
+    study = make_study(n_cases=4, n_readers=1, design="sequential")
+    randomize_study(study=study)
+    steps = Assignment.objects.filter(session__study=study).values_list(
+        "position", "step", "arm__name"
+    )
+    assert sorted(steps) == [
+        (p, s, a) for p in range(1, 5) for s, a in ((1, "unassisted"), (2, "assisted"))
+    ]
+
+
+def test_prospective_cases_are_allocated_on_arrival_by_site_index():
+    study = make_study(n_cases=4, n_readers=3, design="prospective")
+    study.readers_per_case = 2
+    study.save()
+    record = randomize_study(study=study)
+    open_study(study=study)
+    assert record.rows == 4 * 2
+    north = SiteFactory(code="north")
+    late = CaseFactory(study=study, case_id="LATE", site=north)
+    made = allocate_arriving_case(case=late)
+    assert len(made) == 2
+    # The third north case (C000, C002 came first) gets the arm at index 2 of north's sequence.
+    assert made[0].arm.name == ProspectiveAllocator(study.seed, ["unassisted", "assisted"]).arm_for(
+        "north", 2
+    )
+    assert allocate_arriving_case(case=late) == made  # idempotent
+    loads = sorted(
+        Assignment.objects.filter(session__study=study).values_list("reader__code", flat=True)
+    )
+    counts = [loads.count(code) for code in set(loads)]
+    assert max(counts) - min(counts) <= 1
+
+
+def test_arrival_before_randomization_waits_for_it():
+    study = make_study(n_cases=2, n_readers=2, design="prospective")
+    assert allocate_arriving_case(case=study.cases.first()) == []
+    crossover = make_study(n_cases=2, n_readers=1)
+    with pytest.raises(AllocationError, match="only prospective"):
+        allocate_arriving_case(case=crossover.cases.first())
+
+
+def test_randomize_command_reports_and_is_idempotent():
+    study = make_study()
+    out = StringIO()
+    call_command("randomize", study.slug, stdout=out)
+    assert "32 assignments" in out.getvalue()
+    out2 = StringIO()
+    call_command("randomize", study.slug, "--open", stdout=out2)
+    assert "state open" in out2.getvalue()
+    with pytest.raises(CommandError, match="no study"):
+        call_command("randomize", "nope")
+
+
+def test_study_without_readers_is_refused_with_a_clear_message():
+    study = make_study(n_readers=0)
+    with pytest.raises(AllocationError, match="no enrolled readers"):
+        randomize_study(study=study)
