@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
+from studyplatform.reading.services import ReadingError, randomize_study
 from studyplatform.studies.models import (
     Arm,
     Case,
@@ -57,6 +58,25 @@ class StudyAdmin(admin.ModelAdmin[Study]):
     search_fields = ["slug", "title"]
     readonly_fields = ["state", "created_at", "opened_at", "locked_at"]
     inlines = [ArmInline, FindingTypeInline, MembershipInline]
+    actions = ["randomize"]
+
+    @admin.action(
+        description="Randomize (store the allocation from the seed)", permissions=["change"]
+    )
+    def randomize(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            try:
+                actor = request.user if request.user.is_authenticated else None
+                record = randomize_study(study=study, actor=actor)
+            except ReadingError as error:
+                self.message_user(request, f"{study.slug}: {error}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"{study.slug}: {record.rows} assignments ({record.design}, seed "
+                    f"{record.seed}), fingerprint {record.fingerprint or '-'}",
+                    messages.SUCCESS,
+                )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
         return super().get_queryset(request).annotate(_case_count=Count("cases"))
