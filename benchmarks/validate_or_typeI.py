@@ -56,7 +56,7 @@ def run_cell(
     params = roe_metz_params(structure, mu)
     true_auc = population_auc(mu, params)
     reject = cover_diff = cover_single = 0
-    df2 = []
+    df2: list[float] = []
     t0 = time.perf_counter()
     for _ in range(n_sims):
         frame = simulate_roe_metz(
@@ -74,7 +74,7 @@ def run_cell(
         cover_single += sum(
             s.ci_lower <= true_auc <= s.ci_upper for s in res.single_treatment.values()
         )
-        df2.append(res.global_test.df2)
+        df2.append(float("nan") if res.global_test.df2 is None else res.global_test.df2)
     lo, hi = proportion_confint(reject, n_sims, alpha=0.05, method="wilson")
     return Cell(
         structure,
