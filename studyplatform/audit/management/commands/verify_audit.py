@@ -1,0 +1,41 @@
+"""``manage.py verify_audit``: walk the audit chain; exit 1 naming the first bad event."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from studyplatform.audit.selectors import ChainHead, verify_chain
+
+
+def parse_head(value: str) -> ChainHead:
+    match = re.fullmatch(r"(\d+):([0-9a-f]{64})", value.strip())
+    if match is None:
+        raise CommandError(f"--expect-head {value!r} is not SEQUENCE:SHA256 (as verify prints)")
+    return ChainHead(int(match[1]), match[2])
+
+
+class Command(BaseCommand):
+    help = (
+        "Check that no audit event was edited, deleted or reordered: every event's hash, its "
+        "link to the previous event and the numbering. Exits 1 naming the first bad sequence."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--expect-head",
+            metavar="SEQUENCE:SHA256",
+            help="A head recorded earlier (a backup manifest): also detects removed newest events.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        expected = parse_head(options["expect_head"]) if options["expect_head"] else None
+        report = verify_chain(expected)
+        if not report.ok:
+            raise CommandError(
+                f"audit chain broken at sequence {report.first_bad_sequence}: {report.problem} "
+                f"({report.events} events before it are intact)"
+            )
+        self.stdout.write(f"audit chain intact: {report.events} events, head {report.head}")

@@ -1,0 +1,128 @@
+"""Reading the audit trail: chain verification, the chain head, and a study's data digest."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from studyplatform.audit.models import AuditEvent, Signature, canonical_json
+from studyplatform.audit.services import GENESIS_HASH
+from studyplatform.reading.models import Assignment, ReadFinding
+from studyplatform.studies.models import Study, Truth
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    sequence: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.sequence}:{self.hash}"
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The outcome of walking the chain; ``first_bad_sequence`` is None when it is intact."""
+
+    events: int
+    head: ChainHead
+    first_bad_sequence: int | None = None
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad_sequence is None
+
+
+def chain_head() -> ChainHead:
+    last = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
+    return ChainHead(*last) if last else ChainHead(0, GENESIS_HASH)
+
+
+def verify_chain(expected_head: ChainHead | None = None) -> ChainReport:
+    """Walk every event in sequence order and check numbering, links and hashes.
+
+    An edited event fails its own hash; a deleted one leaves a gap in the numbering; a reordered
+    one breaks the link to its predecessor. Removing the newest events leaves a valid shorter
+    chain: pass the head recorded earlier (a backup manifest, a signature) to detect that.
+    """
+    events = AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000)
+    return _walk(events, expected_head)
+
+
+def _walk(events: Iterable[AuditEvent], expected_head: ChainHead | None) -> ChainReport:
+    expected_sequence, previous_hash, count = 1, GENESIS_HASH, 0
+    for event in events:
+        problem, bad = "", event.sequence
+        if event.sequence != expected_sequence:
+            problem = f"expected sequence {expected_sequence}, found {event.sequence}"
+            bad = min(expected_sequence, event.sequence)
+        elif event.previous_hash != previous_hash:
+            problem = "its previous hash does not match the event before it"
+        elif event.compute_hash() != event.hash:
+            problem = "its content does not match its hash (edited)"
+        if problem:
+            return ChainReport(count, ChainHead(expected_sequence - 1, previous_hash), bad, problem)
+        expected_sequence, previous_hash, count = event.sequence + 1, event.hash, count + 1
+    head = ChainHead(expected_sequence - 1, previous_hash)
+    if expected_head is not None and expected_head.sequence > 0:
+        if head.sequence < expected_head.sequence:
+            return ChainReport(
+                count,
+                head,
+                head.sequence + 1,
+                f"the chain ends at {head.sequence}, before the expected head "
+                f"{expected_head.sequence} (events removed)",
+            )
+        stored = (
+            AuditEvent.objects.filter(sequence=expected_head.sequence)
+            .values_list("hash", flat=True)
+            .first()
+        )
+        if stored != expected_head.hash:
+            return ChainReport(
+                count, head, expected_head.sequence, "its hash differs from the expected head"
+            )
+    return ChainReport(count, head)
+
+
+def study_data_digest(study: Study) -> str:
+    """sha256 over a study's truth, allocation and read findings, in a fixed order.
+
+    Cheap (three ordered value queries) and stable: the same data always gives the same digest,
+    so a signature names exactly the data state it approved.
+    """
+    truth = Truth.objects.filter(case__study=study).order_by("case__case_id", "finding_type__code")
+    allocation = Assignment.objects.filter(session__study=study).order_by("pk")
+    findings = ReadFinding.objects.filter(read__assignment__session__study=study).order_by(
+        "read_id", "finding_type__code"
+    )
+    state = {
+        "study": study.slug,
+        "truth": list(truth.values_list("case__case_id", "finding_type__code", "present")),
+        "allocation": list(
+            allocation.values_list(
+                "pk", "reader__code", "case__case_id", "arm__name", "session__number", "position"
+            )
+        ),
+        "reads": list(
+            findings.values_list(
+                "read_id",
+                "read__assignment_id",
+                "read__supersedes_id",
+                "finding_type__code",
+                "present",
+                "confidence",
+            )
+        ),
+    }
+    return hashlib.sha256(canonical_json(state).encode("ascii")).hexdigest()
+
+
+def signature_for(study: Study, kind: str) -> Signature | None:
+    return Signature.objects.filter(study=study, kind=kind).select_related("signer").first()
+
+
+def events_for_study(study: Study) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(study=study).order_by("sequence"))
