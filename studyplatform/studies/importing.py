@@ -1,0 +1,328 @@
+"""Turning received files into what the study stores, and reading import manifests.
+
+Everything here works on bytes in memory and imports no model: a received file is identified
+(DICOM, PNG or JPEG by its content, never by its name), de-identified (:mod:`deid`), and turned
+into the stored original plus the viewer's derivative. Raw received bytes are never written
+anywhere; only the de-identified result leaves this module.
+
+Problems are :class:`ValueError` subclasses whose message names the file and the reason, so that
+the import can report every bad file and go on with the others.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import ImplicitVRLittleEndian
+
+from studyplatform.studies import imaging
+from studyplatform.studies.deid import DeidentificationError, deidentify
+from studyplatform.studies.imaging import ImageError
+
+MODALITIES: Final = ("CR", "DX", "CT", "MR", "MG")
+CASE_ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MANIFEST_NAME: Final = "manifest.csv"
+REQUIRED_COLUMNS: Final = ("case_id", "site", "images")
+OPTIONAL_COLUMNS: Final = ("modality",)
+TRUTH_PREFIX: Final = "truth_"
+
+_PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
+_JPEG_SIGNATURE: Final = b"\xff\xd8\xff"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One received file: the name it came with (for messages only) and its bytes."""
+
+    name: str
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A bad file or row: where (file name or manifest line) and why."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """A de-identified image ready to store; holds nothing identifying."""
+
+    original: bytes
+    original_suffix: str
+    display: bytes
+    rows: int
+    columns: int
+    bits_stored: int
+    window_center: float
+    window_width: float
+    display_offset: int
+    modality: str
+    manufacturer: str
+    model_name: str
+    source_sha256: str
+    source_format: str
+    transfer_syntax: str
+    burned_in_annotation: str
+
+
+def check_case_id(case_id: str) -> str | None:
+    """The reason ``case_id`` is not acceptable, or None."""
+    if not CASE_ID_PATTERN.match(case_id):
+        return (
+            f"case_id {case_id!r} must be 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return None
+
+
+def _default_window(pixels: imaging.IntArray) -> tuple[float, float]:
+    low, high = np.percentile(pixels, [1.0, 99.0])
+    return float((low + high) / 2.0), float(max(high - low, 1.0))
+
+
+def _display(pixels: imaging.IntArray, name: str) -> tuple[imaging.IntArray, int]:
+    """Unsigned 16-bit values for the derivative and the offset added to get them."""
+    low, high = int(pixels.min()), int(pixels.max())
+    offset = -low if low < 0 else 0
+    if high + offset > np.iinfo(np.uint16).max:
+        raise ImageError(f"{name}: value range {low}..{high} does not fit a 16-bit derivative")
+    return (pixels.astype(np.int64) + offset).astype(np.uint16), offset
+
+
+def _prepare_dicom(upload: Upload, *, pseudonym: str, salt: str) -> PreparedImage:
+    try:
+        ds = dcmread(io.BytesIO(upload.data))
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise ImageError(f"{upload.name}: not a readable DICOM file ({exc})") from exc
+    if "PixelData" not in ds:
+        raise ImageError(f"{upload.name}: DICOM file has no pixel data (not an image)")
+    if "TransferSyntaxUID" not in ds.file_meta:
+        # A file without meta information is implicit VR little endian (PS3.5 A.1).
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    syntax = str(ds.file_meta.TransferSyntaxUID)
+    result = deidentify(ds, pseudonym=pseudonym, salt=salt)
+    buffer = io.BytesIO()
+    try:
+        ds.save_as(buffer, enforce_file_format=True)
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise ImageError(f"{upload.name}: cannot write the de-identified file ({exc})") from exc
+    original = buffer.getvalue()
+    # Decode what will be stored, not what was received: the stored file is proven usable.
+    image = imaging.read_dicom_pixels(io.BytesIO(original), name=upload.name)
+    pixels, offset = _display(image.pixels, upload.name)
+    bits = max(1, min(16, max(image.bits_stored, int(pixels.max()).bit_length())))
+    return PreparedImage(
+        original=original,
+        original_suffix=".dcm",
+        display=imaging.to_display_png16(pixels),
+        rows=int(pixels.shape[0]),
+        columns=int(pixels.shape[1]),
+        bits_stored=bits,
+        window_center=image.window_center + offset,
+        window_width=max(image.window_width, 1.0),
+        display_offset=offset,
+        modality=image.modality.strip().upper(),
+        manufacturer=image.manufacturer.strip()[:100],
+        model_name=image.model_name.strip()[:100],
+        source_sha256=upload.sha256,
+        source_format="dicom",
+        transfer_syntax=syntax,
+        burned_in_annotation=result.burned_in_annotation[:3],
+    )
+
+
+def _prepare_bitmap(upload: Upload, *, source_format: str) -> PreparedImage:
+    pixels = imaging.read_png(io.BytesIO(upload.data), name=upload.name)
+    if pixels.ndim != 2 or pixels.size == 0:
+        raise ImageError(f"{upload.name}: expected a 2-D image, got shape {pixels.shape}")
+    # The stored original is a fresh PNG of the pixel values alone: text chunks and EXIF (where
+    # names, dates and devices hide) are dropped with everything else but the pixels.
+    png = imaging.to_display_png16(pixels)
+    center, width = _default_window(pixels)
+    return PreparedImage(
+        original=png,
+        original_suffix=".png",
+        display=png,
+        rows=int(pixels.shape[0]),
+        columns=int(pixels.shape[1]),
+        bits_stored=8 if int(pixels.max()) < 256 else 16,
+        window_center=center,
+        window_width=width,
+        display_offset=0,
+        modality="",
+        manufacturer="",
+        model_name="",
+        source_sha256=upload.sha256,
+        source_format=source_format,
+        transfer_syntax="",
+        burned_in_annotation="",
+    )
+
+
+def prepare_image(upload: Upload, *, pseudonym: str, salt: str) -> PreparedImage:
+    """De-identify one received file and derive the viewer's image.
+
+    Raises :class:`ImageError` (unreadable, not an image, undecodable pixel data) or
+    :class:`DeidentificationError`; both name the file.
+    """
+    if not upload.data:
+        raise ImageError(f"{upload.name}: empty file")
+    head = upload.data[:8]
+    if head.startswith(_PNG_SIGNATURE):
+        return _prepare_bitmap(upload, source_format="png")
+    if head.startswith(_JPEG_SIGNATURE):
+        return _prepare_bitmap(upload, source_format="jpeg")
+    if upload.data[128:132] != b"DICM" and not _looks_like_headerless_dicom(upload.data):
+        raise ImageError(f"{upload.name}: not a DICOM, PNG or JPEG file")
+    try:
+        return _prepare_dicom(upload, pseudonym=pseudonym, salt=salt)
+    except DeidentificationError as exc:
+        raise DeidentificationError(f"{upload.name}: {exc}") from exc
+
+
+def _looks_like_headerless_dicom(data: bytes) -> bool:
+    # Old files without preamble start with a group 0x0008 element (little endian).
+    return len(data) > 8 and data[:2] == b"\x08\x00"
+
+
+# --- Manifests --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    line: int
+    case_id: str
+    site: str
+    images: tuple[str, ...]
+    truth: Mapping[str, bool] = field(default_factory=dict)
+    modality: str | None = None
+
+
+def _check_image_name(name: str) -> str | None:
+    path = Path(name)
+    if not name or path.is_absolute() or ".." in path.parts or "\\" in name:
+        return f"image name {name!r} must be a relative path inside the import folder"
+    return None
+
+
+def _parse_row(
+    line: int, record: Mapping[str, str | None], truth_columns: Mapping[str, str]
+) -> tuple[ManifestRow | None, list[Problem]]:
+    where = f"{MANIFEST_NAME} line {line}"
+    problems: list[Problem] = []
+
+    def value(column: str) -> str:
+        return (record.get(column) or "").strip()
+
+    case_id = value("case_id")
+    if reason := check_case_id(case_id):
+        problems.append(Problem(where, reason))
+    site = value("site")
+    if not site:
+        problems.append(Problem(where, "site is empty"))
+    images = tuple(name.strip() for name in value("images").split(";") if name.strip())
+    if not images:
+        problems.append(Problem(where, "images is empty"))
+    for name in images:
+        if reason := _check_image_name(name):
+            problems.append(Problem(where, reason))
+    if len(set(images)) != len(images):
+        problems.append(Problem(where, "the same image is listed twice"))
+    modality = value("modality").upper() or None
+    if modality is not None and modality not in MODALITIES:
+        problems.append(Problem(where, f"modality {modality!r} is not one of {MODALITIES}"))
+    truth: dict[str, bool] = {}
+    for column, code in truth_columns.items():
+        raw = value(column)
+        if raw in ("0", "1"):
+            truth[code] = raw == "1"
+        elif raw:
+            problems.append(Problem(where, f"{column} must be 0, 1 or empty, not {raw!r}"))
+    if problems:
+        return None, problems
+    return ManifestRow(line, case_id, site, images, truth, modality), []
+
+
+def read_manifest(
+    path: Path, *, finding_codes: Collection[str]
+) -> tuple[list[ManifestRow], list[Problem]]:
+    """Parse ``manifest.csv``; rows with problems are left out and reported.
+
+    A header that lacks a required column or names an unknown column refuses the whole file.
+    """
+    where = MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        return [], [Problem(where, f"not found in {path.parent}")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [Problem(where, f"cannot be read as UTF-8 text ({exc})")]
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [column.strip() for column in reader.fieldnames or []]
+    reader.fieldnames = header
+    missing = [column for column in REQUIRED_COLUMNS if column not in header]
+    if missing:
+        return [], [Problem(where, f"missing column(s): {', '.join(missing)}")]
+    truth_columns = {c: c[len(TRUTH_PREFIX) :] for c in header if c.startswith(TRUTH_PREFIX)}
+    unknown_findings = sorted(c for c, code in truth_columns.items() if code not in finding_codes)
+    unknown = [
+        c
+        for c in header
+        if c not in REQUIRED_COLUMNS and c not in OPTIONAL_COLUMNS and c not in truth_columns
+    ]
+    if unknown_findings or unknown:
+        reasons = []
+        if unknown_findings:
+            reasons.append(
+                f"unknown finding column(s) {', '.join(unknown_findings)} "
+                f"(the study's findings: {', '.join(sorted(finding_codes)) or 'none'})"
+            )
+        if unknown:
+            reasons.append(f"unknown column(s) {', '.join(unknown)}")
+        return [], [Problem(where, "; ".join(reasons))]
+
+    rows: list[ManifestRow] = []
+    problems: list[Problem] = []
+    first_line: dict[str, int] = {}
+    for record in reader:
+        line = reader.line_num
+        if None in record:
+            problems.append(Problem(f"{where} line {line}", "more fields than columns"))
+            continue
+        if not any((v or "").strip() for v in record.values()):
+            continue  # blank line
+        row, row_problems = _parse_row(line, record, truth_columns)
+        problems.extend(row_problems)
+        if row is None:
+            continue
+        if row.case_id in first_line:
+            problems.append(
+                Problem(
+                    f"{where} line {line}",
+                    f"case_id {row.case_id!r} is already on line {first_line[row.case_id]}",
+                )
+            )
+            continue
+        first_line[row.case_id] = line
+        rows.append(row)
+    return rows, problems

@@ -1,0 +1,482 @@
+"""Use cases of the studies app: importing cases and ground truth.
+
+One service stores a case, whatever brought it (the ``import_cases`` command or a hospital
+system through the arrival API): files are de-identified in memory, the case, its images and its
+truth are written in one transaction, and a case that is already stored with the same files is
+left as it is, so every import can be run again safely.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+
+from studyplatform.studies.deid import DeidentificationError
+from studyplatform.studies.imaging import ImageError
+from studyplatform.studies.importing import (
+    MANIFEST_NAME,
+    MODALITIES,
+    PreparedImage,
+    Problem,
+    Upload,
+    check_case_id,
+    prepare_image,
+    read_manifest,
+)
+from studyplatform.studies.models import (
+    Case,
+    FindingType,
+    Image,
+    Site,
+    Study,
+    Truth,
+    TruthSource,
+)
+
+
+class ImportRefusedError(Exception):
+    """A case (or a whole import) that is not stored; ``problems`` say which file and why."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+
+class StudyLockedError(ImportRefusedError):
+    pass
+
+
+class CaseConflictError(ImportRefusedError):
+    """The case ID is taken by a case with other images, site or truth."""
+
+
+@dataclass(frozen=True)
+class CaseImport:
+    case: Case
+    created: bool
+
+
+@dataclass
+class ImportReport:
+    imported: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    burned_in: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def deid_salt(study: Study) -> str:
+    """The study's secret for replacement UIDs: stable for the study, unguessable without it."""
+    key = settings.SECRET_KEY.encode()
+    return hmac.new(key, f"deid-uid:{study.slug}".encode(), hashlib.sha256).hexdigest()
+
+
+def _refuse_locked(study: Study) -> None:
+    if study.is_locked:
+        raise StudyLockedError([Problem(study.slug, "the study is locked; it takes no new data")])
+
+
+def _check_truth(study: Study, truth: Mapping[str, bool], where: str) -> dict[str, FindingType]:
+    findings = {f.code: f for f in study.finding_types.all()}
+    unknown = sorted(set(truth) - set(findings))
+    if unknown:
+        raise ImportRefusedError([Problem(where, f"unknown finding(s): {', '.join(unknown)}")])
+    return findings
+
+
+def _check_resend(case: Case, *, site: Site, hashes: list[str], truth: Mapping[str, bool]) -> None:
+    """Raise :class:`CaseConflictError` unless the stored case is what was sent again."""
+    stored = list(case.images.order_by("position").values_list("source_sha256", flat=True))
+    if case.site_id != site.pk or stored != hashes:
+        what = "site" if case.site_id != site.pk else "images"
+        raise CaseConflictError(
+            [Problem(case.case_id, f"case already exists in {case.study.slug} with other {what}")]
+        )
+    stored_truth = {t.finding_type.code: t.present for t in case.truths.select_related()}
+    differ = sorted(c for c, present in truth.items() if stored_truth.get(c, present) != present)
+    if differ:
+        raise CaseConflictError(
+            [
+                Problem(
+                    case.case_id,
+                    f"truth for {', '.join(differ)} differs from the stored truth "
+                    "(correct it with import_truth)",
+                )
+            ]
+        )
+
+
+def _prepare_all(study: Study, case_id: str, uploads: Sequence[Upload]) -> list[PreparedImage]:
+    prepared: list[PreparedImage] = []
+    problems: list[Problem] = []
+    salt = deid_salt(study)
+    for upload in uploads:
+        try:
+            prepared.append(prepare_image(upload, pseudonym=case_id, salt=salt))
+        except (ImageError, DeidentificationError) as exc:
+            message = str(exc)
+            prefix = f"{upload.name}: "
+            reason = message[len(prefix) :] if message.startswith(prefix) else message
+            problems.append(Problem(upload.name, reason))
+    if problems:
+        raise ImportRefusedError(problems)
+    return prepared
+
+
+def _modality(prepared: Sequence[PreparedImage], override: str | None, case_id: str) -> str:
+    if override:
+        if override not in MODALITIES:
+            raise ImportRefusedError(
+                [Problem(case_id, f"modality {override!r} not in {MODALITIES}")]
+            )
+        return override
+    found = sorted({p.modality for p in prepared if p.modality})
+    if not found:
+        raise ImportRefusedError(
+            [Problem(case_id, "no modality in the headers; give one (manifest column modality)")]
+        )
+    if len(found) > 1:
+        raise ImportRefusedError([Problem(case_id, f"images disagree on modality: {found}")])
+    if found[0] not in MODALITIES:
+        raise ImportRefusedError(
+            [
+                Problem(
+                    case_id,
+                    f"modality {found[0]} is not one of {', '.join(MODALITIES)} "
+                    "(override it with the modality column if that is right)",
+                )
+            ]
+        )
+    return found[0]
+
+
+def _store(
+    *,
+    study: Study,
+    case_id: str,
+    site: Site,
+    modality: str,
+    prepared: Sequence[PreparedImage],
+    truth: Mapping[str, bool],
+    findings: Mapping[str, FindingType],
+) -> Case:
+    case = Case.objects.create(
+        study=study,
+        case_id=case_id,
+        site=site,
+        modality=modality,
+        manufacturer=next((p.manufacturer for p in prepared if p.manufacturer), ""),
+        manufacturer_model=next((p.model_name for p in prepared if p.model_name), ""),
+    )
+    written: list[str] = []
+    try:
+        for position, item in enumerate(prepared, start=1):
+            image = Image(
+                case=case,
+                position=position,
+                sha256=hashlib.sha256(item.original).hexdigest(),
+                rows=item.rows,
+                columns=item.columns,
+                bits_stored=item.bits_stored,
+                window_center=item.window_center,
+                window_width=item.window_width,
+                display_offset=item.display_offset,
+                source_sha256=item.source_sha256,
+                source_format=item.source_format,
+                transfer_syntax=item.transfer_syntax,
+                burned_in_annotation=item.burned_in_annotation,
+            )
+            # Stored names derive from the position only: received names may identify people.
+            image.original.save(
+                f"{position}{item.original_suffix}", ContentFile(item.original), save=False
+            )
+            written.append(str(image.original.name))
+            image.display.save(f"{position}.png", ContentFile(item.display), save=False)
+            written.append(str(image.display.name))
+            image.save()
+    except BaseException:
+        for name in written:
+            default_storage.delete(name)
+        raise
+    Truth.objects.bulk_create(
+        [
+            Truth(
+                case=case, finding_type=findings[code], present=present, source=TruthSource.IMPORT
+            )
+            for code, present in truth.items()
+        ]
+    )
+    return case
+
+
+def import_case(
+    *,
+    study: Study,
+    case_id: str,
+    site_code: str,
+    uploads: Sequence[Upload],
+    truth: Mapping[str, bool] | None = None,
+    modality: str | None = None,
+) -> CaseImport:
+    """Store one case with its images (de-identified) and optional truth; idempotent.
+
+    Sending the same case again (same ID, site and file bytes) returns the stored case with
+    ``created=False``. Raises :class:`StudyLockedError`, :class:`CaseConflictError` (the ID is
+    taken by different content) or :class:`ImportRefusedError` (bad input, every bad file listed).
+    """
+    truth = dict(truth or {})
+    _refuse_locked(study)
+    if reason := check_case_id(case_id):
+        raise ImportRefusedError([Problem("case_id", reason)])
+    if not uploads:
+        raise ImportRefusedError([Problem(case_id, "no image files")])
+    site = Site.objects.filter(code=site_code).first()
+    if site is None:
+        raise ImportRefusedError([Problem(case_id, f"unknown site {site_code!r}")])
+    findings = _check_truth(study, truth, case_id)
+    hashes = [upload.sha256 for upload in uploads]
+
+    existing = Case.objects.filter(study=study, case_id=case_id).first()
+    if existing is not None:
+        _check_resend(existing, site=site, hashes=hashes, truth=truth)
+        _add_missing_truth(existing, truth, findings)
+        return CaseImport(existing, created=False)
+
+    prepared = _prepare_all(study, case_id, uploads)
+    chosen = _modality(prepared, modality, case_id)
+    try:
+        with transaction.atomic():
+            case = _store(
+                study=study,
+                case_id=case_id,
+                site=site,
+                modality=chosen,
+                prepared=prepared,
+                truth=truth,
+                findings=findings,
+            )
+    except IntegrityError:
+        # Sent twice at the same moment: the other request stored it first.
+        existing = Case.objects.filter(study=study, case_id=case_id).first()
+        if existing is None:
+            raise
+        _check_resend(existing, site=site, hashes=hashes, truth=truth)
+        return CaseImport(existing, created=False)
+    return CaseImport(case, created=True)
+
+
+def _add_missing_truth(
+    case: Case, truth: Mapping[str, bool], findings: Mapping[str, FindingType]
+) -> None:
+    have = set(case.truths.values_list("finding_type__code", flat=True))
+    Truth.objects.bulk_create(
+        [
+            Truth(
+                case=case, finding_type=findings[code], present=present, source=TruthSource.IMPORT
+            )
+            for code, present in truth.items()
+            if code not in have
+        ]
+    )
+
+
+def _unlisted_files(directory: Path, listed: set[str]) -> list[str]:
+    found = []
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory).as_posix()
+        if (
+            path.is_file()
+            and relative != MANIFEST_NAME
+            and not any(part.startswith(".") for part in path.relative_to(directory).parts)
+            and relative not in listed
+        ):
+            found.append(relative)
+    return found
+
+
+def import_cases(*, study: Study, directory: Path) -> ImportReport:
+    """Import every case of ``directory/manifest.csv``; bad files are reported, not fatal.
+
+    Each case is stored in its own transaction, so a bad case never undoes a good one.
+    """
+    _refuse_locked(study)
+    report = ImportReport()
+    codes = set(study.finding_types.values_list("code", flat=True))
+    rows, problems = read_manifest(directory / MANIFEST_NAME, finding_codes=codes)
+    report.problems.extend(problems)
+    if problems and not rows:
+        return report
+    root = directory.resolve()
+    listed: set[str] = set()
+    for row in rows:
+        uploads: list[Upload] = []
+        missing = []
+        for name in row.images:
+            listed.add(Path(name).as_posix())
+            path = (directory / name).resolve()
+            if not path.is_relative_to(root) or not path.is_file():
+                missing.append(Problem(name, f"listed for case {row.case_id} but not found"))
+                continue
+            uploads.append(Upload(name=name, data=path.read_bytes()))
+        if missing:
+            report.problems.extend(missing)
+            continue
+        try:
+            result = import_case(
+                study=study,
+                case_id=row.case_id,
+                site_code=row.site,
+                uploads=uploads,
+                truth=row.truth,
+                modality=row.modality,
+            )
+        except ImportRefusedError as exc:
+            report.problems.extend(
+                Problem(
+                    p.where if p.where != row.case_id else f"{MANIFEST_NAME} line {row.line}",
+                    p.reason if p.where != row.case_id else f"case {row.case_id}: {p.reason}",
+                )
+                for p in exc.problems
+            )
+            continue
+        (report.imported if result.created else report.unchanged).append(row.case_id)
+        if result.created:
+            report.burned_in.extend(
+                f"{row.case_id} image {image.position}"
+                for image in result.case.images.all()
+                if image.burned_in_annotation == "YES"
+            )
+    report.problems.extend(
+        Problem(name, "not listed in manifest.csv") for name in _unlisted_files(directory, listed)
+    )
+    return report
+
+
+# --- Ground truth -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TruthReport:
+    created: int
+    updated: int
+    unchanged: int
+
+
+_TRUTH_COLUMNS = ("case_id", "finding", "present")
+_TRUTH_OPTIONAL = ("source", "location")
+
+
+def _parse_truth_rows(
+    study: Study, text: str
+) -> tuple[list[tuple[Case, FindingType, bool, str, Any]], list[Problem]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [c.strip() for c in reader.fieldnames or []]
+    reader.fieldnames = header
+    missing = [c for c in _TRUTH_COLUMNS if c not in header]
+    unknown = [c for c in header if c not in _TRUTH_COLUMNS + _TRUTH_OPTIONAL]
+    if missing or unknown:
+        reason = "; ".join(
+            part
+            for part in (
+                f"missing column(s): {', '.join(missing)}" if missing else "",
+                f"unknown column(s): {', '.join(unknown)}" if unknown else "",
+            )
+            if part
+        )
+        return [], [Problem("header", reason)]
+    cases = {c.case_id: c for c in study.cases.all()}
+    findings = {f.code: f for f in study.finding_types.all()}
+    sources = set(TruthSource.values)
+    rows: list[tuple[Case, FindingType, bool, str, Any]] = []
+    problems: list[Problem] = []
+    seen: dict[tuple[str, str], int] = {}
+    for record in reader:
+        where = f"row {reader.line_num}"
+        if None in record:
+            problems.append(Problem(where, "more fields than columns"))
+            continue
+        values = {k: (v or "").strip() for k, v in record.items()}
+        if not any(values.values()):
+            continue
+        reasons = []
+        case = cases.get(values["case_id"])
+        if case is None:
+            reasons.append(f"unknown case {values['case_id']!r}")
+        finding = findings.get(values["finding"])
+        if finding is None:
+            reasons.append(f"unknown finding {values['finding']!r}")
+        if values["present"] not in ("0", "1"):
+            reasons.append(f"present must be 0 or 1, not {values['present']!r}")
+        source = values.get("source") or TruthSource.IMPORT
+        if source not in sources:
+            reasons.append(f"source {source!r} is not one of {', '.join(sorted(sources))}")
+        location: Any = None
+        if values.get("location"):
+            try:
+                location = json.loads(values["location"])
+            except json.JSONDecodeError:
+                reasons.append("location is not valid JSON")
+            else:
+                if not isinstance(location, dict | list):
+                    reasons.append("location must be a JSON object or list")
+        key = (values["case_id"], values["finding"])
+        if key in seen:
+            reasons.append(f"{key[0]}/{key[1]} is already on row {seen[key]}")
+        seen.setdefault(key, reader.line_num)
+        if reasons:
+            problems.append(Problem(where, "; ".join(reasons)))
+            continue
+        assert case is not None and finding is not None
+        rows.append((case, finding, values["present"] == "1", source, location))
+    return rows, problems
+
+
+def import_truth(*, study: Study, path: Path) -> TruthReport:
+    """Import ground truth from CSV; all rows or none (every bad row named by its number)."""
+    _refuse_locked(study)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImportRefusedError([Problem(path.name, f"cannot be read ({exc})")]) from exc
+    rows, problems = _parse_truth_rows(study, text)
+    if problems:
+        raise ImportRefusedError([Problem(f"{path.name} {p.where}", p.reason) for p in problems])
+    created = updated = unchanged = 0
+    with transaction.atomic():
+        stored = {
+            (t.case_id, t.finding_type_id): t
+            for t in Truth.objects.select_for_update().filter(case__study=study)
+        }
+        for case, finding, present, source, location in rows:
+            truth = stored.get((case.pk, finding.pk))
+            if truth is None:
+                Truth.objects.create(
+                    case=case,
+                    finding_type=finding,
+                    present=present,
+                    source=source,
+                    location=location,
+                )
+                created += 1
+            elif (truth.present, truth.source, truth.location) != (present, source, location):
+                truth.present, truth.source, truth.location = present, source, location
+                truth.save(update_fields=["present", "source", "location"])
+                updated += 1
+            else:
+                unchanged += 1
+    return TruthReport(created=created, updated=updated, unchanged=unchanged)
