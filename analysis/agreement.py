@@ -49,7 +49,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 Weights = Literal["none", "linear", "quadratic"]
 WEIGHTS: tuple[str, ...] = ("none", "linear", "quadratic")
@@ -173,7 +173,7 @@ def read_kappa_csv(path: str | Path) -> pd.DataFrame:
 
 
 def _wald(kappa: float, se: float, alpha: float) -> KappaEstimate:
-    z = float(stats.norm.isf(alpha / 2))
+    z = -float(special.ndtri(alpha / 2))
     return KappaEstimate(kappa, se, kappa - z * se, kappa + z * se)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 ARMS: tuple[str, str] = ("unassisted", "assisted")
 
@@ -158,8 +158,8 @@ def reading_time(long: pd.DataFrame, *, alpha: float = 0.05) -> ReadingTimeResul
         return ReadingTimeResult(
             tuple(arms), nan, nan, nan, nan, nan, nan, n_readers, dropped, str(error)
         )
-    z = float(stats.norm.isf(alpha / 2))
-    p = 2.0 * float(stats.norm.sf(abs(b1) / se))
+    z = -float(special.ndtri(alpha / 2))
+    p = 2.0 * float(special.ndtr(-(abs(b1) / se)))
     reader_var = float(np.asarray(fit.cov_re)[0, 0])
     return ReadingTimeResult(
         arms=tuple(arms),

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 SUBGROUPS: tuple[str, ...] = ("site", "manufacturer", "modality")
 _NEEDED = ("reader", "case", "arm", "finding", "truth", "confidence", "ai_probability")
@@ -196,7 +196,7 @@ def ai_performance(
     if pos.size >= 2 and neg.size >= 2:
         res = delong(pos, neg)
         auc, se = float(res.auc[0]), float(res.se[0])
-        z = float(stats.norm.isf(alpha / 2))
+        z = -float(special.ndtri(alpha / 2))
         lo, hi = max(0.0, auc - z * se), min(1.0, auc + z * se)
     elif pos.size and neg.size:
         auc = float(empirical_auc(pos, neg))
