@@ -1,0 +1,40 @@
+"""Import ground truth for a study's cases from CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from studyplatform.studies.models import Study
+from studyplatform.studies.services import ImportRefusedError, StudyLockedError, import_truth
+
+
+class Command(BaseCommand):
+    help = (
+        "Import ground truth from a CSV with columns case_id, finding, present (0/1) and optional "
+        "source (import, adjudication, follow_up) and location (JSON). All rows or none: every "
+        "unknown case or finding is reported with its row number. Running it again changes "
+        "nothing; a changed row updates the stored truth."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("study", help="The study's slug.")
+        parser.add_argument("file", type=Path, help="The CSV file.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        study = Study.objects.filter(slug=options["study"]).first()
+        if study is None:
+            raise CommandError(f"no study {options['study']!r}")
+        try:
+            report = import_truth(study=study, path=options["file"])
+        except StudyLockedError as error:
+            raise CommandError(str(error)) from None
+        except ImportRefusedError as error:
+            for problem in error.problems:
+                self.stderr.write(f"error  {problem}")
+            raise CommandError(f"{len(error.problems)} problem(s); no truth was imported") from None
+        self.stdout.write(
+            f"{report.created} created, {report.updated} updated, {report.unchanged} unchanged."
+        )
