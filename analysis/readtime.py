@@ -97,10 +97,11 @@ def reads_with_duration(long: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     if missing:
         raise ValueError(f"missing column(s): {', '.join(missing)}")
     keys = ["reader", "case", "arm"] + (["session"] if "session" in long.columns else [])
-    reads = long[[*keys, "duration_s"]].drop_duplicates(keys).copy()
-    reads["duration_s"] = pd.to_numeric(reads["duration_s"], errors="coerce")
-    reads["arm"] = reads["arm"].astype(str)
-    reads["reader"] = reads["reader"].astype(str)
+    rows = (
+        long[keys].astype(str).assign(duration_s=pd.to_numeric(long["duration_s"], errors="coerce"))
+    )
+    # the first valid duration of each read (the rows of its finding types repeat it)
+    reads = rows.groupby(keys, sort=False, as_index=False)["duration_s"].first()
     ok = np.isfinite(reads["duration_s"]) & (reads["duration_s"] > 0)
     return reads[ok & reads["arm"].isin(ARMS)], int((~ok).sum())
 

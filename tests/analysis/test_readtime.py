@@ -59,3 +59,11 @@ def test_missing_arm_or_column_rejected(long: pd.DataFrame) -> None:
 
 def test_to_dict_names_the_model(long: pd.DataFrame) -> None:
     assert "reader" in reading_time(long).to_dict()["model"]
+
+
+def test_a_read_keeps_its_duration_when_one_finding_row_lacks_it(long: pd.DataFrame) -> None:
+    partial = long.copy()
+    partial.loc[partial.index[0], "duration_s"] = np.nan  # one finding's row of one read
+    res = reading_time(partial)
+    assert res.n_dropped == 0
+    assert [a.n_reads for a in res.arms] == [6 * 40, 6 * 40]
