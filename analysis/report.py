@@ -449,5 +449,8 @@ def write_report(long: pd.DataFrame, out: str | Path, **options: Any) -> tuple[R
     """Analyse ``long`` and write the HTML report to ``out``; return the result and the path."""
     result = analyze_long_frame(long, **options)
     path = Path(out)
-    path.write_text(render_html(result, long), encoding="utf-8")
+    try:
+        path.write_text(render_html(result, long), encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"cannot write {path}: {error.strerror or error}") from None
     return result, path

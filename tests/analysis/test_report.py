@@ -103,3 +103,13 @@ def test_cli_report_bad_input_is_one_line_on_stderr(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_cli_report_unwritable_output_is_one_line_on_stderr(
+    long: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = tmp_path / "long.csv"
+    long.to_csv(csv, index=False)
+    assert main(["report", str(csv), "--out", str(tmp_path / "no" / "dir" / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write" in err
