@@ -7,11 +7,12 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from studyplatform.audit.admin import AuditedModelAdmin
 from studyplatform.prereads.models import AIModel, PreRead, PreReadFinding
 
 
 @admin.register(AIModel)
-class AIModelAdmin(admin.ModelAdmin[AIModel]):
+class AIModelAdmin(AuditedModelAdmin[AIModel]):
     list_display = ["name", "version", "format", "threshold", "registered_at"]
     list_filter = ["format"]
     search_fields = ["name", "version", "sha256"]
@@ -35,7 +36,7 @@ class PreReadFindingInline(admin.TabularInline[PreReadFinding, PreRead]):
 
 
 @admin.register(PreRead)
-class PreReadAdmin(admin.ModelAdmin[PreRead]):
+class PreReadAdmin(AuditedModelAdmin[PreRead]):
     list_display = ["case", "model", "status", "duration_ms", "attempts", "finished_at"]
     list_filter = ["status", "model", "case__study", "case__site"]
     search_fields = ["case__case_id", "error"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
+from studyplatform.audit.admin import AuditedModelAdmin
 from studyplatform.reading.models import (
     Assignment,
     Enrolment,
@@ -16,21 +17,21 @@ from studyplatform.reading.models import (
 
 
 @admin.register(Reader)
-class ReaderAdmin(admin.ModelAdmin[Reader]):
+class ReaderAdmin(AuditedModelAdmin[Reader]):
     list_display = ["code", "user", "specialty", "years_experience"]
     search_fields = ["code", "user__username", "user__last_name"]
     autocomplete_fields = ["user"]
 
 
 @admin.register(Enrolment)
-class EnrolmentAdmin(admin.ModelAdmin[Enrolment]):
+class EnrolmentAdmin(AuditedModelAdmin[Enrolment]):
     list_display = ["study", "reader", "group", "enrolled_at"]
     list_filter = ["study", "group"]
     search_fields = ["reader__code"]
 
 
 @admin.register(ReadingSession)
-class ReadingSessionAdmin(admin.ModelAdmin[ReadingSession]):
+class ReadingSessionAdmin(AuditedModelAdmin[ReadingSession]):
     list_display = ["study", "reader", "number", "available_from", "started_at", "completed_at"]
     list_filter = ["study", "number"]
     search_fields = ["reader__code"]
@@ -38,7 +39,7 @@ class ReadingSessionAdmin(admin.ModelAdmin[ReadingSession]):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin[Assignment]):
+class AssignmentAdmin(AuditedModelAdmin[Assignment]):
     """The allocation, as the randomizer stored it: visible to coordinators, never editable."""
 
     list_display = ["reader", "session", "position", "step", "case", "arm", "opened_at"]
@@ -67,7 +68,7 @@ class ReadFindingInline(admin.TabularInline[ReadFinding, Read]):
 
 
 @admin.register(Read)
-class ReadAdmin(admin.ModelAdmin[Read]):
+class ReadAdmin(AuditedModelAdmin[Read]):
     list_display = ["assignment", "submitted_at", "supersedes"]
     list_filter = ["assignment__session__study", "assignment__arm__name"]
     search_fields = ["assignment__case__case_id", "assignment__reader__code"]

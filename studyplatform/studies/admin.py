@@ -12,6 +12,11 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
+from studyplatform.audit.admin import (
+    AuditedModelAdmin,
+    FrozenTruthInlineMixin,
+    StudySigningAdminMixin,
+)
 from studyplatform.reading.services import ReadingError, randomize_study
 from studyplatform.studies.models import (
     Arm,
@@ -52,7 +57,7 @@ class MembershipInline(admin.TabularInline[StudyMembership, Study]):
 
 
 @admin.register(Study)
-class StudyAdmin(admin.ModelAdmin[Study]):
+class StudyAdmin(StudySigningAdminMixin, AuditedModelAdmin[Study]):
     list_display = ["slug", "title", "design", "state", "case_count", "created_at"]
     list_filter = ["state", "design"]
     search_fields = ["slug", "title"]
@@ -95,7 +100,7 @@ class StudyAdmin(admin.ModelAdmin[Study]):
 
 
 @admin.register(Site)
-class SiteAdmin(admin.ModelAdmin[Site]):
+class SiteAdmin(AuditedModelAdmin[Site]):
     list_display = ["code", "name"]
     search_fields = ["code", "name"]
 
@@ -111,14 +116,14 @@ class ImageInline(admin.TabularInline[Image, Case]):
         return False
 
 
-class TruthInline(admin.TabularInline[Truth, Case]):
+class TruthInline(FrozenTruthInlineMixin[Truth, Case], admin.TabularInline[Truth, Case]):
     model = Truth
     extra = 0
     readonly_fields = ["recorded_at"]
 
 
 @admin.register(Case)
-class CaseAdmin(admin.ModelAdmin[Case]):
+class CaseAdmin(AuditedModelAdmin[Case]):
     list_display = ["case_id", "study", "site", "modality", "manufacturer", "arrived_at"]
     list_filter = ["study", "site", "modality", "manufacturer"]
     search_fields = ["case_id", "manufacturer", "manufacturer_model"]
@@ -128,7 +133,7 @@ class CaseAdmin(admin.ModelAdmin[Case]):
 
 
 @admin.register(Truth)
-class TruthAdmin(admin.ModelAdmin[Truth]):
+class TruthAdmin(AuditedModelAdmin[Truth]):
     list_display = ["case", "finding_type", "present", "source", "recorded_at"]
     list_filter = ["case__study", "finding_type__code", "present", "source"]
     search_fields = ["case__case_id"]

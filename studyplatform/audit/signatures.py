@@ -1,0 +1,219 @@
+"""Electronic signatures: locking a study and finalizing its ground truth.
+
+Both need the signer to re-enter their password; the signature stores who, when, the meaning
+the signer approved and a digest of the study's data, and is itself an audit event. A wrong
+password is refused and audited as a refused attempt.
+
+Guards other services call before changing a study's data (they raise, the change is refused)::
+
+    ensure_not_locked(study)            # any change to the study, its cases, reads, allocation
+    ensure_truth_not_finalized(study)   # any change to its ground truth (also refuses locked)
+
+Both errors subclass PermissionDenied: a view that does not catch them answers 403, never 500.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, PermissionsMixin
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from studyplatform.audit.models import Action, Signature
+from studyplatform.audit.selectors import signature_for, study_data_digest
+from studyplatform.audit.services import record, snapshot
+from studyplatform.studies.models import (
+    FindingType,
+    MemberRole,
+    Study,
+    StudyMembership,
+    StudyState,
+)
+
+LOCK_MEANING = "I approve locking this study for analysis."
+FINALIZE_TRUTH_MEANING = "I approve this ground truth as final for analysis."
+
+_REQUIRED_PERMISSION = {
+    Signature.Kind.STUDY_LOCK: "studies.lock_study",
+    Signature.Kind.TRUTH_FINALIZE: "studies.change_truth",
+}
+
+
+class StudyLockedError(PermissionDenied):
+    """A change to a locked study was refused."""
+
+
+class TruthFinalizedError(PermissionDenied):
+    """A change to finalized ground truth was refused."""
+
+
+class SignatureRefusedError(PermissionDenied):
+    """The signer is not allowed to sign, or the password was wrong."""
+
+
+class SignatureStateError(ValidationError):
+    """The study is not in a state that this signature can approve."""
+
+
+def _is_locked_now(study: Study) -> bool:
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        # FOR SHARE: concurrent writers of the study's data do not block each other, but
+        # lock_study (FOR UPDATE) waits for them, and they wait for a lock in progress.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT state FROM studies_study WHERE id = %s FOR SHARE", [study.pk])
+            row = cursor.fetchone()
+        return row is not None and row[0] == StudyState.LOCKED
+    state = Study.objects.filter(pk=study.pk).values_list("state", flat=True).first()
+    return state == StudyState.LOCKED
+
+
+def ensure_not_locked(study: Study) -> None:
+    """Raise StudyLockedError when the study is locked (read from the database, not ``study``).
+
+    Call it inside the transaction that makes the change: on PostgreSQL the check then holds a
+    share lock on the study row until commit, so a lock cannot slip in between.
+    """
+    if _is_locked_now(study):
+        raise StudyLockedError(f"study {study.slug} is locked: it accepts no change")
+
+
+def ensure_truth_not_finalized(study: Study) -> None:
+    ensure_not_locked(study)
+    signature = signature_for(study, Signature.Kind.TRUTH_FINALIZE)
+    if signature is not None:
+        raise TruthFinalizedError(
+            f"the ground truth of study {study.slug} was finalized by {signature.signer} on "
+            f"{signature.signed_at:%Y-%m-%d %H:%M} UTC: it accepts no change"
+        )
+
+
+def is_truth_finalized(study: Study) -> bool:
+    return Signature.objects.filter(study=study, kind=Signature.Kind.TRUTH_FINALIZE).exists()
+
+
+def may_sign(user: AbstractBaseUser | AnonymousUser, study: Study, kind: str) -> bool:
+    """Superusers, and coordinators of this study who hold the signature's permission."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    coordinates = StudyMembership.objects.filter(
+        study=study, user_id=user.pk, role=MemberRole.COORDINATOR
+    ).exists()
+    permission = _REQUIRED_PERMISSION[Signature.Kind(kind)]
+    return coordinates and isinstance(user, PermissionsMixin) and user.has_perm(permission)
+
+
+def _authenticate_signer(
+    *, user: AbstractBaseUser, password: str, study: Study, kind: Signature.Kind, meaning: str
+) -> None:
+    """Refuse (and audit the refusal) unless the user may sign and the password is right."""
+    if not may_sign(user, study, kind):
+        raise SignatureRefusedError(f"{user.get_username()} may not sign this for {study.slug}")
+    if user.check_password(password):
+        return
+    refused = {
+        Signature.Kind.STUDY_LOCK: Action.STUDY_LOCK_REFUSED,
+        Signature.Kind.TRUTH_FINALIZE: Action.TRUTH_FINALIZE_REFUSED,
+    }[kind]
+    # Its own transaction: the refused attempt stays on record although the signature fails.
+    with transaction.atomic():
+        record(
+            actor=user,
+            action=refused,
+            obj=study,
+            after={"refused": "wrong password"},
+            reason=meaning,
+        )
+    raise SignatureRefusedError("The password is not correct: nothing was signed.")
+
+
+def _sign(
+    *, user: AbstractBaseUser, study: Study, kind: Signature.Kind, meaning: str, data_sha256: str
+) -> Signature:
+    """The signature row, whose audit event the caller has just changed the data under."""
+    now = timezone.now()
+    event = record(
+        actor=user,
+        action=str(kind),
+        obj=study,
+        after={"meaning": meaning, "data_sha256": data_sha256, "signed_at": now},
+        reason=meaning,
+    )
+    return Signature.objects.create(
+        signer_id=user.pk,
+        kind=kind,
+        meaning=meaning,
+        study=study,
+        data_sha256=data_sha256,
+        signed_at=now,
+        audit_event=event,
+    )
+
+
+def lock_study(
+    *, study: Study, user: AbstractBaseUser, password: str, meaning: str = LOCK_MEANING
+) -> Signature:
+    """Lock an open study for analysis: from then on it accepts no change."""
+    kind = Signature.Kind.STUDY_LOCK
+    _authenticate_signer(user=user, password=password, study=study, kind=kind, meaning=meaning)
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        if locked.state != StudyState.OPEN:
+            raise SignatureStateError(
+                f"study {locked.slug} is {locked.get_state_display().lower()}: only an open "
+                "study can be locked"
+            )
+        before = snapshot(locked)
+        digest = study_data_digest(locked)
+        locked.state = StudyState.LOCKED
+        locked.locked_at = timezone.now()
+        locked.save(update_fields=["state", "locked_at"])
+        record(
+            actor=user,
+            action=Action.STUDY_UPDATE,
+            obj=locked,
+            before={"state": before["state"], "locked_at": before["locked_at"]},
+            after={"state": locked.state, "locked_at": locked.locked_at},
+            reason=meaning,
+        )
+        signature = _sign(user=user, study=locked, kind=kind, meaning=meaning, data_sha256=digest)
+    study.refresh_from_db(fields=["state", "locked_at"])
+    return signature
+
+
+def _missing_truth(study: Study) -> int:
+    """How many case x finding type pairs have no truth."""
+    finding_types = FindingType.objects.filter(study=study).count()
+    counts = study.cases.annotate(n=Count("truths")).values_list("n", flat=True)
+    return sum(max(finding_types - n, 0) for n in counts)
+
+
+def finalize_truth(
+    *, study: Study, user: AbstractBaseUser, password: str, meaning: str = FINALIZE_TRUTH_MEANING
+) -> Signature:
+    """Finalize a study's ground truth: complete, signed, and from then on unchangeable."""
+    kind = Signature.Kind.TRUTH_FINALIZE
+    _authenticate_signer(user=user, password=password, study=study, kind=kind, meaning=meaning)
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        previous = signature_for(locked, kind)
+        if previous is not None:
+            raise SignatureStateError(
+                f"the ground truth of study {locked.slug} was already finalized by "
+                f"{previous.signer} on {previous.signed_at:%Y-%m-%d %H:%M} UTC"
+            )
+        if locked.is_locked:
+            raise SignatureStateError(f"study {locked.slug} is locked: it accepts no change")
+        if not locked.cases.exists():
+            raise SignatureStateError(f"study {locked.slug} has no cases: there is no truth")
+        missing = _missing_truth(locked)
+        if missing:
+            raise SignatureStateError(
+                f"the ground truth of study {locked.slug} is incomplete: {missing} case x "
+                "finding type pairs have no truth"
+            )
+        digest = study_data_digest(locked)
+        return _sign(user=user, study=locked, kind=kind, meaning=meaning, data_sha256=digest)

@@ -1,0 +1,88 @@
+"""The signature page: re-enter the password to lock a study or finalize its ground truth.
+
+Reached from the study's admin page (the admin wires the URLs); only the study's coordinators
+with the matching permission, and superusers, may open it.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin import AdminSite
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+
+from studyplatform.accounts import throttle
+from studyplatform.audit.models import Signature
+from studyplatform.audit.selectors import signature_for, study_data_digest
+from studyplatform.audit.signatures import (
+    FINALIZE_TRUTH_MEANING,
+    LOCK_MEANING,
+    SignatureRefusedError,
+    SignatureStateError,
+    finalize_truth,
+    lock_study,
+    may_sign,
+)
+from studyplatform.studies.models import Study
+
+_MEANING = {
+    Signature.Kind.STUDY_LOCK: LOCK_MEANING,
+    Signature.Kind.TRUTH_FINALIZE: FINALIZE_TRUTH_MEANING,
+}
+
+
+class SignForm(forms.Form):
+    password = forms.CharField(
+        label="Your password", strip=False, widget=forms.PasswordInput(attrs={"autofocus": True})
+    )
+
+
+def sign(request: HttpRequest, study_id: int, kind: str, admin_site: AdminSite) -> HttpResponse:
+    study = get_object_or_404(Study, pk=study_id)
+    kind = Signature.Kind(kind)
+    if not may_sign(request.user, study, kind):
+        raise PermissionDenied("Only the study's coordinators may sign for it.")
+    meaning = _MEANING[kind]
+    form = SignForm(request.POST or None)
+    status = 200
+    username, ip = request.user.get_username(), throttle.client_ip(request)
+    if request.method == "POST" and form.is_valid():
+        wait = throttle.retry_after(username, ip)
+        if wait:
+            form.add_error(None, f"Too many wrong passwords: try again in {(wait + 59) // 60} min.")
+            status = 429
+        else:
+            service = lock_study if kind == Signature.Kind.STUDY_LOCK else finalize_truth
+            try:
+                service(
+                    study=study,
+                    user=request.user,  # type: ignore[arg-type]
+                    password=form.cleaned_data["password"],
+                    meaning=meaning,
+                )
+            except SignatureRefusedError as error:
+                throttle.record_failure(username, ip)
+                form.add_error("password", str(error))
+                status = 403
+            except SignatureStateError as error:
+                form.add_error(None, error.message)
+                status = 409
+            else:
+                throttle.clear_failures(username, ip)
+                messages.success(request, f"{kind.label}: signed. {meaning}")
+                return HttpResponseRedirect(reverse("admin:studies_study_change", args=[study.pk]))
+    context = {
+        **admin_site.each_context(request),
+        "title": f"{kind.label}: {study.slug}",
+        "study": study,
+        "kind": kind,
+        "meaning": meaning,
+        "form": form,
+        "signature": signature_for(study, kind),
+        "data_sha256": study_data_digest(study),
+        "opts": Study._meta,
+    }
+    return render(request, "audit/sign.html", context, status=status)

@@ -1,0 +1,123 @@
+"""The admin audits its changes, freezes locked studies, and shows the trail read-only."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.test import RequestFactory
+from django.urls import reverse
+from django.utils import timezone
+
+from studyplatform.audit.models import AuditEvent, Signature
+from studyplatform.audit.selectors import verify_chain
+from studyplatform.audit.services import record
+from studyplatform.studies.admin import TruthInline
+from studyplatform.studies.models import Case, Site, Study, Truth
+from tests.factories import StudyFactory, TruthFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def superuser():
+    return UserFactory(username="root", is_staff=True, is_superuser=True)
+
+
+def _study_form(study, **changes):
+    data = {
+        "slug": study.slug,
+        "title": study.title,
+        "description": study.description,
+        "design": study.design,
+        "seed": study.seed,
+        "washout_days": study.washout_days,
+        "split_plot_groups": study.split_plot_groups,
+        "readers_per_case": study.readers_per_case,
+    }
+    for prefix in ("arms", "finding_types", "memberships"):
+        data |= {f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0}
+    return data | changes
+
+
+def test_admin_change_is_recorded_with_before_and_after_of_changed_fields(client, superuser):
+    study = StudyFactory(title="Old title")
+    client.force_login(superuser)
+    url = reverse("admin:studies_study_change", args=[study.pk])
+    response = client.post(url, _study_form(study, title="New title"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = AuditEvent.objects.get(action="study.update")
+    assert event.before == {"title": "Old title"} and event.after == {"title": "New title"}
+    assert event.actor_username == "root" and event.study_id == study.pk
+    assert event.reason == "admin"
+    assert verify_chain().ok
+
+
+def test_admin_add_and_delete_are_recorded(client, superuser):
+    client.force_login(superuser)
+    client.post(reverse("admin:studies_site_add"), {"code": "north", "name": "North"})
+    site = Site.objects.get(code="north")
+    client.post(reverse("admin:studies_site_delete", args=[site.pk]), {"post": "yes"})
+    created, deleted = AuditEvent.objects.order_by("sequence")
+    assert (created.action, (created.after or {})["code"]) == ("site.create", "north")
+    assert (deleted.action, (deleted.before or {})["name"]) == ("site.delete", "North")
+    assert deleted.after is None
+    assert deleted.object_id == str(site.pk)
+
+
+def test_locked_study_is_read_only_in_the_admin(client, superuser):
+    study = StudyFactory(state="locked", opened_at=timezone.now(), locked_at=timezone.now())
+    client.force_login(superuser)
+    url = reverse("admin:studies_study_change", args=[study.pk])
+    page = client.get(url)
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    assert client.post(url, _study_form(study, title="Changed")).status_code == 403
+    delete = reverse("admin:studies_study_delete", args=[study.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert Study.objects.get(pk=study.pk).title == study.title
+    assert not AuditEvent.objects.exists()
+
+
+def test_objects_of_a_locked_study_and_finalized_truth_are_read_only(superuser):
+    request = RequestFactory().get("/")
+    request.user = superuser
+    truth = TruthFactory()
+    case_admin = admin.site._registry[Case]
+    truth_admin = admin.site._registry[Truth]
+    inline = TruthInline(Case, admin.site)
+    assert truth_admin.has_change_permission(request, truth)
+    assert inline.has_change_permission(request, truth.case)
+    event = record(actor=superuser, action="truth.finalize", obj=truth.case.study)
+    Signature.objects.create(
+        signer=superuser,
+        kind=Signature.Kind.TRUTH_FINALIZE,
+        meaning="final",
+        study=truth.case.study,
+        data_sha256="0" * 64,
+        signed_at=timezone.now(),
+        audit_event=event,
+    )
+    assert not truth_admin.has_change_permission(request, truth)
+    assert not truth_admin.has_delete_permission(request, truth)
+    assert not inline.has_add_permission(request, truth.case)
+    assert case_admin.has_change_permission(request, truth.case)  # the case itself is not frozen
+    Study.objects.filter(pk=truth.case.study_id).update(
+        state="locked", opened_at=timezone.now(), locked_at=timezone.now()
+    )
+    assert not case_admin.has_change_permission(request, truth.case)
+
+
+def test_audit_trail_admin_lists_events_read_only(client, superuser):
+    record(actor=superuser, action="export.create", object_type="export", object_id="1")
+    client.force_login(superuser)
+    listing = client.get(reverse("admin:audit_auditevent_changelist") + "?action=export.create")
+    assert listing.status_code == 200 and "export.create" in listing.content.decode()
+    assert client.get(reverse("admin:audit_auditevent_add")).status_code == 403
+    event = AuditEvent.objects.get()
+    detail = client.get(reverse("admin:audit_auditevent_change", args=[event.pk]))
+    assert detail.status_code == 200 and 'name="_save"' not in detail.content.decode()
+    assert client.post(reverse("admin:audit_auditevent_delete", args=[event.pk])).status_code == 403
+
+
+def test_audit_trail_admin_is_forbidden_without_permission(client):
+    client.force_login(UserFactory(username="staff-without-perms", is_staff=True))
+    assert client.get(reverse("admin:audit_auditevent_changelist")).status_code == 403
