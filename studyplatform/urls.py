@@ -16,5 +16,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("health/", dashboard_views.health, name="health"),
     path("admin/", admin.site.urls),
+    path("dashboard/", include("studyplatform.dashboard.urls")),
     path("", include(readers.urls)),
 ]

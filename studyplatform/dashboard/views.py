@@ -1,10 +1,30 @@
-"""Coordinator and statistician pages."""
+"""Coordinator and statistician pages: study list, dashboard, analysis report, exports.
+
+Views parse the request, check access (:mod:`studyplatform.dashboard.access`), call one
+selector or service and render. Readers and staff of other studies get 403.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET, require_POST
+
+from studyplatform.dashboard import access, report, selectors, services
+from studyplatform.dashboard.exports import FORMATS, ExportError, build_export
+from studyplatform.dashboard.models import AnalysisResult, AnalysisStatus
 
 
 @require_GET
@@ -13,3 +33,106 @@ def health(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok", "database": connection.vendor})
+
+
+@login_required
+@require_GET
+def study_list(request: HttpRequest) -> HttpResponse:
+    studies = access.staff_studies(request.user)
+    if not studies and not request.user.has_perm(access.VIEW):
+        raise PermissionDenied("the dashboard is for coordinators and statisticians")
+    return render(request, "dashboard/study_list.html", {"studies": studies})
+
+
+@login_required
+@require_GET
+def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    study = access.study_for(request.user, slug)
+    context = {
+        "overview": selectors.study_overview(study),
+        "may_export": access.may(request.user, study, access.EXPORT),
+        "findings": list(study.finding_types.values_list("code", flat=True)),
+    }
+    return render(request, "dashboard/dashboard.html", context)
+
+
+def _payload(row: AnalysisResult) -> dict[str, Any]:
+    assert row.result is not None
+    return {
+        "study": row.study.slug,
+        "data_version": row.data_version,
+        "computed_at": row.finished_at.isoformat() if row.finished_at else None,
+        **row.result,
+    }
+
+
+@login_required
+@require_GET
+def analysis_report(request: HttpRequest, slug: str) -> HttpResponse:
+    study = access.study_for(request.user, slug)
+    row = services.analysis_for(study=study)
+    body = ""
+    if row.status == AnalysisStatus.DONE:
+        body = report.render_report(study=study, payload=_payload(row), standalone=False)
+    context = {
+        "study": study,
+        "row": row,
+        "body": body,
+        "may_export": access.may(request.user, study, access.EXPORT),
+        "plotly_version": report.plotly_version(),
+    }
+    return render(request, "dashboard/report.html", context)
+
+
+@login_required
+@require_GET
+def analysis_status(request: HttpRequest, slug: str) -> JsonResponse:
+    study = access.study_for(request.user, slug)
+    row = AnalysisResult.objects.filter(study=study).order_by("-created_at").first()
+    if row is None:
+        return JsonResponse({"status": "none", "progress": 0, "stage": ""})
+    return JsonResponse(
+        {"status": row.status, "progress": row.progress, "stage": row.stage, "error": row.error}
+    )
+
+
+@login_required
+@require_POST
+def analysis_retry(request: HttpRequest, slug: str) -> HttpResponse:
+    study = access.study_for(request.user, slug)
+    services.retry_analysis(study=study)
+    return redirect("dashboard:report", slug=study.slug)
+
+
+@login_required
+@require_GET
+def export(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
+    study = access.study_for(request.user, slug, access.EXPORT)
+    if fmt not in FORMATS:
+        return HttpResponseBadRequest(f"unknown format {fmt!r}")
+    finding = request.GET.get("finding") or None
+    analysis = None
+    if fmt in ("json", "html"):
+        row = services.analysis_for(study=study)
+        if row.status != AnalysisStatus.DONE:
+            message = row.error or f"the analysis is {row.status} ({row.progress}%); try again soon"
+            return HttpResponse(message, status=409, content_type="text/plain; charset=utf-8")
+        analysis = _payload(row)
+    try:
+        result = build_export(study, fmt, finding=finding, analysis=analysis)
+    except ExportError as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
+    services.record_export(
+        user=request.user, study=study, fmt=fmt, details={"finding": finding, "via": "web"}
+    )
+    response = StreamingHttpResponse(result.chunks, content_type=result.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
+    return response
+
+
+@login_required
+@require_GET
+@cache_control(private=True, max_age=30 * 24 * 3600, immutable=True)
+def plotly_js(request: HttpRequest, version: str) -> HttpResponse:
+    """plotly.js from the installed plotly package (the URL names its version, for caching)."""
+    return HttpResponse(report.plotly_js(), content_type="text/javascript; charset=utf-8")

@@ -6,31 +6,79 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('studies', '0002_import_fields_and_site_tokens'),
+        ("studies", "0002_import_fields_and_site_tokens"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AnalysisResult',
+            name="AnalysisResult",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('data_version', models.CharField(max_length=64)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='pending', max_length=10)),
-                ('progress', models.PositiveSmallIntegerField(default=0, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(100)])),
-                ('stage', models.CharField(blank=True, max_length=100)),
-                ('result', models.JSONField(blank=True, null=True)),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('study', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='analyses', to='studies.study')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("data_version", models.CharField(max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("running", "Running"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "progress",
+                    models.PositiveSmallIntegerField(
+                        default=0,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(100),
+                        ],
+                    ),
+                ),
+                ("stage", models.CharField(blank=True, max_length=100)),
+                ("result", models.JSONField(blank=True, null=True)),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "study",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="analyses",
+                        to="studies.study",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['study', '-created_at'],
-                'constraints': [models.UniqueConstraint(fields=('study', 'data_version'), name='analysis_unique_version'), models.CheckConstraint(condition=models.Q(models.Q(('status', 'done'), _negated=True), ('result__isnull', False), _connector='OR'), name='analysis_done_result'), models.CheckConstraint(condition=models.Q(('progress__gte', 0), ('progress__lte', 100)), name='analysis_progress_range')],
+                "ordering": ["study", "-created_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("study", "data_version"), name="analysis_unique_version"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("status", "done"), _negated=True),
+                            ("result__isnull", False),
+                            _connector="OR",
+                        ),
+                        name="analysis_done_result",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("progress__gte", 0), ("progress__lte", 100)),
+                        name="analysis_progress_range",
+                    ),
+                ],
             },
         ),
     ]

@@ -1,0 +1,17 @@
+"""A study's data in the formats statisticians' tools read.
+
+``long`` (DESIGN.md long reads CSV, streamed), ``mrmcaov`` (``reader,treatment,case,truth,
+rating``), ``rjafroc`` (JAFROC Excel workbook for RJafroc's ``DfReadDataFile``), ``imrmc``
+(iMRMC's text input), ``json`` (the analysis) and ``html`` (the report, one file).
+"""
+
+from studyplatform.dashboard.exports.cells import neutralize
+from studyplatform.dashboard.exports.formats import (
+    FORMATS,
+    PER_FINDING,
+    Export,
+    ExportError,
+    build_export,
+)
+
+__all__ = ["FORMATS", "PER_FINDING", "Export", "ExportError", "build_export", "neutralize"]

@@ -1,0 +1,71 @@
+"""python manage.py analyze STUDY [--json]: the study's analysis, as the report shows it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from studyplatform.dashboard import services
+from studyplatform.dashboard.models import AnalysisStatus
+from studyplatform.studies.models import Study
+
+
+def _f(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+class Command(BaseCommand):
+    help = (
+        "Run (or reuse, when the data has not changed) every analysis of a study and print it: "
+        "MRMC ROC per finding type, missed findings, AI standalone, drift, reading time."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("study", help="study slug")
+        parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        study = Study.objects.filter(slug=options["study"]).first()
+        if study is None:
+            raise CommandError(f"no study {options['study']!r}")
+        row = services.analysis_for(study=study, inline_rows=10**12)
+        if row.status != AnalysisStatus.DONE or row.result is None:
+            raise CommandError(f"the analysis could not run: {row.error or row.status}")
+        payload = {k: v for k, v in row.result.items() if k != "figures"}
+        if options["json"]:
+            data = {"study": study.slug, "data_version": row.data_version, **payload}
+            self.stdout.write(json.dumps(data, allow_nan=False))
+            return
+        a = payload["analysis"]
+        lines = [
+            f"study {study.slug}: {a['n_readers']} readers, {a['n_cases']} cases, "
+            f"{a['n_rows']} rows (data version {row.data_version[:12]})",
+            "",
+            "MRMC ROC (OR, RRRC, jackknife, Hillis df): AUC unassisted / assisted, p",
+        ]
+        for finding, r in a["mrmc"].items():
+            values = " / ".join(_f(v) for v in r["treatment_value"].values())
+            lines.append(f"  {finding:<16}{values}   p {_f(r['global_test']['p_value'], 4)}")
+        lines += ["", "Missed-finding rate unassisted / assisted"]
+        for fm in a["missed"]["findings"]:
+            rates = " / ".join(_f(x["rate"]) for x in fm["missed"]["arms"])
+            lines.append(f"  {fm['finding']:<16}{rates}")
+        lines += ["", "AI standalone AUC"]
+        for fs in a["standalone"]["findings"]:
+            lines.append(f"  {fs['finding']:<16}{_f(fs['overall']['auc'])}")
+        drift = payload.get("drift")
+        if drift:
+            shifted = [
+                f"{r['finding']}@{r['site']} PSI {_f(r['psi'], 2)}"
+                for r in drift["rows"]
+                if r["stratum"] == "all" and r["level"] in ("moderate", "major")
+            ]
+            lines += ["", f"AI score drift vs {drift['reference']}: {', '.join(shifted) or 'none'}"]
+        rt = a["reading_time"]
+        if rt:
+            lines += ["", f"reading time ratio assisted/unassisted {_f(rt['ratio'])}"]
+        for note in a["notes"]:
+            lines.append(f"note: {note}")
+        self.stdout.write("\n".join(lines))

@@ -1,0 +1,24 @@
+"""Reads for the dashboard, the analysis and the exports."""
+
+from studyplatform.dashboard.selectors.longframe import (
+    LONG_COLUMNS,
+    LongRows,
+    ai_thresholds,
+    data_version,
+    iter_long_rows,
+    long_reads_frame,
+    study_ai_model,
+)
+from studyplatform.dashboard.selectors.overview import StudyOverview, study_overview
+
+__all__ = [
+    "LONG_COLUMNS",
+    "LongRows",
+    "StudyOverview",
+    "ai_thresholds",
+    "data_version",
+    "iter_long_rows",
+    "long_reads_frame",
+    "study_ai_model",
+    "study_overview",
+]

@@ -1,0 +1,245 @@
+"""The one bridge from the database to the statistics: a study's reads as the long frame.
+
+One row per reader x case x arm x finding type, with the DESIGN.md columns. Only the effective
+read of each assignment counts: the original read, or its latest correction (the read that no
+other read supersedes). A correction fixes the answer, not the reading: ``started_at``,
+``submitted_at`` and ``duration_s`` are those of the original read.
+
+Reads come from one query of plain values (no model instances); cases, truth, AI
+probabilities, readers, arms and finding types come from small per-study lookups (their size
+grows with cases, never with reads), so :func:`iter_long_rows` streams a million rows in
+constant memory through a server-side cursor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from django.db.models import Count, Max, Q, Sum
+
+from analysis.report import LONG_COLUMNS
+from studyplatform.prereads.models import AIModel, PreRead, PreReadFinding, PreReadStatus
+from studyplatform.reading.models import Read, Reader, ReadFinding
+from studyplatform.studies.models import Case, Study, Truth
+
+# Bump when the analysis or its inputs change meaning, so cached results are recomputed.
+ANALYSIS_SCHEMA = "1"
+
+LongRow = tuple[Any, ...]
+
+
+def study_ai_model(study: Study) -> AIModel | None:
+    """The AI model whose probabilities the study's analysis uses.
+
+    The model with the most finished pre-reads of the study's cases (the latest registered on a
+    tie); ``None`` when no pre-read has finished.
+    """
+    return (
+        AIModel.objects.filter(prereads__case__study=study, prereads__status=PreReadStatus.DONE)
+        .annotate(n_done=Count("prereads"))
+        .order_by("-n_done", "-registered_at", "-pk")
+        .first()
+    )
+
+
+def ai_thresholds(model: AIModel | None, findings: list[str]) -> dict[str, float]:
+    """The operating threshold per finding type (the spec's, else the model's, else 0.5)."""
+    if model is None:
+        return dict.fromkeys(findings, 0.5)
+    spec = model.spec.get("thresholds", {}) if isinstance(model.spec, dict) else {}
+    return {code: float(spec.get(code, model.threshold)) for code in findings}
+
+
+@dataclass(frozen=True)
+class _Lookups:
+    study: str
+    readers: dict[int, str]
+    arms: dict[int, str]
+    findings: dict[int, str]
+    cases: dict[int, tuple[str, str, str, str]]
+    truth: dict[tuple[int, int], int]
+    ai: dict[tuple[int, int], float]
+    original_times: dict[int, tuple[datetime, datetime]]
+
+
+def _lookups(study: Study, model: AIModel | None) -> _Lookups:
+    ai: dict[tuple[int, int], float] = {}
+    if model is not None:
+        ai = {
+            (case, finding): prob
+            for case, finding, prob in PreReadFinding.objects.filter(
+                preread__case__study=study,
+                preread__model=model,
+                preread__status=PreReadStatus.DONE,
+            ).values_list("preread__case_id", "finding_type_id", "probability")
+        }
+    return _Lookups(
+        study=study.slug,
+        readers=dict(
+            Reader.objects.filter(sessions__study=study).values_list("pk", "code").distinct()
+        ),
+        arms=dict(study.arms.values_list("pk", "name")),
+        findings=dict(study.finding_types.values_list("pk", "code")),
+        cases={
+            pk: (case_id, site, modality, manufacturer)
+            for pk, case_id, site, modality, manufacturer in Case.objects.filter(
+                study=study
+            ).values_list("pk", "case_id", "site__code", "modality", "manufacturer")
+        },
+        truth={
+            (case, finding): int(present)
+            for case, finding, present in Truth.objects.filter(case__study=study).values_list(
+                "case_id", "finding_type_id", "present"
+            )
+        },
+        ai=ai,
+        # Only assignments with a correction: their original read's times (few rows).
+        original_times={
+            assignment: (started, submitted)
+            for assignment, started, submitted in Read.objects.filter(
+                assignment__session__study=study,
+                supersedes__isnull=True,
+                superseded_by__isnull=False,
+            ).values_list("assignment_id", "started_at", "submitted_at")
+        },
+    )
+
+
+_READ_FIELDS = (
+    "read__assignment__reader_id",
+    "read__assignment__case_id",
+    "read__assignment__arm_id",
+    "read__assignment__session__number",
+    "finding_type_id",
+    "present",
+    "confidence",
+    "read__started_at",
+    "read__submitted_at",
+    "read__assignment_id",
+    "read__supersedes_id",
+)
+
+
+def _effective_findings(study: Study) -> Any:
+    return (
+        ReadFinding.objects.filter(
+            read__assignment__session__study_id=study.pk, read__superseded_by__isnull=True
+        )
+        .order_by(
+            "read__assignment__reader_id",
+            "read__assignment__case_id",
+            "read__assignment__arm_id",
+            "finding_type_id",
+        )
+        .values_list(*_READ_FIELDS)
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _row(values: tuple[Any, ...], lk: _Lookups) -> LongRow:
+    reader, case, arm, session, finding, present, confidence = values[:7]
+    started, submitted, assignment, supersedes = values[7:]
+    if supersedes is not None:
+        started, submitted = lk.original_times.get(assignment, (started, submitted))
+    case_id, site, modality, manufacturer = lk.cases[case]
+    return (
+        lk.study,
+        lk.readers[reader],
+        case_id,
+        lk.arms[arm],
+        session,
+        lk.findings[finding],
+        lk.truth.get((case, finding)),
+        int(present),
+        confidence,
+        lk.ai.get((case, finding)),
+        site,
+        modality,
+        manufacturer,
+        _iso(started),
+        _iso(submitted),
+        round((submitted - started).total_seconds(), 3),
+    )
+
+
+@dataclass(frozen=True)
+class LongRows:
+    """The long rows of a study as an iterable, with the AI model they took probabilities from."""
+
+    study: Study
+    model: AIModel | None
+    chunk_size: int = 5000
+
+    def __iter__(self) -> Iterator[LongRow]:
+        lk = _lookups(self.study, self.model)
+        for values in _effective_findings(self.study).iterator(chunk_size=self.chunk_size):
+            yield _row(values, lk)
+
+
+def iter_long_rows(study: Study, *, chunk_size: int = 5000) -> LongRows:
+    """Stream the study's long rows (tuples in LONG_COLUMNS order) in constant memory."""
+    return LongRows(study=study, model=study_ai_model(study), chunk_size=chunk_size)
+
+
+def long_reads_frame(study: Study) -> pd.DataFrame:
+    """The study's long reads frame (DESIGN.md columns); empty with those columns if no reads.
+
+    ``truth`` is a nullable integer (missing where the case has no truth for that finding),
+    ``ai_probability`` a float (NaN without a finished pre-read).
+    """
+    lk = _lookups(study, study_ai_model(study))
+    frame = pd.DataFrame.from_records(
+        [_row(values, lk) for values in _effective_findings(study)], columns=list(LONG_COLUMNS)
+    )
+    frame["truth"] = pd.array(frame["truth"], dtype="Int64")
+    frame["ai_probability"] = pd.to_numeric(frame["ai_probability"]).astype("float64")
+    for col in ("session", "call", "confidence"):
+        frame[col] = frame[col].astype("int64")
+    frame["duration_s"] = frame["duration_s"].astype("float64")
+    return frame
+
+
+def data_version(study: Study) -> str:
+    """A hash that changes whenever the analysis of ``study`` could change.
+
+    It covers reads (count and last ID: reads are never edited, a correction is a new read),
+    truth (count and the sum of IDs of present findings, which flips with any change of a
+    finding's status), pre-reads (finished count, last finish time, sum of probabilities), the
+    cases, the chosen AI model and its thresholds.
+    """
+    reads = Read.objects.filter(assignment__session__study=study).aggregate(
+        n=Count("id"), last=Max("id")
+    )
+    truths = Truth.objects.filter(case__study=study).aggregate(
+        n=Count("id"), present=Sum("id", filter=Q(present=True))
+    )
+    pre = PreRead.objects.filter(case__study=study, status=PreReadStatus.DONE).aggregate(
+        n=Count("id"), last=Max("finished_at")
+    )
+    probs = PreReadFinding.objects.filter(preread__case__study=study).aggregate(
+        s=Sum("probability")
+    )
+    cases = Case.objects.filter(study=study).aggregate(n=Count("id"), last=Max("id"))
+    model = study_ai_model(study)
+    findings = list(study.finding_types.values_list("code", flat=True))
+    parts = [
+        ANALYSIS_SCHEMA,
+        study.pk,
+        reads,
+        truths,
+        pre,
+        None if probs["s"] is None else round(probs["s"], 9),
+        cases,
+        findings,
+        list(study.arms.values_list("name", flat=True)),
+        None if model is None else (model.pk, sorted(ai_thresholds(model, findings).items())),
+    ]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()

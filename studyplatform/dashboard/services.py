@@ -1,0 +1,128 @@
+"""Use cases of the dashboard: get (or start) a study's analysis, record exports."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from studyplatform.audit.services import record
+from studyplatform.dashboard import analysis
+from studyplatform.dashboard.models import AnalysisResult, AnalysisStatus
+from studyplatform.dashboard.selectors import (
+    ai_thresholds,
+    data_version,
+    long_reads_frame,
+    study_ai_model,
+)
+from studyplatform.reading.models import ReadFinding
+from studyplatform.studies.models import Study
+
+log = logging.getLogger(__name__)
+
+# Below this many long rows the analysis runs in the request (a few seconds); above, a worker.
+INLINE_ROWS = 20_000
+
+
+def _set_progress(analysis_id: int, percent: int, stage: str) -> None:
+    AnalysisResult.objects.filter(pk=analysis_id).update(progress=percent, stage=stage[:100])
+
+
+def run_analysis(*, analysis_id: int) -> AnalysisResult:
+    """Compute the analysis of one AnalysisResult row; idempotent (a finished one is kept)."""
+    row = AnalysisResult.objects.select_related("study").get(pk=analysis_id)
+    if row.status == AnalysisStatus.DONE:
+        return row
+    AnalysisResult.objects.filter(pk=row.pk).update(
+        status=AnalysisStatus.RUNNING, progress=5, stage="loading reads", error=""
+    )
+    study = row.study
+    try:
+        long = long_reads_frame(study)
+        findings = list(study.finding_types.values_list("code", flat=True))
+        significant = list(
+            study.finding_types.filter(clinically_significant=True).values_list("code", flat=True)
+        )
+        result = analysis.analyze(
+            long,
+            significant=significant or None,
+            thresholds=ai_thresholds(study_ai_model(study), findings),
+            progress=lambda percent, stage: _set_progress(row.pk, percent, stage),
+        )
+    except ValueError as error:
+        AnalysisResult.objects.filter(pk=row.pk).update(
+            status=AnalysisStatus.FAILED, error=str(error), finished_at=timezone.now()
+        )
+    else:
+        with transaction.atomic():
+            AnalysisResult.objects.filter(pk=row.pk).update(
+                status=AnalysisStatus.DONE,
+                progress=100,
+                stage="done",
+                result=result,
+                finished_at=timezone.now(),
+            )
+            # Older versions are stale: keep only this one (and any still in flight).
+            AnalysisResult.objects.filter(
+                study=study, status__in=[AnalysisStatus.DONE, AnalysisStatus.FAILED]
+            ).exclude(pk=row.pk).delete()
+    row.refresh_from_db()
+    return row
+
+
+def _long_rows(study: Study) -> int:
+    n_reads = ReadFinding.objects.filter(read__assignment__session__study=study).count()
+    return n_reads
+
+
+def analysis_for(*, study: Study, inline_rows: int = INLINE_ROWS) -> AnalysisResult:
+    """The analysis of the study's current data: cached, computed now (small), or queued.
+
+    A small study is analysed in the call; a large one gets a pending row and a worker task
+    (the page polls its progress). Two concurrent calls create one row and one task.
+    """
+    from studyplatform.celery import enqueue
+    from studyplatform.dashboard.tasks import analyze_study
+
+    version = data_version(study)
+    existing = AnalysisResult.objects.filter(study=study, data_version=version).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            row = AnalysisResult.objects.create(study=study, data_version=version)
+    except IntegrityError:  # a concurrent request created it first
+        return AnalysisResult.objects.get(study=study, data_version=version)
+    if _long_rows(study) <= inline_rows:
+        return run_analysis(analysis_id=row.pk)
+    enqueue(analyze_study, analysis_id=row.pk)
+    return row
+
+
+def retry_analysis(*, study: Study) -> AnalysisResult:
+    """Forget a failed analysis of the current data and start again."""
+    AnalysisResult.objects.filter(
+        study=study, data_version=data_version(study), status=AnalysisStatus.FAILED
+    ).delete()
+    return analysis_for(study=study)
+
+
+def record_export(
+    *,
+    user: AbstractBaseUser | AnonymousUser | None,
+    study: Study,
+    fmt: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Put an export in the audit trail (who took which study's data, in which format)."""
+    record(
+        actor=user,
+        action="study.export",
+        obj=study,
+        study=study,
+        after={"format": fmt, **(details or {})},
+    )

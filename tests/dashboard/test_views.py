@@ -1,0 +1,119 @@
+"""Dashboard, report and export pages end to end, with their forbidden cases."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+from django.urls import reverse
+
+from studyplatform.audit.models import AuditEvent
+from studyplatform.dashboard.models import AnalysisResult
+from tests.dashboard.builders import build_study
+
+pytestmark = pytest.mark.django_db
+
+
+def _get(client, user, name, *args, **query):
+    client.force_login(user)
+    url = reverse(name, args=args)
+    return client.get(url, query)
+
+
+def test_coordinator_sees_progress_washout_prereads_and_balance(client, built) -> None:
+    response = _get(client, built.coordinator, "dashboard:study", "sim")
+    assert response.status_code == 200
+    text = response.content.decode()
+    for section in ("progress", "washout", "prereads", "balance", "alerts", "exports"):
+        assert f'id="{section}"' in text
+    overview = response.context["overview"]
+    assert overview.done == overview.total == 4 * 30 * 2
+    assert {r.session for r in overview.progress} == {1, 2}
+    assert all(r.median_seconds for r in overview.progress)
+    assert overview.prereads["done"] == 30
+
+
+def test_study_list_shows_only_the_users_studies(client, built) -> None:
+    build_study("other", n_readers=2, n_cases=6, findings=("nodule",))
+    response = _get(client, built.statistician, "dashboard:studies")
+    assert response.status_code == 200
+    assert [s.slug for s in response.context["studies"]] == ["sim"]
+
+
+@pytest.mark.parametrize(
+    "name,args",
+    [
+        ("dashboard:study", ("sim",)),
+        ("dashboard:report", ("sim",)),
+        ("dashboard:report_status", ("sim",)),
+        ("dashboard:export", ("sim", "long")),
+        ("dashboard:export", ("sim", "mrmcaov")),
+        ("dashboard:studies", ()),
+    ],
+)
+def test_readers_are_forbidden(client, built, name, args) -> None:
+    assert _get(client, built.reader_users[0], name, *args).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "name,args",
+    [
+        ("dashboard:study", ("sim",)),
+        ("dashboard:report", ("sim",)),
+        ("dashboard:export", ("sim", "long")),
+        ("dashboard:export", ("sim", "json")),
+    ],
+)
+def test_staff_of_another_study_are_forbidden(client, built, name, args) -> None:
+    other = build_study("other", n_readers=2, n_cases=6, findings=("nodule",))
+    assert _get(client, other.coordinator, name, *args).status_code == 403
+
+
+def test_anonymous_users_are_sent_to_login(client, built) -> None:
+    response = client.get(reverse("dashboard:study", args=["sim"]))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_report_shows_every_endpoint_and_is_cached(client, built) -> None:
+    response = _get(client, built.statistician, "dashboard:report", "sim")
+    assert response.status_code == 200
+    text = response.content.decode()
+    for key in ("mrmc", "missed", "standalone", "drift", "agreement", "time"):
+        assert f'id="section-{key}"' in text
+    assert "plotly-" in text and "cdn" not in text.lower()
+    assert AnalysisResult.objects.filter(study=built.study, status="done").count() == 1
+    _get(client, built.statistician, "dashboard:report", "sim")
+    assert AnalysisResult.objects.filter(study=built.study).count() == 1
+
+
+def test_long_export_streams_csv_and_is_audited(client, built) -> None:
+    before = AuditEvent.objects.count()
+    response = _get(client, built.statistician, "dashboard:export", "sim", "long")
+    assert response.status_code == 200 and response.streaming
+    assert response["Content-Type"].startswith("text/csv")
+    frame = pd.read_csv(io.BytesIO(b"".join(response.streaming_content)))
+    assert len(frame) == 4 * 30 * 2 * 2
+    event = AuditEvent.objects.order_by("-sequence").first()
+    assert AuditEvent.objects.count() == before + 1
+    assert event.action == "study.export"
+
+
+def test_per_finding_export_needs_a_known_finding(client, built) -> None:
+    response = _get(client, built.coordinator, "dashboard:export", "sim", "mrmcaov")
+    assert response.status_code == 400 and b"nodule" in response.content
+    response = _get(client, built.coordinator, "dashboard:export", "sim", "imrmc", finding="x")
+    assert response.status_code == 400
+
+
+def test_json_export_is_the_analysis_without_figures(client, built) -> None:
+    response = _get(client, built.coordinator, "dashboard:export", "sim", "json")
+    data = json.loads(b"".join(response.streaming_content))
+    assert set(data) >= {"analysis", "drift", "data_version"} and "figures" not in data
+
+
+def test_plotly_js_is_served_locally(client, built) -> None:
+    client.force_login(built.coordinator)
+    response = client.get(reverse("dashboard:plotly_js", args=["x"]))
+    assert response.status_code == 200 and b"plotly" in response.content[:2000].lower()
