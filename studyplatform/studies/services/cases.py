@@ -1,22 +1,18 @@
-"""Use cases of the studies app: importing cases and ground truth.
+"""Storing cases, whatever brought them: the import_cases command or the arrival API.
 
-One service stores a case, whatever brought it (the ``import_cases`` command or a hospital
-system through the arrival API): files are de-identified in memory, the case, its images and its
-truth are written in one transaction, and a case that is already stored with the same files is
-left as it is, so every import can be run again safely.
+Files are de-identified in memory, the case, its images and its truth are written in one
+transaction, and a case that is already stored with the same files is left as it is, so every
+import can be run again safely.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
-import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -37,6 +33,7 @@ from studyplatform.studies.importing import (
 )
 from studyplatform.studies.models import (
     Case,
+    Design,
     FindingType,
     Image,
     Site,
@@ -44,22 +41,13 @@ from studyplatform.studies.models import (
     Truth,
     TruthSource,
 )
+from studyplatform.studies.services.errors import (
+    CaseConflictError,
+    ImportRefusedError,
+    refuse_locked,
+)
 
-
-class ImportRefusedError(Exception):
-    """A case (or a whole import) that is not stored; ``problems`` say which file and why."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        super().__init__("; ".join(str(p) for p in self.problems))
-
-
-class StudyLockedError(ImportRefusedError):
-    pass
-
-
-class CaseConflictError(ImportRefusedError):
-    """The case ID is taken by a case with other images, site or truth."""
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,11 +72,6 @@ def deid_salt(study: Study) -> str:
     """The study's secret for replacement UIDs: stable for the study, unguessable without it."""
     key = settings.SECRET_KEY.encode()
     return hmac.new(key, f"deid-uid:{study.slug}".encode(), hashlib.sha256).hexdigest()
-
-
-def _refuse_locked(study: Study) -> None:
-    if study.is_locked:
-        raise StudyLockedError([Problem(study.slug, "the study is locked; it takes no new data")])
 
 
 def _check_truth(study: Study, truth: Mapping[str, bool], where: str) -> dict[str, FindingType]:
@@ -240,7 +223,7 @@ def import_case(
     taken by different content) or :class:`ImportRefusedError` (bad input, every bad file listed).
     """
     truth = dict(truth or {})
-    _refuse_locked(study)
+    refuse_locked(study)
     if reason := check_case_id(case_id):
         raise ImportRefusedError([Problem("case_id", reason)])
     if not uploads:
@@ -280,6 +263,54 @@ def import_case(
     return CaseImport(case, created=True)
 
 
+def receive_case(
+    *,
+    study: Study,
+    case_id: str,
+    site_code: str,
+    uploads: Sequence[Upload],
+    truth: Mapping[str, bool] | None = None,
+    modality: str | None = None,
+) -> CaseImport:
+    """A case arriving from a hospital system: store it, then queue its pre-read and, in a
+    prospective study, randomize it, once the case is committed.
+
+    A resend of the same case queues the follow-ups again: both are idempotent, so a resend
+    also repairs a follow-up that failed the first time.
+    """
+    with transaction.atomic():
+        result = import_case(
+            study=study,
+            case_id=case_id,
+            site_code=site_code,
+            uploads=uploads,
+            truth=truth,
+            modality=modality,
+        )
+        case = result.case
+        # robust: the case is stored whatever happens to a follow-up; errors are logged.
+        transaction.on_commit(lambda: _request_preread(case), robust=True)
+        if study.design == Design.PROSPECTIVE:
+            transaction.on_commit(lambda: _allocate(case), robust=True)
+    return result
+
+
+def _request_preread(case: Case) -> None:
+    """Queue the arriving case's pre-read.
+
+    The call is ``request_prereads(case_ids=[case.pk])`` from ``studyplatform.prereads.services``;
+    it is switched on once that module imports without torch, which the web process must not
+    load (import-linter contract). Until then ``python manage.py preread STUDY`` picks the case up.
+    """
+    logger.info("case %s arrived; its pre-read is left to the preread command", case.pk)
+
+
+def _allocate(case: Case) -> None:
+    from studyplatform.reading.services import allocate_arriving_case
+
+    allocate_arriving_case(case=case)
+
+
 def _add_missing_truth(
     case: Case, truth: Mapping[str, bool], findings: Mapping[str, FindingType]
 ) -> None:
@@ -314,7 +345,7 @@ def import_cases(*, study: Study, directory: Path) -> ImportReport:
 
     Each case is stored in its own transaction, so a bad case never undoes a good one.
     """
-    _refuse_locked(study)
+    refuse_locked(study)
     report = ImportReport()
     codes = set(study.finding_types.values_list("code", flat=True))
     rows, problems = read_manifest(directory / MANIFEST_NAME, finding_codes=codes)
@@ -365,118 +396,3 @@ def import_cases(*, study: Study, directory: Path) -> ImportReport:
         Problem(name, "not listed in manifest.csv") for name in _unlisted_files(directory, listed)
     )
     return report
-
-
-# --- Ground truth -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TruthReport:
-    created: int
-    updated: int
-    unchanged: int
-
-
-_TRUTH_COLUMNS = ("case_id", "finding", "present")
-_TRUTH_OPTIONAL = ("source", "location")
-
-
-def _parse_truth_rows(
-    study: Study, text: str
-) -> tuple[list[tuple[Case, FindingType, bool, str, Any]], list[Problem]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [c.strip() for c in reader.fieldnames or []]
-    reader.fieldnames = header
-    missing = [c for c in _TRUTH_COLUMNS if c not in header]
-    unknown = [c for c in header if c not in _TRUTH_COLUMNS + _TRUTH_OPTIONAL]
-    if missing or unknown:
-        reason = "; ".join(
-            part
-            for part in (
-                f"missing column(s): {', '.join(missing)}" if missing else "",
-                f"unknown column(s): {', '.join(unknown)}" if unknown else "",
-            )
-            if part
-        )
-        return [], [Problem("header", reason)]
-    cases = {c.case_id: c for c in study.cases.all()}
-    findings = {f.code: f for f in study.finding_types.all()}
-    sources = set(TruthSource.values)
-    rows: list[tuple[Case, FindingType, bool, str, Any]] = []
-    problems: list[Problem] = []
-    seen: dict[tuple[str, str], int] = {}
-    for record in reader:
-        where = f"row {reader.line_num}"
-        if None in record:
-            problems.append(Problem(where, "more fields than columns"))
-            continue
-        values = {k: (v or "").strip() for k, v in record.items()}
-        if not any(values.values()):
-            continue
-        reasons = []
-        case = cases.get(values["case_id"])
-        if case is None:
-            reasons.append(f"unknown case {values['case_id']!r}")
-        finding = findings.get(values["finding"])
-        if finding is None:
-            reasons.append(f"unknown finding {values['finding']!r}")
-        if values["present"] not in ("0", "1"):
-            reasons.append(f"present must be 0 or 1, not {values['present']!r}")
-        source = values.get("source") or TruthSource.IMPORT
-        if source not in sources:
-            reasons.append(f"source {source!r} is not one of {', '.join(sorted(sources))}")
-        location: Any = None
-        if values.get("location"):
-            try:
-                location = json.loads(values["location"])
-            except json.JSONDecodeError:
-                reasons.append("location is not valid JSON")
-            else:
-                if not isinstance(location, dict | list):
-                    reasons.append("location must be a JSON object or list")
-        key = (values["case_id"], values["finding"])
-        if key in seen:
-            reasons.append(f"{key[0]}/{key[1]} is already on row {seen[key]}")
-        seen.setdefault(key, reader.line_num)
-        if reasons:
-            problems.append(Problem(where, "; ".join(reasons)))
-            continue
-        assert case is not None and finding is not None
-        rows.append((case, finding, values["present"] == "1", source, location))
-    return rows, problems
-
-
-def import_truth(*, study: Study, path: Path) -> TruthReport:
-    """Import ground truth from CSV; all rows or none (every bad row named by its number)."""
-    _refuse_locked(study)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ImportRefusedError([Problem(path.name, f"cannot be read ({exc})")]) from exc
-    rows, problems = _parse_truth_rows(study, text)
-    if problems:
-        raise ImportRefusedError([Problem(f"{path.name} {p.where}", p.reason) for p in problems])
-    created = updated = unchanged = 0
-    with transaction.atomic():
-        stored = {
-            (t.case_id, t.finding_type_id): t
-            for t in Truth.objects.select_for_update().filter(case__study=study)
-        }
-        for case, finding, present, source, location in rows:
-            truth = stored.get((case.pk, finding.pk))
-            if truth is None:
-                Truth.objects.create(
-                    case=case,
-                    finding_type=finding,
-                    present=present,
-                    source=source,
-                    location=location,
-                )
-                created += 1
-            elif (truth.present, truth.source, truth.location) != (present, source, location):
-                truth.present, truth.source, truth.location = present, source, location
-                truth.save(update_fields=["present", "source", "location"])
-                updated += 1
-            else:
-                unchanged += 1
-    return TruthReport(created=created, updated=updated, unchanged=unchanged)
