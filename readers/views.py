@@ -1,12 +1,41 @@
-"""The readers' pages. Views parse the request, call one selector, render."""
+"""The readers' pages. Views parse the request, call one service or selector, render.
+
+Access: every reading URL needs a logged-in reader (anonymous -> login page, staff without a
+reader profile -> 403) and the reader's own assignment (someone else's -> 404, so that the
+existence of an assignment is not disclosed). AI output leaves the server only through the
+assisted reading page and the heatmap URL, both keyed by the assignment and gated by
+``selectors.ai_visible``.
+"""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+import json
+import mimetypes
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec
 
-from studyplatform.reading import selectors
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+)
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from studyplatform.reading import selectors, services
+from studyplatform.reading.models import Assignment, Read
+
+P = ParamSpec("P")
+AssignmentView = Callable[Concatenate[HttpRequest, Assignment, P], HttpResponseBase]
 
 
 @login_required
@@ -15,3 +44,253 @@ def home(request: HttpRequest) -> HttpResponse:
     assert request.user.is_authenticated  # narrowed by login_required
     context = {"home": selectors.home_for(user=request.user)}
     return render(request, "readers/home.html", context)
+
+
+def _not_found_or_forbidden(request: HttpRequest) -> HttpResponseBase:
+    if not selectors.is_reader(request.user):
+        raise PermissionDenied("Only readers read cases.")
+    raise Http404("No such assignment.")
+
+
+def reader_assignment(view: AssignmentView[P]) -> Callable[..., HttpResponseBase]:
+    """Load the requesting reader's own assignment ``pk`` (with session, study, arm, case)."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, pk: int, *args: P.args, **kwargs: P.kwargs) -> Any:
+        assignment = selectors.assignment_for_reader(user=request.user, assignment_id=pk)
+        if assignment is None:
+            return _not_found_or_forbidden(request)
+        return view(request, assignment, *args, **kwargs)
+
+    return wrapped
+
+
+@login_required
+@require_GET
+def continue_session(request: HttpRequest, session_id: int) -> HttpResponse:
+    """Go to the next unread case of a session, or back to the worklist when none is left."""
+    session = selectors.session_for_reader(user=request.user, session_id=session_id)
+    if session is None:
+        _not_found_or_forbidden(request)
+        raise Http404
+    following = selectors.next_assignment(session)
+    if following is None:
+        messages.success(request, f"Session {session.number} of {session.study.slug} is done.")
+        return redirect("home")
+    return redirect("readers-assignment", pk=following.pk)
+
+
+@reader_assignment
+@require_GET
+@never_cache
+def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
+    """The reading page. The first GET opens the case: server start time, arm revealed."""
+    if getattr(assignment, "submitted", False):
+        return render(request, "readers/submitted.html", {"assignment": assignment})
+    try:
+        services.open_assignment(assignment=assignment)
+    except services.NotAvailableError as error:
+        if assignment.opened_at is None and "earlier case" in str(error):
+            return redirect("readers-continue", session_id=assignment.session_id)
+        return render(request, "readers/locked.html", {"reason": str(error)}, status=403)
+    page = selectors.reading_page(assignment)
+    key = page.draft.get("idempotency_key") or secrets.token_urlsafe(24)
+    data: dict[str, Any] = {
+        "assignment": assignment.pk,
+        "images": [
+            {
+                "position": im.position,
+                "rows": im.rows,
+                "columns": im.columns,
+                "bitsStored": im.bits_stored,
+                "windowCenter": im.window_center,
+                "windowWidth": im.window_width,
+                "pixelsUrl": reverse(
+                    "readers-pixels", kwargs={"pk": assignment.pk, "position": im.position}
+                ),
+            }
+            for im in page.images
+        ],
+        "findings": [{"code": ft.code, "name": ft.name} for ft in page.finding_types],
+        "draft": page.draft,
+        "earlierStep": page.earlier_step,
+        "idempotencyKey": key,
+        "draftUrl": reverse("readers-draft", kwargs={"pk": assignment.pk}),
+        "submitUrl": reverse("readers-submit", kwargs={"pk": assignment.pk}),
+    }
+    context: dict[str, Any] = {"page": page, "data": data}
+    if page.ai is not None:
+        # Only ever built for an assisted, opened, unsubmitted assignment (selectors.ai_visible).
+        context["ai_data"] = {
+            "heatmapUrl": reverse("readers-heatmap", kwargs={"pk": assignment.pk})
+            if page.ai.has_heatmap
+            else None,
+            "findings": [
+                {"code": f.code, "probability": f.probability, "flagged": f.flagged}
+                for f in page.ai.findings
+            ],
+        }
+    return render(request, "readers/reading.html", context)
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise services.InvalidReadError("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise services.InvalidReadError("the request body must be a JSON object")
+    return body
+
+
+def _error(error: services.ReadingError) -> JsonResponse:
+    status = 409 if isinstance(error, services.NotAvailableError) else 400
+    return JsonResponse({"error": str(error)}, status=status)
+
+
+@reader_assignment
+@require_POST
+def draft(request: HttpRequest, assignment: Assignment) -> JsonResponse:
+    """Save the report in progress (the page posts it, debounced, as the reader works)."""
+    try:
+        if getattr(assignment, "submitted", False):
+            raise services.NotAvailableError("this case is already submitted")
+        services.save_draft(assignment=assignment, data=_json_body(request))
+    except services.ReadingError as error:
+        return _error(error)
+    return JsonResponse({"saved": True})
+
+
+@reader_assignment
+@require_POST
+def submit(request: HttpRequest, assignment: Assignment) -> JsonResponse:
+    """Submit the read once; answers where to go next (the next case in the reader's order)."""
+    assert request.user.is_authenticated  # narrowed by login_required
+    try:
+        body = _json_body(request)
+        read, created = services.submit_read(
+            assignment=assignment,
+            user=request.user,
+            idempotency_key=body.get("idempotency_key", ""),
+            findings=body.get("findings"),
+            free_text=body.get("free_text", ""),
+            finding_types=list(selectors.finding_types_of(assignment.session.study_id)),
+            image_sizes={
+                im.position: (im.rows, im.columns)
+                for im in selectors.case_images(assignment.case_id)
+            },
+        )
+    except services.ReadingError as error:
+        return _error(error)
+    return JsonResponse(
+        {
+            "read": read.pk,
+            "created": created,
+            "submitted_at": read.submitted_at.isoformat(),
+            "next": reverse("readers-continue", kwargs={"session_id": assignment.session_id}),
+        },
+        status=201 if created else 200,
+    )
+
+
+@reader_assignment
+@require_GET
+def pixels(request: HttpRequest, assignment: Assignment, position: int) -> HttpResponse:
+    """One image's stored values (little-endian uint16) for the viewer's exact window/level."""
+    if assignment.opened_at is None:
+        raise Http404("Open the case first.")
+    found = selectors.image_pixels(case_id=assignment.case_id, position=position)
+    if found is None:
+        raise Http404("No such image.")
+    data, rows, columns, bits = found
+    response = HttpResponse(data, content_type="application/octet-stream")
+    response["X-Image-Rows"] = str(rows)
+    response["X-Image-Columns"] = str(columns)
+    response["X-Bits-Stored"] = str(bits)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@reader_assignment
+@require_GET
+def heatmap(request: HttpRequest, assignment: Assignment) -> HttpResponse:
+    """The Grad-CAM heatmap: 404 unless this assignment is assisted, opened and unsubmitted."""
+    found = selectors.heatmap_file(assignment)
+    if found is None:
+        raise Http404("No such resource.")
+    content_type = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
+    with found.open("rb") as handle:
+        response = HttpResponse(handle.read(), content_type=content_type)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@reader_assignment
+@require_http_methods(["GET", "POST"])
+def correct(request: HttpRequest, assignment: Assignment) -> HttpResponse:
+    """Correct a submitted read: a new read that supersedes it, with a reason (audited)."""
+    latest = (
+        Read.objects.filter(assignment=assignment, superseded_by__isnull=True)
+        .order_by("-submitted_at")
+        .first()
+    )
+    if latest is None:
+        raise Http404("This case has no submitted read.")
+    assert request.user.is_authenticated  # narrowed by login_required
+    finding_types = list(selectors.finding_types_of(assignment.session.study_id))
+    error = None
+    if request.method == "POST":
+        findings = {
+            ft.code: {
+                "present": request.POST.get(f"{ft.code}-present") == "present",
+                "confidence": _int(request.POST.get(f"{ft.code}-confidence")),
+                "marks": selectors.read_answers(latest)["findings"]
+                .get(ft.code, {})
+                .get("marks", []),
+            }
+            for ft in finding_types
+        }
+        try:
+            services.correct_read(
+                read=latest,
+                user=request.user,
+                reason=request.POST.get("reason", ""),
+                findings=findings,
+                free_text=request.POST.get("free_text", ""),
+                finding_types=finding_types,
+                image_sizes={
+                    im.position: (im.rows, im.columns)
+                    for im in selectors.case_images(assignment.case_id)
+                },
+                idempotency_key=secrets.token_urlsafe(24),
+            )
+        except services.ReadingError as failure:
+            error = str(failure)
+        else:
+            messages.success(request, "The correction is recorded; the original read is kept.")
+            return redirect("home")
+    answers = selectors.read_answers(latest)
+    rows = [
+        (ft, answers["findings"].get(ft.code, {"present": False, "confidence": 0}))
+        for ft in finding_types
+    ]
+    return render(
+        request,
+        "readers/correct.html",
+        {
+            "assignment": assignment,
+            "read": latest,
+            "rows": rows,
+            "answers": answers,
+            "error": error,
+        },
+        status=400 if error else 200,
+    )
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

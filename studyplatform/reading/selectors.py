@@ -1,24 +1,40 @@
-"""Reads of reading data for the front ends."""
+"""Reads of reading data for the front ends: the worklist, the reading page, pixels, AI output.
+
+Concealment lives here as much as in the templates: the worklist carries no arm, and the AI view
+of a case is built only for an assignment whose arm shows the AI, that the reader has opened and
+not yet submitted (``ai_visible``). A reader who reads the same case in both arms therefore never
+gets AI output while reading it unassisted, nor after the assisted read is submitted.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from django.contrib.auth.models import User
-from django.db.models import Count, Q
+import numpy as np
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
+from PIL import Image as PILImage
 
 from studyplatform.accounts.roles import COORDINATOR, READER, STATISTICIAN
-from studyplatform.reading.models import Reader, ReadingSession
-from studyplatform.studies.models import Study
+from studyplatform.prereads.models import PreRead, PreReadStatus
+from studyplatform.reading.models import Assignment, Read, ReadDraft, Reader, ReadingSession
+from studyplatform.studies.models import FindingType, Image, Study, StudyState
 
 
 @dataclass(frozen=True)
 class SessionSummary:
+    pk: int
     study: str
+    study_title: str
     number: int
     total: int
     done: int
-    available_from: str | None
+    state: str  # "open", "locked" (washout or study not open) or "done"
+    available_from: datetime | None
+    study_open: bool
 
 
 @dataclass(frozen=True)
@@ -30,7 +46,18 @@ class Home:
     can_admin: bool
 
 
+def _session_state(session: ReadingSession, total: int, done: int, now: datetime) -> str:
+    if session.completed_at is not None or (total and done >= total):
+        return "done"
+    if session.study.state != StudyState.OPEN:
+        return "locked"
+    if session.available_from is not None and session.available_from > now:
+        return "locked"
+    return "open"
+
+
 def home_for(*, user: User) -> Home:
+    """What the landing page shows: the reader's sessions (no arms), the staff's studies."""
     roles = tuple(
         sorted(
             set(user.groups.values_list("name", flat=True)) & {READER, COORDINATOR, STATISTICIAN}
@@ -38,16 +65,17 @@ def home_for(*, user: User) -> Home:
     )
     reader = Reader.objects.filter(user=user).first()
     sessions: tuple[SessionSummary, ...] = ()
+    now = timezone.now()
     if reader is not None:
         rows = (
             ReadingSession.objects.filter(reader=reader)
+            .exclude(study__state=StudyState.DRAFT)
             .select_related("study")
             .annotate(
                 total=Count("assignments", distinct=True),
                 done=Count(
                     "assignments",
-                    filter=Q(assignments__reads__supersedes__isnull=True)
-                    & Q(assignments__reads__isnull=False),
+                    filter=Q(assignments__reads__isnull=False),
                     distinct=True,
                 ),
             )
@@ -55,11 +83,15 @@ def home_for(*, user: User) -> Home:
         )
         sessions = tuple(
             SessionSummary(
+                pk=row.pk,
                 study=row.study.slug,
+                study_title=row.study.title,
                 number=row.number,
                 total=row.total,
                 done=row.done,
-                available_from=row.available_from.isoformat() if row.available_from else None,
+                state=_session_state(row, row.total, row.done, now),
+                available_from=row.available_from,
+                study_open=row.study.state == StudyState.OPEN,
             )
             for row in rows
         )
@@ -73,3 +105,216 @@ def home_for(*, user: User) -> Home:
         staff_studies=staff_studies,
         can_admin=user.is_staff,
     )
+
+
+def _user_id(user: User | AnonymousUser) -> int:
+    return int(user.pk) if user.pk is not None else 0
+
+
+def is_reader(user: User | AnonymousUser) -> bool:
+    return Reader.objects.filter(user_id=_user_id(user)).exists()
+
+
+def session_for_reader(*, user: User | AnonymousUser, session_id: int) -> ReadingSession | None:
+    return (
+        ReadingSession.objects.filter(pk=session_id, reader__user_id=_user_id(user))
+        .select_related("study")
+        .first()
+    )
+
+
+def next_assignment(session: ReadingSession) -> Assignment | None:
+    """The first assignment of the session, in the allocated order, without a read."""
+    return (
+        Assignment.objects.filter(session=session, reads__isnull=True)
+        .order_by("position", "step")
+        .only("pk")
+        .first()
+    )
+
+
+def assignment_for_reader(*, user: User | AnonymousUser, assignment_id: int) -> Assignment | None:
+    """The user's own assignment with what every reading view needs, or None (not theirs).
+
+    Annotated with ``submitted`` (an original read exists).
+    """
+    return (
+        Assignment.objects.filter(pk=assignment_id, reader__user_id=_user_id(user))
+        .select_related("session__study", "arm", "case")
+        .annotate(
+            submitted=Exists(
+                Read.objects.filter(assignment=OuterRef("pk"), supersedes__isnull=True)
+            )
+        )
+        .first()
+    )
+
+
+def ai_visible(assignment: Assignment) -> bool:
+    """The one rule for showing AI output: assisted arm, opened, not submitted, study open."""
+    return (
+        assignment.arm.shows_ai
+        and assignment.opened_at is not None
+        and not getattr(assignment, "submitted", True)
+        and assignment.session.study.state == StudyState.OPEN
+    )
+
+
+@dataclass(frozen=True)
+class AIFinding:
+    code: str
+    name: str
+    probability: float
+    threshold: float
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class AIView:
+    model: str
+    findings: tuple[AIFinding, ...]
+    has_heatmap: bool
+
+
+def _done_preread(case_id: int) -> PreRead | None:
+    return (
+        PreRead.objects.filter(case_id=case_id, status=PreReadStatus.DONE)
+        .select_related("model")
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+
+
+def ai_view(assignment: Assignment) -> AIView | None:
+    """The AI's pre-read of the case for an assignment that may show it; None otherwise."""
+    if not ai_visible(assignment):
+        return None
+    preread = _done_preread(assignment.case_id)
+    if preread is None:
+        return AIView(model="", findings=(), has_heatmap=False)
+    thresholds: dict[str, Any] = (preread.model.spec or {}).get("thresholds", {}) or {}
+    findings = []
+    for f in preread.findings.select_related("finding_type").order_by(
+        "finding_type__order", "finding_type__code"
+    ):
+        code = f.finding_type.code
+        threshold = float(thresholds.get(code, preread.model.threshold))
+        findings.append(
+            AIFinding(
+                code=code,
+                name=f.finding_type.name,
+                probability=f.probability,
+                threshold=threshold,
+                flagged=f.probability >= threshold,
+            )
+        )
+    return AIView(
+        model=str(preread.model), findings=tuple(findings), has_heatmap=bool(preread.heatmap)
+    )
+
+
+def heatmap_file(assignment: Assignment) -> Any | None:
+    """The heatmap file of the case's pre-read, only where ``ai_visible``; else None."""
+    if not ai_visible(assignment):
+        return None
+    preread = _done_preread(assignment.case_id)
+    if preread is None or not preread.heatmap:
+        return None
+    return preread.heatmap
+
+
+@dataclass(frozen=True)
+class ImageView:
+    position: int
+    rows: int
+    columns: int
+    bits_stored: int
+    window_center: float
+    window_width: float
+
+
+@dataclass(frozen=True)
+class ReadingPage:
+    assignment: Assignment
+    images: tuple[ImageView, ...]
+    finding_types: tuple[FindingType, ...]
+    draft: dict[str, Any]
+    started_at: datetime | None
+    total: int
+    done: int
+    ai: AIView | None
+    earlier_step: dict[str, Any] | None
+
+
+def case_images(case_id: int) -> tuple[ImageView, ...]:
+    return tuple(
+        ImageView(*row)
+        for row in Image.objects.filter(case_id=case_id)
+        .order_by("position")
+        .values_list("position", "rows", "columns", "bits_stored", "window_center", "window_width")
+    )
+
+
+def finding_types_of(study_id: int) -> tuple[FindingType, ...]:
+    return tuple(FindingType.objects.filter(study_id=study_id).order_by("order", "code"))
+
+
+def read_answers(read: Read) -> dict[str, Any]:
+    """A read as the report form's data: ``{findings: {code: {...}}, free_text}``."""
+    return {
+        "findings": {
+            f.finding_type.code: {
+                "present": f.present,
+                "confidence": f.confidence,
+                "marks": f.marks,
+            }
+            for f in read.findings.select_related("finding_type")
+        },
+        "free_text": read.free_text,
+    }
+
+
+def reading_page(assignment: Assignment) -> ReadingPage:
+    """Everything the reading page shows for an opened assignment (a handful of queries)."""
+    draft = ReadDraft.objects.filter(assignment=assignment).only("data", "started_at").first()
+    progress = Assignment.objects.filter(session_id=assignment.session_id).aggregate(
+        total=Count("pk", distinct=True),
+        done=Count("pk", filter=Q(reads__isnull=False), distinct=True),
+    )
+    earlier_step = None
+    if assignment.step > 1:
+        # Sequential design: the locked earlier read of the same case, shown for reference.
+        earlier = Read.objects.filter(
+            assignment__session_id=assignment.session_id,
+            assignment__position=assignment.position,
+            assignment__step=assignment.step - 1,
+            supersedes__isnull=True,
+        ).first()
+        earlier_step = read_answers(earlier) if earlier else None
+    return ReadingPage(
+        assignment=assignment,
+        images=case_images(assignment.case_id),
+        finding_types=finding_types_of(assignment.session.study_id),
+        draft=draft.data if draft else {},
+        started_at=draft.started_at if draft else assignment.opened_at,
+        total=progress["total"],
+        done=progress["done"],
+        ai=ai_view(assignment),
+        earlier_step=earlier_step,
+    )
+
+
+def image_pixels(*, case_id: int, position: int) -> tuple[bytes, int, int, int] | None:
+    """The stored values of one image as little-endian uint16 bytes, with rows, columns, bits.
+
+    Browsers decode a 16-bit PNG to 8 bits, which would make window/level coarse; the viewer
+    gets the full-precision values instead and applies window/level itself.
+    """
+    image = Image.objects.filter(case_id=case_id, position=position).first()
+    if image is None or not image.display:
+        return None
+    with image.display.open("rb") as handle, PILImage.open(handle) as png:
+        png.load()
+        pixels = np.asarray(png)
+    data = np.ascontiguousarray(pixels, dtype="<u2")
+    return data.tobytes(), int(data.shape[0]), int(data.shape[1]), image.bits_stored

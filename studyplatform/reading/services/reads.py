@@ -89,7 +89,8 @@ def open_assignment(*, assignment: Assignment, now: datetime | None = None) -> A
         )
         if updated:
             assignment.opened_at = now
-            ReadDraft.objects.get_or_create(assignment=assignment, defaults={"started_at": now})
+            # The conditional update makes this request the first opening: no draft exists yet.
+            ReadDraft.objects.create(assignment=assignment, started_at=now)
             if session.started_at is None:
                 ReadingSession.objects.filter(pk=session.pk, started_at__isnull=True).update(
                     started_at=now

@@ -1,0 +1,199 @@
+// The report form: per finding present/absent, confidence 0-100 and marks; free text.
+// Saves a draft as the reader works (debounced POST; also when the tab is hidden), restores it
+// on reload, and submits once: the idempotency key of this page load travels in the draft and
+// the submission, so a repeated submit returns the stored read instead of a second one.
+(function () {
+  "use strict";
+
+  const data = JSON.parse(document.getElementById("reading-data").textContent);
+  const csrf = document.getElementById("csrf").value;
+  const viewer = window.readingViewer;
+  const form = document.getElementById("report");
+  const draftStatus = document.getElementById("draft-status");
+  const errorLine = document.getElementById("report-error");
+  const submitButton = document.getElementById("submit");
+  const colors = ["#ffd400", "#ff5db1", "#4ef0c0", "#ff8a3d", "#9d8cff"];
+
+  const state = { idempotency_key: data.idempotencyKey, findings: {}, free_text: "" };
+  data.findings.forEach(function (f) {
+    state.findings[f.code] = { present: null, confidence: 50, marks: [] };
+  });
+  const start = data.draft && data.draft.findings ? data.draft : data.earlierStep;
+  if (start) {
+    Object.keys(state.findings).forEach(function (code) {
+      const saved = (start.findings || {})[code];
+      if (saved) Object.assign(state.findings[code], {
+        present: typeof saved.present === "boolean" ? saved.present : null,
+        confidence: Number.isInteger(saved.confidence) ? saved.confidence : 50,
+        marks: Array.isArray(saved.marks) ? saved.marks : [],
+      });
+    });
+    state.free_text = typeof start.free_text === "string" ? start.free_text : "";
+  }
+  let markingCode = null;
+  let saveTimer = null;
+  let submitted = false;
+
+  function fieldset(code) {
+    return form.querySelector('fieldset.finding[data-code="' + code + '"]');
+  }
+
+  function render() {
+    data.findings.forEach(function (f, i) {
+      const s = state.findings[f.code];
+      const box = fieldset(f.code);
+      box.querySelectorAll('input[type="radio"]').forEach(function (radio) {
+        radio.checked = s.present !== null && (radio.value === "present") === s.present;
+      });
+      const slider = box.querySelector('input[type="range"]');
+      slider.value = String(s.confidence);
+      box.querySelector("output").textContent = String(s.confidence);
+      box.querySelector(".marks").textContent = s.marks.length ? s.marks.length + " mark" + (s.marks.length > 1 ? "s" : "") : "";
+      box.querySelector("button.mark").classList.toggle("active", markingCode === f.code);
+      box.style.setProperty("--mark-color", colors[i % colors.length]);
+    });
+    form.elements.free_text.value = state.free_text;
+    showMarks();
+  }
+
+  function showMarks() {
+    const all = [];
+    data.findings.forEach(function (f, i) {
+      state.findings[f.code].marks.forEach(function (m) {
+        all.push({ image: m.image, x: m.x, y: m.y, color: colors[i % colors.length], label: f.name });
+      });
+    });
+    viewer.setMarks(all);
+  }
+
+  function post(url, body, keepalive) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      keepalive: !!keepalive,
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+      body: JSON.stringify(body),
+    });
+  }
+
+  function saveNow(keepalive) {
+    if (submitted) return Promise.resolve();
+    window.clearTimeout(saveTimer);
+    saveTimer = null;
+    draftStatus.textContent = "Saving draft…";
+    return post(data.draftUrl, state, keepalive).then(function (response) {
+      draftStatus.textContent = response.ok
+        ? "Draft saved " + new Date().toLocaleTimeString()
+        : "Draft not saved (" + response.status + ")";
+      form.dataset.draftSaved = response.ok ? "true" : "false";
+    }).catch(function () {
+      draftStatus.textContent = "Draft not saved: offline? Your answers stay in this page.";
+    });
+  }
+
+  function changed() {
+    form.dataset.draftSaved = "false";
+    draftStatus.textContent = "Unsaved changes";
+    window.clearTimeout(saveTimer);
+    saveTimer = window.setTimeout(saveNow, 600);
+  }
+
+  form.addEventListener("change", function (event) {
+    const target = event.target;
+    const box = target.closest("fieldset.finding");
+    if (box && target.type === "radio") {
+      state.findings[box.dataset.code].present = target.value === "present";
+      changed();
+    }
+  });
+  form.addEventListener("input", function (event) {
+    const target = event.target;
+    const box = target.closest("fieldset.finding");
+    if (box && target.type === "range") {
+      state.findings[box.dataset.code].confidence = parseInt(target.value, 10);
+      box.querySelector("output").textContent = target.value;
+      changed();
+    } else if (target.name === "free_text") {
+      state.free_text = target.value;
+      changed();
+    }
+  });
+  form.querySelectorAll("button.mark").forEach(function (button) {
+    button.addEventListener("click", function () {
+      markingCode = markingCode === button.dataset.code ? null : button.dataset.code;
+      render();
+    });
+  });
+  form.querySelectorAll("button.clear-marks").forEach(function (button) {
+    button.addEventListener("click", function () {
+      state.findings[button.dataset.code].marks = [];
+      render();
+      changed();
+    });
+  });
+  viewer.onClick(function (point) {
+    if (!markingCode) return;
+    const s = state.findings[markingCode];
+    s.marks.push({ image: point.image, x: point.x, y: point.y });
+    if (s.present === null) s.present = true;
+    render();
+    changed();
+  });
+  viewer.onKey("m", function () {
+    const codes = Object.keys(state.findings);
+    const next = markingCode === null ? 0 : codes.indexOf(markingCode) + 1;
+    markingCode = next < codes.length ? codes[next] : null;
+    render();
+  });
+
+  function submit() {
+    errorLine.textContent = "";
+    const missing = data.findings.filter(function (f) { return state.findings[f.code].present === null; });
+    if (missing.length) {
+      errorLine.textContent = "Choose present or absent for: " + missing.map(function (f) { return f.name; }).join(", ");
+      return;
+    }
+    submitButton.disabled = true;
+    window.clearTimeout(saveTimer);
+    post(data.submitUrl, state).then(function (response) {
+      return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+    }).then(function (result) {
+      if (!result.ok) {
+        errorLine.textContent = result.body.error || "The read was not submitted.";
+        submitButton.disabled = false;
+        return;
+      }
+      submitted = true;
+      window.location.assign(result.body.next);
+    }).catch(function () {
+      // The same key goes with a retry, so a read that did arrive is not stored twice.
+      errorLine.textContent = "Network error: the read may not be submitted. Try again.";
+      submitButton.disabled = false;
+    });
+  }
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    submit();
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      submit();
+    }
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden" && saveTimer !== null) saveNow(true);
+  });
+  window.addEventListener("pagehide", function () {
+    if (saveTimer !== null) saveNow(true);
+  });
+
+  render();
+  if (!data.draft || !data.draft.idempotency_key) {
+    // Record this page's key at once, so a reload keeps it.
+    saveNow();
+  } else {
+    draftStatus.textContent = "Draft restored";
+    form.dataset.draftSaved = "true";
+  }
+})();
