@@ -25,6 +25,11 @@ class AIModel(models.Model):
     version = models.CharField(max_length=40)
     format = models.CharField(max_length=20, choices=ModelFormat.choices)
     path = models.CharField(max_length=500, help_text="File or bundle directory on the server.")
+    factory = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="For the factory format: 'module:function' that builds the network.",
+    )
     sha256 = models.CharField(max_length=64, help_text="Recorded at registration.")
     finding_codes = models.JSONField(help_text="Finding type codes in the model's output order.")
     threshold = models.FloatField(
@@ -74,6 +79,9 @@ class PreRead(models.Model):
     duration_ms = models.FloatField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
+    timings = models.JSONField(
+        default=dict, blank=True, help_text="Milliseconds per stage (decode, forward, ...)."
+    )
 
     class Meta:
         ordering = ["case", "model"]
