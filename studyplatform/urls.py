@@ -17,5 +17,6 @@ urlpatterns = [
     path("health/", dashboard_views.health, name="health"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("studyplatform.dashboard.urls")),
+    path("api/", include("studyplatform.studies.api")),
     path("", include(readers.urls)),
 ]

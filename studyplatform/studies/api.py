@@ -1,0 +1,247 @@
+"""The arrival API: a hospital system (or a coordinator) sends a new case.
+
+``POST /api/studies/<slug>/cases/`` as multipart: ``metadata`` (JSON: ``case_id``, ``site``,
+optional ``modality`` and ``truth``) or the same as plain form fields, and the image files as
+``images`` (DICOM, PNG or JPEG). Authenticated by a site token (``Authorization: Bearer ...``,
+no CSRF: the token is not a cookie) or by a coordinator's session (CSRF checked).
+
+Received files are held in memory only (never in a temporary file: they still carry PHI) and
+go through the same import service as ``import_cases``. Answers: 201 with the case, 200 with
+the stored case for a resend of the same bytes, 400 naming the bad field or file, 401/403, 409
+for a case ID taken by other images (or a locked study), 413 for an oversized request.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any, Final
+
+from django.core.files.uploadedfile import InMemoryUploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from studyplatform.studies.importing import Upload
+from studyplatform.studies.models import Case, MemberRole, Study, StudyMembership
+from studyplatform.studies.services import (
+    CaseConflictError,
+    ImportRefusedError,
+    StudyLockedError,
+    authenticate_site_token,
+    receive_case,
+)
+
+MAX_REQUEST_BYTES: Final = 200 * 1024 * 1024
+MAX_FILE_BYTES: Final = 100 * 1024 * 1024
+MAX_FILES: Final = 16
+ACCEPTED_TYPES: Final = frozenset(
+    {"application/dicom", "application/octet-stream", "image/png", "image/jpeg", ""}
+)
+_METADATA_KEYS: Final = frozenset({"case_id", "site", "modality", "truth"})
+
+
+class _MemoryOnlyUploadHandler(FileUploadHandler):
+    """Keeps every uploaded file in memory; the request size is capped before parsing."""
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        super().new_file(*args, **kwargs)
+        self._buffer = io.BytesIO()
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
+        self._buffer.write(raw_data)
+        return None
+
+    def file_complete(self, file_size: int) -> InMemoryUploadedFile:
+        self._buffer.seek(0)
+        return InMemoryUploadedFile(
+            self._buffer,
+            self.field_name,
+            self.file_name,
+            self.content_type,
+            file_size,
+            self.charset,
+            self.content_type_extra,
+        )
+
+
+def _error(status: int, message: str, **extra: Any) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def _unauthorized(message: str) -> JsonResponse:
+    response = _error(401, message)
+    response["WWW-Authenticate"] = 'Bearer realm="studyplatform"'
+    return response
+
+
+class _RefusedError(Exception):
+    def __init__(self, response: HttpResponse) -> None:
+        self.response = response
+
+
+def _no_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse()  # stands for a view without csrf_exempt, so the check runs
+
+
+def _authenticate(request: HttpRequest, slug: str) -> tuple[Study, str | None]:
+    """The study the caller may send to, and the site its token binds it to (None: session)."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _RefusedError(_unauthorized("Authorization must be 'Bearer <site token>'"))
+        site_token = authenticate_site_token(token.strip())
+        if site_token is None:
+            raise _RefusedError(_unauthorized("unknown or revoked site token"))
+        if site_token.study.slug != slug:
+            raise _RefusedError(_error(403, "this site token is for another study"))
+        return site_token.study, site_token.site.code
+    user = request.user
+    if not user.is_authenticated:
+        raise _RefusedError(_unauthorized("send a site token or log in as the study's coordinator"))
+    membership = (
+        StudyMembership.objects.select_related("study")
+        .filter(study__slug=slug, user=user, role=MemberRole.COORDINATOR)
+        .first()
+    )
+    if membership is None:
+        raise _RefusedError(_error(403, "only the study's coordinators may send cases"))
+    # The view is CSRF-exempt for token clients; a browser session must still pass the check.
+    if CsrfViewMiddleware(_no_view).process_view(request, _no_view, (), {}):
+        raise _RefusedError(_error(403, "CSRF check failed"))
+    return membership.study, None
+
+
+def _metadata(request: HttpRequest) -> dict[str, Any]:
+    if "metadata" in request.POST:
+        try:
+            metadata = json.loads(request.POST["metadata"])
+        except json.JSONDecodeError as exc:
+            raise _RefusedError(
+                _error(400, f"metadata is not valid JSON ({exc})", field="metadata")
+            ) from None
+        if not isinstance(metadata, dict):
+            raise _RefusedError(_error(400, "metadata must be a JSON object", field="metadata"))
+    else:
+        metadata = {
+            key: request.POST[key] for key in _METADATA_KEYS - {"truth"} if key in request.POST
+        }
+    unknown = sorted(set(metadata) - _METADATA_KEYS)
+    if unknown:
+        raise _RefusedError(
+            _error(400, f"unknown metadata field(s): {', '.join(unknown)}", field=unknown[0])
+        )
+    for key in ("case_id", "site", "modality"):
+        if key in metadata and not isinstance(metadata[key], str):
+            raise _RefusedError(_error(400, f"{key} must be a string", field=key))
+    if not metadata.get("case_id"):
+        raise _RefusedError(_error(400, "case_id is required", field="case_id"))
+    truth = metadata.get("truth") or {}
+    if not isinstance(truth, dict) or any(v not in (0, 1, True, False) for v in truth.values()):
+        raise _RefusedError(_error(400, "truth must map finding codes to 0 or 1", field="truth"))
+    metadata["truth"] = {str(code): bool(value) for code, value in truth.items()}
+    return metadata
+
+
+def _uploads(request: HttpRequest) -> list[Upload]:
+    unexpected = sorted(set(request.FILES) - {"images"})
+    if unexpected:
+        raise _RefusedError(
+            _error(400, f"unexpected file field(s): {', '.join(unexpected)}", field=unexpected[0])
+        )
+    files = request.FILES.getlist("images")
+    if not files:
+        raise _RefusedError(_error(400, "no image files (send them as 'images')", field="images"))
+    if len(files) > MAX_FILES:
+        raise _RefusedError(_error(400, f"at most {MAX_FILES} images per case", field="images"))
+    uploads = []
+    for file in files:
+        name = file.name or "image"
+        if (file.content_type or "") not in ACCEPTED_TYPES:
+            raise _RefusedError(
+                _error(
+                    400,
+                    f"{name}: content type {file.content_type} is not accepted "
+                    "(DICOM, PNG or JPEG)",
+                    field="images",
+                    file=name,
+                )
+            )
+        if file.size is not None and file.size > MAX_FILE_BYTES:
+            raise _RefusedError(
+                _error(413, f"{name}: larger than {MAX_FILE_BYTES // 2**20} MiB", file=name)
+            )
+        uploads.append(Upload(name=name, data=file.read()))
+    return uploads
+
+
+def case_json(case: Case) -> dict[str, Any]:
+    return {
+        "study": case.study.slug,
+        "case_id": case.case_id,
+        "site": case.site.code,
+        "modality": case.modality,
+        "manufacturer": case.manufacturer,
+        "manufacturer_model": case.manufacturer_model,
+        "arrived_at": case.arrived_at.isoformat(),
+        "images": [
+            {
+                "position": image.position,
+                "rows": image.rows,
+                "columns": image.columns,
+                "sha256": image.sha256,
+                "source_sha256": image.source_sha256,
+                "source_format": image.source_format,
+                "transfer_syntax": image.transfer_syntax,
+                "burned_in_annotation": image.burned_in_annotation,
+            }
+            for image in case.images.order_by("position")
+        ],
+    }
+
+
+@csrf_exempt
+@require_POST
+def arrive_case(request: HttpRequest, slug: str) -> HttpResponse:
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > MAX_REQUEST_BYTES:
+        return _error(413, f"request larger than {MAX_REQUEST_BYTES // 2**20} MiB")
+    request.upload_handlers = [_MemoryOnlyUploadHandler(request)]
+    try:
+        study, token_site = _authenticate(request, slug)
+        metadata = _metadata(request)
+        site = metadata.get("site") or token_site
+        if token_site is not None and site != token_site:
+            return _error(403, f"this site token may only send cases of site {token_site!r}")
+        if not site:
+            return _error(400, "site is required", field="site")
+        uploads = _uploads(request)
+    except _RefusedError as refused:
+        return refused.response
+    try:
+        result = receive_case(
+            study=study,
+            case_id=metadata["case_id"],
+            site_code=site,
+            uploads=uploads,
+            truth=metadata["truth"],
+            modality=(metadata.get("modality") or "").upper() or None,
+        )
+    except (CaseConflictError, StudyLockedError) as exc:
+        return _error(409, str(exc), problems=_problems(exc))
+    except ImportRefusedError as exc:
+        return _error(400, str(exc), problems=_problems(exc))
+    return JsonResponse(case_json(result.case), status=201 if result.created else 200)
+
+
+def _problems(exc: ImportRefusedError) -> list[dict[str, str]]:
+    return [{"where": p.where, "reason": p.reason} for p in exc.problems]
+
+
+urlpatterns = [
+    path("studies/<slug:slug>/cases/", arrive_case, name="api-arrive-case"),
+]
