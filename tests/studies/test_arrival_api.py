@@ -44,7 +44,9 @@ def _dicom(name="MR_small.dcm", content=None):
 
 
 def _post(client, study, *, token=None, metadata=None, images=None, **extra):
-    data = {"metadata": json.dumps(metadata if metadata is not None else {"case_id": "P-001"})}
+    data: dict[str, object] = {
+        "metadata": json.dumps(metadata if metadata is not None else {"case_id": "P-001"})
+    }
     data["images"] = images if images is not None else [_dicom()]
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
     return client.post(URL.format(study.slug), data, **headers, **extra)
