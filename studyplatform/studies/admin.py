@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from studyplatform.audit.admin import (
     AuditedModelAdmin,
@@ -24,6 +25,7 @@ from studyplatform.studies.models import (
     FindingType,
     Image,
     Site,
+    SiteToken,
     Study,
     StudyMembership,
     Truth,
@@ -139,3 +141,21 @@ class TruthAdmin(AuditedModelAdmin[Truth]):
     search_fields = ["case__case_id"]
     list_select_related = ["case__study", "finding_type"]
     readonly_fields = ["recorded_at"]
+
+
+@admin.register(SiteToken)
+class SiteTokenAdmin(admin.ModelAdmin[SiteToken]):
+    """Tokens are issued with ``manage.py issue_site_token`` (shown once); here they are revoked."""
+
+    list_display = ["name", "site", "study", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["study", "site"]
+    readonly_fields = ["study", "site", "name", "created_at", "last_used_at", "revoked_at"]
+    exclude = ["token_sha256"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[SiteToken]) -> None:
+        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -230,3 +230,37 @@ def test_a_locked_study_refuses_arrivals(client, study, token):
 def test_only_post_is_allowed(client, study, token):
     response = client.get(URL.format(study.slug), HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 405
+
+
+def test_an_arriving_case_of_an_open_prospective_study_is_randomized(
+    client, django_capture_on_commit_callbacks
+):
+    from studyplatform.reading.models import Assignment
+    from studyplatform.reading.services import open_study, randomize_study
+    from tests.reading.helpers import make_study
+
+    study = make_study(n_cases=2, n_readers=2, design="prospective", slug="arrive")
+    randomize_study(study=study)
+    open_study(study=study)
+    token = issue_site_token(study=study, site=study.cases.first().site, name="router")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post(client, study, token=token, metadata={"case_id": "NEW-1"})
+
+    assert response.status_code == 201, response.content
+    assigned = Assignment.objects.filter(case__case_id="NEW-1")
+    assert assigned.count() == study.readers_per_case
+    assert assigned.first().arm.name in {"unassisted", "assisted"}
+
+
+def test_issue_site_token_prints_a_token_that_the_api_accepts(client, study, north, followups):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("issue_site_token", study.slug, "north", "--name", "router", stdout=out)
+    token = out.getvalue().strip()
+
+    assert _post(client, study, token=token).status_code == 201
+    assert token not in str(list(north.tokens.values()))  # only its hash is stored
