@@ -22,7 +22,11 @@ _COORDINATED_MODELS: Final = {
     "prereads": ("aimodel", "preread", "prereadfinding"),
     "reading": ("reader", "enrolment", "readingsession", "assignment"),
 }
-_VIEW_ONLY_FOR_COORDINATORS: Final = {"reading": ("read", "readfinding", "readdraft")}
+_VIEW_ONLY_FOR_COORDINATORS: Final = {
+    "reading": ("read", "readfinding", "readdraft"),
+    # The trial monitor's view: who changed what, and the signatures.
+    "audit": ("auditevent", "signature"),
+}
 
 
 def _codes(models: Mapping[str, tuple[str, ...]], actions: tuple[str, ...]) -> set[tuple[str, str]]:
@@ -49,17 +53,24 @@ ROLE_PERMISSIONS: Final[dict[str, frozenset[tuple[str, str]]]] = {
 }
 
 
-def sync_roles(group_model: Any, permission_model: Any) -> None:
+def sync_roles(group_model: Any, permission_model: Any, *, missing_ok: bool = False) -> None:
     """Create the role groups and set exactly their permissions (idempotent).
 
-    Takes the model classes so that the data migration can pass its historical models.
+    Takes the model classes so that the data migrations can pass their historical models; they
+    pass ``missing_ok`` because a permission of an app migrated later does not exist yet (a
+    later migration syncs again).
     """
     for role, codes in ROLE_PERMISSIONS.items():
         group, _ = group_model.objects.get_or_create(name=role)
-        permissions = [
-            permission_model.objects.get(content_type__app_label=app, codename=codename)
-            for app, codename in sorted(codes)
-        ]
+        permissions = []
+        for app, codename in sorted(codes):
+            found = permission_model.objects.filter(
+                content_type__app_label=app, codename=codename
+            ).first()
+            if found is None and not missing_ok:
+                raise LookupError(f"permission {app}.{codename} of role {role} does not exist")
+            if found is not None:
+                permissions.append(found)
         group.permissions.set(permissions)
 
 

@@ -121,3 +121,15 @@ def test_audit_trail_admin_lists_events_read_only(client, superuser):
 def test_audit_trail_admin_is_forbidden_without_permission(client):
     client.force_login(UserFactory(username="staff-without-perms", is_staff=True))
     assert client.get(reverse("admin:audit_auditevent_changelist")).status_code == 403
+
+
+def test_coordinators_and_statisticians_may_view_the_audit_trail_and_readers_may_not(client, roles):
+    from django.contrib.auth.models import Group
+
+    url = reverse("admin:audit_auditevent_changelist")
+    for role, status in (("coordinator", 200), ("statistician", 200), ("reader", 403)):
+        user = UserFactory(username=f"a-{role}", is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        client.force_login(user)
+        assert client.get(url).status_code == status, role
+    assert client.get(reverse("admin:audit_signature_changelist")).status_code == 403

@@ -16,7 +16,9 @@ def create_roles(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         app_config.models_module = True  # type: ignore[assignment]
         create_permissions(app_config, verbosity=0, apps=apps)
         app_config.models_module = None
-    sync_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    sync_roles(
+        apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), missing_ok=True
+    )
 
 
 def remove_roles(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
