@@ -10,6 +10,7 @@ from studyplatform.dashboard import views as dashboard_views
 admin.site.site_header = "Reader-study platform"
 admin.site.site_title = "Reader-study platform"
 admin.site.index_title = "Trial administration"
+admin.site.index_template = "dashboard/admin_index.html"  # links the dashboard
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),

@@ -117,3 +117,12 @@ def test_plotly_js_is_served_locally(client, built) -> None:
     client.force_login(built.coordinator)
     response = client.get(reverse("dashboard:plotly_js", args=["x"]))
     assert response.status_code == 200 and b"plotly" in response.content[:2000].lower()
+
+
+def test_admin_index_and_home_link_to_the_dashboard(client, built) -> None:
+    built.coordinator.is_staff = True
+    built.coordinator.save()
+    client.force_login(built.coordinator)
+    dashboard = reverse("dashboard:studies")
+    assert dashboard in client.get(reverse("admin:index")).content.decode()
+    assert reverse("dashboard:study", args=["sim"]) in client.get("/").content.decode()
