@@ -1,7 +1,8 @@
-"""Answer 429 with a clear message to a log-in attempt that the throttle refuses.
+"""Middleware of the accounts: the log-in throttle's answer, and private pages.
 
-The backend refuses such attempts anyway; this turns the log-in page's generic "did not match"
-into "too many attempts, try again in N minutes" with the right status code.
+LoginThrottleMiddleware answers 429 with a clear message to a log-in attempt that the throttle
+refuses. The backend refuses such attempts anyway; this turns the log-in page's generic "did not
+match" into "too many attempts, try again in N minutes" with the right status code.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
+from django.utils.cache import add_never_cache_headers
 
 from studyplatform.accounts import throttle
 
@@ -43,3 +45,21 @@ class LoginThrottleMiddleware:
                 response["Retry-After"] = str(wait)
                 return response
         return self.get_response(request)
+
+
+class PrivatePagesMiddleware:
+    """Pages for a logged-in user are never stored by the browser or a shared cache.
+
+    A reader's page can hold what another user must not see (an allocation, AI output in the
+    assisted arm): the back button or a proxy must not replay it to someone else.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and not response.has_header("Cache-Control"):
+            add_never_cache_headers(response)
+        return response

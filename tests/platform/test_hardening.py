@@ -150,3 +150,11 @@ def test_protected_file_refuses_paths_outside_media_root(settings, name):
     (media / "studies" / "link").symlink_to(media.parent / "secret.txt")
     with pytest.raises(Http404):
         serve_protected_file(name)
+
+
+@pytest.mark.django_db
+def test_pages_for_a_logged_in_user_are_never_cached(client):
+    assert "no-store" not in client.get(reverse("health")).get("Cache-Control", "")
+    client.force_login(UserFactory(username="eve"))
+    response = client.get(reverse("health"))
+    assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"]
