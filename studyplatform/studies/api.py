@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files.uploadedfile import InMemoryUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -87,8 +88,15 @@ def _no_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse()  # stands for a view without csrf_exempt, so the check runs
 
 
-def _authenticate(request: HttpRequest, slug: str) -> tuple[Study, str | None]:
-    """The study the caller may send to, and the site its token binds it to (None: session)."""
+class _Caller(NamedTuple):
+    study: Study
+    token_site: str | None  # the site a token binds the caller to; None for a session
+    user: AbstractBaseUser | None
+    via: str
+
+
+def _authenticate(request: HttpRequest, slug: str) -> _Caller:
+    """Who sends, to which study, from which site (a token binds it; a session names it)."""
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
@@ -99,7 +107,7 @@ def _authenticate(request: HttpRequest, slug: str) -> tuple[Study, str | None]:
             raise _RefusedError(_unauthorized("unknown or revoked site token"))
         if site_token.study.slug != slug:
             raise _RefusedError(_error(403, "this site token is for another study"))
-        return site_token.study, site_token.site.code
+        return _Caller(site_token.study, site_token.site.code, None, f"site token {site_token.pk}")
     user = request.user
     if not user.is_authenticated:
         raise _RefusedError(_unauthorized("send a site token or log in as the study's coordinator"))
@@ -113,7 +121,7 @@ def _authenticate(request: HttpRequest, slug: str) -> tuple[Study, str | None]:
     # The view is CSRF-exempt for token clients; a browser session must still pass the check.
     if CsrfViewMiddleware(_no_view).process_view(request, _no_view, (), {}):
         raise _RefusedError(_error(403, "CSRF check failed"))
-    return membership.study, None
+    return _Caller(membership.study, None, membership.user, "arrival API (session)")
 
 
 def _metadata(request: HttpRequest) -> dict[str, Any]:
@@ -212,7 +220,8 @@ def arrive_case(request: HttpRequest, slug: str) -> HttpResponse:
         return _error(413, f"request larger than {MAX_REQUEST_BYTES // 2**20} MiB")
     request.upload_handlers = [_MemoryOnlyUploadHandler(request)]
     try:
-        study, token_site = _authenticate(request, slug)
+        caller = _authenticate(request, slug)
+        token_site = caller.token_site
         metadata = _metadata(request)
         site = metadata.get("site") or token_site
         if token_site is not None and site != token_site:
@@ -224,12 +233,14 @@ def arrive_case(request: HttpRequest, slug: str) -> HttpResponse:
         return refused.response
     try:
         result = receive_case(
-            study=study,
+            study=caller.study,
             case_id=metadata["case_id"],
             site_code=site,
             uploads=uploads,
             truth=metadata["truth"],
             modality=(metadata.get("modality") or "").upper() or None,
+            actor=caller.user,
+            via=caller.via,
         )
     except (CaseConflictError, StudyLockedError) as exc:
         return _error(409, str(exc), problems=_problems(exc))

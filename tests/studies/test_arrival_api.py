@@ -150,6 +150,9 @@ def test_a_coordinators_session_may_send_cases_but_others_may_not(study, north, 
 
     client.force_login(coordinator)
     assert _post(client, study, metadata=meta).status_code == 201
+    from studyplatform.audit.models import AuditEvent
+
+    assert AuditEvent.objects.get(action="case.import").actor == coordinator
 
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(coordinator)

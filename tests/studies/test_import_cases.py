@@ -90,9 +90,7 @@ def test_real_files_of_every_transfer_syntax_are_imported(study, tmp_path):
         assert stored.PatientIdentityRemoved == "YES"
         assert stored.PatientID == f"C{i}"
         expected = read_dicom_pixels(pydicom_file(name)).pixels.astype(np.int64)
-        assert np.array_equal(
-            read_dicom_pixels(image.original.path).pixels, expected
-        )
+        assert np.array_equal(read_dicom_pixels(image.original.path).pixels, expected)
         display = read_png(image.display.path)
         assert np.array_equal(display.astype(np.int64) - image.display_offset, expected)
         assert (image.rows, image.columns) == display.shape
@@ -291,3 +289,32 @@ def test_a_locked_study_refuses_the_import(study, tmp_path):
     with pytest.raises(CommandError, match="locked"):
         call_command("import_cases", study.slug, str(folder), stdout=io.StringIO())
     assert not Case.objects.exists()
+
+
+def test_each_imported_case_is_audited_once_with_hashes_not_names(study, tmp_path):
+    from studyplatform.audit.models import AuditEvent
+
+    rows = [{"case_id": "U1", "site": "north", "images": "Quixote.dcm", "truth_nodule": "1"}]
+    folder = write_import_dir(tmp_path / "in", rows, {"Quixote.dcm": with_phi("MR_small.dcm")})
+    _run(study, folder)
+    _run(study, folder)
+
+    event = AuditEvent.objects.get(action="case.import")
+    assert event.study == study
+    assert event.after["case_id"] == "U1" and event.after["truth"] == {"nodule": True}
+    assert len(event.after["images"][0]) == 64
+    assert event.reason == "import_cases manifest.csv line 2"
+    assert leaked_tokens(str(event.after).encode()) == []
+
+
+def test_a_burned_in_annotation_is_flagged_for_review(study, tmp_path):
+    ds = pydicom.dcmread(pydicom_file("MR_small.dcm"))
+    ds.BurnedInAnnotation = "YES"
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    rows = [{"case_id": "B1", "site": "north", "images": "b.dcm"}]
+
+    out, _ = _run(study, write_import_dir(tmp_path / "in", rows, {"b.dcm": buffer.getvalue()}))
+
+    assert "review     B1 image 1: header says burned-in annotation" in out
+    assert Image.objects.get().burned_in_annotation == "YES"

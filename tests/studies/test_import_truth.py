@@ -133,3 +133,22 @@ def test_a_locked_study_refuses_truth(study, tmp_path):
     with pytest.raises(CommandError, match="locked"):
         _import(study, _csv(tmp_path, GOOD))
     assert not Truth.objects.exists()
+
+
+def test_a_truth_correction_is_audited_with_before_and_after(study, tmp_path):
+    from studyplatform.audit.models import AuditEvent
+
+    _import(study, _csv(tmp_path, "case_id,finding,present\nA2,nodule,1\n"))
+    _import(study, _csv(tmp_path, "case_id,finding,present\nA2,nodule,0\n"))
+    _import(study, _csv(tmp_path, "case_id,finding,present\nA2,nodule,0\n"))  # no change
+
+    events = list(AuditEvent.objects.filter(action="truth.import").order_by("sequence"))
+    assert [(e.after["created"], e.after["updated"]) for e in events] == [(1, 0), (0, 1)]
+    assert events[1].after["changes"] == [
+        {
+            "case": "A2",
+            "finding": "nodule",
+            "before": [True, "import", None],
+            "after": [False, "import", None],
+        }
+    ]

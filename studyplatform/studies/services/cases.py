@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
+from studyplatform.audit.services import record
 from studyplatform.studies.deid import DeidentificationError
 from studyplatform.studies.imaging import ImageError
 from studyplatform.studies.importing import (
@@ -48,6 +50,8 @@ from studyplatform.studies.services.errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+CASE_IMPORT = "case.import"  # an audit action: a case and its de-identified images stored
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,8 @@ def import_case(
     uploads: Sequence[Upload],
     truth: Mapping[str, bool] | None = None,
     modality: str | None = None,
+    actor: AbstractBaseUser | None = None,
+    via: str = "",
 ) -> CaseImport:
     """Store one case with its images (de-identified) and optional truth; idempotent.
 
@@ -253,6 +259,19 @@ def import_case(
                 truth=truth,
                 findings=findings,
             )
+            record(
+                actor=actor,
+                action=CASE_IMPORT,
+                obj=case,
+                after={
+                    "case_id": case.case_id,
+                    "site": site.code,
+                    "modality": case.modality,
+                    "images": [p.source_sha256 for p in prepared],
+                    "truth": truth,
+                },
+                reason=via,
+            )
     except IntegrityError:
         # Sent twice at the same moment: the other request stored it first.
         existing = Case.objects.filter(study=study, case_id=case_id).first()
@@ -271,6 +290,8 @@ def receive_case(
     uploads: Sequence[Upload],
     truth: Mapping[str, bool] | None = None,
     modality: str | None = None,
+    actor: AbstractBaseUser | None = None,
+    via: str = "",
 ) -> CaseImport:
     """A case arriving from a hospital system: store it, then queue its pre-read and, in a
     prospective study, randomize it, once the case is committed.
@@ -286,6 +307,8 @@ def receive_case(
             uploads=uploads,
             truth=truth,
             modality=modality,
+            actor=actor,
+            via=via,
         )
         case = result.case
         # robust: the case is stored whatever happens to a follow-up; errors are logged.
@@ -375,6 +398,7 @@ def import_cases(*, study: Study, directory: Path) -> ImportReport:
                 uploads=uploads,
                 truth=row.truth,
                 modality=row.modality,
+                via=f"import_cases {MANIFEST_NAME} line {row.line}",
             )
         except ImportRefusedError as exc:
             report.problems.extend(

@@ -11,6 +11,8 @@ from typing import Any
 
 from django.db import transaction
 
+from studyplatform.audit.models import Action
+from studyplatform.audit.services import record as audit_record
 from studyplatform.studies.importing import Problem
 from studyplatform.studies.models import Case, FindingType, Study, Truth, TruthSource
 from studyplatform.studies.services.errors import ImportRefusedError, refuse_locked
@@ -103,6 +105,7 @@ def import_truth(*, study: Study, path: Path) -> TruthReport:
     if problems:
         raise ImportRefusedError([Problem(f"{path.name} {p.where}", p.reason) for p in problems])
     created = updated = unchanged = 0
+    changes: list[dict[str, Any]] = []
     with transaction.atomic():
         stored = {
             (t.case_id, t.finding_type_id): t
@@ -120,9 +123,30 @@ def import_truth(*, study: Study, path: Path) -> TruthReport:
                 )
                 created += 1
             elif (truth.present, truth.source, truth.location) != (present, source, location):
+                changes.append(
+                    {
+                        "case": case.case_id,
+                        "finding": finding.code,
+                        "before": [truth.present, truth.source, truth.location],
+                        "after": [present, source, location],
+                    }
+                )
                 truth.present, truth.source, truth.location = present, source, location
                 truth.save(update_fields=["present", "source", "location"])
                 updated += 1
             else:
                 unchanged += 1
+        if created or updated:
+            # One event per import: the counts and every changed row (corrections matter most).
+            audit_record(
+                actor=None,
+                action=Action.TRUTH_IMPORT,
+                obj=study,
+                after={
+                    "file": path.name,
+                    "created": created,
+                    "updated": updated,
+                    "changes": changes,
+                },
+            )
     return TruthReport(created=created, updated=updated, unchanged=unchanged)
