@@ -8,8 +8,7 @@ see everything, as in the admin.
 
 from __future__ import annotations
 
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 
@@ -19,7 +18,7 @@ VIEW = "studies.view_analysis"
 EXPORT = "studies.export_study"
 
 
-def may(user: AbstractBaseUser | AnonymousUser, study: Study, permission: str) -> bool:
+def may(user: User | AnonymousUser, study: Study, permission: str) -> bool:
     if not user.is_authenticated or not user.is_active:
         return False
     if getattr(user, "is_superuser", False):
@@ -27,7 +26,7 @@ def may(user: AbstractBaseUser | AnonymousUser, study: Study, permission: str) -
     return bool(user.has_perm(permission)) and study.memberships.filter(user_id=user.pk).exists()
 
 
-def staff_studies(user: AbstractBaseUser | AnonymousUser) -> list[Study]:
+def staff_studies(user: User | AnonymousUser) -> list[Study]:
     """The studies whose dashboard ``user`` may open."""
     if not user.is_authenticated:
         return []
@@ -38,7 +37,7 @@ def staff_studies(user: AbstractBaseUser | AnonymousUser) -> list[Study]:
     return list(Study.objects.filter(memberships__user_id=user.pk).distinct().order_by("slug"))
 
 
-def study_for(user: AbstractBaseUser | AnonymousUser, slug: str, permission: str = VIEW) -> Study:
+def study_for(user: User | AnonymousUser, slug: str, permission: str = VIEW) -> Study:
     """The study named ``slug`` if ``user`` may use it with ``permission``; else 404 / 403."""
     study = get_object_or_404(Study, slug=slug)
     if not may(user, study, permission):

@@ -18,6 +18,7 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
@@ -106,7 +107,7 @@ def analysis_retry(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def export(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
+def export(request: HttpRequest, slug: str, fmt: str) -> HttpResponseBase:
     study = access.study_for(request.user, slug, access.EXPORT)
     if fmt not in FORMATS:
         return HttpResponseBadRequest(f"unknown format {fmt!r}")

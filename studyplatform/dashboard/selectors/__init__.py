@@ -1,7 +1,7 @@
 """Reads for the dashboard, the analysis and the exports."""
 
+from analysis.report import LONG_COLUMNS
 from studyplatform.dashboard.selectors.longframe import (
-    LONG_COLUMNS,
     LongRows,
     ai_thresholds,
     data_version,

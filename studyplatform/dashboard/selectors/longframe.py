@@ -199,7 +199,7 @@ def long_reads_frame(study: Study) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(
         [_row(values, lk) for values in _effective_findings(study)], columns=list(LONG_COLUMNS)
     )
-    frame["truth"] = pd.array(frame["truth"], dtype="Int64")
+    frame["truth"] = frame["truth"].astype("Int64")
     frame["ai_probability"] = pd.to_numeric(frame["ai_probability"]).astype("float64")
     for col in ("session", "call", "confidence"):
         frame[col] = frame[col].astype("int64")
