@@ -152,7 +152,7 @@ def test_a_coordinators_session_may_send_cases_but_others_may_not(study, north, 
     assert _post(client, study, metadata=meta).status_code == 201
     from studyplatform.audit.models import AuditEvent
 
-    assert AuditEvent.objects.get(action="case.import").actor == coordinator
+    assert AuditEvent.objects.get(action="case.import").actor_id == coordinator.pk
 
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(coordinator)

@@ -301,8 +301,9 @@ def test_each_imported_case_is_audited_once_with_hashes_not_names(study, tmp_pat
 
     event = AuditEvent.objects.get(action="case.import")
     assert event.study == study
-    assert event.after["case_id"] == "U1" and event.after["truth"] == {"nodule": True}
-    assert len(event.after["images"][0]) == 64
+    after: dict = event.after or {}
+    assert after["case_id"] == "U1" and after["truth"] == {"nodule": True}
+    assert len(after["images"][0]) == 64
     assert event.reason == "import_cases manifest.csv line 2"
     assert leaked_tokens(str(event.after).encode()) == []
 

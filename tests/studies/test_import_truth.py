@@ -142,9 +142,11 @@ def test_a_truth_correction_is_audited_with_before_and_after(study, tmp_path):
     _import(study, _csv(tmp_path, "case_id,finding,present\nA2,nodule,0\n"))
     _import(study, _csv(tmp_path, "case_id,finding,present\nA2,nodule,0\n"))  # no change
 
-    events = list(AuditEvent.objects.filter(action="truth.import").order_by("sequence"))
-    assert [(e.after["created"], e.after["updated"]) for e in events] == [(1, 0), (0, 1)]
-    assert events[1].after["changes"] == [
+    events = [
+        e.after or {} for e in AuditEvent.objects.filter(action="truth.import").order_by("sequence")
+    ]
+    assert [(e["created"], e["updated"]) for e in events] == [(1, 0), (0, 1)]
+    assert events[1]["changes"] == [
         {
             "case": "A2",
             "finding": "nodule",
