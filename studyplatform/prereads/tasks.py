@@ -1,22 +1,24 @@
-"""Pre-read tasks on the ``inference`` queue (a GPU worker consumes it when there is one)."""
+"""Pre-read tasks on the ``inference`` queue (a GPU worker consumes it when there is one).
+
+torch is imported inside the task, so a web process that only enqueues never loads it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
 from celery.signals import worker_init
 from django.db import InterfaceError, OperationalError
 
 from studyplatform.celery import INFERENCE_QUEUE, project_task
-from studyplatform.prereads import inference, services
+from studyplatform.prereads.services import TransientInferenceError
 
-# A dropped or locked database connection and a full GPU pass with time; everything else (a
+# A dropped or locked database connection and a full GPU memory pass with time; everything else (a
 # corrupt image, a refused model) is recorded on the pre-read as failed instead of retried.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
     InterfaceError,
-    torch.cuda.OutOfMemoryError,
+    TransientInferenceError,
 )
 
 
@@ -25,6 +27,8 @@ def _record_worker_processes(sender: Any = None, **_: Any) -> None:
     """Runs in the worker's parent before the pool forks: children split the cores evenly."""
     concurrency = getattr(sender, "concurrency", None)
     if isinstance(concurrency, int) and concurrency > 0:
+        from studyplatform.prereads import inference  # torch, in the worker only
+
         inference.set_worker_processes(concurrency)
 
 
@@ -36,4 +40,6 @@ def _record_worker_processes(sender: Any = None, **_: Any) -> None:
 )
 def run_preread_batch(*, preread_ids: list[int], chunk_size: int | None = None) -> dict[str, Any]:
     """Compute a batch of pre-reads; safe to run twice (done cases are skipped)."""
-    return services.run_batch(preread_ids=preread_ids, chunk_size=chunk_size).as_json()
+    from studyplatform.prereads.runner import run_batch  # torch, in the worker only
+
+    return run_batch(preread_ids=preread_ids, chunk_size=chunk_size).as_json()

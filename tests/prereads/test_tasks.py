@@ -12,8 +12,9 @@ from PIL import Image as PILImage
 
 from studyplatform.prereads.demo_model import DemoCNN
 from studyplatform.prereads.models import PreRead, PreReadFinding, PreReadStatus
+from studyplatform.prereads.runner import run_batch
 from studyplatform.prereads.selectors import case_preread, preread_progress
-from studyplatform.prereads.services import request_prereads, run_batch, run_prereads_now
+from studyplatform.prereads.services import request_prereads, run_prereads_now
 from studyplatform.prereads.tasks import run_preread_batch
 from studyplatform.studies.models import Image
 

@@ -1,0 +1,242 @@
+"""Running a batch of pre-reads: decode, preprocess, forward, Grad-CAM, encode, store.
+
+A batch claims its rows (status running, one more attempt), computes in chunks, and commits each
+case on its own in a short transaction that re-checks the row under a lock: a worker killed in
+the middle of a batch leaves every finished case done and the rest pending or running, and the
+redelivered batch skips the done ones and finishes the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from studyplatform.prereads import gradcam
+from studyplatform.prereads.inference import (
+    LoadedModel,
+    ModelRefusedError,
+    cached_model,
+    preprocess,
+)
+from studyplatform.prereads.models import PreRead, PreReadFinding, PreReadStatus
+from studyplatform.prereads.services import BatchOutcome, TransientInferenceError
+from studyplatform.prereads.spec import SpecError, parse_spec
+from studyplatform.studies.imaging import ImageError, read_dicom_pixels, read_png
+from studyplatform.studies.models import FindingType, Image
+
+logger = logging.getLogger(__name__)
+
+CPU_CHUNK = 4  # cases per forward pass on the CPU; a GPU takes larger chunks
+GPU_CHUNK = 32
+
+
+def _claim(preread_ids: Sequence[int]) -> list[PreRead]:
+    with transaction.atomic():
+        rows = list(
+            PreRead.objects.select_for_update()
+            .filter(pk__in=list(preread_ids))
+            .exclude(status=PreReadStatus.DONE)
+            .select_related("model", "case")
+            .order_by("pk")
+        )
+        now = timezone.now()
+        for row in rows:
+            row.status = PreReadStatus.RUNNING
+            row.attempts += 1
+            row.started_at = now
+        PreRead.objects.bulk_update(rows, ["status", "attempts", "started_at"])
+    return rows
+
+
+def _fail(rows: Iterable[PreRead], error: str) -> int:
+    ids = [row.pk for row in rows]
+    with transaction.atomic():
+        count = (
+            PreRead.objects.filter(pk__in=ids)
+            .exclude(status=PreReadStatus.DONE)
+            .update(status=PreReadStatus.FAILED, error=error[:4000], finished_at=timezone.now())
+        )
+    for row in rows:
+        logger.warning("pre-read %s failed: %s", row, error)
+    return count
+
+
+def run_batch(*, preread_ids: Sequence[int], chunk_size: int | None = None) -> BatchOutcome:
+    """Compute the given pre-reads (those not done), committing each case as it finishes."""
+    outcome = BatchOutcome()
+    started = time.perf_counter()
+    rows = _claim(preread_ids)
+    outcome.skipped = len(preread_ids) - len(rows)
+    if not rows:
+        return outcome
+    images = _first_images(row.case_id for row in rows)
+    findings = {
+        (ft.study_id, ft.code): ft
+        for ft in FindingType.objects.filter(study_id__in={row.case.study_id for row in rows})
+    }
+    outcome.stage_ms["database"] += (time.perf_counter() - started) * 1000
+    by_model: dict[int, list[PreRead]] = {}
+    for row in rows:
+        by_model.setdefault(row.model_id, []).append(row)
+    for group in by_model.values():
+        ai = group[0].model
+        try:
+            loaded = cached_model(
+                key=ai.pk,
+                path=ai.path,
+                fmt=ai.format,
+                spec=parse_spec(ai.spec),
+                factory=ai.factory,
+                sha256=ai.sha256,
+            )
+        except (ModelRefusedError, SpecError) as exc:
+            outcome.failed += _fail(group, f"model {ai} refused: {exc}")
+            continue
+        size = max(1, chunk_size or (GPU_CHUNK if loaded.device.type == "cuda" else CPU_CHUNK))
+        for start in range(0, len(group), size):
+            outcome.add(_run_chunk(loaded, group[start : start + size], images, findings))
+    return outcome
+
+
+def _first_images(case_ids: Iterable[int]) -> dict[int, Image]:
+    first: dict[int, Image] = {}
+    for image in Image.objects.filter(case_id__in=list(case_ids)).order_by("case_id", "position"):
+        first.setdefault(image.case_id, image)
+    return first
+
+
+def decode(image: Image) -> np.ndarray[Any, Any]:
+    """The displayed image's pixels (what the reader sees, so the heatmap lines up with it)."""
+    field_file = image.display or image.original
+    if not field_file:
+        raise ImageError(f"image {image}: no stored file")
+    path = Path(field_file.path)
+    if path.suffix.lower() in {".dcm", ".dicom", ""}:
+        return read_dicom_pixels(path).pixels
+    return read_png(path)
+
+
+@dataclass
+class _Prepared:
+    row: PreRead
+    image: Image
+    x: np.ndarray[Any, Any]
+    timings: dict[str, float]
+
+
+def _run_chunk(
+    loaded: LoadedModel,
+    rows: Sequence[PreRead],
+    images: dict[int, Image],
+    findings: dict[tuple[int, str], FindingType],
+) -> BatchOutcome:
+    outcome = BatchOutcome()
+    prepared: list[_Prepared] = []
+    for row in rows:
+        image = images.get(row.case_id)
+        try:
+            if image is None:
+                raise ImageError(f"case {row.case.case_id} has no image")
+            t0 = time.perf_counter()
+            pixels = decode(image)
+            t1 = time.perf_counter()
+            x = preprocess(pixels, loaded.spec, window=(image.window_center, image.window_width))
+            t2 = time.perf_counter()
+        except (ImageError, ValueError, OSError) as exc:
+            outcome.failed += _fail([row], f"case {row.case.case_id}: {exc}")
+            continue
+        timings = {"decode": (t1 - t0) * 1000, "preprocess": (t2 - t1) * 1000}
+        prepared.append(_Prepared(row, image, x, timings))
+    if not prepared:
+        return outcome
+
+    n = len(prepared)
+    try:
+        t0 = time.perf_counter()
+        batch = torch.from_numpy(np.stack([p.x for p in prepared])).to(loaded.device)
+        batch.requires_grad_(True)  # so the map has a gradient even with frozen weights
+        with torch.enable_grad():
+            logits, fmap = loaded.forward(batch)
+            probabilities = torch.sigmoid(logits).detach().double().cpu().numpy()
+            t1 = time.perf_counter()
+            cams = gradcam.grad_cam(logits, fmap).float().cpu().numpy()
+        t2 = time.perf_counter()
+    except (RuntimeError, ModelRefusedError) as exc:
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            raise TransientInferenceError(f"GPU out of memory: {exc}") from exc
+        outcome.failed += _fail([p.row for p in prepared], f"model failed on this batch: {exc}")
+        return outcome
+    for i, item in enumerate(prepared):
+        item.timings["forward"] = (t1 - t0) * 1000 / n
+        item.timings["gradcam"] = (t2 - t1) * 1000 / n
+        t3 = time.perf_counter()
+        codes = loaded.spec.finding_codes
+        study_id = item.row.case.study_id
+        shown = [k for k, code in enumerate(codes) if (study_id, code) in findings] or list(
+            range(len(codes))
+        )
+        combined = gradcam.combine(cams[i][shown], probabilities[i][shown])
+        png = gradcam.encode_png(
+            gradcam.heatmap_image(combined, (item.image.rows, item.image.columns))
+        )
+        t4 = time.perf_counter()
+        item.timings["encode"] = (t4 - t3) * 1000
+        stored = _store(item, probabilities[i], png, findings)
+        item.timings["database"] = (time.perf_counter() - t4) * 1000
+        for stage, ms in item.timings.items():
+            outcome.stage_ms[stage] += ms
+        if stored:
+            outcome.done += 1
+        else:
+            outcome.skipped += 1
+    return outcome
+
+
+def _store(
+    item: _Prepared,
+    probabilities: np.ndarray[Any, Any],
+    png: bytes,
+    findings: dict[tuple[int, str], FindingType],
+) -> bool:
+    """Write one case's result, unless another run finished it first. True when written."""
+    with transaction.atomic():
+        row = PreRead.objects.select_for_update().select_related("case").get(pk=item.row.pk)
+        if row.status == PreReadStatus.DONE:
+            return False
+        name = f"case-{row.case_id}.png"
+        # A deterministic name, overwritten: a run killed after writing the file but before
+        # committing leaves no second copy behind.
+        path = PreRead._meta.get_field("heatmap").generate_filename(row, name)
+        row.heatmap.storage.delete(path)
+        row.heatmap.save(name, ContentFile(png), save=False)
+        PreReadFinding.objects.filter(preread=row).delete()
+        PreReadFinding.objects.bulk_create(
+            [
+                PreReadFinding(
+                    preread=row,
+                    finding_type=findings[(row.case.study_id, code)],
+                    probability=float(np.clip(probabilities[k], 0.0, 1.0)),
+                )
+                for k, code in enumerate(item.row.model.finding_codes)
+                if (row.case.study_id, code) in findings
+            ]
+        )
+        row.status = PreReadStatus.DONE
+        row.error = ""
+        row.finished_at = timezone.now()
+        row.timings = {k: round(v, 3) for k, v in item.timings.items()}
+        row.duration_ms = round(sum(item.timings.values()), 3)
+        row.save(
+            update_fields=["heatmap", "status", "error", "finished_at", "timings", "duration_ms"]
+        )
+    return True
