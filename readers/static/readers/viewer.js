@@ -306,7 +306,7 @@
   });
   window.addEventListener("resize", redraw);
 
-  // The small interface the report form (and, in the assisted arm only, the AI overlay) uses.
+  // The small interface the report form and overlays use.
   window.readingViewer = {
     onClick: function (handler) { clickHandlers.push(handler); },
     setMarks: function (list) { marks = list; redraw(); },
