@@ -27,6 +27,7 @@ How other services use it (reads, allocation, imports, exports, model registrati
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -61,11 +62,31 @@ def study_of(obj: models.Model) -> Study | None:
     return None
 
 
+def _portable(value: Any) -> Any:
+    """Numbers that every JSON column stores and reads back unchanged.
+
+    PostgreSQL's jsonb keeps numbers as decimals: 1e+16 reads back as the integer
+    10000000000000000, -0.0 as 0.0, and NaN cannot be stored at all. Changing them here keeps the
+    hash of an event equal before and after the database has stored it.
+    """
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value == 0.0:
+            return 0.0
+        return int(value) if abs(value) >= 1e16 else value
+    if isinstance(value, list):
+        return [_portable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _portable(item) for key, item in value.items()}
+    return value
+
+
 def to_json(value: Any) -> Any:
     """``value`` as it will read back from a JSON column (dates and decimals as strings)."""
     if value is None:
         return None
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    return _portable(json.loads(json.dumps(value, cls=DjangoJSONEncoder)))
 
 
 def snapshot(obj: models.Model) -> dict[str, Any]:

@@ -69,6 +69,21 @@ def test_record_keeps_actor_object_study_and_json_values():
     assert stored.compute_hash() == stored.hash
 
 
+def test_awkward_numbers_hash_the_same_after_the_database_stored_them():
+    values = {"nan": float("nan"), "big": 1e20, "neg_zero": -0.0, "small": 1.5e-10, "p": 0.1}
+    event = record(actor=None, action="model.register", object_type="m", after=values)
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert stored.after == {
+        "nan": "nan",
+        "big": 10**20,
+        "neg_zero": 0.0,
+        "small": 1.5e-10,
+        "p": 0.1,
+    }
+    assert stored.compute_hash() == stored.hash
+    assert verify_chain().ok
+
+
 def test_system_event_has_no_actor():
     event = record(actor=None, action=Action.EXPORT_CREATE, object_type="export", object_id="x")
     assert event.actor_id is None and event.actor_username == ""
