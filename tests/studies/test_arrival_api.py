@@ -267,3 +267,11 @@ def test_issue_site_token_prints_a_token_that_the_api_accepts(client, study, nor
 
     assert _post(client, study, token=token).status_code == 201
     assert token not in str(list(north.tokens.values()))  # only its hash is stored
+
+
+def test_metadata_may_come_as_plain_form_fields(client, study, token, followups):
+    data = {"case_id": "F-1", "site": "north", "modality": "mr", "images": [_dicom()]}
+    response = client.post(URL.format(study.slug), data, HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert response.status_code == 201, response.content
+    assert (response.json()["case_id"], response.json()["modality"]) == ("F-1", "MR")
