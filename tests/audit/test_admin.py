@@ -43,6 +43,9 @@ def test_admin_change_is_recorded_with_before_and_after_of_changed_fields(client
     study = StudyFactory(title="Old title")
     client.force_login(superuser)
     url = reverse("admin:studies_study_change", args=[study.pk])
+    page = client.get(url).content.decode()
+    assert reverse("admin:studies_study_lock", args=[study.pk]) in page  # the signature pages
+    assert reverse("admin:studies_study_finalize_truth", args=[study.pk]) in page
     response = client.post(url, _study_form(study, title="New title"))
     assert response.status_code == 302, response.content.decode()[:2000]
     event = AuditEvent.objects.get(action="study.update")
