@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from studyplatform.audit.models import AuditEvent, Signature, canonical_json
-from studyplatform.audit.services import GENESIS_HASH
+from studyplatform.audit.services import GENESIS_HASH, to_json
 from studyplatform.reading.models import Assignment, ReadFinding
 from studyplatform.studies.models import Study, Truth
 
@@ -85,6 +85,41 @@ def _walk(events: Iterable[AuditEvent], expected_head: ChainHead | None) -> Chai
                 count, head, expected_head.sequence, "its hash differs from the expected head"
             )
     return ChainReport(count, head)
+
+
+def signature_problems() -> list[str]:
+    """Signatures that disagree with the audit event recorded when they were made.
+
+    The event is covered by the hash chain; the signature row is what pages show. An edited
+    signature (signer, meaning, digest, time, study) no longer matches its event.
+    """
+    problems = []
+    for signature in Signature.objects.select_related("audit_event", "study").order_by("pk"):
+        event = signature.audit_event
+        after = event.after if isinstance(event.after, dict) else {}
+        recorded = {
+            "kind": event.action,
+            "signer": event.actor_id,
+            "study": event.study_id,
+            "meaning": after.get("meaning"),
+            "data_sha256": after.get("data_sha256"),
+            "signed_at": after.get("signed_at"),
+        }
+        shown = {
+            "kind": signature.kind,
+            "signer": signature.signer_id,
+            "study": signature.study_id,
+            "meaning": signature.meaning,
+            "data_sha256": signature.data_sha256,
+            "signed_at": to_json(signature.signed_at),
+        }
+        differ = sorted(key for key in recorded if recorded[key] != shown[key])
+        if differ:
+            problems.append(
+                f"signature {signature.pk} ({signature.kind} of {signature.study}) differs from "
+                f"its audit event {event.sequence} in: {', '.join(differ)}"
+            )
+    return problems
 
 
 def study_data_digest(study: Study) -> str:

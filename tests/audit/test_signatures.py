@@ -198,3 +198,15 @@ def test_finalize_page_reports_incomplete_truth(client, roles):
     url = reverse("admin:studies_study_finalize_truth", args=[study.pk])
     response = client.post(url, {"password": PASSWORD})
     assert response.status_code == 409 and "incomplete" in response.content.decode()
+
+
+def test_verify_audit_detects_an_edited_signature(roles, capsys):
+    from django.core.management import CommandError, call_command
+
+    study = _open_study()
+    signature = lock_study(study=study, user=_coordinator(study), password=PASSWORD)
+    call_command("verify_audit")
+    assert "audit chain intact" in capsys.readouterr().out
+    Signature.objects.filter(pk=signature.pk).update(meaning="I did not approve anything.")
+    with pytest.raises(CommandError, match=r"differs from its audit event \d+ in: meaning"):
+        call_command("verify_audit")

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from studyplatform.audit.selectors import ChainHead, verify_chain
+from studyplatform.audit.selectors import ChainHead, signature_problems, verify_chain
 
 
 def parse_head(value: str) -> ChainHead:
@@ -19,8 +19,9 @@ def parse_head(value: str) -> ChainHead:
 
 class Command(BaseCommand):
     help = (
-        "Check that no audit event was edited, deleted or reordered: every event's hash, its "
-        "link to the previous event and the numbering. Exits 1 naming the first bad sequence."
+        "Check that no audit event was edited, deleted or reordered (every event's hash, its "
+        "link to the previous event, the numbering) and that every signature matches its "
+        "event. Exits 1 naming the first bad sequence or signature."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -38,4 +39,7 @@ class Command(BaseCommand):
                 f"audit chain broken at sequence {report.first_bad_sequence}: {report.problem} "
                 f"({report.events} events before it are intact)"
             )
+        problems = signature_problems()
+        if problems:
+            raise CommandError("; ".join(problems))
         self.stdout.write(f"audit chain intact: {report.events} events, head {report.head}")
