@@ -176,6 +176,7 @@ def _run_chunk(
             raise TransientInferenceError(f"GPU out of memory: {exc}") from exc
         outcome.failed += _fail([p.row for p in prepared], f"model failed on this batch: {exc}")
         return outcome
+    pngs = []
     for i, item in enumerate(prepared):
         item.timings["forward"] = (t1 - t0) * 1000 / n
         item.timings["gradcam"] = (t2 - t1) * 1000 / n
@@ -186,57 +187,70 @@ def _run_chunk(
             range(len(codes))
         )
         combined = gradcam.combine(cams[i][shown], probabilities[i][shown])
-        png = gradcam.encode_png(
-            gradcam.heatmap_image(combined, (item.image.rows, item.image.columns))
+        pngs.append(
+            gradcam.encode_png(
+                gradcam.heatmap_image(combined, (item.image.rows, item.image.columns))
+            )
         )
-        t4 = time.perf_counter()
-        item.timings["encode"] = (t4 - t3) * 1000
-        stored = _store(item, probabilities[i], png, findings)
-        item.timings["database"] = (time.perf_counter() - t4) * 1000
+        item.timings["encode"] = (time.perf_counter() - t3) * 1000
+    t4 = time.perf_counter()
+    stored = _store(prepared, probabilities, pngs, findings)
+    database = (time.perf_counter() - t4) * 1000 / n
+    for item in prepared:
         for stage, ms in item.timings.items():
             outcome.stage_ms[stage] += ms
-        if stored:
-            outcome.done += 1
-        else:
-            outcome.skipped += 1
+        outcome.stage_ms["database"] += database
+    outcome.done += stored
+    outcome.skipped += n - stored
     return outcome
 
 
 def _store(
-    item: _Prepared,
+    items: Sequence[_Prepared],
     probabilities: np.ndarray[Any, Any],
-    png: bytes,
+    pngs: Sequence[bytes],
     findings: dict[tuple[int, str], FindingType],
-) -> bool:
-    """Write one case's result, unless another run finished it first. True when written."""
+) -> int:
+    """Write a chunk's results in one transaction, skipping cases another run finished first.
+
+    The rows are locked and re-read, so a redelivered or concurrent batch never writes a case
+    twice; returns how many were written.
+    """
     with transaction.atomic():
-        row = PreRead.objects.select_for_update().select_related("case").get(pk=item.row.pk)
-        if row.status == PreReadStatus.DONE:
-            return False
-        name = f"case-{row.case_id}.png"
-        # A deterministic name, overwritten: a run killed after writing the file but before
-        # committing leaves no second copy behind.
-        path = PreRead._meta.get_field("heatmap").generate_filename(row, name)
-        row.heatmap.storage.delete(path)
-        row.heatmap.save(name, ContentFile(png), save=False)
-        PreReadFinding.objects.filter(preread=row).delete()
-        PreReadFinding.objects.bulk_create(
-            [
+        rows = PreRead.objects.select_for_update().in_bulk([item.row.pk for item in items])
+        written: list[PreRead] = []
+        results: list[PreReadFinding] = []
+        now = timezone.now()
+        for item, p, png in zip(items, probabilities, pngs, strict=True):
+            row = rows.get(item.row.pk)
+            if row is None or row.status == PreReadStatus.DONE:
+                continue
+            row.case = item.row.case  # already loaded: the upload path needs its study
+            study_id = row.case.study_id
+            name = f"case-{row.case_id}.png"
+            # A deterministic name, overwritten: a run killed after writing the file but before
+            # committing leaves no second copy behind.
+            path = PreRead._meta.get_field("heatmap").generate_filename(row, name)
+            row.heatmap.storage.delete(path)
+            row.heatmap.save(name, ContentFile(png), save=False)
+            results += [
                 PreReadFinding(
                     preread=row,
-                    finding_type=findings[(row.case.study_id, code)],
-                    probability=float(np.clip(probabilities[k], 0.0, 1.0)),
+                    finding_type=findings[(study_id, code)],
+                    probability=float(np.clip(p[k], 0.0, 1.0)),
                 )
                 for k, code in enumerate(item.row.model.finding_codes)
-                if (row.case.study_id, code) in findings
+                if (study_id, code) in findings
             ]
+            row.status = PreReadStatus.DONE
+            row.error = ""
+            row.finished_at = now
+            row.timings = {k: round(v, 3) for k, v in item.timings.items()}
+            row.duration_ms = round(sum(item.timings.values()), 3)
+            written.append(row)
+        PreReadFinding.objects.filter(preread__in=written).delete()
+        PreReadFinding.objects.bulk_create(results)
+        PreRead.objects.bulk_update(
+            written, ["heatmap", "status", "error", "finished_at", "timings", "duration_ms"]
         )
-        row.status = PreReadStatus.DONE
-        row.error = ""
-        row.finished_at = timezone.now()
-        row.timings = {k: round(v, 3) for k, v in item.timings.items()}
-        row.duration_ms = round(sum(item.timings.values()), 3)
-        row.save(
-            update_fields=["heatmap", "status", "error", "finished_at", "timings", "duration_ms"]
-        )
-    return True
+    return len(written)
