@@ -1,27 +1,64 @@
-"""Admin for AI models and pre-reads. A model's file hash is recorded once and never edited."""
+"""Admin for AI models and pre-reads. A model's file hash is recorded once and never edited.
+
+Adding a model in the admin goes through the same checks as ``register_model``: the file must
+load in its format and match its spec on a dummy input; the hash and finding codes are recorded
+from the file and the spec, never typed in.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from studyplatform.audit.admin import AuditedModelAdmin
 from studyplatform.prereads.models import AIModel, PreRead, PreReadFinding
 
 
+class AIModelForm(forms.ModelForm[AIModel]):
+    class Meta:
+        model = AIModel
+        fields = ["name", "version", "format", "path", "factory", "spec"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or self.cleaned_data
+        if self.instance.pk is not None or self.errors:
+            return data
+        from studyplatform.prereads.registry import RegistrationError, inspect_model  # torch
+
+        try:
+            where, digest, parsed = inspect_model(
+                name=data["name"],
+                version=data["version"],
+                path=data["path"],
+                fmt=data["format"],
+                spec=data["spec"],
+                factory=data.get("factory", ""),
+            )
+        except RegistrationError as error:
+            raise forms.ValidationError(str(error)) from None
+        self.instance.path = str(where)
+        self.instance.sha256 = digest
+        self.instance.finding_codes = list(parsed.finding_codes)
+        self.instance.threshold = parsed.threshold(parsed.finding_codes[0])
+        data["path"] = str(where)
+        data["spec"] = parsed.as_json()
+        return data
+
+
 @admin.register(AIModel)
-class AIModelAdmin(AuditedModelAdmin[AIModel]):
+class AIModelAdmin(admin.ModelAdmin[AIModel]):
+    form = AIModelForm
     list_display = ["name", "version", "format", "threshold", "registered_at"]
     list_filter = ["format"]
     search_fields = ["name", "version", "sha256"]
-    readonly_fields = ["sha256", "registered_at"]
+    readonly_fields = ["sha256", "finding_codes", "threshold", "registered_at"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: AIModel | None = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None:
-            fields += ["name", "version", "format", "path", "finding_codes"]
+            fields += ["name", "version", "format", "path", "factory", "spec"]
         return fields
 
 
@@ -36,7 +73,7 @@ class PreReadFindingInline(admin.TabularInline[PreReadFinding, PreRead]):
 
 
 @admin.register(PreRead)
-class PreReadAdmin(AuditedModelAdmin[PreRead]):
+class PreReadAdmin(admin.ModelAdmin[PreRead]):
     list_display = ["case", "model", "status", "duration_ms", "attempts", "finished_at"]
     list_filter = ["status", "model", "case__study", "case__site"]
     search_fields = ["case__case_id", "error"]
@@ -50,6 +87,7 @@ class PreReadAdmin(AuditedModelAdmin[PreRead]):
         "started_at",
         "finished_at",
         "duration_ms",
+        "timings",
         "attempts",
         "error",
     ]

@@ -159,7 +159,7 @@ def _load_torchscript(path: Path) -> nn.Module:
 def _load_monai_bundle(path: Path) -> nn.Module:
     """A local MONAI bundle: ``configs/inference.json|yaml`` defines ``network_def``."""
     try:
-        from monai.bundle import ConfigParser  # type: ignore[import-not-found, unused-ignore]
+        from monai.bundle import ConfigParser  # type: ignore[attr-defined, unused-ignore]
     except ImportError as exc:
         raise ModelRefusedError(
             "MONAI bundles need the optional extra: pip install 'studyplatform[monai]'"

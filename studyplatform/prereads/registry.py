@@ -41,16 +41,10 @@ def model_spec(model: AIModel) -> ModelSpec:
     return parse_spec(model.spec)
 
 
-def register_model(
-    *,
-    name: str,
-    version: str,
-    path: str | Path,
-    fmt: str,
-    spec: dict[str, Any],
-    factory: str = "",
-) -> tuple[AIModel, bool]:
-    """Check and record a model; returns (model, created). Refuses with RegistrationError."""
+def inspect_model(
+    *, name: str, version: str, path: str | Path, fmt: str, spec: Any, factory: str = ""
+) -> tuple[Path, str, ModelSpec]:
+    """Load a model and check it against its spec: (resolved path, sha256, parsed spec)."""
     if fmt not in FORMATS:
         raise RegistrationError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if fmt == "factory" and not factory:
@@ -69,6 +63,22 @@ def register_model(
         load_model(path=where, fmt=fmt, spec=parsed, factory=factory)
     except ModelRefusedError as exc:
         raise RegistrationError(f"{name} {version} refused: {exc}") from exc
+    return where, digest, parsed
+
+
+def register_model(
+    *,
+    name: str,
+    version: str,
+    path: str | Path,
+    fmt: str,
+    spec: dict[str, Any],
+    factory: str = "",
+) -> tuple[AIModel, bool]:
+    """Check and record a model; returns (model, created). Refuses with RegistrationError."""
+    where, digest, parsed = inspect_model(
+        name=name, version=version, path=path, fmt=fmt, spec=spec, factory=factory
+    )
     with transaction.atomic():
         existing = AIModel.objects.select_for_update().filter(name=name, version=version).first()
         if existing is not None:

@@ -25,7 +25,9 @@ TEST_SEED_BASE = 3_000_000_000
 def add_case(
     study: Study, number: int, *, size: int = 256, findings: frozenset[str] = frozenset()
 ) -> Case:
-    case = CaseFactory(study=study, case_id=f"T{number:03d}", site=SiteFactory(code="test-site"))
+    case: Case = CaseFactory(  # type: ignore[assignment]
+        study=study, case_id=f"T{number:03d}", site=SiteFactory(code="test-site")
+    )
     phantom = generate_phantom(seed=TEST_SEED_BASE + number, findings=findings, size=size)
     png = imaging.to_display_png16(phantom.pixels)
     image = Image(
@@ -45,7 +47,7 @@ def add_case(
 
 
 def make_study(n_cases: int, *, size: int = 256, slug: str | None = None) -> Study:
-    study = StudyFactory(**({"slug": slug} if slug else {}))
+    study: Study = StudyFactory(**({"slug": slug} if slug else {}))  # type: ignore[assignment]
     for order, code in enumerate(FINDING_TYPES, start=1):
         FindingType.objects.create(study=study, code=code, name=FINDING_NAMES[code], order=order)
     for number in range(1, n_cases + 1):

@@ -69,7 +69,9 @@ def test_done_preread_has_probabilities_heatmap_and_timings(study_factory, ai_mo
     image = Image.objects.get(case=case)
     assert heatmap.mode == "L" and heatmap.size == (image.columns, image.rows)
     assert set(preread.timings) == {"decode", "preprocess", "forward", "gradcam", "encode"}
-    assert preread.duration_ms > 0 and preread.finished_at >= preread.started_at
+    assert preread.duration_ms is not None and preread.duration_ms > 0
+    assert preread.finished_at is not None and preread.started_at is not None
+    assert preread.finished_at >= preread.started_at
 
 
 def test_probabilities_match_the_model_run_by_hand(study_factory, ai_model):
