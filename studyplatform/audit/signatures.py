@@ -72,8 +72,9 @@ def _is_locked_now(study: Study) -> bool:
 def ensure_not_locked(study: Study) -> None:
     """Raise StudyLockedError when the study is locked (read from the database, not ``study``).
 
-    Call it inside the transaction that makes the change: on PostgreSQL the check then holds a
-    share lock on the study row until commit, so a lock cannot slip in between.
+    Call it inside the transaction that makes the change, before any ``record()``: on
+    PostgreSQL the check then holds a share lock on the study row until commit, so a lock cannot
+    slip in between (and taking it before the audit chain's lock keeps one lock order).
     """
     if _is_locked_now(study):
         raise StudyLockedError(f"study {study.slug} is locked: it accepts no change")
