@@ -140,7 +140,7 @@ def assignment_for_reader(*, user: User | AnonymousUser, assignment_id: int) -> 
     """
     return (
         Assignment.objects.filter(pk=assignment_id, reader__user_id=_user_id(user))
-        .select_related("session__study", "arm", "case")
+        .select_related("session__study", "arm", "case", "draft")
         .annotate(
             submitted=Exists(
                 Read.objects.filter(assignment=OuterRef("pk"), supersedes__isnull=True)
@@ -276,7 +276,10 @@ def read_answers(read: Read) -> dict[str, Any]:
 
 def reading_page(assignment: Assignment) -> ReadingPage:
     """Everything the reading page shows for an opened assignment (a handful of queries)."""
-    draft = ReadDraft.objects.filter(assignment=assignment).only("data", "started_at").first()
+    try:
+        draft: ReadDraft | None = assignment.draft  # loaded with the assignment, or at opening
+    except ReadDraft.DoesNotExist:
+        draft = None
     progress = Assignment.objects.filter(session_id=assignment.session_id).aggregate(
         total=Count("pk", distinct=True),
         done=Count("pk", filter=Q(reads__isnull=False), distinct=True),

@@ -419,7 +419,7 @@ def test_opening_and_submitting_use_few_queries(client, study, django_assert_max
     _submit(client, assignment)
     # Counts include the session and user look-ups, the session save of every request, and
     # the savepoints the test transaction turns each atomic block into.
-    with django_assert_max_num_queries(17):
+    with django_assert_max_num_queries(16):
         assert client.get(reverse("readers-assignment", args=[following.pk])).status_code == 200
-    with django_assert_max_num_queries(17):
+    with django_assert_max_num_queries(14):
         assert _submit(client, following, key="key-following-1").status_code == 201

@@ -90,7 +90,7 @@ def open_assignment(*, assignment: Assignment, now: datetime | None = None) -> A
         if updated:
             assignment.opened_at = now
             # The conditional update makes this request the first opening: no draft exists yet.
-            ReadDraft.objects.create(assignment=assignment, started_at=now)
+            assignment.draft = ReadDraft.objects.create(assignment=assignment, started_at=now)
             if session.started_at is None:
                 ReadingSession.objects.filter(pk=session.pk, started_at__isnull=True).update(
                     started_at=now
@@ -196,9 +196,12 @@ def submit_read(
     """
     if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 64:
         raise InvalidReadError("the submission needs an idempotency key of 8-64 characters")
-    existing = _existing_read(assignment, idempotency_key)
-    if existing is not None:
-        return existing, False
+    # The selector annotates ``submitted``; without it, look. A first submit skips the look-up:
+    # a concurrent or repeated one is caught by the unique constraints below.
+    if getattr(assignment, "submitted", True):
+        existing = _existing_read(assignment, idempotency_key)
+        if existing is not None:
+            return existing, False
     if assignment.opened_at is None:
         raise NotAvailableError("open the case before submitting it")
     if assignment.session.study.state != StudyState.OPEN:
@@ -210,11 +213,11 @@ def submit_read(
     now = timezone.now()
     try:
         with transaction.atomic():
-            draft = ReadDraft.objects.filter(assignment=assignment).first()
+            # The draft was created at the first opening with started_at = opened_at.
             read = Read.objects.create(
                 assignment=assignment,
                 free_text=free_text,
-                started_at=draft.started_at if draft else assignment.opened_at,
+                started_at=assignment.opened_at,
                 submitted_at=now,
                 idempotency_key=idempotency_key,
                 submitted_by=user,
