@@ -20,6 +20,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import (
+    FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
@@ -196,20 +197,28 @@ def submit(request: HttpRequest, assignment: Assignment) -> JsonResponse:
 
 @reader_assignment
 @require_GET
-def pixels(request: HttpRequest, assignment: Assignment, position: int) -> HttpResponse:
-    """One image's stored values (little-endian uint16) for the viewer's exact window/level."""
+def pixels(request: HttpRequest, assignment: Assignment, position: int) -> HttpResponseBase:
+    """One image's stored values for the viewer's exact window/level.
+
+    By default the 16-bit PNG derivative as stored (the page's script decodes it); with
+    ``?format=raw``, the values decoded here as little-endian uint16, with the size in headers.
+    """
     if assignment.opened_at is None:
         raise Http404("Open the case first.")
-    found = selectors.image_pixels(case_id=assignment.case_id, position=position)
-    if found is None:
+    if request.GET.get("format") == "raw":
+        found = selectors.image_pixels(case_id=assignment.case_id, position=position)
+        if found is None:
+            raise Http404("No such image.")
+        data, rows, columns, bits = found
+        response: HttpResponseBase = HttpResponse(data, content_type="application/octet-stream")
+        response["X-Image-Rows"] = str(rows)
+        response["X-Image-Columns"] = str(columns)
+        response["X-Bits-Stored"] = str(bits)
+        return response
+    display = selectors.image_display(case_id=assignment.case_id, position=position)
+    if display is None:
         raise Http404("No such image.")
-    data, rows, columns, bits = found
-    response = HttpResponse(data, content_type="application/octet-stream")
-    response["X-Image-Rows"] = str(rows)
-    response["X-Image-Columns"] = str(columns)
-    response["X-Bits-Stored"] = str(bits)
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return FileResponse(display.open("rb"), content_type="image/png")
 
 
 @reader_assignment

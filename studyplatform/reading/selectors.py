@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 from PIL import Image as PILImage
 
@@ -305,6 +306,14 @@ def reading_page(assignment: Assignment) -> ReadingPage:
         ai=ai_view(assignment),
         earlier_step=earlier_step,
     )
+
+
+def image_display(*, case_id: int, position: int) -> FieldFile | None:
+    """The stored 16-bit PNG derivative of one image (sent as is; the viewer decodes it)."""
+    image = Image.objects.filter(case_id=case_id, position=position).only("display").first()
+    if image is None or not image.display:
+        return None
+    return image.display
 
 
 def image_pixels(*, case_id: int, position: int) -> tuple[bytes, int, int, int] | None:

@@ -153,6 +153,14 @@ def test_reader_reads_both_arms_with_viewer_overlay_drafts_and_blinding(
                     for marker in AI_MARKERS:
                         assert marker not in body, (marker, response.url)
 
+            # The viewer holds the exact 12-bit stored values (decoded from the 16-bit PNG).
+            state = page.evaluate("readingViewer.state()")
+            assert state["decodedBy"] == "browser"
+            case_id = Assignment.objects.get(pk=page.url.rstrip("/").split("/")[-1]).case.case_id
+            stored = imaging.read_png(Image.objects.get(case__case_id=case_id).display.path)
+            for y, x in ((0, 0), (200, 150), (383, 383)):
+                assert page.evaluate(f"readingViewer.pixelAt({x}, {y})") == int(stored[y, x])
+            assert stored.max() > 255
             # Window/level by dragging, zoom and reset by keyboard.
             before = int(page.get_attribute("#viewer", "data-window-width"))
             box = page.locator("#viewer").bounding_box()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from PIL import Image as PILImage
 
 from studyplatform.reading.models import Assignment, Read, ReadDraft, ReadingSession
 from studyplatform.reading.services import open_study, randomize_study
@@ -221,7 +223,12 @@ def test_other_readers_heatmap_is_404(client, study):
 def test_pixels_are_the_exact_stored_values(client, study):
     assignment = _first(_session(study))
     _login(client, study).get(reverse("readers-assignment", args=[assignment.pk]))
-    response = client.get(reverse("readers-pixels", args=[assignment.pk, 1]))
+    url = reverse("readers-pixels", args=[assignment.pk, 1])
+    png = client.get(url)
+    assert png.status_code == 200 and png["Content-Type"] == "image/png"
+    with PILImage.open(io.BytesIO(b"".join(png.streaming_content))) as image:
+        assert image.mode.startswith("I;16") and np.asarray(image)[31, 39] == 31 * 40 + 39
+    response = client.get(url + "?format=raw")
     assert response.status_code == 200
     assert (response["X-Image-Rows"], response["X-Image-Columns"]) == ("32", "40")
     assert response["X-Bits-Stored"] == "12"
@@ -235,6 +242,8 @@ def test_pixels_need_an_opened_own_assignment(client, study):
     assert client.get(reverse("readers-pixels", args=[assignment.pk, 1])).status_code == 404
     client.get(reverse("readers-assignment", args=[assignment.pk]))
     assert client.get(reverse("readers-pixels", args=[assignment.pk, 9])).status_code == 404
+    raw = reverse("readers-pixels", args=[assignment.pk, 9]) + "?format=raw"
+    assert client.get(raw).status_code == 404
     _login(client, study, 2)
     assert client.get(reverse("readers-pixels", args=[assignment.pk, 1])).status_code == 404
 
