@@ -43,6 +43,7 @@ SPAN: Final = 1_000_000
 PREVALENCE: Final = 0.4
 PHANTOM_SIZE: Final = 256
 MASK_WEIGHT: Final = 1.0
+MASK_POS_WEIGHT: Final = (20.0, 4.0, 2.0)  # nodule, pneumothorax, effusion
 
 
 def demo_spec(thresholds: dict[str, float] | None = None) -> ModelSpec:
@@ -151,6 +152,11 @@ def train(
     steps = epochs * ((n_train + batch_size - 1) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps)
     loss_fn = nn.BCEWithLogitsLoss()
+    # Lesion cells are rare on the 16x16 maps (a nodule covers one to four of 256): weigh them up,
+    # or the maps learn "nothing anywhere" for small lesions.
+    mask_loss_fn = nn.BCEWithLogitsLoss(
+        pos_weight=torch.tensor(MASK_POS_WEIGHT, dtype=torch.float32).view(-1, 1, 1)
+    )
     order_rng = np.random.default_rng([seed, 11])
     xt, yt, mt = torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(m_train)
     for epoch in range(1, epochs + 1):
@@ -162,7 +168,9 @@ def train(
             optimizer.zero_grad()
             maps = model.score_maps(xt[batch])
             # Image labels through the pooled logit, plus where the lesion is on the score maps.
-            loss = loss_fn(pool_scores(maps), yt[batch]) + MASK_WEIGHT * loss_fn(maps, mt[batch])
+            loss = loss_fn(pool_scores(maps), yt[batch]) + MASK_WEIGHT * mask_loss_fn(
+                maps, mt[batch]
+            )
             loss.backward()
             optimizer.step()
             schedule.step()
