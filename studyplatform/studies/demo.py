@@ -19,6 +19,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from studyplatform.accounts.roles import COORDINATOR, READER, STATISTICIAN, ensure_roles
+from studyplatform.prereads.services import run_demo_prereads
 from studyplatform.reading.demo import start_demo_reading
 from studyplatform.reading.models import Enrolment, Read, Reader
 from studyplatform.studies import imaging, phantoms
@@ -113,6 +114,8 @@ def build_demo_study(*, n_cases: int = 60, seed: int = DEMO_SEED) -> DemoSummary
                     scratch=Path(scratch),
                 )
         accounts = _create_accounts(study)
+        # The shipped demo model's probabilities and heatmaps for every case (a few seconds).
+        run_demo_prereads(study=study)
         # Crossover allocation from the seed; the study opens, reader R01 may read session 2 now.
         start_demo_reading(study=study)
     return DemoSummary(study=study, cases=n_cases, images=n_cases, accounts=accounts)
