@@ -188,16 +188,25 @@ def prepare_image(upload: Upload, *, pseudonym: str, salt: str) -> PreparedImage
     if not upload.data:
         raise ImageError(f"{upload.name}: empty file")
     head = upload.data[:8]
-    if head.startswith(_PNG_SIGNATURE):
-        return _prepare_bitmap(upload, source_format="png")
-    if head.startswith(_JPEG_SIGNATURE):
-        return _prepare_bitmap(upload, source_format="jpeg")
-    if upload.data[128:132] != b"DICM" and not _looks_like_headerless_dicom(upload.data):
-        raise ImageError(f"{upload.name}: not a DICOM, PNG or JPEG file")
     try:
+        if head.startswith(_PNG_SIGNATURE):
+            return _prepare_bitmap(upload, source_format="png")
+        if head.startswith(_JPEG_SIGNATURE):
+            return _prepare_bitmap(upload, source_format="jpeg")
+        if upload.data[128:132] != b"DICM" and not _looks_like_headerless_dicom(upload.data):
+            raise ImageError(f"{upload.name}: not a DICOM, PNG or JPEG file")
         return _prepare_dicom(upload, pseudonym=pseudonym, salt=salt)
+    except ImageError:
+        raise
     except DeidentificationError as exc:
         raise DeidentificationError(f"{upload.name}: {exc}") from exc
+    except Exception as exc:
+        # A malformed file can fail anywhere inside the decoders (pydicom reads elements lazily,
+        # Pillow refuses decompression bombs): whatever the parser raises, the file is refused
+        # by name and the import goes on with the others.
+        raise ImageError(
+            f"{upload.name}: not a readable image ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _looks_like_headerless_dicom(data: bytes) -> bool:
@@ -263,6 +272,20 @@ def _parse_row(
     return ManifestRow(line, case_id, site, images, truth, modality), []
 
 
+def csv_problem(text: str, where: str) -> Problem | None:
+    """Why ``text`` cannot be read as CSV at all (a field over the csv module's size limit, say).
+
+    Such a file is refused whole: past the broken line, rows cannot be told apart reliably.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for _ in reader:
+            pass
+    except csv.Error as exc:
+        return Problem(f"{where} line {reader.line_num}", f"is not valid CSV ({exc})")
+    return None
+
+
 def read_manifest(
     path: Path, *, finding_codes: Collection[str]
 ) -> tuple[list[ManifestRow], list[Problem]]:
@@ -277,6 +300,8 @@ def read_manifest(
         return [], [Problem(where, f"not found in {path.parent}")]
     except (OSError, UnicodeDecodeError) as exc:
         return [], [Problem(where, f"cannot be read as UTF-8 text ({exc})")]
+    if problem := csv_problem(text, where):
+        return [], [problem]
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [column.strip() for column in reader.fieldnames or []]
     reader.fieldnames = header

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from studyplatform.audit.models import Action
 from studyplatform.audit.services import record as audit_record
-from studyplatform.studies.importing import Problem
+from studyplatform.studies.importing import Problem, csv_problem
 from studyplatform.studies.models import Case, FindingType, Study, Truth, TruthSource
 from studyplatform.studies.services.errors import ImportRefusedError, refuse_locked
 
@@ -32,6 +32,8 @@ _TRUTH_OPTIONAL = ("source", "location")
 def _parse_truth_rows(
     study: Study, text: str
 ) -> tuple[list[tuple[Case, FindingType, bool, str, Any]], list[Problem]]:
+    if problem := csv_problem(text, "file"):
+        return [], [problem]
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [c.strip() for c in reader.fieldnames or []]
     reader.fieldnames = header
@@ -79,6 +81,8 @@ def _parse_truth_rows(
                 location = json.loads(values["location"])
             except json.JSONDecodeError:
                 reasons.append("location is not valid JSON")
+            except RecursionError:
+                reasons.append("location is nested too deeply")
             else:
                 if not isinstance(location, dict | list):
                     reasons.append("location must be a JSON object or list")
