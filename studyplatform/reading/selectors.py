@@ -120,6 +120,7 @@ def session_for_reader(*, user: User | AnonymousUser, session_id: int) -> Readin
     return (
         ReadingSession.objects.filter(pk=session_id, reader__user_id=_user_id(user))
         .select_related("study")
+        .order_by()  # the default ordering would join more tables for one row
         .first()
     )
 
@@ -141,7 +142,10 @@ def assignment_for_reader(*, user: User | AnonymousUser, assignment_id: int) -> 
     """
     return (
         Assignment.objects.filter(pk=assignment_id, reader__user_id=_user_id(user))
-        .select_related("session__study", "arm", "case", "draft")
+        # No default ordering: it would join the reader and study again for one row, and
+        # PostgreSQL's planning time grows fast with every join.
+        .order_by()
+        .select_related("session__study", "arm", "draft")
         .annotate(
             submitted=Exists(
                 Read.objects.filter(assignment=OuterRef("pk"), supersedes__isnull=True)
@@ -288,12 +292,16 @@ def reading_page(assignment: Assignment) -> ReadingPage:
     earlier_step = None
     if assignment.step > 1:
         # Sequential design: the locked earlier read of the same case, shown for reference.
-        earlier = Read.objects.filter(
-            assignment__session_id=assignment.session_id,
-            assignment__position=assignment.position,
-            assignment__step=assignment.step - 1,
-            supersedes__isnull=True,
-        ).first()
+        earlier = (
+            Read.objects.filter(
+                assignment__session_id=assignment.session_id,
+                assignment__position=assignment.position,
+                assignment__step=assignment.step - 1,
+                supersedes__isnull=True,
+            )
+            .order_by("pk")
+            .first()
+        )
         earlier_step = read_answers(earlier) if earlier else None
     return ReadingPage(
         assignment=assignment,

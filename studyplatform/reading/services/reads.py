@@ -235,12 +235,15 @@ def submit_read(
 
 
 def _existing_read(assignment: Assignment, key: str) -> Read | None:
-    by_key = Read.objects.filter(idempotency_key=key).first()
+    # Read's default ordering goes through the assignment's and joins half the schema.
+    by_key = Read.objects.filter(idempotency_key=key).order_by("pk").first()
     if by_key is not None:
         if by_key.assignment_id != assignment.pk:
             raise InvalidReadError("this idempotency key belongs to another submission")
         return by_key
-    return Read.objects.filter(assignment=assignment, supersedes__isnull=True).first()
+    return (
+        Read.objects.filter(assignment=assignment, supersedes__isnull=True).order_by("pk").first()
+    )
 
 
 def _create_findings(read: Read, answers: dict[int, FindingAnswer]) -> None:
@@ -272,6 +275,7 @@ def _complete_session_if_done(session: ReadingSession, now: datetime) -> None:
             washout_waived=False,
         )
         .select_related("study")
+        .order_by()
         .first()
     )
     if following is not None:
