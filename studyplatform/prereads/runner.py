@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,8 +104,8 @@ def run_batch(*, preread_ids: Sequence[int], chunk_size: int | None = None) -> B
             outcome.failed += _fail(group, f"model {ai} refused: {exc}")
             continue
         size = max(1, chunk_size or (GPU_CHUNK if loaded.device.type == "cuda" else CPU_CHUNK))
-        for start in range(0, len(group), size):
-            outcome.add(_run_chunk(loaded, group[start : start + size], images, findings))
+        chunks = [group[start : start + size] for start in range(0, len(group), size)]
+        outcome.add(_run_pipeline(loaded, chunks, images, findings))
     return outcome
 
 
@@ -134,14 +135,52 @@ class _Prepared:
     timings: dict[str, float]
 
 
-def _run_chunk(
+@dataclass
+class _Computed:
+    items: list[_Prepared]
+    probabilities: np.ndarray[Any, Any]
+    cams: np.ndarray[Any, Any]
+
+
+def _run_pipeline(
     loaded: LoadedModel,
-    rows: Sequence[PreRead],
+    chunks: Sequence[Sequence[PreRead]],
     images: dict[int, Image],
     findings: dict[tuple[int, str], FindingType],
 ) -> BatchOutcome:
+    """Chunk by chunk, overlapping file work with the model and the database.
+
+    One helper thread decodes the next chunk and encodes the previous chunk's heatmaps (Pillow
+    and zlib release the GIL) while this thread runs the model and writes results; the database
+    is only touched from this thread, inside its own transactions.
+    """
     outcome = BatchOutcome()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="preread-io") as pool:
+        next_prepared = pool.submit(_prepare, loaded, chunks[0], images)
+        pending: tuple[_Computed, Future[list[bytes]]] | None = None
+        for i in range(len(chunks)):
+            prepared, failures = next_prepared.result()
+            if i + 1 < len(chunks):
+                next_prepared = pool.submit(_prepare, loaded, chunks[i + 1], images)
+            for row, error in failures:
+                outcome.failed += _fail([row], error)
+            computed = _compute(loaded, prepared, outcome) if prepared else None
+            if pending is not None:
+                outcome.add(_finish(*pending, findings))
+                pending = None
+            if computed is not None:
+                pending = (computed, pool.submit(_encode, loaded, computed, findings))
+        if pending is not None:
+            outcome.add(_finish(*pending, findings))
+    return outcome
+
+
+def _prepare(
+    loaded: LoadedModel, rows: Sequence[PreRead], images: dict[int, Image]
+) -> tuple[list[_Prepared], list[tuple[PreRead, str]]]:
+    """Decode and preprocess (no database access: this runs on the helper thread)."""
     prepared: list[_Prepared] = []
+    failures: list[tuple[PreRead, str]] = []
     for row in rows:
         image = images.get(row.case_id)
         try:
@@ -153,13 +192,17 @@ def _run_chunk(
             x = preprocess(pixels, loaded.spec, window=(image.window_center, image.window_width))
             t2 = time.perf_counter()
         except (ImageError, ValueError, OSError) as exc:
-            outcome.failed += _fail([row], f"case {row.case.case_id}: {exc}")
+            failures.append((row, f"case {row.case.case_id}: {exc}"))
             continue
         timings = {"decode": (t1 - t0) * 1000, "preprocess": (t2 - t1) * 1000}
         prepared.append(_Prepared(row, image, x, timings))
-    if not prepared:
-        return outcome
+    return prepared, failures
 
+
+def _compute(
+    loaded: LoadedModel, prepared: list[_Prepared], outcome: BatchOutcome
+) -> _Computed | None:
+    """Forward and Grad-CAM for one chunk; a model error fails the chunk's cases."""
     n = len(prepared)
     try:
         t0 = time.perf_counter()
@@ -175,28 +218,45 @@ def _run_chunk(
         if isinstance(exc, torch.cuda.OutOfMemoryError):
             raise TransientInferenceError(f"GPU out of memory: {exc}") from exc
         outcome.failed += _fail([p.row for p in prepared], f"model failed on this batch: {exc}")
-        return outcome
-    pngs = []
-    for i, item in enumerate(prepared):
+        return None
+    for item in prepared:
         item.timings["forward"] = (t1 - t0) * 1000 / n
         item.timings["gradcam"] = (t2 - t1) * 1000 / n
-        t3 = time.perf_counter()
-        codes = loaded.spec.finding_codes
+    return _Computed(prepared, probabilities, cams)
+
+
+def _encode(
+    loaded: LoadedModel, computed: _Computed, findings: dict[tuple[int, str], FindingType]
+) -> list[bytes]:
+    """Heatmap PNGs the size of each displayed image (no database: helper thread)."""
+    pngs = []
+    codes = loaded.spec.finding_codes
+    for i, item in enumerate(computed.items):
+        t0 = time.perf_counter()
         study_id = item.row.case.study_id
         shown = [k for k, code in enumerate(codes) if (study_id, code) in findings] or list(
             range(len(codes))
         )
-        combined = gradcam.combine(cams[i][shown], probabilities[i][shown])
+        combined = gradcam.combine(computed.cams[i][shown], computed.probabilities[i][shown])
         pngs.append(
             gradcam.encode_png(
                 gradcam.heatmap_image(combined, (item.image.rows, item.image.columns))
             )
         )
-        item.timings["encode"] = (time.perf_counter() - t3) * 1000
-    t4 = time.perf_counter()
-    stored = _store(prepared, probabilities, pngs, findings)
-    database = (time.perf_counter() - t4) * 1000 / n
-    for item in prepared:
+        item.timings["encode"] = (time.perf_counter() - t0) * 1000
+    return pngs
+
+
+def _finish(
+    computed: _Computed, pngs: Future[list[bytes]], findings: dict[tuple[int, str], FindingType]
+) -> BatchOutcome:
+    outcome = BatchOutcome()
+    encoded = pngs.result()
+    n = len(computed.items)
+    t0 = time.perf_counter()
+    stored = _store(computed.items, computed.probabilities, encoded, findings)
+    database = (time.perf_counter() - t0) * 1000 / n
+    for item in computed.items:
         for stage, ms in item.timings.items():
             outcome.stage_ms[stage] += ms
         outcome.stage_ms["database"] += database
