@@ -140,6 +140,8 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
         body = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise services.InvalidReadError("the request body is not valid JSON") from None
+    except RecursionError:
+        raise services.InvalidReadError("the request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise services.InvalidReadError("the request body must be a JSON object")
     return body

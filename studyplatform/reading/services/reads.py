@@ -107,12 +107,25 @@ def _locked_message(session: ReadingSession) -> str:
     return f"this session is locked until {session.available_from:%Y-%m-%d %H:%M} (washout)"
 
 
+def _has_nul(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` holds NUL, which PostgreSQL text and jsonb refuse."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def save_draft(*, assignment: Assignment, data: Any) -> ReadDraft:
     """Replace the draft of an opened, unsubmitted assignment with ``data`` (a JSON object)."""
     if not isinstance(data, dict):
         raise InvalidReadError("a draft must be a JSON object")
     if len(json.dumps(data)) > MAX_DRAFT_BYTES:
         raise InvalidReadError(f"a draft may hold at most {MAX_DRAFT_BYTES} bytes")
+    if _has_nul(data):
+        raise InvalidReadError("a draft may not contain NUL characters")
     if assignment.opened_at is None:
         raise NotAvailableError("open the case before saving a draft")
     updated = ReadDraft.objects.filter(assignment=assignment).update(
@@ -208,6 +221,8 @@ def submit_read(
         raise NotAvailableError("the study is not open for reading")
     if not isinstance(free_text, str) or len(free_text) > 10_000:
         raise InvalidReadError("free text must be at most 10000 characters")
+    if "\x00" in free_text:
+        raise InvalidReadError("free text may not contain NUL characters")
     answers = parse_findings(finding_types, findings, image_sizes)
     _check_marks(answers, image_sizes)
     now = timezone.now()
@@ -304,6 +319,8 @@ def correct_read(
     reason = (reason or "").strip()
     if not reason:
         raise InvalidReadError("a correction needs a reason")
+    if _has_nul([reason, free_text]):
+        raise InvalidReadError("the reason and free text may not contain NUL characters")
     if read.assignment.session.study.state == StudyState.LOCKED:
         raise ReadingError("the study is locked: its reads can no longer be corrected")
     answers = parse_findings(finding_types, findings, image_sizes)
