@@ -146,6 +146,8 @@ def _metadata(request: HttpRequest) -> dict[str, Any]:
     for key in ("case_id", "site", "modality"):
         if key in metadata and not isinstance(metadata[key], str):
             raise _RefusedError(_error(400, f"{key} must be a string", field=key))
+        if "\x00" in metadata.get(key, ""):  # PostgreSQL refuses NUL in text
+            raise _RefusedError(_error(400, f"{key} may not contain NUL characters", field=key))
     if not metadata.get("case_id"):
         raise _RefusedError(_error(400, "case_id is required", field="case_id"))
     truth = metadata.get("truth") or {}
