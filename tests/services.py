@@ -102,9 +102,16 @@ def manage(env: Mapping[str, str], *args: str, timeout: float = 120) -> str:
 
 @contextmanager
 def celery_worker(
-    env: Mapping[str, str], *, queues: str = "default,inference", log: Path
+    env: Mapping[str, str],
+    *,
+    queues: str = "default,inference",
+    log: Path,
+    include: tuple[str, ...] = (),
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A real worker process (prefork pool), stopped with a warm shutdown at the end."""
+    """A real worker process (prefork pool), stopped with a warm shutdown at the end.
+
+    ``include`` names extra task modules to import (test-only tasks, say).
+    """
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [
@@ -126,6 +133,7 @@ def celery_worker(
                 "--without-mingle",
                 "-n",
                 f"test-{os.getpid()}@%h",
+                *([f"--include={','.join(include)}"] if include else []),
             ],
             cwd=ROOT,
             env=dict(env),
