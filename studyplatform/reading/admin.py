@@ -7,6 +7,7 @@ from django.http import HttpRequest
 
 from studyplatform.audit.admin import AuditedModelAdmin
 from studyplatform.reading.models import (
+    AllocationRecord,
     Assignment,
     Enrolment,
     Read,
@@ -36,6 +37,37 @@ class ReadingSessionAdmin(AuditedModelAdmin[ReadingSession]):
     list_filter = ["study", "number"]
     search_fields = ["reader__code"]
     readonly_fields = ["started_at", "completed_at"]
+
+
+@admin.register(AllocationRecord)
+class AllocationRecordAdmin(admin.ModelAdmin[AllocationRecord]):
+    """Each study's stored allocation: design, seed and fingerprint, written by randomization."""
+
+    list_display = ["study", "design", "seed", "rows", "fingerprint", "created_at", "created_by"]
+    list_select_related = ["study", "created_by"]
+    readonly_fields = [
+        "study",
+        "design",
+        "seed",
+        "arms",
+        "fingerprint",
+        "rows",
+        "created_at",
+        "created_by",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: AllocationRecord | None = None
+    ) -> bool:
+        return False
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: AllocationRecord | None = None
+    ) -> bool:
+        return False
 
 
 @admin.register(Assignment)

@@ -41,7 +41,7 @@ def test_stored_rows_match_the_pure_allocation_and_its_fingerprint():
         "crossover",
         seed=study.seed,
         cases=case_infos(study),
-        readers=["%s-R%d" % (study.slug, i) for i in (1, 2, 3)],
+        readers=[f"{study.slug}-R{i}" for i in (1, 2, 3)],
         arms=["unassisted", "assisted"],
     )
     assert record.fingerprint == expected.fingerprint()
@@ -183,3 +183,31 @@ def test_study_without_readers_is_refused_with_a_clear_message():
     study = make_study(n_readers=0)
     with pytest.raises(AllocationError, match="no enrolled readers"):
         randomize_study(study=study)
+
+
+def test_admin_action_randomizes_and_reports_the_fingerprint(client):
+    from tests.factories import UserFactory
+
+    study = make_study()
+    client.force_login(UserFactory(username="admin", is_staff=True, is_superuser=True))
+    response = client.post(
+        "/admin/studies/study/",
+        {"action": "randomize", "_selected_action": [study.pk]},
+        follow=True,
+    )
+    record = AllocationRecord.objects.get(study=study)
+    assert record.fingerprint in response.content.decode()
+    listing = client.get("/admin/reading/allocationrecord/")
+    assert listing.status_code == 200 and study.slug in listing.content.decode()
+
+
+def test_admin_action_needs_the_change_permission(client):
+    from tests.factories import UserFactory
+
+    study = make_study()
+    client.force_login(UserFactory(username="viewer", is_staff=True))
+    response = client.post(
+        "/admin/studies/study/", {"action": "randomize", "_selected_action": [study.pk]}
+    )
+    assert response.status_code == 403
+    assert not AllocationRecord.objects.filter(study=study).exists()
