@@ -23,7 +23,8 @@ _COORDINATED_MODELS: Final = {
     "reading": ("reader", "enrolment", "readingsession", "assignment"),
 }
 _VIEW_ONLY_FOR_COORDINATORS: Final = {
-    "reading": ("read", "readfinding", "readdraft"),
+    # The stored allocation's record (design, seed, fingerprint) is written by randomization only.
+    "reading": ("read", "readfinding", "readdraft", "allocationrecord"),
     # The trial monitor's view: who changed what, and the signatures.
     "audit": ("auditevent", "signature"),
 }

@@ -211,3 +211,21 @@ def test_admin_action_needs_the_change_permission(client):
     )
     assert response.status_code == 403
     assert not AllocationRecord.objects.filter(study=study).exists()
+
+
+def test_coordinator_sees_the_allocation_but_cannot_change_it(client, roles):
+    from django.contrib.auth.models import Group
+
+    from tests.factories import UserFactory
+
+    study = make_study()
+    randomize_study(study=study)
+    coordinator = UserFactory(username="coord", is_staff=True)
+    coordinator.groups.set([Group.objects.get(name="coordinator")])
+    client.force_login(coordinator)
+    listing = client.get("/admin/reading/allocationrecord/")
+    assert listing.status_code == 200 and study.slug in listing.content.decode()
+    assert client.get("/admin/reading/assignment/").status_code == 200
+    record = AllocationRecord.objects.get(study=study)
+    page = client.get(f"/admin/reading/allocationrecord/{record.pk}/change/")
+    assert page.status_code == 200 and 'name="fingerprint"' not in page.content.decode()
