@@ -12,7 +12,7 @@ import torch
 
 from studyplatform.prereads.demo_model import DemoCNN
 
-SECONDS_PER_CASE = 0.5
+SECONDS_PER_CASE = 0.3
 
 
 class SlowCNN(DemoCNN):

@@ -25,7 +25,7 @@ from tests.services import ROOT, celery_worker, current_database_url, require, s
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
-N_CASES = 8
+N_CASES = 6
 
 
 def pool_children(pid: int) -> list[int]:
