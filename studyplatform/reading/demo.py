@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
+from studyplatform.audit.services import record as audit_record
 from studyplatform.reading.models import AllocationRecord, ReadingSession
 from studyplatform.reading.services import open_study, randomize_study
 from studyplatform.studies.models import Study
@@ -27,7 +28,15 @@ def start_demo_reading(
     with transaction.atomic():
         record = randomize_study(study=study)
         open_study(study=study)
-        ReadingSession.objects.filter(
+        waived = ReadingSession.objects.filter(
             study=study, reader__code__in=list(early_readers), number__gt=1
         ).update(available_from=timezone.now(), washout_waived=True)
+        audit_record(
+            actor=None,
+            action="session.washout_waived",
+            object_type="reading.readingsession",
+            study=study,
+            after={"readers": sorted(early_readers), "sessions": waived},
+            reason="demo: one account may read every session today",
+        )
     return record

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image as PILImage
 
+from studyplatform.audit.models import AuditEvent
 from studyplatform.reading.models import Assignment, Read, ReadDraft, ReadingSession
 from studyplatform.reading.services import open_study, randomize_study
 from studyplatform.studies.models import Study
@@ -403,6 +404,12 @@ def test_correction_is_a_new_read_with_a_reason(client, study):
     assert client.post(url, {**form, "reason": "misclick"}).status_code == 302
     original, correction = Read.objects.filter(assignment=assignment).order_by("submitted_at")
     assert correction.supersedes == original and correction.correction_reason == "misclick"
+    events = AuditEvent.objects.filter(study=study).order_by("sequence")
+    submit, correct = (e for e in events if e.action.startswith("read."))
+    assert submit.action == "read.submit" and submit.after["findings"]["nodule"]["present"] is True
+    assert correct.action == "read.correct" and correct.reason == "misclick"
+    assert correct.before["findings"]["nodule"]["present"] is True
+    assert correct.after["findings"]["nodule"]["present"] is False
     assert original.findings.get(finding_type__code="nodule").present is True
     assert correction.findings.get(finding_type__code="nodule").present is False
 
@@ -430,5 +437,6 @@ def test_opening_and_submitting_use_few_queries(client, study, django_assert_max
     # the savepoints the test transaction turns each atomic block into.
     with django_assert_max_num_queries(16):
         assert client.get(reverse("readers-assignment", args=[following.pk])).status_code == 200
-    with django_assert_max_num_queries(14):
+    # Submit: 8 of its own, 5 for the audit trail's append (savepoint, chain lock, head, insert).
+    with django_assert_max_num_queries(19):
         assert _submit(client, following, key="key-following-1").status_code == 201

@@ -229,3 +229,16 @@ def test_coordinator_sees_the_allocation_but_cannot_change_it(client, roles):
     record = AllocationRecord.objects.get(study=study)
     page = client.get(f"/admin/reading/allocationrecord/{record.pk}/change/")
     assert page.status_code == 200 and 'name="fingerprint"' not in page.content.decode()
+
+
+def test_randomizing_and_opening_are_audited():
+    from studyplatform.audit.models import AuditEvent
+
+    study = make_study()
+    record = randomize_study(study=study)
+    randomize_study(study=study)  # verification only: no second event
+    open_study(study=study)
+    events = list(AuditEvent.objects.filter(study=study).order_by("sequence"))
+    assert [e.action for e in events] == ["allocation.create", "study.update"]
+    assert events[0].after["fingerprint"] == record.fingerprint
+    assert events[1].after["state"] == "open"

@@ -16,6 +16,8 @@ from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
+from studyplatform.audit.models import Action
+from studyplatform.audit.services import record as audit_record
 from studyplatform.reading.models import (
     AllocationRecord,
     Assignment,
@@ -177,8 +179,9 @@ def randomize_study(
                 for code in members:
                     enrolments[code].group = number
                     enrolments[code].save(update_fields=["group"])
+        replaced = record.fingerprint if record is not None else None
         _store(study, allocation, arms, enrolments)
-        return AllocationRecord.objects.create(
+        created = AllocationRecord.objects.create(
             study=study,
             design=study.design,
             seed=study.seed,
@@ -187,6 +190,26 @@ def randomize_study(
             rows=len(allocation.rows),
             created_by=actor,
         )
+        audit_record(
+            actor=actor,
+            action=Action.ALLOCATION_CREATE,
+            obj=created,
+            study=study,
+            before={"fingerprint": replaced} if replaced else None,
+            after=_summary(created),
+            reason="replaced: cases, readers or arms changed" if replaced else "",
+        )
+        return created
+
+
+def _summary(record: AllocationRecord) -> dict[str, object]:
+    return {
+        "design": record.design,
+        "seed": record.seed,
+        "arms": record.arms,
+        "fingerprint": record.fingerprint,
+        "rows": record.rows,
+    }
 
 
 def _discard(study: Study) -> None:
@@ -243,6 +266,13 @@ def _randomize_prospective(
         _allocate_case(study, case, record)
     record.rows = Assignment.objects.filter(session__study=study).count()
     record.save(update_fields=["rows"])
+    audit_record(
+        actor=actor,
+        action=Action.ALLOCATION_CREATE,
+        obj=record,
+        study=study,
+        after=_summary(record),
+    )
     return record
 
 
@@ -264,6 +294,14 @@ def open_study(*, study: Study, actor: User | None = None) -> Study:
         for session in ReadingSession.objects.filter(study=study, number__gt=1):
             session.available_from = now + timedelta(days=(session.number - 1) * study.washout_days)
             session.save(update_fields=["available_from"])
+        audit_record(
+            actor=actor,
+            action=Action.STUDY_UPDATE,
+            obj=study,
+            before={"state": StudyState.DRAFT},
+            after={"state": study.state, "opened_at": now},
+            reason="opened for reading",
+        )
         return study
 
 
@@ -288,9 +326,23 @@ def allocate_arriving_case(*, case: Case) -> list[Assignment]:
         if record is None:
             return []
         case = Case.objects.select_related("site").get(pk=case.pk)
+        already = Assignment.objects.filter(case=case).exists()
         assignments = _allocate_case(study, case, record)
-        record.rows = Assignment.objects.filter(session__study=study).count()
-        record.save(update_fields=["rows"])
+        if not already:
+            record.rows = Assignment.objects.filter(session__study=study).count()
+            record.save(update_fields=["rows"])
+            audit_record(
+                actor=None,
+                action=Action.ALLOCATION_CREATE,
+                obj=case,
+                study=study,
+                after={
+                    "case": case.case_id,
+                    "arm": assignments[0].arm.name if assignments else None,
+                    "readers": sorted(a.reader.code for a in assignments),
+                },
+                reason="prospective arrival",
+            )
         return assignments
 
 

@@ -18,6 +18,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from studyplatform.audit.models import Action
+from studyplatform.audit.services import record as audit_record
 from studyplatform.reading.models import (
     Assignment,
     Read,
@@ -240,6 +242,13 @@ def submit_read(
             _create_findings(read, answers)
             ReadDraft.objects.filter(assignment=assignment).delete()
             _complete_session_if_done(assignment.session, now)
+            audit_record(
+                actor=user,
+                action=Action.READ_SUBMIT,
+                obj=read,
+                study=assignment.session.study,
+                after=_audit_view(read, answers, finding_types),
+            )
     except IntegrityError:
         # A concurrent submit of the same assignment won the race: return its read.
         existing = _existing_read(assignment, idempotency_key)
@@ -342,4 +351,36 @@ def correct_read(
             submitted_by=user,
         )
         _create_findings(correction, answers)
+        audit_record(
+            actor=user,
+            action=Action.READ_CORRECT,
+            obj=correction,
+            study=correction.assignment.session.study,
+            before={"read": latest.pk, "free_text": latest.free_text, "findings": _stored(latest)},
+            after=_audit_view(correction, answers, finding_types),
+            reason=reason,
+        )
     return correction
+
+
+def _audit_view(
+    read: Read, answers: dict[int, FindingAnswer], finding_types: list[FindingType]
+) -> dict[str, Any]:
+    codes = {ft.pk: ft.code for ft in finding_types}
+    return {
+        "assignment": read.assignment_id,
+        "started_at": read.started_at,
+        "submitted_at": read.submitted_at,
+        "free_text": read.free_text,
+        "findings": {
+            codes[pk]: {"present": a.present, "confidence": a.confidence, "marks": a.marks}
+            for pk, a in answers.items()
+        },
+    }
+
+
+def _stored(read: Read) -> dict[str, Any]:
+    return {
+        f.finding_type.code: {"present": f.present, "confidence": f.confidence, "marks": f.marks}
+        for f in read.findings.select_related("finding_type")
+    }
