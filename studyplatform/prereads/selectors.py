@@ -91,3 +91,9 @@ def case_preread(case: Case, model: AIModel | None = None) -> PreRead | None:
         .order_by("-model__registered_at", "-model_id")
         .first()
     )
+
+
+def model_thresholds(model: AIModel) -> dict[str, float]:
+    """The model's operating threshold per finding code (from its spec; 0.5 where unset)."""
+    thresholds = model.spec.get("thresholds", {}) if isinstance(model.spec, dict) else {}
+    return {code: float(thresholds.get(code, 0.5)) for code in model.finding_codes}

@@ -160,3 +160,11 @@ def test_interrupted_preread_is_finished_by_the_next_run(study_factory, ai_model
 
     assert list(PreRead.objects.values_list("status", "attempts")) == [("done", 2)]
     assert PreReadFinding.objects.count() == 3
+
+
+def test_model_thresholds_come_from_the_spec_per_finding(ai_model):
+    from studyplatform.prereads.selectors import model_thresholds
+
+    ai_model.spec = {**ai_model.spec, "thresholds": {"nodule": 0.3, "pneumothorax": 0.6}}
+
+    assert model_thresholds(ai_model) == {"nodule": 0.3, "pneumothorax": 0.6, "effusion": 0.5}
