@@ -1,6 +1,7 @@
 """Time the coordinator's dashboard page for 50 readers x 5000 cases (target: <= 300 ms).
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/h8 .venv/bin/python benchmarks/bench_dashboard.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/h8 \
+        .venv/bin/python benchmarks/bench_dashboard.py
 
 Builds the study with COPY on first use (benchmarks/bigstudy.py), then requests the page through
 Django's test client (the whole view: access check, aggregates, template), after one warm-up.

@@ -50,7 +50,8 @@ def _copy(model: Any, rows: Any, fields: list[str]) -> None:
                 values = dict(zip(fields, row, strict=True))
                 copy.write_row([values.get(n, defaults.get(n)) for n in names])
         cursor.execute(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+            # table names come from the models, never from input
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"  # noqa: S608
         )
 
 
@@ -132,8 +133,8 @@ def build(
             batch_size=2000,
         )
         PreReadFinding.objects.bulk_create(
-            [PreReadFinding(preread=p, finding_type=f,
-                            probability=float(np.clip(0.3 + 0.4 * truth[k, j] + rng.normal(0, .2), 0, 1)))
+            [PreReadFinding(preread=p, finding_type=f, probability=float(
+                np.clip(0.3 + 0.4 * truth[k, j] + rng.normal(0, 0.2), 0, 1)))
              for k, p in enumerate(pre) for j, f in enumerate(fts)],
             batch_size=5000,
         )  # fmt: skip
@@ -178,7 +179,8 @@ def build(
             Assignment,
             ((aid, sessions[2 * i + s - 1].pk, readers[i].pk, cases[k].pk, arms[a].pk, pos, 1, now)
              for aid, i, k, a, s, pos in plan),
-            ["id", "session_id", "reader_id", "case_id", "arm_id", "position", "step", "created_at"],
+            ["id", "session_id", "reader_id", "case_id", "arm_id", "position", "step",
+             "created_at"],
         )  # fmt: skip
         print(f"assignments: {time.perf_counter() - t1:.1f} s", flush=True)
         start = now - timedelta(days=50)
@@ -189,7 +191,8 @@ def build(
               start + timedelta(minutes=n % 60000, seconds=float(durations[n])),
               f"bench-{p[0]}", users[p[1]].pk)
              for n, p in enumerate(plan)),
-            ["id", "assignment_id", "started_at", "submitted_at", "idempotency_key", "submitted_by_id"],
+            ["id", "assignment_id", "started_at", "submitted_at", "idempotency_key",
+             "submitted_by_id"],
         )  # fmt: skip
         print(f"reads: {time.perf_counter() - t1:.1f} s", flush=True)
         conf = rng.integers(0, 101, (len(plan), len(findings)))
