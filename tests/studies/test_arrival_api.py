@@ -275,3 +275,25 @@ def test_metadata_may_come_as_plain_form_fields(client, study, token, followups)
 
     assert response.status_code == 201, response.content
     assert (response.json()["case_id"], response.json()["modality"]) == ("F-1", "MR")
+
+
+def test_an_arriving_case_gets_a_pending_preread_queued_with_the_current_model(
+    client, study, token, monkeypatch, django_capture_on_commit_callbacks
+):
+    from studyplatform.prereads.models import PreRead
+    from tests.factories import AIModelFactory
+
+    model = AIModelFactory()
+    sent: list[dict[str, object]] = []
+    monkeypatch.setattr(
+        "studyplatform.prereads.services.enqueue", lambda task, **kwargs: sent.append(kwargs)
+    )
+    monkeypatch.setattr("studyplatform.studies.services.cases._allocate", lambda case: None)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post(client, study, token=token)
+
+    assert response.status_code == 201, response.content
+    preread = PreRead.objects.get(case__case_id="P-001")
+    assert (preread.model, preread.status) == (model, "pending")
+    assert [kwargs["preread_ids"] for kwargs in sent] == [[preread.pk]]

@@ -319,13 +319,10 @@ def receive_case(
 
 
 def _request_preread(case: Case) -> None:
-    """Queue the arriving case's pre-read.
+    """Queue the arriving case's pre-read with the current model (none registered: nothing)."""
+    from studyplatform.prereads.services import request_prereads  # torch-free: only queues
 
-    The call is ``request_prereads(case_ids=[case.pk])`` from ``studyplatform.prereads.services``;
-    it is switched on once that module imports without torch, which the web process must not
-    load (import-linter contract). Until then ``python manage.py preread STUDY`` picks the case up.
-    """
-    logger.info("case %s arrived; its pre-read is left to the preread command", case.pk)
+    request_prereads(case_ids=[case.pk])
 
 
 def _allocate(case: Case) -> None:
