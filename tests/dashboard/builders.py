@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pandas as pd
 from django.contrib.auth import get_user_model
@@ -79,7 +80,7 @@ def build_study(
         state="open",
         opened_at=now - timedelta(days=20),
     )
-    arms = {
+    arms: dict[Any, Arm] = {
         a.name: a
         for a in Arm.objects.bulk_create(
             [
@@ -88,7 +89,7 @@ def build_study(
             ]
         )
     }
-    fts = {
+    fts: dict[Any, FindingType] = {
         f.code: f
         for f in FindingType.objects.bulk_create(
             [
@@ -103,7 +104,7 @@ def build_study(
     }
     per_case = long.drop_duplicates(["case", "finding"])
     first = per_case.drop_duplicates("case")
-    cases = {
+    cases: dict[Any, Case] = {
         c.case_id: c
         for c in Case.objects.bulk_create(
             [

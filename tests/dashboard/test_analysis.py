@@ -60,7 +60,7 @@ def test_analyze_command_prints_the_cached_analysis(built) -> None:
     out = StringIO()
     call_command("analyze", "sim", "--json", stdout=out)
     data = json.loads(out.getvalue())
-    assert data["analysis"] == analysis_for(study=built.study).result["analysis"]
+    assert data["analysis"] == (analysis_for(study=built.study).result or {})["analysis"]
     text = StringIO()
     call_command("analyze", "sim", stdout=text)
     assert "MRMC ROC" in text.getvalue() and "nodule" in text.getvalue()

@@ -73,7 +73,7 @@ def test_mrmcaov_round_trip_gives_the_reports_numbers(built, tmp_path: Path) -> 
         cwd=ROOT, capture_output=True, text=True, check=True, timeout=120,
     )  # fmt: skip
     cli = json.loads(completed.stdout)
-    shown = analysis_for(study=built.study).result["analysis"]["mrmc"]["nodule"]
+    shown = (analysis_for(study=built.study).result or {})["analysis"]["mrmc"]["nodule"]
     assert cli["treatment_value"] == pytest.approx(shown["treatment_value"], rel=1e-12)
     assert cli["global_test"]["p_value"] == pytest.approx(shown["global_test"]["p_value"])
     assert cli["differences"][0]["pair"] == shown["differences"][0]["pair"]
