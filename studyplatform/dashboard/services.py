@@ -79,7 +79,7 @@ def _long_rows(study: Study) -> int:
     return n_reads
 
 
-def analysis_for(*, study: Study, inline_rows: int = INLINE_ROWS) -> AnalysisResult:
+def analysis_for(*, study: Study, inline_rows: int | None = None) -> AnalysisResult:
     """The analysis of the study's current data: cached, computed now (small), or queued.
 
     A small study is analysed in the call; a large one gets a pending row and a worker task
@@ -97,7 +97,7 @@ def analysis_for(*, study: Study, inline_rows: int = INLINE_ROWS) -> AnalysisRes
             row = AnalysisResult.objects.create(study=study, data_version=version)
     except IntegrityError:  # a concurrent request created it first
         return AnalysisResult.objects.get(study=study, data_version=version)
-    if _long_rows(study) <= inline_rows:
+    if _long_rows(study) <= (INLINE_ROWS if inline_rows is None else inline_rows):
         return run_analysis(analysis_id=row.pk)
     enqueue(analyze_study, analysis_id=row.pk)
     return row

@@ -126,3 +126,25 @@ def test_admin_index_and_home_link_to_the_dashboard(client, built) -> None:
     dashboard = reverse("dashboard:studies")
     assert dashboard in client.get(reverse("admin:index")).content.decode()
     assert reverse("dashboard:study", args=["sim"]) in client.get("/").content.decode()
+
+
+def test_a_large_studys_report_shows_progress_until_the_worker_is_done(
+    client, built, monkeypatch
+) -> None:
+    from studyplatform.dashboard import services
+    from studyplatform.dashboard.tasks import analyze_study
+
+    sent = []
+    monkeypatch.setattr(services, "INLINE_ROWS", 0)
+    monkeypatch.setattr("studyplatform.celery.enqueue", lambda task, **kw: sent.append(kw))
+    response = _get(client, built.coordinator, "dashboard:report", "sim")
+    assert b'id="analysis-progress"' in response.content and len(sent) == 1
+    status = _get(client, built.coordinator, "dashboard:report_status", "sim").json()
+    assert status["status"] == "pending"
+    assert _get(client, built.coordinator, "dashboard:export", "sim", "json").status_code == 409
+    analyze_study(**sent[0])
+    assert _get(client, built.coordinator, "dashboard:report_status", "sim").json() == {
+        "status": "done", "progress": 100, "stage": "done", "error": "",
+    }  # fmt: skip
+    response = _get(client, built.coordinator, "dashboard:report", "sim")
+    assert b'id="section-mrmc"' in response.content and len(sent) == 1
