@@ -32,6 +32,7 @@ from studyplatform.studies.models import Case, Study, Truth
 ANALYSIS_SCHEMA = "1"
 
 LongRow = tuple[Any, ...]
+_FRAME_SLICE = 100_000
 
 
 def study_ai_model(study: Study) -> AIModel | None:
@@ -221,9 +222,16 @@ def long_reads_frame(study: Study) -> pd.DataFrame:
     ``ai_probability`` a float (NaN without a finished pre-read).
     """
     lk = _lookups(study, study_ai_model(study))
-    frame = pd.DataFrame.from_records(
-        [_row(values, lk) for values in _effective_findings(study)], columns=list(LONG_COLUMNS)
-    )
+    parts: list[pd.DataFrame] = []
+    batch: list[LongRow] = []
+    # Streamed and framed in slices: a million rows never sit in memory as Python tuples.
+    for values in _effective_findings(study, chunk_size=10_000):
+        batch.append(_row(values, lk))
+        if len(batch) == _FRAME_SLICE:
+            parts.append(pd.DataFrame.from_records(batch, columns=list(LONG_COLUMNS)))
+            batch = []
+    parts.append(pd.DataFrame.from_records(batch, columns=list(LONG_COLUMNS)))
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     frame = frame.sort_values(
         ["reader", "case", "arm", "finding"], kind="stable", ignore_index=True
     )
