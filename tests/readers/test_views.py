@@ -44,7 +44,7 @@ def _session(study: Study, number: int = 1, reader: int = 1) -> ReadingSession:
 
 def _first(session: ReadingSession, arm: str | None = None) -> Assignment:
     queryset = session.assignments.order_by("position", "step")
-    return queryset.filter(arm__name=arm).first() if arm else queryset.first()
+    return (queryset.filter(arm__name=arm) if arm else queryset)[0]
 
 
 def _answers(present: bool = True) -> dict:
@@ -294,6 +294,7 @@ def test_submit_stores_the_read_with_server_times(client, study):
     assert response.json()["next"] == reverse("readers-continue", args=[assignment.session_id])
     read = Read.objects.get(assignment=assignment)
     assignment.refresh_from_db()
+    assert assignment.opened_at is not None
     assert read.started_at == assignment.opened_at <= read.submitted_at
     nodule = read.findings.get(finding_type__code="nodule")
     assert (nodule.present, nodule.confidence, nodule.marks) == (
@@ -354,6 +355,7 @@ def test_finishing_a_session_starts_the_washout_of_the_next(client, study):
     session.refresh_from_db()
     assert session.completed_at is not None
     following = _session(study, 2)
+    assert following.available_from is not None
     assert following.available_from >= session.completed_at + timedelta(days=28)
     response = client.get(reverse("readers-continue", args=[session.pk]))
     assert response["Location"] == "/"
@@ -406,6 +408,7 @@ def test_correction_is_a_new_read_with_a_reason(client, study):
     assert correction.supersedes == original and correction.correction_reason == "misclick"
     events = AuditEvent.objects.filter(study=study).order_by("sequence")
     submit, correct = (e for e in events if e.action.startswith("read."))
+    assert submit.after is not None and correct.before is not None and correct.after is not None
     assert submit.action == "read.submit" and submit.after["findings"]["nodule"]["present"] is True
     assert correct.action == "read.correct" and correct.reason == "misclick"
     assert correct.before["findings"]["nodule"]["present"] is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import cast
 
 import numpy as np
 from django.core.files.base import ContentFile
@@ -59,7 +60,7 @@ def make_study(
     kwargs = {"design": design}
     if slug:
         kwargs["slug"] = slug
-    study = StudyFactory(**kwargs)
+    study = cast(Study, StudyFactory(**kwargs))
     ArmFactory(study=study, name="unassisted", order=1)
     ArmFactory(study=study, name="assisted", order=2)
     findings = [

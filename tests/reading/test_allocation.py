@@ -112,6 +112,7 @@ def test_open_requires_an_allocation_and_sets_the_washout_dates():
     first = ReadingSession.objects.filter(study=study, number=1)
     second = ReadingSession.objects.filter(study=study, number=2)
     assert all(s.available_from is None for s in first)
+    assert opened.opened_at is not None
     assert {s.available_from for s in second} == {opened.opened_at + timedelta(days=28)}
     with pytest.raises(AllocationError, match="already open"):
         open_study(study=study)
@@ -120,7 +121,9 @@ def test_open_requires_an_allocation_and_sets_the_washout_dates():
 def test_split_plot_records_the_reader_groups():
     study = make_study(n_cases=8, n_readers=4, design="split_plot")
     record = randomize_study(study=study)
-    groups = sorted(Enrolment.objects.filter(study=study).values_list("group", flat=True))
+    groups = sorted(
+        g for g in Enrolment.objects.filter(study=study).values_list("group", flat=True) if g
+    )
     assert groups == [1, 1, 2, 2]
     assert record.rows == 4 * 4 * 2  # each reader reads half the cases in both arms
 
@@ -216,12 +219,15 @@ def test_admin_action_needs_the_change_permission(client):
 def test_coordinator_sees_the_allocation_but_cannot_change_it(client, roles):
     from django.contrib.auth.models import Group
 
+    from studyplatform.studies.models import MemberRole, StudyMembership
     from tests.factories import UserFactory
 
     study = make_study()
     randomize_study(study=study)
     coordinator = UserFactory(username="coord", is_staff=True)
     coordinator.groups.set([Group.objects.get(name="coordinator")])
+    # The admin shows staff only the studies they are members of.
+    StudyMembership.objects.create(study=study, user=coordinator, role=MemberRole.COORDINATOR)
     client.force_login(coordinator)
     listing = client.get("/admin/reading/allocationrecord/")
     assert listing.status_code == 200 and study.slug in listing.content.decode()
@@ -240,5 +246,6 @@ def test_randomizing_and_opening_are_audited():
     open_study(study=study)
     events = list(AuditEvent.objects.filter(study=study).order_by("sequence"))
     assert [e.action for e in events] == ["allocation.create", "study.update"]
+    assert events[0].after is not None and events[1].after is not None
     assert events[0].after["fingerprint"] == record.fingerprint
     assert events[1].after["state"] == "open"
