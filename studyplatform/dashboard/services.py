@@ -53,9 +53,16 @@ def run_analysis(*, analysis_id: int) -> AnalysisResult:
             thresholds=ai_thresholds(study_ai_model(study), findings),
             progress=lambda percent, stage: _set_progress(row.pk, percent, stage),
         )
-    except ValueError as error:
+    except ValueError as error:  # the data cannot be analysed (yet): say why
         AnalysisResult.objects.filter(pk=row.pk).update(
             status=AnalysisStatus.FAILED, error=str(error), finished_at=timezone.now()
+        )
+    except Exception as error:  # a bug or a numerical failure: never leave it "running"
+        log.exception("analysis %s of study %s failed", row.pk, study.slug)
+        AnalysisResult.objects.filter(pk=row.pk).update(
+            status=AnalysisStatus.FAILED,
+            error=f"internal error ({type(error).__name__}): {error}",
+            finished_at=timezone.now(),
         )
     else:
         with transaction.atomic():

@@ -66,3 +66,12 @@ def test_analyze_command_prints_the_cached_analysis(built) -> None:
     assert "MRMC ROC" in text.getvalue() and "nodule" in text.getvalue()
     with pytest.raises(CommandError, match="no study"):
         call_command("analyze", "nope")
+
+
+def test_an_unexpected_error_is_recorded_not_left_running(built, monkeypatch) -> None:
+    def boom(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("studyplatform.dashboard.analysis.analyze_long_frame", boom)
+    row = analysis_for(study=built.study)
+    assert row.status == "failed" and "ZeroDivisionError" in row.error
