@@ -22,6 +22,7 @@ from studyplatform.audit.models import AuditEvent, Signature
 from studyplatform.audit.selectors import signature_for
 from studyplatform.audit.services import changed_fields, record, snapshot, study_of
 from studyplatform.audit.signatures import is_truth_finalized
+from studyplatform.studies.admin_scope import StudyScopedAdmin
 from studyplatform.studies.models import Study, Truth
 
 _M = TypeVar("_M", bound=Model)
@@ -191,7 +192,9 @@ class _ReadOnlyAdmin(admin.ModelAdmin[_M]):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(_ReadOnlyAdmin[AuditEvent]):
+class AuditEventAdmin(StudyScopedAdmin[AuditEvent], _ReadOnlyAdmin[AuditEvent]):
+    study_path = "study"
+    unbound_visible = True  # platform-wide events (models, sites) belong to no study
     list_display = ["sequence", "occurred_at", "actor_username", "action", "object_type"]
     list_display_links = ["sequence"]
     list_filter = ["action", "object_type", "study", "occurred_at"]
@@ -201,7 +204,8 @@ class AuditEventAdmin(_ReadOnlyAdmin[AuditEvent]):
 
 
 @admin.register(Signature)
-class SignatureAdmin(_ReadOnlyAdmin[Signature]):
+class SignatureAdmin(StudyScopedAdmin[Signature], _ReadOnlyAdmin[Signature]):
+    study_path = "study"
     list_display = ["study", "kind", "signer", "meaning", "signed_at"]
     list_filter = ["kind", "study"]
     list_select_related = ["study", "signer"]

@@ -14,6 +14,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from studyplatform.prereads.models import AIModel, PreRead, PreReadFinding
+from studyplatform.studies.admin_scope import StudyScopedAdmin
 
 
 class AIModelForm(forms.ModelForm[AIModel]):
@@ -73,7 +74,8 @@ class PreReadFindingInline(admin.TabularInline[PreReadFinding, PreRead]):
 
 
 @admin.register(PreRead)
-class PreReadAdmin(admin.ModelAdmin[PreRead]):
+class PreReadAdmin(StudyScopedAdmin[PreRead]):
+    study_path = "case__study"
     list_display = ["case", "model", "status", "duration_ms", "attempts", "finished_at"]
     list_filter = ["status", "model", "case__study", "case__site"]
     search_fields = ["case__case_id", "error"]

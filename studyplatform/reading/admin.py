@@ -15,24 +15,28 @@ from studyplatform.reading.models import (
     ReadFinding,
     ReadingSession,
 )
+from studyplatform.studies.admin_scope import StudyScopedAdmin
 
 
 @admin.register(Reader)
-class ReaderAdmin(AuditedModelAdmin[Reader]):
+class ReaderAdmin(StudyScopedAdmin[Reader], AuditedModelAdmin[Reader]):
+    study_path = "enrolments__study"
     list_display = ["code", "user", "specialty", "years_experience"]
     search_fields = ["code", "user__username", "user__last_name"]
     autocomplete_fields = ["user"]
 
 
 @admin.register(Enrolment)
-class EnrolmentAdmin(AuditedModelAdmin[Enrolment]):
+class EnrolmentAdmin(StudyScopedAdmin[Enrolment], AuditedModelAdmin[Enrolment]):
+    study_path = "study"
     list_display = ["study", "reader", "group", "enrolled_at"]
     list_filter = ["study", "group"]
     search_fields = ["reader__code"]
 
 
 @admin.register(ReadingSession)
-class ReadingSessionAdmin(AuditedModelAdmin[ReadingSession]):
+class ReadingSessionAdmin(StudyScopedAdmin[ReadingSession], AuditedModelAdmin[ReadingSession]):
+    study_path = "study"
     list_display = ["study", "reader", "number", "available_from", "started_at", "completed_at"]
     list_filter = ["study", "number"]
     search_fields = ["reader__code"]
@@ -40,8 +44,10 @@ class ReadingSessionAdmin(AuditedModelAdmin[ReadingSession]):
 
 
 @admin.register(AllocationRecord)
-class AllocationRecordAdmin(admin.ModelAdmin[AllocationRecord]):
+class AllocationRecordAdmin(StudyScopedAdmin[AllocationRecord]):
     """Each study's stored allocation: design, seed and fingerprint, written by randomization."""
+
+    study_path = "study"
 
     list_display = ["study", "design", "seed", "rows", "fingerprint", "created_at", "created_by"]
     list_select_related = ["study", "created_by"]
@@ -71,8 +77,10 @@ class AllocationRecordAdmin(admin.ModelAdmin[AllocationRecord]):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(AuditedModelAdmin[Assignment]):
+class AssignmentAdmin(StudyScopedAdmin[Assignment], AuditedModelAdmin[Assignment]):
     """The allocation, as the randomizer stored it: visible to coordinators, never editable."""
+
+    study_path = "session__study"
 
     list_display = ["reader", "session", "position", "step", "case", "arm", "opened_at"]
     list_filter = ["session__study", "arm__name", "session__number", "reader"]
@@ -100,7 +108,8 @@ class ReadFindingInline(admin.TabularInline[ReadFinding, Read]):
 
 
 @admin.register(Read)
-class ReadAdmin(AuditedModelAdmin[Read]):
+class ReadAdmin(StudyScopedAdmin[Read], AuditedModelAdmin[Read]):
+    study_path = "assignment__session__study"
     list_display = ["assignment", "submitted_at", "supersedes"]
     list_filter = ["assignment__session__study", "assignment__arm__name"]
     search_fields = ["assignment__case__case_id", "assignment__reader__code"]

@@ -19,11 +19,13 @@ from studyplatform.audit.admin import (
     StudySigningAdminMixin,
 )
 from studyplatform.reading.services import ReadingError, randomize_study
+from studyplatform.studies.admin_scope import StudyScopedAdmin
 from studyplatform.studies.models import (
     Arm,
     Case,
     FindingType,
     Image,
+    MemberRole,
     Site,
     SiteToken,
     Study,
@@ -59,13 +61,23 @@ class MembershipInline(admin.TabularInline[StudyMembership, Study]):
 
 
 @admin.register(Study)
-class StudyAdmin(StudySigningAdminMixin, AuditedModelAdmin[Study]):
+class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAdmin[Study]):
+    study_path = "pk"
     list_display = ["slug", "title", "design", "state", "case_count", "created_at"]
     list_filter = ["state", "design"]
     search_fields = ["slug", "title"]
     readonly_fields = ["state", "created_at", "opened_at", "locked_at"]
     inlines = [ArmInline, FindingTypeInline, MembershipInline]
     actions = ["randomize"]
+
+    def save_model(self, request: HttpRequest, obj: Study, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        user_id = request.user.pk
+        if not change and user_id is not None and not getattr(request.user, "is_superuser", False):
+            # Staff see only their studies in the admin: who creates a study coordinates it.
+            StudyMembership.objects.get_or_create(
+                study=obj, user_id=user_id, defaults={"role": MemberRole.COORDINATOR}
+            )
 
     @admin.action(
         description="Randomize (store the allocation from the seed)", permissions=["change"]
@@ -125,7 +137,8 @@ class TruthInline(FrozenTruthInlineMixin[Truth, Case], admin.TabularInline[Truth
 
 
 @admin.register(Case)
-class CaseAdmin(AuditedModelAdmin[Case]):
+class CaseAdmin(StudyScopedAdmin[Case], AuditedModelAdmin[Case]):
+    study_path = "study"
     list_display = ["case_id", "study", "site", "modality", "manufacturer", "arrived_at"]
     list_filter = ["study", "site", "modality", "manufacturer"]
     search_fields = ["case_id", "manufacturer", "manufacturer_model"]
@@ -135,7 +148,8 @@ class CaseAdmin(AuditedModelAdmin[Case]):
 
 
 @admin.register(Truth)
-class TruthAdmin(AuditedModelAdmin[Truth]):
+class TruthAdmin(StudyScopedAdmin[Truth], AuditedModelAdmin[Truth]):
+    study_path = "case__study"
     list_display = ["case", "finding_type", "present", "source", "recorded_at"]
     list_filter = ["case__study", "finding_type__code", "present", "source"]
     search_fields = ["case__case_id"]
@@ -144,8 +158,10 @@ class TruthAdmin(AuditedModelAdmin[Truth]):
 
 
 @admin.register(SiteToken)
-class SiteTokenAdmin(admin.ModelAdmin[SiteToken]):
+class SiteTokenAdmin(StudyScopedAdmin[SiteToken]):
     """Tokens are issued with ``manage.py issue_site_token`` (shown once); here they are revoked."""
+
+    study_path = "study"
 
     list_display = ["name", "site", "study", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["study", "site"]
