@@ -1,0 +1,312 @@
+"""Every URL pattern of the URLconf, for every role: allowed or refused as the table says.
+
+The walk goes through ``get_resolver()`` recursively (the admin included), fills each pattern's
+parameters from study ``alpha`` (tests/security/conftest.py) and requests it as each of seven
+roles. A pattern that the table below does not name fails the test: a new URL cannot escape
+this check, its author has to state who may use it.
+
+Outcomes: ALLOW (the view did its work: 2xx, a redirect onwards, or a 4xx about the input such
+as 400/409 once access was granted), LOGIN (sent to a log-in page), DENY (401, 403, 404, or the
+admin's "no such object" redirect to its index, which is what an object outside the user's
+studies looks like).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from studyplatform.audit.models import AuditEvent, Signature
+from studyplatform.prereads.models import AIModel, PreRead
+from studyplatform.reading.models import AllocationRecord, Enrolment, ReadingSession
+from studyplatform.studies.models import Case, Site, SiteToken, Truth
+from tests.security.conftest import ROLES, World
+
+pytestmark = pytest.mark.django_db
+
+ALLOW, DENY, LOGIN = "allow", "deny", "login"
+ANON, R, R2, C, S, C2, SU = ROLES
+STAFF = frozenset({C, S, C2, SU})
+LOGGED_IN = frozenset(ROLES) - {ANON}
+
+
+def expect(allow=frozenset(), login=frozenset(), **exact: int) -> dict[str, str | int]:
+    """Outcome per role: ``allow`` roles ALLOW, ``login`` roles LOGIN, the others DENY.
+
+    ``exact`` pins a role to one status code where the outcome words do not fit.
+    """
+    table: dict[str, str | int] = {
+        role: ALLOW if role in allow else LOGIN if role in login else DENY for role in ROLES
+    }
+    table.update(exact)
+    return table
+
+
+@dataclass(frozen=True)
+class Check:
+    method: str
+    expected: dict[str, str | int]
+    kwargs: Callable[[World], dict[str, Any]] = lambda w: {}
+    query: str = ""
+
+
+# --- The table: every non-admin pattern -------------------------------------------------------
+
+PAGES: dict[str, Check] = {
+    "login/": Check("GET", expect(allow=frozenset(ROLES))),
+    "logout/": Check("POST", expect(login=frozenset(ROLES))),  # logged out, to the log-in page
+    "health/": Check("GET", expect(allow=frozenset(ROLES))),
+    "": Check("GET", expect(allow=LOGGED_IN, login={ANON})),
+    # The reader's own assignment: everyone else gets 404 (existence not disclosed) or 403.
+    "sessions/<int:session_id>/continue/": Check(
+        "GET", expect(allow={R}, login={ANON}), lambda w: {"session_id": w.assisted.session_id}
+    ),
+    "assignments/<int:pk>/": Check(
+        "GET", expect(allow={R}, login={ANON}), lambda w: {"pk": w.assisted.pk}
+    ),
+    "assignments/<int:pk>/draft/": Check(
+        "POST", expect(allow={R}, login={ANON}), lambda w: {"pk": w.assisted.pk}
+    ),
+    "assignments/<int:pk>/submit/": Check(
+        "POST", expect(allow={R}, login={ANON}), lambda w: {"pk": w.assisted.pk}
+    ),
+    "assignments/<int:pk>/images/<int:position>/pixels/": Check(
+        "GET", expect(allow={R}, login={ANON}), lambda w: {"pk": w.assisted.pk, "position": 1}
+    ),
+    "assignments/<int:pk>/heatmap/": Check(
+        "GET", expect(allow={R}, login={ANON}), lambda w: {"pk": w.assisted.pk}
+    ),
+    "assignments/<int:pk>/correct/": Check(
+        "GET", expect(allow={R}, login={ANON}), lambda w: {"pk": w.submitted.pk}
+    ),
+    # The dashboard: the study's coordinators and statisticians; readers never.
+    "dashboard/": Check("GET", expect(allow=STAFF, login={ANON})),
+    "dashboard/plotly-<str:version>.min.js": Check(
+        "GET", expect(allow=LOGGED_IN, login={ANON}), lambda w: {"version": "3.0.0"}
+    ),
+    "dashboard/<slug:slug>/": Check(
+        "GET", expect(allow={C, S, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
+    "dashboard/<slug:slug>/report/": Check(
+        "GET", expect(allow={C, S, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
+    "dashboard/<slug:slug>/report/status/": Check(
+        "GET", expect(allow={C, S, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
+    "dashboard/<slug:slug>/report/retry/": Check(
+        "POST", expect(allow={C, S, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
+    "dashboard/<slug:slug>/export/<str:fmt>/": Check(
+        "GET", expect(allow={C, S, SU}, login={ANON}), lambda w: {"slug": "alpha", "fmt": "long"}
+    ),
+    # Arrival: a site token or the study's coordinator (a superuser is no coordinator here).
+    "api/studies/<slug:slug>/cases/": Check("POST", expect(allow={C}), lambda w: {"slug": "alpha"}),
+    # --- the admin's own pages ---
+    "admin/": Check("GET", expect(allow=STAFF, login={ANON, R, R2})),
+    "admin/login/": Check("GET", expect(allow=frozenset(ROLES))),  # staff go on to the index
+    # Staff are logged out (to the log-in page); others are sent to the admin's index, refused.
+    "admin/logout/": Check("POST", expect(login=STAFF)),
+    "admin/password_change/": Check("GET", expect(allow=STAFF, login={ANON, R, R2})),
+    "admin/password_change/done/": Check("GET", expect(allow=STAFF, login={ANON, R, R2})),
+    # The memberships' user search lists accounts: superusers only (coordinators lack view_user).
+    "admin/autocomplete/": Check(
+        "GET",
+        expect(allow={SU}, login={ANON, R, R2}),
+        query="app_label=studies&model_name=studymembership&field_name=user&term=a",
+    ),
+    "admin/jsi18n/": Check("GET", expect(allow=STAFF, login={ANON, R, R2})),
+    "admin/r/<path:content_type_id>/<path:object_id>/": Check(
+        "GET",
+        expect(login={ANON, R, R2}),  # no model has a public page: 404 for staff
+        lambda w: {
+            "content_type_id": ContentType.objects.get_for_model(type(w.alpha)).pk,
+            "object_id": w.alpha.pk,
+        },
+    ),
+    "admin/^(?P<app_label>auth|audit|studies|prereads|reading)/$": Check(
+        "GET", expect(allow={C, S, C2, SU}, login={ANON, R, R2}), lambda w: {"app_label": "studies"}
+    ),
+    "admin/(?P<url>.*)$": Check(
+        "GET", expect(login={ANON, R, R2}), lambda w: {"url": "no/such/page/"}
+    ),
+    "admin/auth/user/<id>/password/": Check(
+        "GET", expect(allow={SU}, login={ANON, R, R2}), lambda w: {"id": w.users[R].pk}
+    ),
+    # Electronic signatures: the study's coordinators (with the permission) and superusers.
+    "admin/studies/study/<int:study_id>/lock/": Check(
+        "GET", expect(allow={C, SU}, login={ANON, R, R2}), lambda w: {"study_id": w.alpha.pk}
+    ),
+    "admin/studies/study/<int:study_id>/finalize-truth/": Check(
+        "GET", expect(allow={C, SU}, login={ANON, R, R2}), lambda w: {"study_id": w.alpha.pk}
+    ),
+}
+
+
+# --- The table: every model in the admin ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Admin:
+    """Who may list the model, open alpha's object, open the add form, open the delete page."""
+
+    obj: Callable[[World], Any]
+    list: frozenset[str]
+    view: frozenset[str]
+    add: frozenset[str] = frozenset()
+    delete: frozenset[str] = frozenset()
+
+
+COORDINATORS = frozenset({C, C2, SU})
+IN_ALPHA = frozenset({C, S, SU})  # objects of alpha: its own staff only
+
+ADMIN: dict[str, Admin] = {
+    "auth/group": Admin(lambda w: w.users[C].groups.get(), {SU}, {SU}, {SU}, {SU}),
+    "auth/user": Admin(lambda w: w.users[R], {SU}, {SU}, {SU}, {SU}),
+    "audit/auditevent": Admin(
+        lambda w: AuditEvent.objects.filter(study=w.alpha).first(), STAFF, IN_ALPHA
+    ),
+    "audit/signature": Admin(lambda w: Signature.objects.get(study=w.alpha), STAFF, IN_ALPHA),
+    "studies/study": Admin(lambda w: w.alpha, STAFF, IN_ALPHA, COORDINATORS, {SU}),
+    "studies/site": Admin(
+        lambda w: Site.objects.get(code="north"), STAFF, STAFF, COORDINATORS, {SU}
+    ),
+    "studies/case": Admin(
+        lambda w: Case.objects.filter(study=w.alpha).first(), STAFF, IN_ALPHA, COORDINATORS, {SU}
+    ),
+    # Truth is final (signed): it can be seen, not added or deleted.
+    "studies/truth": Admin(
+        lambda w: Truth.objects.filter(case__study=w.alpha).first(), STAFF, IN_ALPHA, COORDINATORS
+    ),
+    "studies/sitetoken": Admin(
+        lambda w: SiteToken.objects.get(study=w.alpha), {SU}, {SU}, frozenset(), {SU}
+    ),
+    "prereads/aimodel": Admin(lambda w: AIModel.objects.first(), STAFF, STAFF, COORDINATORS, {SU}),
+    "prereads/preread": Admin(
+        lambda w: PreRead.objects.filter(case__study=w.alpha).first(), STAFF, IN_ALPHA, delete={SU}
+    ),
+    "reading/reader": Admin(lambda w: w.users[R].reader, STAFF, IN_ALPHA, COORDINATORS, {SU}),
+    "reading/enrolment": Admin(
+        lambda w: Enrolment.objects.get(study=w.alpha), STAFF, IN_ALPHA, COORDINATORS, {SU}
+    ),
+    "reading/readingsession": Admin(
+        lambda w: ReadingSession.objects.filter(study=w.alpha).first(),
+        STAFF,
+        IN_ALPHA,
+        COORDINATORS,
+        {SU},
+    ),
+    "reading/allocationrecord": Admin(
+        lambda w: AllocationRecord.objects.get(study=w.alpha), STAFF, IN_ALPHA
+    ),
+    "reading/assignment": Admin(lambda w: w.assisted, STAFF, IN_ALPHA),
+    "reading/read": Admin(lambda w: w.submitted.reads.get(), STAFF, IN_ALPHA),
+}
+
+_ADMIN_ROUTES = {
+    "": lambda a: ("list", a.list),
+    "add/": lambda a: ("add", a.add),
+    "<path:object_id>/history/": lambda a: ("object", a.view),
+    "<path:object_id>/delete/": lambda a: ("object", a.delete),
+    "<path:object_id>/change/": lambda a: ("object", a.view),
+    "<path:object_id>/": lambda a: ("object", a.view),  # redirects to change/
+}
+
+
+def _admin_check(route: str) -> Check | None:
+    for model, admin in ADMIN.items():
+        prefix = f"admin/{model}/"
+        suffix = route[len(prefix) :] if route.startswith(prefix) else None
+        if suffix is None or suffix not in _ADMIN_ROUTES:
+            continue
+        kind, allowed = _ADMIN_ROUTES[suffix](admin)
+        kwargs = (lambda w, a=admin: {"object_id": a.obj(w).pk}) if kind == "object" else None
+        return Check("GET", expect(allow=allowed, login={ANON, R, R2}), kwargs or (lambda w: {}))
+    return None
+
+
+# --- The walk ---------------------------------------------------------------------------------
+
+
+def _walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern))
+        else:
+            yield prefix + str(entry.pattern), entry
+
+
+def all_routes() -> list[tuple[str, URLPattern]]:
+    return list(_walk(get_resolver().url_patterns))
+
+
+def _path(route: str, kwargs: dict[str, Any], query: str) -> str:
+    import re
+
+    path = re.sub(
+        r"<(?:\w+:)?(\w+)>|\(\?P<(\w+)>[^)]*\)",
+        lambda m: str(kwargs[m.group(1) or m.group(2)]),
+        route,
+    )
+    path = "/" + path.replace("^", "").replace("$", "")
+    return path + (f"?{query}" if query else "")
+
+
+def _outcome(client: Client, method: str, path: str) -> str | int:
+    response = getattr(client, method.lower())(path)
+    for _ in range(3):
+        if response.status_code not in (301, 302):
+            break
+        location = urlsplit(response["Location"]).path
+        if location in ("/login/", "/admin/login/"):
+            return LOGIN
+        if location == "/admin/" and path != "/admin/login/":
+            return DENY  # the admin's answer for an object the user may not see
+        response = client.get(response["Location"])
+    status = response.status_code
+    if status >= 500 or status == 405:
+        raise AssertionError(f"{method} {path} answered {status}")
+    if status in (301, 302):
+        return status
+    if 200 <= status < 300 or status in (400, 409, 413, 429):
+        return ALLOW
+    return DENY
+
+
+def check_for(route: str) -> Check | None:
+    return PAGES.get(route) or _admin_check(route)
+
+
+def test_every_url_pattern_is_in_the_permission_table():
+    missing = sorted(route for route, _ in all_routes() if check_for(route) is None)
+    assert not missing, f"URL patterns without a permission expectation: {missing}"
+    unknown = sorted(set(PAGES) - {route for route, _ in all_routes()})
+    assert not unknown, f"table entries for URL patterns that no longer exist: {unknown}"
+
+
+def test_every_role_gets_exactly_what_the_table_allows(world, settings):
+    settings.DEBUG = False
+    wrong = []
+    for route, _ in all_routes():
+        check = check_for(route)
+        if check is None:
+            continue  # reported by the test above
+        path = _path(route, check.kwargs(world), check.query)
+        for role in ROLES:
+            client = Client()
+            user = world.users[role]
+            if user is not None:
+                client.force_login(user)
+            got = _outcome(client, check.method, path)
+            expected = check.expected[role]
+            if isinstance(expected, str) and got in (301, 302):
+                got = ALLOW
+            if got != expected:
+                wrong.append(f"{check.method} {path} as {role}: {got}, expected {expected}")
+    assert not wrong, "\n".join(wrong)
