@@ -310,3 +310,32 @@ def test_every_role_gets_exactly_what_the_table_allows(world, settings):
             if got != expected:
                 wrong.append(f"{check.method} {path} as {role}: {got}, expected {expected}")
     assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_no_url_serves_stored_files_directly(world, settings, debug):
+    """Images and heatmaps leave only through the permission-checked reading views."""
+    from studyplatform.studies.models import Image
+
+    settings.DEBUG = debug
+    names = [
+        *(
+            name
+            for image in Image.objects.all()
+            for name in (image.original.name, image.display.name)
+        ),
+        *(p.heatmap.name for p in PreRead.objects.exclude(heatmap="")),
+    ]
+    assert names
+    paths = [f"/media/{name}" for name in names] + [
+        f"/static/../media/{names[0]}",
+        f"/static/%2e%2e/media/{names[0]}",
+        f"/{names[0]}",
+    ]
+    for role in ROLES:
+        client = Client()
+        if world.users[role] is not None:
+            client.force_login(world.users[role])
+        for path in paths:
+            response = client.get(path)
+            assert response.status_code == 404, f"{path} as {role}: {response.status_code}"
