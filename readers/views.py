@@ -91,9 +91,9 @@ def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
         return render(request, "readers/submitted.html", {"assignment": assignment})
     try:
         services.open_assignment(assignment=assignment)
+    except services.OutOfOrderError:
+        return redirect("readers-continue", session_id=assignment.session_id)
     except services.NotAvailableError as error:
-        if assignment.opened_at is None and "earlier case" in str(error):
-            return redirect("readers-continue", session_id=assignment.session_id)
         return render(request, "readers/locked.html", {"reason": str(error)}, status=403)
     page = selectors.reading_page(assignment)
     key = page.draft.get("idempotency_key") or secrets.token_urlsafe(24)

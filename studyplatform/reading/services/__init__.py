@@ -17,6 +17,7 @@ from studyplatform.reading.services.errors import (
     AllocationError,
     InvalidReadError,
     NotAvailableError,
+    OutOfOrderError,
     ReadingError,
 )
 from studyplatform.reading.services.reads import (
@@ -31,6 +32,7 @@ __all__ = [
     "AllocationError",
     "InvalidReadError",
     "NotAvailableError",
+    "OutOfOrderError",
     "ReadingError",
     "allocate_arriving_case",
     "case_infos",

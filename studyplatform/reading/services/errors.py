@@ -15,5 +15,9 @@ class NotAvailableError(ReadingError):
     """The assignment exists and is the reader's, but cannot be read now (locked session, order)."""
 
 
+class OutOfOrderError(NotAvailableError):
+    """An earlier case of the session is not submitted yet (cases are read in allocated order)."""
+
+
 class InvalidReadError(ReadingError):
     """The submitted report is malformed (a finding missing, a confidence out of range, ...)."""

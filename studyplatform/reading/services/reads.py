@@ -27,7 +27,12 @@ from studyplatform.reading.models import (
     ReadFinding,
     ReadingSession,
 )
-from studyplatform.reading.services.errors import InvalidReadError, NotAvailableError, ReadingError
+from studyplatform.reading.services.errors import (
+    InvalidReadError,
+    NotAvailableError,
+    OutOfOrderError,
+    ReadingError,
+)
 from studyplatform.studies.models import FindingType, StudyState
 
 __all__ = [
@@ -84,7 +89,7 @@ def open_assignment(*, assignment: Assignment, now: datetime | None = None) -> A
     if assignment.opened_at is not None:
         return assignment
     if _earlier_unsubmitted(assignment):
-        raise NotAvailableError("an earlier case of this session is not submitted yet")
+        raise OutOfOrderError("an earlier case of this session is not submitted yet")
     with transaction.atomic():
         updated = Assignment.objects.filter(pk=assignment.pk, opened_at__isnull=True).update(
             opened_at=now
