@@ -1,0 +1,150 @@
+"""Blinding: no AI output reaches a reader in the unassisted arm, by any path; no interim result
+reaches a reader at all.
+
+The case's pre-read exists (probabilities 0.8731 and 0.1234, a heatmap, a model name). Every
+response a reader can get for an unassisted assignment - the page, the JSON it embeds and posts,
+the pixels, the heatmap URL, error pages with DEBUG off - is searched for them. The assisted
+page is searched the same way as a control: there the markers must be found, so the search
+would see a leak.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from studyplatform.prereads.models import PreRead
+from tests.security.conftest import World
+
+pytestmark = pytest.mark.django_db
+
+AI_MARKERS = ("0.8731", "0.873", "0.87", "0.1234", "0.123", "ai-panel", "ai-data", "ai.js",
+              "ai.css", "heatmap", "AI pre-read", "flagged")  # fmt: skip
+
+
+def _leaks(body: bytes | str, world: World) -> list[str]:
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    models = {p.model.name for p in PreRead.objects.filter(case__study=world.alpha)}
+    return [marker for marker in (*AI_MARKERS, *models) if marker in text]
+
+
+@pytest.fixture
+def reader(world, settings) -> Client:
+    settings.DEBUG = False
+    client = Client()
+    client.force_login(world.users["reader"])
+    return client
+
+
+def _page_data(html: str) -> dict:
+    found = re.search(r'id="reading-data" type="application/json">(.*?)</script>', html, re.S)
+    assert found
+    return json.loads(found.group(1))
+
+
+def test_the_search_finds_ai_output_on_the_assisted_page(reader, world):
+    html = reader.get(reverse("readers-assignment", args=[world.assisted.pk])).content.decode()
+    assert {"0.873", "ai-panel", "ai-data"} <= set(_leaks(html, world))
+    assert reader.get(reverse("readers-heatmap", args=[world.assisted.pk])).status_code == 200
+
+
+def test_unassisted_page_and_its_data_hold_no_ai_output(reader, world):
+    response = reader.get(reverse("readers-assignment", args=[world.unassisted.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert _leaks(html, world) == []
+    data = _page_data(html)
+    assert not [key for key in data if "ai" in key.lower() or "heat" in key.lower()]
+    assert all(set(image) >= {"pixelsUrl"} for image in data["images"])
+
+
+def test_every_endpoint_the_unassisted_page_calls_answers_without_ai_output(reader, world):
+    pk = world.unassisted.pk
+    data = _page_data(reader.get(reverse("readers-assignment", args=[pk])).content.decode())
+    pixels = reader.get(data["images"][0]["pixelsUrl"])
+    body = b"".join(pixels.streaming_content) if pixels.streaming else pixels.content
+    assert pixels.status_code == 200 and _leaks(body, world) == []
+    answers = {
+        f["code"]: {"present": True, "confidence": 50, "marks": []} for f in data["findings"]
+    }
+    draft = reader.post(
+        data["draftUrl"], json.dumps({"findings": answers}), content_type="application/json"
+    )
+    assert draft.status_code == 200 and _leaks(draft.content, world) == []
+    refused = reader.post(
+        data["submitUrl"], json.dumps({"idempotency_key": "short"}), content_type="application/json"
+    )
+    assert refused.status_code == 400 and _leaks(refused.content, world) == []
+    submitted = reader.post(
+        data["submitUrl"],
+        json.dumps({"idempotency_key": data["idempotencyKey"], "findings": answers}),
+        content_type="application/json",
+    )
+    assert submitted.status_code == 201 and _leaks(submitted.content, world) == []
+    after = reader.get(reverse("readers-assignment", args=[pk]))
+    assert _leaks(after.content, world) == []
+    correct = reader.get(reverse("readers-correct", args=[pk]))
+    assert correct.status_code == 200 and _leaks(correct.content, world) == []
+
+
+def test_heatmap_of_an_unassisted_or_submitted_case_is_404_without_ai_output(reader, world):
+    for pk in (world.unassisted.pk, world.submitted.pk):
+        response = reader.get(reverse("readers-heatmap", args=[pk]))
+        assert response.status_code == 404
+        assert _leaks(response.content, world) == []
+
+
+def test_error_pages_echo_no_ai_output(reader, world):
+    pk = world.unassisted.pk
+    for path in (
+        f"/assignments/{pk}/heatmap/?probability=1",
+        f"/assignments/{pk}/images/9/pixels/",
+        f"/assignments/{world.assisted.pk + 10_000}/",
+        "/media/prereads/",
+        f"/assignments/{pk}/heatmap.png",
+    ):
+        response = reader.get(path)
+        assert 400 <= response.status_code < 500, path
+        assert _leaks(response.content, world) == [], path
+    # Another reader's assisted case: 404, and nothing of its AI output.
+    other = Client()
+    other.force_login(world.users["other_reader"])
+    for path in (
+        reverse("readers-assignment", args=[world.assisted.pk]),
+        reverse("readers-heatmap", args=[world.assisted.pk]),
+    ):
+        response = other.get(path)
+        assert response.status_code == 404 and _leaks(response.content, world) == []
+
+
+def test_reading_pages_and_heatmaps_are_never_stored_by_a_cache(reader, world):
+    for pk in (world.unassisted.pk, world.assisted.pk):
+        cache = reader.get(reverse("readers-assignment", args=[pk]))["Cache-Control"]
+        assert "no-store" in cache and "private" in cache
+    heatmap = reader.get(reverse("readers-heatmap", args=[world.assisted.pk]))
+    assert "no-store" in heatmap["Cache-Control"]
+    for path in ("/", reverse("readers-correct", args=[world.submitted.pk])):
+        assert "no-store" in reader.get(path)["Cache-Control"]
+
+
+def test_interim_results_never_reach_a_reader(reader, world):
+    for name, kwargs in (
+        ("dashboard:studies", {}),
+        ("dashboard:study", {"slug": "alpha"}),
+        ("dashboard:report", {"slug": "alpha"}),
+        ("dashboard:report_status", {"slug": "alpha"}),
+        ("dashboard:export", {"slug": "alpha", "fmt": "json"}),
+        ("dashboard:export", {"slug": "alpha", "fmt": "long"}),
+        ("dashboard:export", {"slug": "alpha", "fmt": "html"}),
+    ):
+        response = reader.get(reverse(name, kwargs=kwargs))
+        assert response.status_code == 403, (name, kwargs)
+        assert b"auc" not in response.content.lower()
+    admin = reader.get("/admin/reading/read/")
+    assert admin.status_code == 302 and "/admin/login/" in admin["Location"]
+    home = reader.get("/").content.decode()
+    assert "dashboard" not in home.lower() and _leaks(home, world) == []
