@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import cast
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -45,7 +46,7 @@ class World:
 
 
 def _staff(username: str, role: str, study: Study, member_role: str) -> User:
-    user = UserFactory(username=username, is_staff=True)
+    user = cast(User, UserFactory(username=username, is_staff=True))
     user.groups.set([Group.objects.get(name=role)])
     StudyMembership.objects.create(study=study, user=user, role=member_role)
     return user
@@ -97,6 +98,7 @@ def world(db, client, settings) -> World:
     )
     unassisted = read_until(client, reader, alpha, number=2, arm="unassisted", submitted=0)
     client.logout()
+    superuser = cast(User, UserFactory(username="root", is_staff=True, is_superuser=True))
     users: dict[str, User | None] = {
         "anonymous": None,
         "reader": reader,
@@ -104,7 +106,7 @@ def world(db, client, settings) -> World:
         "coordinator": _staff("alpha-coordinator", COORDINATOR, alpha, MemberRole.COORDINATOR),
         "statistician": _staff("alpha-statistician", STATISTICIAN, alpha, MemberRole.STATISTICIAN),
         "other_coordinator": _staff("beta-coordinator", COORDINATOR, beta, MemberRole.COORDINATOR),
-        "superuser": UserFactory(username="root", is_staff=True, is_superuser=True),
+        "superuser": superuser,
     }
     issue_site_token(study=alpha, site=Site.objects.get(code="north"), name="north PACS")
     finalize_truth(

@@ -43,7 +43,8 @@ def reader(world, settings) -> Client:
 def _page_data(html: str) -> dict:
     found = re.search(r'id="reading-data" type="application/json">(.*?)</script>', html, re.S)
     assert found
-    return json.loads(found.group(1))
+    data: dict = json.loads(found.group(1))
+    return data
 
 
 def test_the_search_finds_ai_output_on_the_assisted_page(reader, world):

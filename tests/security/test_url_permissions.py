@@ -269,7 +269,7 @@ def _outcome(client: Client, method: str, path: str) -> str | int:
         if location == "/admin/" and path != "/admin/login/":
             return DENY  # the admin's answer for an object the user may not see
         response = client.get(response["Location"])
-    status = response.status_code
+    status: int = response.status_code
     if status >= 500 or status == 405:
         raise AssertionError(f"{method} {path} answered {status}")
     if status in (301, 302):
