@@ -1,0 +1,81 @@
+"""submit_read and open_assignment beyond what the views show: races, order, washout."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from studyplatform.reading.models import Read, ReadingSession
+from studyplatform.reading.selectors import assignment_for_reader, case_images, finding_types_of
+from studyplatform.reading.services import (
+    NotAvailableError,
+    OutOfOrderError,
+    open_assignment,
+    open_study,
+    randomize_study,
+    submit_read,
+)
+from tests.reading.helpers import make_study
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def session() -> ReadingSession:
+    study = make_study(n_cases=4, n_readers=1, with_images=True)
+    randomize_study(study=study)
+    open_study(study=study)
+    return ReadingSession.objects.get(study=study, number=1)
+
+
+def _loaded(assignment):
+    return assignment_for_reader(user=assignment.reader.user, assignment_id=assignment.pk)
+
+
+def _submit(assignment, key):
+    study_id = assignment.session.study_id
+    return submit_read(
+        assignment=assignment,
+        user=assignment.reader.user,
+        idempotency_key=key,
+        findings={
+            "nodule": {"present": True, "confidence": 60},
+            "effusion": {"present": False, "confidence": 20},
+        },
+        free_text="",
+        finding_types=list(finding_types_of(study_id)),
+        image_sizes={im.position: (im.rows, im.columns) for im in case_images(assignment.case_id)},
+    )
+
+
+def test_racing_submits_store_one_read(session):
+    first = session.assignments.order_by("position")[0]
+    open_assignment(assignment=_loaded(first))
+    # Both requests loaded the assignment before either stored its read.
+    one, two = _loaded(first), _loaded(first)
+    read, created = _submit(one, "key-first-tab-01")
+    again, created_again = _submit(two, "key-second-tab-2")
+    assert created and not created_again and again.pk == read.pk
+    assert Read.objects.filter(assignment=first).count() == 1
+
+
+def test_cases_open_in_order_only(session):
+    first, second = session.assignments.order_by("position")[:2]
+    with pytest.raises(OutOfOrderError):
+        open_assignment(assignment=_loaded(second))
+    opened = open_assignment(assignment=_loaded(first))
+    _submit(_loaded(first), "key-in-order-001")
+    assert open_assignment(assignment=_loaded(second)).opened_at >= opened.opened_at
+
+
+def test_a_session_opens_only_after_its_washout(session):
+    later = ReadingSession.objects.get(study=session.study, reader=session.reader, number=2)
+    assignment = later.assignments.order_by("position")[0]
+    with pytest.raises(NotAvailableError, match="washout"):
+        open_assignment(assignment=_loaded(assignment))
+    ReadingSession.objects.filter(pk=later.pk).update(
+        available_from=timezone.now() - timedelta(seconds=1)
+    )
+    assert open_assignment(assignment=_loaded(assignment)).opened_at is not None
