@@ -67,7 +67,9 @@ def test_cases_open_in_order_only(session):
         open_assignment(assignment=_loaded(second))
     opened = open_assignment(assignment=_loaded(first))
     _submit(_loaded(first), "key-in-order-001")
-    assert open_assignment(assignment=_loaded(second)).opened_at >= opened.opened_at
+    second_opened = open_assignment(assignment=_loaded(second)).opened_at
+    assert second_opened is not None and opened.opened_at is not None
+    assert second_opened >= opened.opened_at
 
 
 def test_a_session_opens_only_after_its_washout(session):
