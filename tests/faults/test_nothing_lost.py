@@ -134,7 +134,7 @@ def test_small_load_with_duplicates_and_dropped_connections_stores_one_read_each
     tmp_path: Path,
 ):
     _require_postgresql()
-    plan = build_study(slug="load-small", n_readers=5, n_cases=24)
+    plan = build_study(slug="load-small", n_readers=5, n_cases=16)
     cookies = session_cookies(list(plan))
     env = server_environment(current_database_url(), tmp_path, debug=True)
     port = free_port()

@@ -292,6 +292,15 @@ def test_every_url_pattern_is_in_the_permission_table():
 
 def test_every_role_gets_exactly_what_the_table_allows(world, settings):
     settings.DEBUG = False
+
+    def logged_in(role: str) -> Client:
+        client = Client()
+        user = world.users[role]
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    clients = {role: logged_in(role) for role in ROLES}
     wrong = []
     for route, _ in all_routes():
         check = check_for(route)
@@ -299,10 +308,8 @@ def test_every_role_gets_exactly_what_the_table_allows(world, settings):
             continue  # reported by the test above
         path = _path(route, check.kwargs(world), check.query)
         for role in ROLES:
-            client = Client()
-            user = world.users[role]
-            if user is not None:
-                client.force_login(user)
+            # A log-out ends the session: it gets a client of its own.
+            client = logged_in(role) if "logout" in route else clients[role]
             got = _outcome(client, check.method, path)
             expected = check.expected[role]
             if isinstance(expected, str) and got in (301, 302):
