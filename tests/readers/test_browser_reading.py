@@ -86,11 +86,9 @@ def _save_screenshot(page, tmp_path: Path, name: str) -> None:
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         target = ROOT / "docs" / "screenshots"
         target.mkdir(parents=True, exist_ok=True)
-        # A 256-colour palette keeps the README's pictures small (about 70 kB).
+        # Full colour: a palette would posterize the radiograph's gray levels into bands.
         with PILImage.open(path) as shot:
-            shot.convert("RGB").quantize(256, method=PILImage.Quantize.FASTOCTREE).save(
-                target / name, optimize=True
-            )
+            shot.convert("RGB").save(target / name, optimize=True)
 
 
 def _answer(page, code: str, present: bool, confidence: int) -> None:
