@@ -20,7 +20,7 @@ from django.db import transaction
 
 from studyplatform.accounts.roles import COORDINATOR, READER, STATISTICIAN, ensure_roles
 from studyplatform.prereads.services import run_demo_prereads
-from studyplatform.reading.demo import start_demo_reading
+from studyplatform.reading.demo import simulate_demo_reads, start_demo_reading
 from studyplatform.reading.models import Enrolment, Read, Reader
 from studyplatform.studies import imaging, phantoms
 from studyplatform.studies.models import (
@@ -87,10 +87,17 @@ class DemoSummary:
     cases: int
     images: int
     accounts: tuple[DemoAccount, ...]
+    simulated_reads: int = 0
 
 
-def build_demo_study(*, n_cases: int = 60, seed: int = DEMO_SEED) -> DemoSummary:
-    """Build the demo study from scratch, replacing an earlier one (idempotent)."""
+def build_demo_study(
+    *, n_cases: int = 60, seed: int = DEMO_SEED, simulate_reads: bool = False
+) -> DemoSummary:
+    """Build the demo study from scratch, replacing an earlier one (idempotent).
+
+    With ``simulate_reads`` readers R02-R04 have read every case in both arms (simulated, in
+    the past), so the dashboard and the analysis report have data; R01 is left to a person.
+    """
     if n_cases < len(SITES):
         raise ValueError(f"the demo needs at least {len(SITES)} cases, one per site")
     with transaction.atomic():
@@ -118,7 +125,10 @@ def build_demo_study(*, n_cases: int = 60, seed: int = DEMO_SEED) -> DemoSummary
         run_demo_prereads(study=study)
         # Crossover allocation from the seed; the study opens, reader R01 may read session 2 now.
         start_demo_reading(study=study)
-    return DemoSummary(study=study, cases=n_cases, images=n_cases, accounts=accounts)
+        reads = simulate_demo_reads(study=study, seed=seed) if simulate_reads else 0
+    return DemoSummary(
+        study=study, cases=n_cases, images=n_cases, accounts=accounts, simulated_reads=reads
+    )
 
 
 def _remove_previous_demo() -> None:

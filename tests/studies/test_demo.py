@@ -9,6 +9,7 @@ import pydicom
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
+from django.db import models
 
 from studyplatform.reading.models import Enrolment
 from studyplatform.studies.demo import ACCOUNTS, SITES
@@ -89,3 +90,31 @@ def test_demo_refuses_published_passwords_in_production(settings):
     with pytest.raises(CommandError, match="DEBUG is off"):
         call_command("demo", cases=3)
     assert not Study.objects.exists()
+
+
+def test_simulated_reads_fill_both_arms_for_three_readers_reproducibly(settings, roles):
+    from studyplatform.reading.models import Read, ReadFinding
+
+    settings.DEBUG = True
+    call_command("demo", cases=6, simulate_reads=True, stdout=StringIO())
+
+    def answers():
+        return sorted(
+            ReadFinding.objects.values_list(
+                "read__assignment__reader__code",
+                "read__assignment__case__case_id",
+                "read__assignment__arm__name",
+                "finding_type__code",
+                "present",
+                "confidence",
+            )
+        )
+
+    first = answers()
+    assert Read.objects.count() == 3 * 6 * 2
+    assert {row[0] for row in first} == {"R02", "R03", "R04"}
+    assert all(0 <= row[5] <= 100 and row[4] == (row[5] >= 50) for row in first)
+    assert not Read.objects.filter(submitted_at__lte=models.F("started_at")).exists()
+
+    call_command("demo", cases=6, simulate_reads=True, stdout=StringIO())
+    assert answers() == first

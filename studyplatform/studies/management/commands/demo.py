@@ -25,6 +25,11 @@ class Command(BaseCommand):
             "--base-url", default="http://127.0.0.1:8000/", help="Server address for the URLs."
         )
         parser.add_argument(
+            "--simulate-reads",
+            action="store_true",
+            help="Also fill in simulated reads of readers R02-R04 (both arms), for the dashboard.",
+        )
+        parser.add_argument(
             "--allow-production",
             action="store_true",
             help="Build it even with DEBUG off (the demo accounts have published passwords).",
@@ -38,19 +43,27 @@ class Command(BaseCommand):
             )
         started = time.perf_counter()
         try:
-            summary = build_demo_study(n_cases=options["cases"], seed=options["seed"])
+            summary = build_demo_study(
+                n_cases=options["cases"],
+                seed=options["seed"],
+                simulate_reads=options["simulate_reads"],
+            )
         except ValueError as error:
             raise CommandError(str(error)) from None
         base = options["base_url"].rstrip("/")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo study {summary.study.slug!r}: {summary.cases} cases, {summary.images} "
-                f"images, built in {time.perf_counter() - started:.1f} s."
+                f"images, {summary.simulated_reads} simulated reads, built in "
+                f"{time.perf_counter() - started:.1f} s."
             )
         )
         self.stdout.write(f"\nOpen {base}/login/ and log in with one of these demo accounts:\n")
         for account in summary.accounts:
-            where = f"{base}/admin/" if account.role != "reader" else f"{base}/"
+            where = {
+                "coordinator": f"{base}/dashboard/demo/ and {base}/admin/",
+                "statistician": f"{base}/dashboard/demo/report/",
+            }.get(account.role, f"{base}/ (worklist)")
             self.stdout.write(
                 f"  {account.role:<13} {account.username:<13} password {account.password:<20}"
                 f" then {where}"
