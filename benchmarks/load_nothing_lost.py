@@ -368,7 +368,7 @@ def submit_until_stored(
         try:
             answer = client.request("POST", case.submit_url, case.body, case.headers)
         except OSError:
-            answer = None
+            pass  # the connection broke: try again, as the page does
         else:
             stats.add(answer)
             if answer.status in (200, 201):
