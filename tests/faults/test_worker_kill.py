@@ -3,7 +3,8 @@
 The pool process running the task is killed with SIGKILL, as the kernel's out-of-memory killer
 would. Late acknowledgement plus reject-on-worker-lost (studyplatform.celery) put the message
 back on the queue; the worker's next pool process runs it again (after Celery's
-``worker_lost_wait``, 10 s), and the task finishes exactly once. The embedded broker locally; the broker CELERY_BROKER_URL names where it is set (CI: Redis).
+``worker_lost_wait``, 10 s), and the task finishes exactly once. The embedded broker locally;
+the broker CELERY_BROKER_URL names where it is set (CI: Redis).
 """
 
 from __future__ import annotations
