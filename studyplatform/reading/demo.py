@@ -132,7 +132,8 @@ def simulate_demo_reads(
             probability = ai.get((assignment.case_id, ft.pk))
             if assignment.arm.shows_ai and probability is not None:
                 p = min(max(probability, 1e-4), 1 - 1e-4)
-                score += 0.5 * float(np.log(p / (1 - p)))
+                # Readers weigh the AI but do not copy it: its logit counts a quarter, capped.
+                score += 0.25 * float(np.clip(np.log(p / (1 - p)), -2.0, 2.0))
             confidence = round(100 / (1 + float(np.exp(-score))))
             answers.append(
                 ReadFinding(finding_type=ft, present=confidence >= 50, confidence=confidence)
