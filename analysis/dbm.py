@@ -79,11 +79,11 @@ class DBMMeanSquares:
 class DBMVarComponents:
     """DBM variance components from the expected mean squares (untruncated)."""
 
-    var_R: float  # noqa: N815 - statistical notation of the JSON
-    var_C: float  # noqa: N815
-    var_TR: float  # noqa: N815
-    var_TC: float  # noqa: N815
-    var_RC: float  # noqa: N815
+    var_R: float
+    var_C: float
+    var_TR: float
+    var_TC: float
+    var_RC: float
     var_error: float
 
 

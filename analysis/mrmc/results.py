@@ -25,8 +25,8 @@ class VarComponents:
     different treatments; ``var_error``: error variance of one metric value.
     """
 
-    var_R: float  # noqa: N815 - the names of the JSON contract
-    var_TR: float  # noqa: N815
+    var_R: float
+    var_TR: float
     cov1: float
     cov2: float
     cov3: float

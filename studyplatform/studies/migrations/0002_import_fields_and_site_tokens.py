@@ -5,51 +5,90 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('studies', '0001_initial'),
+        ("studies", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='image',
-            name='burned_in_annotation',
-            field=models.CharField(blank=True, help_text="The header's BurnedInAnnotation (YES, NO, or empty when it does not say).", max_length=3),
+            model_name="image",
+            name="burned_in_annotation",
+            field=models.CharField(
+                blank=True,
+                help_text="The header's BurnedInAnnotation (YES, NO, or empty when it does not say).",
+                max_length=3,
+            ),
         ),
         migrations.AddField(
-            model_name='image',
-            name='display_offset',
-            field=models.IntegerField(default=0, help_text='Added to the stored values to make the derivative unsigned (e.g. CT in HU); the window is in derivative units.'),
+            model_name="image",
+            name="display_offset",
+            field=models.IntegerField(
+                default=0,
+                help_text="Added to the stored values to make the derivative unsigned (e.g. CT in HU); the window is in derivative units.",
+            ),
         ),
         migrations.AddField(
-            model_name='image',
-            name='source_format',
-            field=models.CharField(blank=True, choices=[('dicom', 'DICOM'), ('png', 'PNG'), ('jpeg', 'JPEG')], max_length=10),
+            model_name="image",
+            name="source_format",
+            field=models.CharField(
+                blank=True,
+                choices=[("dicom", "DICOM"), ("png", "PNG"), ("jpeg", "JPEG")],
+                max_length=10,
+            ),
         ),
         migrations.AddField(
-            model_name='image',
-            name='source_sha256',
-            field=models.CharField(blank=True, db_index=True, help_text='Of the file as received, before de-identification: recognises re-imports.', max_length=64),
+            model_name="image",
+            name="source_sha256",
+            field=models.CharField(
+                blank=True,
+                db_index=True,
+                help_text="Of the file as received, before de-identification: recognises re-imports.",
+                max_length=64,
+            ),
         ),
         migrations.AddField(
-            model_name='image',
-            name='transfer_syntax',
+            model_name="image",
+            name="transfer_syntax",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.CreateModel(
-            name='SiteToken',
+            name="SiteToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text="Which system uses it, e.g. 'PACS router'.", max_length=100)),
-                ('token_sha256', models.CharField(max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('site', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tokens', to='studies.site')),
-                ('study', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='site_tokens', to='studies.study')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="Which system uses it, e.g. 'PACS router'.", max_length=100
+                    ),
+                ),
+                ("token_sha256", models.CharField(max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "site",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tokens",
+                        to="studies.site",
+                    ),
+                ),
+                (
+                    "study",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="site_tokens",
+                        to="studies.study",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['study', 'site', 'created_at'],
+                "ordering": ["study", "site", "created_at"],
             },
         ),
     ]
