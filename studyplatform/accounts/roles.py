@@ -44,6 +44,8 @@ ROLE_PERMISSIONS: Final[dict[str, frozenset[tuple[str, str]]]] = {
     COORDINATOR: frozenset(
         _codes(_COORDINATED_MODELS, _MANAGE)
         | _codes(_VIEW_ONLY_FOR_COORDINATORS, ("view",))
+        # Hospitals' arrival tokens: coordinators issue and revoke them; nobody else sees them.
+        | _codes({"studies": ("sitetoken",)}, ("view", "change"))
         | {("studies", "lock_study"), ("studies", "view_analysis"), ("studies", "export_study")}
     ),
     STATISTICIAN: frozenset(

@@ -184,8 +184,9 @@ ADMIN: dict[str, Admin] = {
     "studies/truth": Admin(
         lambda w: Truth.objects.filter(case__study=w.alpha).first(), STAFF, IN_ALPHA, COORDINATORS
     ),
+    # Site tokens: a study's coordinators revoke them; statisticians never see them.
     "studies/sitetoken": Admin(
-        lambda w: SiteToken.objects.get(study=w.alpha), {SU}, {SU}, frozenset(), {SU}
+        lambda w: SiteToken.objects.get(study=w.alpha), COORDINATORS, {C, SU}, frozenset(), {SU}
     ),
     "prereads/aimodel": Admin(lambda w: AIModel.objects.first(), STAFF, STAFF, COORDINATORS, {SU}),
     "prereads/preread": Admin(
