@@ -87,6 +87,19 @@ def test_lesion_difficulty_varies():
     assert min(contrasts) < 0.4 * max(contrasts)
 
 
+def test_larger_nodules_are_denser_but_some_stay_faint():
+    # A sphere's projected thickness grows with its size: big nodules are the conspicuous ones.
+    areas, contrasts = [], []
+    for seed in range(40, 64):
+        normal = _phantom(seed).pixels.astype(np.float64)
+        sick = _phantom(seed, "nodule")
+        mask = sick.masks["nodule"]
+        areas.append(mask.sum())
+        contrasts.append((sick.pixels[mask] - normal[mask]).max())
+    assert np.corrcoef(areas, contrasts)[0, 1] > 0.3
+    assert min(contrasts) < 0.3 * max(contrasts)
+
+
 def test_modality_and_style_shift_the_rendering_not_the_patient():
     cr = _phantom(5, "nodule", modality="CR", manufacturer_style=0)
     dx = _phantom(5, "nodule", modality="DX", manufacturer_style=2)
