@@ -55,4 +55,6 @@ def test_shipped_model_separates_fresh_phantoms(db):
 
     aucs = training.auc_per_finding(probabilities, ys)
     assert aucs["effusion"] > 0.8 and aucs["pneumothorax"] > 0.8, aucs
+    # Nodules are small and some are faint on purpose: clearly better than chance, not perfect.
+    assert aucs["nodule"] > 0.7, aucs
     assert np.all((probabilities >= 0) & (probabilities <= 1))

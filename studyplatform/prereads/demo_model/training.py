@@ -8,6 +8,11 @@ model meets all three sites' processing.
 
 Phantoms are drawn at 256 px (four times cheaper than the demo's 512 px; lesion geometry scales
 with the image) and go through the same ``preprocess`` as at inference.
+
+Nodules (3-9 px across at the 128 px input) are learned last: their held-out AUC stays near
+chance for the first five epochs and climbs to about 0.82 by epoch 11 of the default 14, so
+shorter runs (fewer phantoms or epochs) say little about nodules. Pneumothorax and effusion pass
+0.9 within four epochs.
 """
 
 from __future__ import annotations
