@@ -118,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=96)
     parser.add_argument("--size", type=int, default=512, help="Image rows = columns.")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, help="Cases per message (the service default).")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -130,7 +130,9 @@ def main() -> None:
         from studyplatform.prereads.inference import pick_device
         from studyplatform.prereads.registry import register_demo_model
         from studyplatform.prereads.runner import CPU_CHUNK, GPU_CHUNK
-        from studyplatform.prereads.services import request_prereads, run_prereads_now
+        from studyplatform.prereads.services import BATCH_SIZE, request_prereads, run_prereads_now
+
+        args.batch_size = args.batch_size or BATCH_SIZE
 
         device = pick_device()
         chunk = GPU_CHUNK if device.type == "cuda" else CPU_CHUNK

@@ -192,7 +192,7 @@ else:
         "data_folder_out": str(_broker_dir / "queue"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
-        "polling_interval": 0.2,
+        "polling_interval": 0.05,
     }
     CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", (VAR_DIR / "results").as_uri())
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1)

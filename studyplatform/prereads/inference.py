@@ -73,12 +73,24 @@ def set_worker_processes(count: int) -> None:
     _worker_processes = max(1, count)
 
 
+def torch_threads_for(cores: int, processes: int) -> int:
+    """Each pool process's share of the cores, less one for its decode/encode thread.
+
+    A process runs the model in torch's threads and decodes the next chunk and encodes heatmaps
+    in one helper thread (runner.py). Giving torch the whole share oversubscribes the cores: on
+    two cores, two torch threads plus the helper ran a batch at 64% of a plain loop's speed, one
+    torch thread at 84-94% (benchmarks/README.md).
+    """
+    share = max(1, cores // max(1, processes))
+    return share - 1 if share >= 2 else 1
+
+
 def configure_threads() -> int:
-    """Torch threads = cores / worker processes, so prefork children do not oversubscribe."""
+    """Set torch's threads in a worker process (see torch_threads_for), once."""
     global _threads_configured
     if _worker_processes is not None and not _threads_configured:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        torch.set_num_threads(max(1, (cores or 1) // _worker_processes))
+        torch.set_num_threads(torch_threads_for(cores or 1, _worker_processes))
         _threads_configured = True
     return torch.get_num_threads()
 

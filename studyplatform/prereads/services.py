@@ -23,7 +23,7 @@ from studyplatform.studies.models import Case, Study
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 16  # cases per task message
+BATCH_SIZE = 32  # cases per task message: fewer messages, longer pipelines (benchmarks/README.md)
 STAGES = ("decode", "preprocess", "forward", "gradcam", "encode", "database")
 
 

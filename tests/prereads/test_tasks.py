@@ -67,7 +67,9 @@ def test_done_preread_has_probabilities_heatmap_and_timings(study_factory, ai_mo
     with preread.heatmap.open("rb") as handle:
         heatmap = PILImage.open(io.BytesIO(handle.read()))
     image = Image.objects.get(case=case)
-    assert heatmap.mode == "L" and heatmap.size == (image.columns, image.rows)
+    # On the model's input grid, which covers the whole displayed image (the viewer stretches it).
+    rows, columns = ai_model.spec["input_size"]
+    assert image.rows != rows and heatmap.mode == "L" and heatmap.size == (columns, rows)
     assert set(preread.timings) == {"decode", "preprocess", "forward", "gradcam", "encode"}
     assert preread.duration_ms is not None and preread.duration_ms > 0
     assert preread.finished_at is not None and preread.started_at is not None

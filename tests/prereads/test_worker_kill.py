@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from studyplatform.prereads.inference import torch_threads_for
 from studyplatform.prereads.models import PreRead, PreReadFinding, PreReadStatus
 from tests.prereads.conftest import make_study, register_random_model
 from tests.services import ROOT, celery_worker, current_database_url, require, service_env
@@ -90,5 +91,6 @@ def test_worker_killed_mid_batch_loses_no_case_and_duplicates_none(tmp_path):
     assert len(heatmaps) == N_CASES
     text = log.read_text()
     assert "WorkerLostError" in text or "SIGKILL" in text
-    # One pool process (-c 1): it takes every core for torch's threads.
-    assert f"with {len(os.sched_getaffinity(0))} torch threads" in text
+    # One pool process (-c 1): every core but the one left to its decode/encode thread.
+    threads = torch_threads_for(len(os.sched_getaffinity(0)), 1)
+    assert f"with {threads} torch threads" in text
