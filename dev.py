@@ -135,10 +135,15 @@ def main() -> None:
         "check", help="lint, type-check, import and migration checks"
     )
     check_parser.set_defaults(run=check)
-    test_parser = commands.add_parser("test", help="set up and run the test suite")
-    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest")
+    test_parser = commands.add_parser(
+        "test", help="set up and run the test suite (other options go to pytest)"
+    )
     test_parser.set_defaults(run=test)
-    arguments = parser.parse_args()
+    # Everything after `test` that dev.py does not know goes to pytest (`test -q -k name`).
+    arguments, extra = parser.parse_known_args()
+    if extra and arguments.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    arguments.pytest_args = extra
     arguments.run(arguments)
 
 
