@@ -270,7 +270,14 @@ def _assignment_counts(study: Study, name: str, query: Any) -> list[tuple[Any, .
     if not study.allocation_frozen:
         return list(query)
     state = Assignment.objects.aggregate(top=Max("id"))["top"] or 0
-    key = (name, str(query.query), state, _assignment_total())
+    # The study's creation time too: a flushed database (each transactional test) starts its
+    # IDs again, so another study could repeat this one's IDs, newest assignment and count.
+    key = (
+        name,
+        f"{study.pk}@{study.created_at.isoformat()}:{query.query}",
+        state,
+        _assignment_total(),
+    )
     with _CACHE_LOCK:
         cached = _ALLOCATION_CACHE.get(key)
     if cached is None:
