@@ -26,10 +26,17 @@ AI_MARKERS = ("0.8731", "0.873", "0.87", "0.1234", "0.123", "ai-panel", "ai-data
               "ai.css", "heatmap", "AI pre-read", "flagged")  # fmt: skip
 
 
+def _found(marker: str, text: str) -> bool:
+    if marker[0].isdigit():
+        # A probability stands as a number of its own: "10.123456" in a timestamp is not 0.123.
+        return re.search(rf"(?<![\d.]){re.escape(marker)}(?!\d)", text) is not None
+    return marker in text
+
+
 def _leaks(body: bytes | str, world: World) -> list[str]:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     models = {p.model.name for p in PreRead.objects.filter(case__study=world.alpha)}
-    return [marker for marker in (*AI_MARKERS, *models) if marker in text]
+    return [marker for marker in (*AI_MARKERS, *models) if _found(marker, text)]
 
 
 @pytest.fixture
