@@ -8,8 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.services import IN_CI
+
+# Property tests explore new examples on a developer's machine, and in CI run the same examples
+# every time, so that a CI failure is a regression that reproduces, not a new random draw.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+if IN_CI:
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)
