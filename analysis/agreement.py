@@ -51,14 +51,11 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import special
 
+from analysis._common import jsonable_float as _num
+
 Weights = Literal["none", "linear", "quadratic"]
 WEIGHTS: tuple[str, ...] = ("none", "linear", "quadratic")
 FloatArray = npt.NDArray[np.float64]
-
-
-def _num(x: float) -> float | None:
-    """JSON-able float: NaN becomes None."""
-    return None if not math.isfinite(x) else float(x)
 
 
 @dataclass(frozen=True)

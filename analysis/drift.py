@@ -34,12 +34,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis._common import jsonable_float as _num
+
 _FLOOR = 1e-4
 STRATA: tuple[str, ...] = ("all", "positive", "negative")
-
-
-def _num(x: float) -> float | None:
-    return None if not math.isfinite(x) else float(x)
 
 
 def psi(reference: np.ndarray[Any, Any], sample: np.ndarray[Any, Any], bins: int = 10) -> float:

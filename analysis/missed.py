@@ -49,13 +49,12 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from analysis._common import jsonable_float as _num
+from analysis.standalone import wilson
+
 ARMS: tuple[str, str] = ("unassisted", "assisted")
 Kind = Literal["missed", "false_positive"]
 _NEEDED = ("reader", "case", "arm", "finding", "truth", "call", "ai_probability")
-
-
-def _num(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
 
 
 @dataclass(frozen=True)
@@ -229,12 +228,8 @@ def _check(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def _wilson(events: int, n: int, alpha: float) -> tuple[float, float]:
-    from statsmodels.stats.proportion import proportion_confint
-
-    if n == 0:
-        return math.nan, math.nan
-    lo, hi = proportion_confint(events, n, alpha=alpha, method="wilson")
-    return float(lo), float(hi)
+    interval = wilson(events, n, alpha)
+    return interval.ci_lower, interval.ci_upper
 
 
 def _or_part(

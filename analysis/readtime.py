@@ -30,11 +30,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from analysis._common import jsonable_float as _num
+
 ARMS: tuple[str, str] = ("unassisted", "assisted")
-
-
-def _num(x: float) -> float | None:
-    return None if not math.isfinite(x) else float(x)
 
 
 @dataclass(frozen=True)

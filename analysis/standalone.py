@@ -37,12 +37,10 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from analysis._common import jsonable_float as _num
+
 SUBGROUPS: tuple[str, ...] = ("site", "manufacturer", "modality")
 _NEEDED = ("reader", "case", "arm", "finding", "truth", "confidence", "ai_probability")
-
-
-def _num(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
 
 
 @dataclass(frozen=True)
