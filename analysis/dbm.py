@@ -53,7 +53,13 @@ from analysis.io import MRMCDesign, mrmc_design
 from analysis.mrmc.covariance import Metric, metric_placements
 from analysis.mrmc.distributions import f_upper_p, t_quantile, t_two_sided_p
 from analysis.mrmc.obuchowski_rockette import FACTORS, Factors, check_options
-from analysis.mrmc.results import Difference, GlobalTest, SingleTreatment, _json_float
+from analysis.mrmc.results import (
+    Difference,
+    GlobalTest,
+    SingleTreatment,
+    _json_float,
+    inference_lines,
+)
 from analysis.roc import leave_one_out_auc
 
 if TYPE_CHECKING:
@@ -132,7 +138,6 @@ class DBMResult:
 
     def to_text(self) -> str:
         """A readable report of the DBM analysis."""
-        level = f"{100 * (1 - self.alpha):g}%"
         test = self.global_test
         lines = [
             "Dorfman-Berbaum-Metz MRMC analysis (jackknife pseudovalues), Hillis df",
@@ -150,20 +155,8 @@ class DBMResult:
             "",
             f"global test: F = {test.statistic:.4f}, df = ({test.df1}, {_num(test.df2, 2)}), "
             f"p = {test.p_value:.4f}",
-            "",
-            f"{'difference':<16}{'estimate':>10}{'SE':>10}{'df':>9}{level + ' CI':>24}{'p':>9}",
         ]
-        for d in self.differences:
-            lines.append(
-                f"{d.pair:<16}{d.estimate:>10.6f}{d.se:>10.6f}{_num(d.df, 2):>9}"
-                f"{f'({d.ci_lower:.6f}, {d.ci_upper:.6f})':>24}{d.p_value:>9.4f}"
-            )
-        lines += ["", f"{'treatment':<16}{'estimate':>10}{'SE':>10}{'df':>9}{level + ' CI':>24}"]
-        for name, s in self.single_treatment.items():
-            lines.append(
-                f"{name:<16}{s.estimate:>10.6f}{s.se:>10.6f}{_num(s.df, 2):>9}"
-                f"{f'({s.ci_lower:.6f}, {s.ci_upper:.6f})':>24}"
-            )
+        lines += inference_lines(self.differences, self.single_treatment, self.alpha)
         return "\n".join(lines) + "\n"
 
 

@@ -135,7 +135,6 @@ class ORResult:
 
     def to_text(self) -> str:
         """A readable report: values, variance components, test, differences, intervals."""
-        level = f"{100 * (1 - self.alpha):g}%"
         lines = [
             "Obuchowski-Rockette MRMC analysis, Hillis degrees of freedom",
             f"metric {self.metric}, covariance {self.cov}, factors {self.factors}",
@@ -165,21 +164,32 @@ class ORResult:
             "",
             f"global test: {test.statistic_name} = {_fmt(test.statistic, 4)}, df = ({df}), "
             f"p = {_fmt(test.p_value, 4)}",
-            "",
-            f"{'difference':<16}{'estimate':>10}{'SE':>10}{'df':>8}{level + ' CI':>24}{'p':>9}",
         ]
-        for d in self.differences:
-            lines.append(
-                f"{d.pair:<16}{_fmt(d.estimate):>10}{_fmt(d.se):>10}{_fmt(d.df, 2):>8}"
-                f"{_ci(d.ci_lower, d.ci_upper):>24}{_fmt(d.p_value, 4):>9}"
-            )
-        lines += ["", f"{'treatment':<16}{'estimate':>10}{'SE':>10}{'df':>8}{level + ' CI':>24}"]
-        for name, s in self.single_treatment.items():
-            lines.append(
-                f"{name:<16}{_fmt(s.estimate):>10}{_fmt(s.se):>10}{_fmt(s.df, 2):>8}"
-                f"{_ci(s.ci_lower, s.ci_upper):>24}"
-            )
+        lines += inference_lines(self.differences, self.single_treatment, self.alpha)
         return "\n".join(lines) + "\n"
+
+
+def inference_lines(
+    differences: tuple[Difference, ...], single: dict[str, SingleTreatment], alpha: float
+) -> list[str]:
+    """The differences and single-treatment intervals as table rows (OR and DBM reports)."""
+    level = f"{100 * (1 - alpha):g}%"
+    lines = [
+        "",
+        f"{'difference':<16}{'estimate':>10}{'SE':>10}{'df':>8}{level + ' CI':>24}{'p':>9}",
+    ]
+    for d in differences:
+        lines.append(
+            f"{d.pair:<16}{_fmt(d.estimate):>10}{_fmt(d.se):>10}{_fmt(d.df, 2):>8}"
+            f"{_ci(d.ci_lower, d.ci_upper):>24}{_fmt(d.p_value, 4):>9}"
+        )
+    lines += ["", f"{'treatment':<16}{'estimate':>10}{'SE':>10}{'df':>8}{level + ' CI':>24}"]
+    for name, s in single.items():
+        lines.append(
+            f"{name:<16}{_fmt(s.estimate):>10}{_fmt(s.se):>10}{_fmt(s.df, 2):>8}"
+            f"{_ci(s.ci_lower, s.ci_upper):>24}"
+        )
+    return lines
 
 
 def _fmt(value: float | None, digits: int = 6) -> str:
