@@ -170,7 +170,7 @@ class ORResult:
 
 
 def inference_lines(
-    differences: tuple[Difference, ...], single: dict[str, SingleTreatment], alpha: float
+    differences: tuple[Difference, ...], single: Mapping[str, SingleTreatment], alpha: float
 ) -> list[str]:
     """The differences and single-treatment intervals as table rows (OR and DBM reports)."""
     level = f"{100 * (1 - alpha):g}%"
