@@ -35,6 +35,12 @@ class Action:
     READ_CORRECT = "read.correct"
     MODEL_REGISTER = "model.register"
     EXPORT_CREATE = "export.create"
+    PROTOCOL_FREEZE = "protocol.freeze"
+    PROTOCOL_AMEND = "protocol.amend"
+    PROTOCOL_AMEND_REFUSED = "protocol.amend_refused"
+    WASHOUT_WAIVE = "session.washout_waived"
+    UNBLIND = "study.unblind"
+    INTERIM_VIEW = "analysis.interim_view"
 
 
 def canonical_json(value: Any) -> str:
@@ -109,6 +115,7 @@ class Signature(models.Model):
     class Kind(models.TextChoices):
         STUDY_LOCK = "study.lock", "Lock study"
         TRUTH_FINALIZE = "truth.finalize", "Finalize ground truth"
+        PROTOCOL_AMEND = "protocol.amend", "Amend the protocol"
 
     signer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signatures"

@@ -4,12 +4,8 @@ Both need the signer to re-enter their password; the signature stores who, when,
 the signer approved and a digest of the study's data, and is itself an audit event. A wrong
 password is refused and audited as a refused attempt.
 
-Guards other services call before changing a study's data (they raise, the change is refused)::
-
-    ensure_not_locked(study)            # any change to the study, its cases, reads, allocation
-    ensure_truth_not_finalized(study)   # any change to its ground truth (also refuses locked)
-
-Both errors subclass PermissionDenied: a view that does not catch them answers 403, never 500.
+What the signatures freeze is enforced in one place, ``studyplatform.studies.guards``, inside
+the write transaction of every service that changes a study's data.
 """
 
 from __future__ import annotations
@@ -17,7 +13,7 @@ from __future__ import annotations
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser, PermissionsMixin
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -41,14 +37,6 @@ _REQUIRED_PERMISSION = {
 }
 
 
-class StudyLockedError(PermissionDenied):
-    """A change to a locked study was refused."""
-
-
-class TruthFinalizedError(PermissionDenied):
-    """A change to finalized ground truth was refused."""
-
-
 class SignatureRefusedError(PermissionDenied):
     """The signer is not allowed to sign, or the password was wrong."""
 
@@ -57,41 +45,8 @@ class SignatureStateError(ValidationError):
     """The study is not in a state that this signature can approve."""
 
 
-def _is_locked_now(study: Study) -> bool:
-    if connection.vendor == "postgresql" and connection.in_atomic_block:
-        # FOR SHARE: concurrent writers of the study's data do not block each other, but
-        # lock_study (FOR UPDATE) waits for them, and they wait for a lock in progress.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT state FROM studies_study WHERE id = %s FOR SHARE", [study.pk])
-            row = cursor.fetchone()
-        return row is not None and row[0] == StudyState.LOCKED
-    state = Study.objects.filter(pk=study.pk).values_list("state", flat=True).first()
-    return state == StudyState.LOCKED
-
-
-def ensure_not_locked(study: Study) -> None:
-    """Raise StudyLockedError when the study is locked (read from the database, not ``study``).
-
-    Call it inside the transaction that makes the change, before any ``record()``: on
-    PostgreSQL the check then holds a share lock on the study row until commit, so a lock cannot
-    slip in between (and taking it before the audit chain's lock keeps one lock order).
-    """
-    if _is_locked_now(study):
-        raise StudyLockedError(f"study {study.slug} is locked: it accepts no change")
-
-
-def ensure_truth_not_finalized(study: Study) -> None:
-    ensure_not_locked(study)
-    signature = signature_for(study, Signature.Kind.TRUTH_FINALIZE)
-    if signature is not None:
-        raise TruthFinalizedError(
-            f"the ground truth of study {study.slug} was finalized by {signature.signer} on "
-            f"{signature.signed_at:%Y-%m-%d %H:%M} UTC: it accepts no change"
-        )
-
-
 def is_truth_finalized(study: Study) -> bool:
-    return Signature.objects.filter(study=study, kind=Signature.Kind.TRUTH_FINALIZE).exists()
+    return Study.objects.filter(pk=study.pk, truth_finalized_at__isnull=False).exists()
 
 
 def may_sign(user: AbstractBaseUser | AnonymousUser, study: Study, kind: str) -> bool:
@@ -217,4 +172,7 @@ def finalize_truth(
                 "finding type pairs have no truth"
             )
         digest = study_data_digest(locked)
-        return _sign(user=user, study=locked, kind=kind, meaning=meaning, data_sha256=digest)
+        signature = _sign(user=user, study=locked, kind=kind, meaning=meaning, data_sha256=digest)
+        Study.objects.filter(pk=locked.pk).update(truth_finalized_at=signature.signed_at)
+    study.refresh_from_db(fields=["truth_finalized_at"])
+    return signature

@@ -25,6 +25,9 @@ class AnalysisStatus(models.TextChoices):
 class AnalysisResult(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="analyses")
     data_version = models.CharField(max_length=64)
+    protocol_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The study's protocol version the analysis followed."
+    )
     status = models.CharField(
         max_length=10, choices=AnalysisStatus.choices, default=AnalysisStatus.PENDING
     )

@@ -64,8 +64,17 @@ class ReadingSession(models.Model):
     washout_waived = models.BooleanField(
         default=False,
         help_text="Opens at available_from even if the previous session ended less than the "
-        "washout ago (demo accounts only).",
+        "washout ago: an explicit, audited waiver.",
     )
+    washout_waiver_reason = models.TextField(blank=True)
+    washout_waived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    washout_waived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["study", "reader", "number"]
@@ -142,6 +151,13 @@ class Read(models.Model):
     idempotency_key = models.CharField(max_length=64, unique=True)
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    protocol_version = models.PositiveIntegerField(
+        default=1, help_text="The study's protocol version in force when the read was submitted."
+    )
+    contradiction_confirmed = models.BooleanField(
+        default=False,
+        help_text="The reader confirmed a call that contradicts its rating (study's rule).",
     )
 
     class Meta:

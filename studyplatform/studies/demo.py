@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connection, transaction
 
 from studyplatform.accounts.roles import COORDINATOR, READER, STATISTICIAN, ensure_roles
 from studyplatform.prereads.services import run_demo_prereads
@@ -135,7 +135,11 @@ def _remove_previous_demo() -> None:
     previous = Study.objects.filter(slug=DEMO_SLUG).first()
     if previous is None:
         return
-    # Reads are protected against deletion everywhere else; the demo alone may discard them.
+    # Reads are append-only everywhere else (a PostgreSQL trigger refuses deletes); the demo
+    # alone may discard its own, and says so to the trigger for this transaction only.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL studyplatform.purge_reads = 'on'")
     Read.objects.filter(assignment__session__study=previous, supersedes__isnull=False).delete()
     Read.objects.filter(assignment__session__study=previous).delete()
     folder = Path(settings.MEDIA_ROOT) / "studies" / str(previous.pk)

@@ -6,8 +6,10 @@ that the allocation can be regenerated bit for bit; a locked study is read-only.
 
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -38,6 +40,27 @@ class StudyState(models.TextChoices):
     LOCKED = "locked", "Locked"
 
 
+class RatingScale(models.TextChoices):
+    PROBABILITY = "probability", "Probability that the finding is present, 0-100"
+
+
+class ContradictionRule(models.TextChoices):
+    """What a submit does when the call and the rating disagree (absent at 90, present at 10)."""
+
+    REJECT = "reject", "Refuse the read until the call and the rating agree"
+    CONFIRM = "confirm", "Accept it once the reader confirms the contradiction"
+
+
+class PrimaryEndpoint(models.TextChoices):
+    AUC = "auc", "Reader-averaged AUC difference (OR MRMC), per finding type"
+    MISSED = "missed", "Missed clinically significant findings (OR MRMC on sensitivity)"
+
+
+def generate_seed() -> int:
+    """A randomization seed nobody chose: drawn by the server from the OS's secure source."""
+    return secrets.randbits(62)
+
+
 class StudyQuerySet(models.QuerySet["Study"]):
     def open(self) -> StudyQuerySet:
         return self.filter(state=StudyState.OPEN)
@@ -49,8 +72,10 @@ class Study(models.Model):
     description = models.TextField(blank=True)
     design = models.CharField(max_length=20, choices=Design.choices, default=Design.CROSSOVER)
     seed = models.BigIntegerField(
+        default=generate_seed,
         validators=[MinValueValidator(0)],
-        help_text="Every allocation derives from this seed; it cannot change once the study opens.",
+        help_text="Every allocation derives from this seed, drawn by the server; concealed from "
+        "staff until the study is locked.",
     )
     washout_days = models.PositiveIntegerField(
         default=28, help_text="Minimum days between a reader's crossover sessions."
@@ -63,10 +88,47 @@ class Study(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Readers who read each arriving case (prospective design only).",
     )
+    rating_scale = models.CharField(
+        max_length=20, choices=RatingScale.choices, default=RatingScale.PROBABILITY
+    )
+    contradiction_rule = models.CharField(
+        max_length=10,
+        choices=ContradictionRule.choices,
+        default=ContradictionRule.REJECT,
+        help_text="A call that contradicts its rating (absent at 90) is refused, or accepted "
+        "once the reader confirms it.",
+    )
+    primary_endpoint = models.CharField(
+        max_length=20, choices=PrimaryEndpoint.choices, default=PrimaryEndpoint.AUC
+    )
+    ni_margin = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Non-inferiority margin on the primary endpoint's difference (empty: "
+        "superiority).",
+    )
+    ai_model_name = models.CharField(
+        max_length=80, blank=True, help_text="The pinned AI model: the only one readers see."
+    )
+    ai_model_version = models.CharField(max_length=40, blank=True)
+    ai_model_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="The pinned model file's sha256, as registered."
+    )
+    protocol_version = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="The frozen protocol in force (0: a draft, not frozen yet).",
+    )
     state = models.CharField(max_length=10, choices=StudyState.choices, default=StudyState.DRAFT)
     created_at = models.DateTimeField(auto_now_add=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     locked_at = models.DateTimeField(null=True, blank=True)
+    truth_finalized_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the ground truth was signed as final.",
+    )
 
     objects = StudyQuerySet.as_manager()
 
@@ -101,6 +163,19 @@ class Study(models.Model):
         """Allocation and design may change only while the study is a draft."""
         return self.state != StudyState.DRAFT
 
+    @property
+    def protocol_frozen(self) -> bool:
+        """The protocol changes only by a signed amendment once the study has opened."""
+        return self.protocol_version > 0
+
+    @property
+    def truth_finalized(self) -> bool:
+        return self.truth_finalized_at is not None
+
+    @property
+    def has_pinned_model(self) -> bool:
+        return bool(self.ai_model_name and self.ai_model_version and self.ai_model_sha256)
+
 
 class Arm(models.Model):
     """A reading condition. ``shows_ai`` decides whether the reader may see any AI output."""
@@ -127,6 +202,16 @@ class FindingType(models.Model):
     name = models.CharField(max_length=100)
     clinically_significant = models.BooleanField(default=True)
     order = models.PositiveSmallIntegerField(default=0)
+    ai_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="The AI's operating threshold for this finding (empty: the pinned model's).",
+    )
+    introduced_in = models.PositiveIntegerField(
+        default=1,
+        help_text="Protocol version that added this finding type: reads from then on ask it.",
+    )
 
     class Meta:
         ordering = ["study", "order", "code"]
@@ -306,3 +391,37 @@ class SiteToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.site.code} -> {self.study.slug})"
+
+
+class Protocol(models.Model):
+    """One frozen version of a study's protocol: what the study promised, as it stood.
+
+    Version 1 is frozen when the study opens; each signed amendment adds the next version.
+    ``content`` is the whole protocol (design, arms, finding types and their significance, rating
+    scale, AI thresholds, the pinned model, washout, primary endpoint, margin) and ``sha256`` its
+    digest, which the amendment's signature and every analysis name.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="protocols")
+    version = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    content = models.JSONField()
+    sha256 = models.CharField(max_length=64)
+    reason = models.TextField(help_text="Why: 'opened for reading', or the amendment's reason.")
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["study", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "version"], name="protocol_unique_version"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="protocol_version_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug} protocol v{self.version}"

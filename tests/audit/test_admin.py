@@ -33,6 +33,9 @@ def _study_form(study, **changes):
         "washout_days": study.washout_days,
         "split_plot_groups": study.split_plot_groups,
         "readers_per_case": study.readers_per_case,
+        "rating_scale": study.rating_scale,
+        "contradiction_rule": study.contradiction_rule,
+        "primary_endpoint": study.primary_endpoint,
     }
     for prefix in ("arms", "finding_types", "memberships"):
         data |= {f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0}

@@ -245,7 +245,8 @@ def test_randomizing_and_opening_are_audited():
     randomize_study(study=study)  # verification only: no second event
     open_study(study=study)
     events = list(AuditEvent.objects.filter(study=study).order_by("sequence"))
-    assert [e.action for e in events] == ["allocation.create", "study.update"]
-    assert events[0].after is not None and events[1].after is not None
+    assert [e.action for e in events] == ["allocation.create", "protocol.freeze", "study.update"]
+    assert all(e.after is not None for e in events)
     assert events[0].after["fingerprint"] == record.fingerprint
-    assert events[1].after["state"] == "open"
+    assert events[1].after["version"] == 1
+    assert events[2].after["state"] == "open"

@@ -35,6 +35,7 @@ from studyplatform.studies.randomization import (
     assign_readers,
     plan_split_plot,
 )
+from studyplatform.studies.services.protocol import freeze_protocol
 
 __all__ = [
     "allocate_arriving_case",
@@ -291,6 +292,7 @@ def open_study(*, study: Study, actor: User | None = None) -> Study:
         study.state = StudyState.OPEN
         study.opened_at = now
         study.save(update_fields=["state", "opened_at"])
+        freeze_protocol(study=study, actor=actor)
         for session in ReadingSession.objects.filter(study=study, number__gt=1):
             session.available_from = now + timedelta(days=(session.number - 1) * study.washout_days)
             session.save(update_fields=["available_from"])
