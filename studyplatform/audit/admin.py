@@ -8,9 +8,11 @@ admin (inlines included) is recorded with its before/after fields, and objects o
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 from django.contrib import admin
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Model, QuerySet
 from django.forms import BaseModelFormSet
 from django.http import HttpRequest
@@ -19,10 +21,11 @@ from django.utils.html import format_html
 
 from studyplatform.audit import views
 from studyplatform.audit.models import AuditEvent, Signature
-from studyplatform.audit.selectors import signature_for
+from studyplatform.audit.selectors import allocation_revealed, signature_for
 from studyplatform.audit.services import changed_fields, record, snapshot, study_of
 from studyplatform.audit.signatures import is_truth_finalized
 from studyplatform.studies.admin_scope import StudyScopedAdmin
+from studyplatform.studies.concealment import CONCEALED
 from studyplatform.studies.models import Study, Truth
 
 _M = TypeVar("_M", bound=Model)
@@ -191,16 +194,50 @@ class _ReadOnlyAdmin(admin.ModelAdmin[_M]):
         return False
 
 
+_CONCEALED_KEYS = frozenset({"seed", "arm", "arm_id"})
+
+
+def _conceal(value: Any) -> Any:
+    """``value`` with every seed and arm replaced (at any depth), for a study still running."""
+    if isinstance(value, dict):
+        return {
+            key: CONCEALED if key in _CONCEALED_KEYS else _conceal(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_conceal(item) for item in value]
+    return value
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(StudyScopedAdmin[AuditEvent], _ReadOnlyAdmin[AuditEvent]):
+    """The trail, read-only. Events of a study that is neither locked nor unblinded show no seed
+    and no arm (a study created in the admin records its seed): the stored event keeps them, so
+    the chain still verifies, and shows them once the study is locked."""
+
     study_path = "study"
     unbound_visible = True  # platform-wide events (models, sites) belong to no study
+    exclude = ["before", "after"]
+    readonly_fields = ["before_shown", "after_shown"]
     list_display = ["sequence", "occurred_at", "actor_username", "action", "object_type"]
     list_display_links = ["sequence"]
     list_filter = ["action", "object_type", "study", "occurred_at"]
     search_fields = ["actor_username", "object_id", "reason", "hash"]
     date_hierarchy = "occurred_at"
     list_per_page = 100
+
+    def _shown(self, event: AuditEvent, value: Any) -> str:
+        if event.study is not None and not allocation_revealed(event.study):
+            value = _conceal(value)
+        return json.dumps(value, indent=1, sort_keys=True, cls=DjangoJSONEncoder)
+
+    @admin.display(description="before")
+    def before_shown(self, obj: AuditEvent) -> str:
+        return self._shown(obj, obj.before)
+
+    @admin.display(description="after")
+    def after_shown(self, obj: AuditEvent) -> str:
+        return self._shown(obj, obj.after)
 
 
 @admin.register(Signature)

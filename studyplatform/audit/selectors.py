@@ -6,10 +6,11 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from studyplatform.audit.models import AuditEvent, Signature, canonical_json
+from studyplatform.audit.models import Action, AuditEvent, Signature, canonical_json
 from studyplatform.audit.services import GENESIS_HASH, to_json
 from studyplatform.reading.models import Assignment, ReadFinding
-from studyplatform.studies.models import Study, Truth
+from studyplatform.studies.concealment import seed_commitment
+from studyplatform.studies.models import Study, StudyState, Truth
 
 
 @dataclass(frozen=True)
@@ -161,3 +162,39 @@ def signature_for(study: Study, kind: str) -> Signature | None:
 
 def events_for_study(study: Study) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(study=study).order_by("sequence"))
+
+
+def allocation_revealed(study: Study) -> bool:
+    """Whether the seed and every arm of ``study`` may be shown: locked, or explicitly unblinded.
+
+    Until then the allocation is concealed from everyone working on the study (coordinators,
+    statisticians, superusers in the admin): the trail holds only commitments to it.
+    """
+    if study.state == StudyState.LOCKED:
+        return True
+    return AuditEvent.objects.filter(study=study, action=Action.UNBLIND).exists()
+
+
+def recorded_seed_commitment(study: Study) -> str | None:
+    """The seed commitment recorded when the study's allocation was (last) made, if any."""
+    after = (
+        AuditEvent.objects.filter(
+            study=study, action=Action.ALLOCATION_CREATE, after__has_key="seed_sha256"
+        )
+        .order_by("-sequence")
+        .values_list("after", flat=True)
+        .first()
+    )
+    return after.get("seed_sha256") if isinstance(after, dict) else None
+
+
+def seed_reveal(study: Study) -> dict[str, object]:
+    """The seed with the check that it hashes to the commitment the trail recorded.
+
+    For the event that reveals it (the lock, an unblinding): ``seed_matches_commitment`` is
+    False when the recorded commitment differs, None when none was recorded (an allocation made
+    before commitments were recorded).
+    """
+    recorded = recorded_seed_commitment(study)
+    matches = None if recorded is None else recorded == seed_commitment(study.seed)
+    return {"seed": study.seed, "seed_matches_commitment": matches}

@@ -18,7 +18,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from studyplatform.audit.models import Action, Signature
-from studyplatform.audit.selectors import signature_for, study_data_digest
+from studyplatform.audit.selectors import seed_reveal, signature_for, study_data_digest
 from studyplatform.audit.services import record, snapshot
 from studyplatform.studies.models import (
     FindingType,
@@ -132,7 +132,8 @@ def lock_study(
             action=Action.STUDY_UPDATE,
             obj=locked,
             before={"state": before["state"], "locked_at": before["locked_at"]},
-            after={"state": locked.state, "locked_at": locked.locked_at},
+            # Locking reveals the concealed seed, checked against its recorded commitment.
+            after={"state": locked.state, "locked_at": locked.locked_at, **seed_reveal(locked)},
             reason=meaning,
         )
         signature = _sign(user=user, study=locked, kind=kind, meaning=meaning, data_sha256=digest)

@@ -4,6 +4,12 @@ Coordinators and statisticians of that study (StudyMembership) whose role grants
 (``studies.view_analysis`` for pages, ``studies.export_study`` for exports). Readers hold neither
 permission, and staff of another study hold no membership here, so both are refused. Superusers
 see everything, as in the admin.
+
+Results by arm (the analysis report, its status, every export that carries arms) are for the
+study's statisticians (and superusers) until the study is locked: coordinators run the trial and
+see its progress, balance and data quality, never its outcomes by arm, so that nothing they see
+can steer it. After the lock they see everything. Every look at a result before the lock is
+recorded in the audit trail (``analysis.interim_view``), whichever request method asked.
 """
 
 from __future__ import annotations
@@ -12,10 +18,19 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 
-from studyplatform.studies.models import Study
+from studyplatform.dashboard.services import record_interim_view
+from studyplatform.studies.models import MemberRole, Study, StudyState
 
 VIEW = "studies.view_analysis"
 EXPORT = "studies.export_study"
+
+RESULT_EXPORTS = frozenset({"long", "mrmcaov", "rjafroc", "imrmc", "json", "html"})
+"""Export formats that carry arms (and so results by arm)."""
+
+RESULTS_REFUSED = (
+    "results by arm of study {slug} are for its statistician until the study is locked: "
+    "coordinators see progress, balance and data quality while it runs, never outcomes by arm"
+)
 
 
 def may(user: User | AnonymousUser, study: Study, permission: str) -> bool:
@@ -24,6 +39,17 @@ def may(user: User | AnonymousUser, study: Study, permission: str) -> bool:
     if getattr(user, "is_superuser", False):
         return True
     return bool(user.has_perm(permission)) and study.memberships.filter(user_id=user.pk).exists()
+
+
+def may_see_results(user: User | AnonymousUser, study: Study) -> bool:
+    """Results by arm: after the lock, everyone with the dashboard; before, statisticians."""
+    if not may(user, study, VIEW):
+        return False
+    if study.state == StudyState.LOCKED or getattr(user, "is_superuser", False):
+        return True
+    return study.memberships.filter(
+        user_id=int(user.pk or 0), role=MemberRole.STATISTICIAN
+    ).exists()
 
 
 def staff_studies(user: User | AnonymousUser) -> list[Study]:
@@ -43,3 +69,31 @@ def study_for(user: User | AnonymousUser, slug: str, permission: str = VIEW) -> 
     if not may(user, study, permission):
         raise PermissionDenied(f"not a coordinator or statistician of study {slug}")
     return study
+
+
+def results_study_for(
+    user: User | AnonymousUser,
+    slug: str,
+    *,
+    what: str,
+    permission: str = VIEW,
+    shows_results: bool = True,
+) -> Study:
+    """The study if ``user`` may see its results by arm now; 404 / 403 otherwise.
+
+    ``what`` names the result in the audit trail; a request that shows no result itself (the
+    report's status, a retry) passes ``shows_results=False`` and is not recorded.
+    """
+    study = study_for(user, slug, permission)
+    if not may_see_results(user, study):
+        raise PermissionDenied(RESULTS_REFUSED.format(slug=slug))
+    if shows_results:
+        record_interim_view(user=user, study=study, what=what)
+    return study
+
+
+def export_study_for(user: User | AnonymousUser, slug: str, fmt: str) -> Study:
+    """The study if ``user`` may export it in ``fmt`` now (formats with arms are results)."""
+    if fmt in RESULT_EXPORTS:
+        return results_study_for(user, slug, what=f"export {fmt}", permission=EXPORT)
+    return study_for(user, slug, EXPORT)

@@ -10,6 +10,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from studyplatform.audit.models import Action
 from studyplatform.audit.services import record
 from studyplatform.dashboard import analysis
 from studyplatform.dashboard.models import AnalysisResult, AnalysisStatus
@@ -20,7 +21,7 @@ from studyplatform.dashboard.selectors import (
     study_ai_model,
 )
 from studyplatform.reading.models import ReadFinding
-from studyplatform.studies.models import Study
+from studyplatform.studies.models import Study, StudyState
 
 log = logging.getLogger(__name__)
 
@@ -132,4 +133,20 @@ def record_export(
         obj=study,
         study=study,
         after={"format": fmt, **(details or {})},
+    )
+
+
+def record_interim_view(
+    *, user: AbstractBaseUser | AnonymousUser | None, study: Study, what: str
+) -> None:
+    """Put a look at results by arm before the study's lock in the audit trail (who, what)."""
+    if study.state == StudyState.LOCKED:
+        return
+    record(
+        actor=user,
+        action=Action.INTERIM_VIEW,
+        obj=study,
+        study=study,
+        after={"what": what, "state": study.state},
+        reason="interim result viewed before lock",
     )

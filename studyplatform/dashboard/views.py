@@ -49,8 +49,10 @@ def study_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     study = access.study_for(request.user, slug)
+    results = access.may_see_results(request.user, study)
     context = {
-        "overview": selectors.study_overview(study),
+        "overview": selectors.study_overview(study, results=results),
+        "may_see_results": results,
         "may_export": access.may(request.user, study, access.EXPORT),
         "findings": list(study.finding_types.values_list("code", flat=True)),
     }
@@ -70,7 +72,7 @@ def _payload(row: AnalysisResult) -> dict[str, Any]:
 @login_required
 @require_GET
 def analysis_report(request: HttpRequest, slug: str) -> HttpResponse:
-    study = access.study_for(request.user, slug)
+    study = access.results_study_for(request.user, slug, what="analysis report")
     row = services.analysis_for(study=study)
     body = ""
     if row.status == AnalysisStatus.DONE:
@@ -88,7 +90,7 @@ def analysis_report(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def analysis_status(request: HttpRequest, slug: str) -> JsonResponse:
-    study = access.study_for(request.user, slug)
+    study = access.results_study_for(request.user, slug, what="", shows_results=False)
     row = AnalysisResult.objects.filter(study=study).order_by("-created_at").first()
     if row is None:
         return JsonResponse({"status": "none", "progress": 0, "stage": ""})
@@ -100,7 +102,7 @@ def analysis_status(request: HttpRequest, slug: str) -> JsonResponse:
 @login_required
 @require_POST
 def analysis_retry(request: HttpRequest, slug: str) -> HttpResponse:
-    study = access.study_for(request.user, slug)
+    study = access.results_study_for(request.user, slug, what="", shows_results=False)
     services.retry_analysis(study=study)
     return redirect("dashboard:report", slug=study.slug)
 
@@ -108,7 +110,7 @@ def analysis_retry(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def export(request: HttpRequest, slug: str, fmt: str) -> HttpResponseBase:
-    study = access.study_for(request.user, slug, access.EXPORT)
+    study = access.export_study_for(request.user, slug, fmt)
     if fmt not in FORMATS:
         return HttpResponseBadRequest(f"unknown format {fmt!r}")
     finding = request.GET.get("finding") or None

@@ -22,6 +22,7 @@ from PIL import Image as PILImage
 from studyplatform.accounts.roles import COORDINATOR, READER, STATISTICIAN
 from studyplatform.prereads.models import PreRead, PreReadStatus
 from studyplatform.reading.models import Assignment, Read, ReadDraft, Reader, ReadingSession
+from studyplatform.reading.services.washout import Opening, opening
 from studyplatform.studies.models import FindingType, Image, Study, StudyState
 
 
@@ -34,8 +35,9 @@ class SessionSummary:
     total: int
     done: int
     state: str  # "open", "locked" (washout or study not open) or "done"
-    available_from: datetime | None
+    available_from: datetime | None  # when a locked session opens (the computed date)
     study_open: bool
+    waiting_for: int | None = None  # locked until the reader finishes this session
 
 
 @dataclass(frozen=True)
@@ -47,14 +49,29 @@ class Home:
     can_admin: bool
 
 
-def _session_state(session: ReadingSession, total: int, done: int, now: datetime) -> str:
+def _session_state(
+    session: ReadingSession, previous: ReadingSession | None, total: int, done: int, now: datetime
+) -> tuple[str, Opening]:
+    found = opening(session, previous, session.study, now)
     if session.completed_at is not None or (total and done >= total):
-        return "done"
-    if session.study.state != StudyState.OPEN:
-        return "locked"
-    if session.available_from is not None and session.available_from > now:
-        return "locked"
-    return "open"
+        return "done", found
+    return ("open" if found.open else "locked"), found
+
+
+def _summary(row: ReadingSession, previous: ReadingSession | None, now: datetime) -> SessionSummary:
+    state, found = _session_state(row, previous, row.total, row.done, now)  # type: ignore[attr-defined]
+    return SessionSummary(
+        pk=row.pk,
+        study=row.study.slug,
+        study_title=row.study.title,
+        number=row.number,
+        total=row.total,  # type: ignore[attr-defined]
+        done=row.done,  # type: ignore[attr-defined]
+        state=state,
+        available_from=found.opens_at,
+        study_open=row.study.state == StudyState.OPEN,
+        waiting_for=found.waiting_for,
+    )
 
 
 def home_for(*, user: User) -> Home:
@@ -82,19 +99,10 @@ def home_for(*, user: User) -> Home:
             )
             .order_by("study__slug", "number")
         )
+        listed = list(rows)
+        by_number = {(row.study_id, row.number): row for row in listed}
         sessions = tuple(
-            SessionSummary(
-                pk=row.pk,
-                study=row.study.slug,
-                study_title=row.study.title,
-                number=row.number,
-                total=row.total,
-                done=row.done,
-                state=_session_state(row, row.total, row.done, now),
-                available_from=row.available_from,
-                study_open=row.study.state == StudyState.OPEN,
-            )
-            for row in rows
+            _summary(row, by_number.get((row.study_id, row.number - 1)), now) for row in listed
         )
     staff_studies = tuple(
         Study.objects.filter(memberships__user=user).values_list("slug", flat=True).distinct()

@@ -1,7 +1,8 @@
 """The coordinators' admin for studies, cases and ground truth.
 
-Fields that must not change once a study is open (design, seed, arms) turn read-only then; image
-files and their hashes are always read-only because they are written by the import.
+Fields that must not change once a study is open (design, arms) turn read-only then; image
+files and their hashes are always read-only because they are written by the import. The seed is
+drawn by the server and never shown here while the study runs (only its SHA-256 commitment).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from studyplatform.audit.admin import (
     FrozenTruthInlineMixin,
     StudySigningAdminMixin,
 )
+from studyplatform.audit.selectors import allocation_revealed
 from studyplatform.reading.services import ReadingError, randomize_study
 from studyplatform.studies.admin_scope import StudyScopedAdmin
+from studyplatform.studies.concealment import CONCEALED, seed_commitment
 from studyplatform.studies.models import (
     Arm,
     Case,
@@ -33,7 +36,7 @@ from studyplatform.studies.models import (
     Truth,
 )
 
-_FROZEN_WHEN_OPEN = ("design", "seed", "washout_days", "split_plot_groups", "readers_per_case")
+_FROZEN_WHEN_OPEN = ("design", "washout_days", "split_plot_groups", "readers_per_case")
 
 
 class ArmInline(admin.TabularInline[Arm, Study]):
@@ -66,7 +69,9 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
     list_display = ["slug", "title", "design", "state", "case_count", "created_at"]
     list_filter = ["state", "design"]
     search_fields = ["slug", "title"]
-    readonly_fields = ["state", "created_at", "opened_at", "locked_at"]
+    readonly_fields = ["state", "created_at", "opened_at", "locked_at", "allocation_seed"]
+    # The server draws the seed (``generate_seed``); nobody types it, nobody reads it until lock.
+    exclude = ["seed"]
     inlines = [ArmInline, FindingTypeInline, MembershipInline]
     actions = ["randomize"]
 
@@ -93,12 +98,18 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
                 self.message_user(
                     request,
                     f"{study.slug}: {record.rows} assignments ({record.design}, seed "
-                    f"{record.seed}), fingerprint {record.fingerprint or '-'}",
+                    f"concealed), fingerprint {record.fingerprint or '-'}",
                     messages.SUCCESS,
                 )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
         return super().get_queryset(request).annotate(_case_count=Count("cases"))
+
+    @admin.display(description="seed")
+    def allocation_seed(self, obj: Study) -> str:
+        if obj.pk is not None and allocation_revealed(obj):
+            return str(obj.seed)
+        return f"{CONCEALED} (SHA-256 {seed_commitment(obj.seed)})"
 
     @admin.display(description="cases", ordering="_case_count")
     def case_count(self, obj: Study) -> int:

@@ -31,8 +31,52 @@ def test_coordinator_sees_progress_washout_prereads_and_balance(client, built) -
     overview = response.context["overview"]
     assert overview.done == overview.total == 4 * 30 * 2
     assert {r.session for r in overview.progress} == {1, 2}
-    assert all(r.median_seconds for r in overview.progress)
     assert overview.prereads["done"] == 30
+
+
+def test_coordinator_sees_no_outcome_by_arm_before_the_lock(client, built) -> None:
+    response = _get(client, built.coordinator, "dashboard:study", "sim")
+    text = response.content.decode()
+    overview = response.context["overview"]
+    assert not overview.results and 'id="blinded"' in text
+    assert all(r.arm == "" and r.median_seconds is None for r in overview.progress)
+    assert "Median time" not in text and reverse("dashboard:report", args=["sim"]) not in text
+    assert reverse("dashboard:export", args=["sim", "long"]) not in text
+    for name, args in (
+        ("dashboard:report", ["sim"]),
+        ("dashboard:report_status", ["sim"]),
+        ("dashboard:export", ["sim", "long"]),
+        ("dashboard:export", ["sim", "json"]),
+        ("dashboard:export", ["sim", "mrmcaov"]),
+    ):
+        refused = _get(client, built.coordinator, name, *args)
+        assert refused.status_code == 403, name
+        assert b"statistician until the study is locked" in refused.content
+    assert not AuditEvent.objects.filter(action="analysis.interim_view").exists()
+
+
+def test_statistician_sees_reading_times_by_arm_and_each_look_is_audited(client, built) -> None:
+    response = _get(client, built.statistician, "dashboard:study", "sim")
+    overview = response.context["overview"]
+    assert overview.results and {r.arm for r in overview.progress} == {"unassisted", "assisted"}
+    assert all(r.median_seconds for r in overview.progress)
+    assert _get(client, built.statistician, "dashboard:report", "sim").status_code == 200
+    event = AuditEvent.objects.filter(action="analysis.interim_view").get()
+    assert event.actor_id == built.statistician.pk and event.study_id == built.study.pk
+    assert isinstance(event.after, dict) and event.after["what"] == "analysis report"
+
+
+def test_after_the_lock_coordinators_see_results_without_an_interim_record(client, built) -> None:
+    from django.utils import timezone
+
+    built.study.state = "locked"
+    built.study.locked_at = timezone.now()
+    built.study.save(update_fields=["state", "locked_at"])
+    response = _get(client, built.coordinator, "dashboard:study", "sim")
+    assert response.context["overview"].results
+    assert _get(client, built.coordinator, "dashboard:report", "sim").status_code == 200
+    assert _get(client, built.coordinator, "dashboard:export", "sim", "long").status_code == 200
+    assert not AuditEvent.objects.filter(action="analysis.interim_view").exists()
 
 
 def test_study_list_shows_only_the_users_studies(client, built) -> None:
@@ -96,19 +140,22 @@ def test_long_export_streams_csv_and_is_audited(client, built) -> None:
     frame = pd.read_csv(io.BytesIO(b"".join(response.streaming_content)))
     assert len(frame) == 4 * 30 * 2 * 2
     event = AuditEvent.objects.order_by("-sequence").first()
-    assert AuditEvent.objects.count() == before + 1
+    assert AuditEvent.objects.count() == before + 2  # the interim look, then the export
     assert event.action == "study.export"
+    interim = AuditEvent.objects.get(sequence=event.sequence - 1)
+    assert interim.action == "analysis.interim_view" and isinstance(interim.after, dict)
+    assert interim.after["what"] == "export long"
 
 
 def test_per_finding_export_needs_a_known_finding(client, built) -> None:
-    response = _get(client, built.coordinator, "dashboard:export", "sim", "mrmcaov")
+    response = _get(client, built.statistician, "dashboard:export", "sim", "mrmcaov")
     assert response.status_code == 400 and b"nodule" in response.content
-    response = _get(client, built.coordinator, "dashboard:export", "sim", "imrmc", finding="x")
+    response = _get(client, built.statistician, "dashboard:export", "sim", "imrmc", finding="x")
     assert response.status_code == 400
 
 
 def test_json_export_is_the_analysis_without_figures(client, built) -> None:
-    response = _get(client, built.coordinator, "dashboard:export", "sim", "json")
+    response = _get(client, built.statistician, "dashboard:export", "sim", "json")
     data = json.loads(b"".join(response.streaming_content))
     assert set(data) >= {"analysis", "drift", "data_version"} and "figures" not in data
 
@@ -137,14 +184,14 @@ def test_a_large_studys_report_shows_progress_until_the_worker_is_done(
     sent = []
     monkeypatch.setattr(services, "INLINE_ROWS", 0)
     monkeypatch.setattr("studyplatform.celery.enqueue", lambda task, **kw: sent.append(kw))
-    response = _get(client, built.coordinator, "dashboard:report", "sim")
+    response = _get(client, built.statistician, "dashboard:report", "sim")
     assert b'id="analysis-progress"' in response.content and len(sent) == 1
-    status = _get(client, built.coordinator, "dashboard:report_status", "sim").json()
+    status = _get(client, built.statistician, "dashboard:report_status", "sim").json()
     assert status["status"] == "pending"
-    assert _get(client, built.coordinator, "dashboard:export", "sim", "json").status_code == 409
+    assert _get(client, built.statistician, "dashboard:export", "sim", "json").status_code == 409
     analyze_study(**sent[0])
-    assert _get(client, built.coordinator, "dashboard:report_status", "sim").json() == {
+    assert _get(client, built.statistician, "dashboard:report_status", "sim").json() == {
         "status": "done", "progress": 100, "stage": "done", "error": "",
     }  # fmt: skip
-    response = _get(client, built.coordinator, "dashboard:report", "sim")
+    response = _get(client, built.statistician, "dashboard:report", "sim")
     assert b'id="section-mrmc"' in response.content and len(sent) == 1

@@ -8,14 +8,17 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from PIL import Image as PILImage
 
+from studyplatform.accounts.roles import ensure_roles
 from studyplatform.audit.models import AuditEvent
 from studyplatform.reading.models import Assignment, Read, ReadDraft, ReadingSession
 from studyplatform.reading.services import open_study, randomize_study
-from studyplatform.studies.models import Study
+from studyplatform.studies.models import MemberRole, Study, StudyMembership
 from tests.factories import UserFactory
 from tests.reading.helpers import make_study
 
@@ -80,7 +83,7 @@ def test_worklist_lists_sessions_with_state_and_no_arm(client, study):
     response = _login(client, study).get("/")
     html = response.content.decode()
     assert response.status_code == 200
-    assert "Open" in html and "Locked until" in html and "(washout)" in html
+    assert "Open" in html and "Locked: opens after you finish session 1" in html
     assert "0 / 6" in html
     assert "assisted" not in html.lower()
     assert reverse("readers-continue", args=[_session(study).pk]) in html
@@ -151,13 +154,82 @@ def test_reading_pages_need_login(client, study):
     assert response.status_code == 302
 
 
-def test_locked_washout_session_is_refused(client, study):
+def test_session_two_is_refused_while_session_one_is_unfinished(client, study):
+    client = _login(client, study)
+    _read_until(client, _session(study), "assisted")
+    # Even with its scheduled date passed: a reader never has two sessions of the cases open.
+    ReadingSession.objects.filter(pk=_session(study, 2).pk).update(
+        available_from=timezone.now() - timedelta(days=1)
+    )
     assignment = _first(_session(study, 2))
-    response = _login(client, study).get(reverse("readers-assignment", args=[assignment.pk]))
+    response = client.get(reverse("readers-assignment", args=[assignment.pk]))
     assert response.status_code == 403
-    assert "washout" in response.content.decode()
+    assert "after you finish session 1" in response.content.decode()
     assignment.refresh_from_db()
     assert assignment.opened_at is None
+
+
+def _finish(client, session: ReadingSession) -> None:
+    for assignment in session.assignments.order_by("position", "step"):
+        assert client.get(reverse("readers-assignment", args=[assignment.pk])).status_code == 200
+        assert _submit(client, assignment, key=f"key-{assignment.pk:010d}").status_code == 201
+
+
+def test_session_two_opens_only_the_washout_after_session_one_is_finished(client, study):
+    client = _login(client, study)
+    _finish(client, _session(study))
+    finished = _session(study).completed_at
+    assert finished is not None
+    # A scheduled date already past does not shorten the washout after the reader's finish.
+    ReadingSession.objects.filter(pk=_session(study, 2).pk).update(
+        available_from=timezone.now() - timedelta(days=60)
+    )
+    home = client.get("/").content.decode()
+    opens = finished + timedelta(days=study.washout_days)
+    assert f"Locked until {opens:%Y-%m-%d %H:%M} (washout)" in home
+    assignment = _first(_session(study, 2))
+    response = client.get(reverse("readers-assignment", args=[assignment.pk]))
+    assert response.status_code == 403 and "(washout)" in response.content.decode()
+    ReadingSession.objects.filter(pk=_session(study).pk).update(
+        completed_at=finished - timedelta(days=study.washout_days)
+    )
+    assert client.get(reverse("readers-assignment", args=[assignment.pk])).status_code == 200
+
+
+def test_a_waiver_opens_session_two_after_session_one_and_is_audited_and_shown(client, study):
+    ensure_roles()
+    reader = _login(client, study)
+    _finish(reader, _session(study))
+    coordinator = UserFactory(username="coord", is_staff=True)
+    coordinator.groups.set([Group.objects.get(name="coordinator")])
+    StudyMembership.objects.create(study=study, user=coordinator, role=MemberRole.COORDINATOR)
+    staff = Client()
+    staff.force_login(coordinator)
+    later = _session(study, 2)
+    url = reverse("admin:reading_readingsession_changelist")
+    refused = staff.post(url, {"action": "waive", "_selected_action": [later.pk], "reason": ""})
+    assert refused.status_code == 302 and not ReadingSession.objects.get(pk=later.pk).washout_waived
+    staff.post(
+        url, {"action": "waive", "_selected_action": [later.pk], "reason": "reader leaves soon"}
+    )
+    later.refresh_from_db()
+    assert later.washout_waived and later.washout_waived_by == coordinator
+    event = AuditEvent.objects.get(action="session.washout_waived")
+    assert event.reason == "reader leaves soon" and event.actor_id == coordinator.pk
+    assignment = _first(later)
+    assert reader.get(reverse("readers-assignment", args=[assignment.pk])).status_code == 200
+    dashboard = staff.get(reverse("dashboard:study", args=[study.slug])).content.decode()
+    assert "waived by coord: reader leaves soon" in dashboard
+    assert 'data-kind="washout_violation"' not in dashboard
+
+
+def test_a_reader_cannot_waive_a_washout(client, study):
+    reader = _login(client, study)
+    _finish(reader, _session(study))
+    later = _session(study, 2)
+    url = reverse("admin:reading_readingsession_changelist")
+    reader.post(url, {"action": "waive", "_selected_action": [later.pk], "reason": "me"})
+    assert not ReadingSession.objects.get(pk=later.pk).washout_waived
 
 
 def test_cases_open_only_in_the_allocated_order(client, study):

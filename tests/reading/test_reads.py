@@ -72,11 +72,26 @@ def test_cases_open_in_order_only(session):
     assert second_opened >= opened.opened_at
 
 
-def test_a_session_opens_only_after_its_washout(session):
+def test_a_session_opens_only_after_the_previous_one_and_its_washout(session):
     later = ReadingSession.objects.get(study=session.study, reader=session.reader, number=2)
     assignment = later.assignments.order_by("position")[0]
-    with pytest.raises(NotAvailableError, match="washout"):
+    # The scheduled date alone does not open it: session 1 is not finished.
+    ReadingSession.objects.filter(pk=later.pk).update(
+        available_from=timezone.now() - timedelta(seconds=1)
+    )
+    with pytest.raises(NotAvailableError, match="after you finish session 1"):
         open_assignment(assignment=_loaded(assignment))
+    for number, first in enumerate(session.assignments.order_by("position", "step")):
+        open_assignment(assignment=_loaded(first))
+        _submit(_loaded(first), f"key-washout-{number:04d}")
+    with pytest.raises(NotAvailableError, match=r"locked until .* \(washout\)"):
+        open_assignment(assignment=_loaded(assignment))
+    completed = ReadingSession.objects.get(pk=session.pk).completed_at
+    assert completed is not None
+    # The washout has passed since the reader finished session 1 (and its scheduled date too).
+    ReadingSession.objects.filter(pk=session.pk).update(
+        completed_at=completed - timedelta(days=session.study.washout_days, seconds=1)
+    )
     ReadingSession.objects.filter(pk=later.pk).update(
         available_from=timezone.now() - timedelta(seconds=1)
     )

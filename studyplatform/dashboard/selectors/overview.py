@@ -1,5 +1,10 @@
 """The coordinator's view of a study: progress, washout calendar, pre-reads, balance, alerts.
 
+Before the lock, coordinators see no outcome by arm (``results=False``): progress is counted per
+reader and session, not per arm, without reading times; in a prospective study, where running
+counts per site would hint at the next arm of a permuted block, the balance table shows only
+whether each stratum is in balance.
+
 Every figure is an aggregate computed in the database (a handful of GROUP BY queries), so the
 page answers in the same time for 4 readers as for 50 readers x 5000 cases.
 """
@@ -17,7 +22,8 @@ from django.utils import timezone
 
 from studyplatform.prereads.models import PreRead, PreReadStatus
 from studyplatform.reading.models import Assignment, Read, Reader, ReadingSession
-from studyplatform.studies.models import Study, Truth
+from studyplatform.reading.services.washout import SessionTimes, violations
+from studyplatform.studies.models import Design, Study, Truth
 
 IDLE_DAYS = 3
 FAILED_LISTED = 20
@@ -44,6 +50,9 @@ class SessionRow:
     available_from: datetime | None
     started_at: datetime | None
     completed_at: datetime | None
+    waived: bool = False
+    waiver_reason: str = ""
+    waived_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,7 @@ class FailedPreRead:
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str  # idle_reader, failed_prereads, imbalance
+    kind: str  # idle_reader, failed_prereads, imbalance, and the washout module's violations
     message: str
 
 
@@ -83,6 +92,8 @@ class StudyOverview:
     failed_prereads: list[FailedPreRead]
     balance: list[BalanceRow]
     alerts: list[Alert] = field(default_factory=list)
+    results: bool = True  # outcomes by arm shown (statistician, or after the lock)
+    balance_counts: bool = True  # per-arm counts in the balance table
 
     @property
     def percent(self) -> float:
@@ -97,6 +108,9 @@ class _Session:
     available_from: datetime | None
     started_at: datetime | None
     completed_at: datetime | None
+    waived: bool
+    waiver_reason: str
+    waived_by: str | None
 
 
 Key = tuple[int, int, int]  # reader id, session id, arm id
@@ -401,8 +415,22 @@ def _idle_alerts(
     return alerts
 
 
-def study_overview(study: Study, *, now: datetime | None = None) -> StudyOverview:
-    """Everything the coordinator's dashboard shows for ``study``."""
+def _blind_progress(rows: list[ProgressRow]) -> list[ProgressRow]:
+    """Progress per reader and session, arms merged, without reading times."""
+    merged: dict[tuple[str, int], tuple[int, int]] = {}
+    for row in rows:
+        total, done = merged.get((row.reader, row.session), (0, 0))
+        merged[(row.reader, row.session)] = (total + row.total, done + row.done)
+    return [
+        ProgressRow(reader, session, "", total, done, None)
+        for (reader, session), (total, done) in sorted(merged.items())
+    ]
+
+
+def study_overview(
+    study: Study, *, now: datetime | None = None, results: bool = True
+) -> StudyOverview:
+    """Everything the dashboard shows for ``study``; ``results=False`` hides outcomes by arm."""
     now = now or timezone.now()
     arms = dict(study.arms.values_list("pk", "name"))
     readers = dict(
@@ -412,12 +440,31 @@ def study_overview(study: Study, *, now: datetime | None = None) -> StudyOvervie
         row[0]: _Session(*row)
         for row in ReadingSession.objects.filter(study=study)
         .order_by("reader__code", "number")
-        .values_list("pk", "reader_id", "number", "available_from", "started_at", "completed_at")
+        .values_list(
+            "pk",
+            "reader_id",
+            "number",
+            "available_from",
+            "started_at",
+            "completed_at",
+            "washout_waived",
+            "washout_waiver_reason",
+            "washout_waived_by__username",
+        )
     }
     reads = _reads_by_group(study, list(sessions), now)
     progress = _progress(study, sessions, readers, arms, reads)
     session_rows = [
-        SessionRow(readers[s.reader], s.number, s.available_from, s.started_at, s.completed_at)
+        SessionRow(
+            readers[s.reader],
+            s.number,
+            s.available_from,
+            s.started_at,
+            s.completed_at,
+            s.waived,
+            s.waiver_reason,
+            s.waived_by or "",
+        )
         for s in sessions.values()
     ]
     prereads = dict.fromkeys(PreReadStatus.values, 0)
@@ -445,12 +492,22 @@ def study_overview(study: Study, *, now: datetime | None = None) -> StudyOvervie
         alerts.append(
             Alert("failed_prereads", f"{prereads[PreReadStatus.FAILED]} pre-reads failed.")
         )
+    balance_counts = results or study.design != Design.PROSPECTIVE
     for row in balance:
         if row.out_of_balance:
             shown = ", ".join(f"{arm} {n}" for arm, n in row.counts.items())
-            alerts.append(
-                Alert("imbalance", f"Arms out of balance at {row.site}, {row.stratum}: {shown}.")
-            )
+            message = f"Arms out of balance at {row.site}, {row.stratum}"
+            message += f": {shown}." if balance_counts else "."
+            alerts.append(Alert("imbalance", message))
+    times = [
+        SessionTimes(r.reader, r.number, r.available_from, r.started_at, r.completed_at, r.waived)
+        for r in session_rows
+    ]
+    alerts += [Alert(v.kind, v.message) for v in violations(times, study.washout_days)]
+    if not results:
+        progress = _blind_progress(progress)
+    if not balance_counts:
+        balance = [BalanceRow(r.site, r.stratum, {}, 0, r.out_of_balance) for r in balance]
     return StudyOverview(
         study=study,
         arms=list(arms.values()),
@@ -464,6 +521,8 @@ def study_overview(study: Study, *, now: datetime | None = None) -> StudyOvervie
         failed_prereads=failed,
         balance=balance,
         alerts=alerts,
+        results=results,
+        balance_counts=balance_counts,
     )
 
 

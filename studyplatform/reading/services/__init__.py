@@ -2,7 +2,9 @@
 
 - allocation: ``randomize_study``, ``open_study``, ``allocate_arriving_case``,
   ``verify_allocation``;
-- reads: ``open_assignment``, ``save_draft``, ``submit_read``, ``correct_read``.
+- reads: ``open_assignment``, ``save_draft``, ``submit_read``, ``correct_read``;
+- washout: ``session_opening``, ``waive_washout``;
+- concealment: ``unblind_study``.
 """
 
 from studyplatform.reading.services.allocation import (
@@ -13,6 +15,7 @@ from studyplatform.reading.services.allocation import (
     stored_allocation,
     verify_allocation,
 )
+from studyplatform.reading.services.concealment import unblind_study
 from studyplatform.reading.services.errors import (
     AllocationError,
     InvalidReadError,
@@ -27,6 +30,7 @@ from studyplatform.reading.services.reads import (
     session_available,
     submit_read,
 )
+from studyplatform.reading.services.washout import WaiverError, session_opening, waive_washout
 
 __all__ = [
     "AllocationError",
@@ -34,6 +38,7 @@ __all__ = [
     "NotAvailableError",
     "OutOfOrderError",
     "ReadingError",
+    "WaiverError",
     "allocate_arriving_case",
     "case_infos",
     "correct_read",
@@ -42,7 +47,10 @@ __all__ = [
     "randomize_study",
     "save_draft",
     "session_available",
+    "session_opening",
     "stored_allocation",
     "submit_read",
+    "unblind_study",
     "verify_allocation",
+    "waive_washout",
 ]

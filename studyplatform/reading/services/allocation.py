@@ -25,6 +25,7 @@ from studyplatform.reading.models import (
     ReadingSession,
 )
 from studyplatform.reading.services.errors import AllocationError
+from studyplatform.studies.concealment import arm_commitment, seed_commitment
 from studyplatform.studies.models import Arm, Case, Design, Study, StudyState, Truth
 from studyplatform.studies.randomization import (
     Allocation,
@@ -204,9 +205,11 @@ def randomize_study(
 
 
 def _summary(record: AllocationRecord) -> dict[str, object]:
+    # The seed stays concealed until lock: the trail records its commitment, checked when the
+    # lock or an unblinding reveals it.
     return {
         "design": record.design,
-        "seed": record.seed,
+        "seed_sha256": seed_commitment(record.seed),
         "arms": record.arms,
         "fingerprint": record.fingerprint,
         "rows": record.rows,
@@ -340,7 +343,12 @@ def allocate_arriving_case(*, case: Case) -> list[Assignment]:
                 study=study,
                 after={
                     "case": case.case_id,
-                    "arm": assignments[0].arm.name if assignments else None,
+                    # Concealed: a commitment keyed by the seed, checkable once it is revealed.
+                    "arm_hmac": (
+                        arm_commitment(study.seed, case.case_id, assignments[0].arm.name)
+                        if assignments
+                        else None
+                    ),
                     "readers": sorted(a.reader.code for a in assignments),
                 },
                 reason="prospective arrival",

@@ -33,6 +33,7 @@ from studyplatform.reading.services.errors import (
     OutOfOrderError,
     ReadingError,
 )
+from studyplatform.reading.services.washout import session_opening
 from studyplatform.studies.models import FindingType, StudyState
 
 __all__ = [
@@ -58,10 +59,8 @@ class FindingAnswer:
 
 
 def session_available(session: ReadingSession, now: datetime) -> bool:
-    """A session can be read when its study is open and its washout date has passed."""
-    if session.study.state != StudyState.OPEN:
-        return False
-    return session.available_from is None or session.available_from <= now
+    """A session can be read when its study is open and its washout rules allow it."""
+    return session_opening(session, now).open
 
 
 def _earlier_unsubmitted(assignment: Assignment) -> bool:
@@ -108,10 +107,7 @@ def open_assignment(*, assignment: Assignment, now: datetime | None = None) -> A
 
 
 def _locked_message(session: ReadingSession) -> str:
-    if session.study.state != StudyState.OPEN:
-        return f"the study is {session.study.get_state_display().lower()}, not open for reading"
-    assert session.available_from is not None
-    return f"this session is locked until {session.available_from:%Y-%m-%d %H:%M} (washout)"
+    return session_opening(session, timezone.now()).reason
 
 
 def _has_nul(value: Any) -> bool:

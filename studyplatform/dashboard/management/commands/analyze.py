@@ -31,6 +31,7 @@ class Command(BaseCommand):
         if study is None:
             raise CommandError(f"no study {options['study']!r}")
         row = services.analysis_for(study=study, inline_rows=10**12)
+        services.record_interim_view(user=None, study=study, what="manage.py analyze")
         if row.status != AnalysisStatus.DONE or row.result is None:
             raise CommandError(f"the analysis could not run: {row.error or row.status}")
         payload = {k: v for k, v in row.result.items() if k != "figures"}

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studyplatform.dashboard import services
+from studyplatform.dashboard.access import RESULT_EXPORTS
 from studyplatform.dashboard.exports import FORMATS, PER_FINDING, ExportError, build_export
 from studyplatform.dashboard.models import AnalysisStatus
 from studyplatform.studies.models import Study
@@ -52,6 +53,8 @@ class Command(BaseCommand):
                 data = chunk.encode("utf-8") if isinstance(chunk, str) else chunk
                 out.write(data)
                 size += len(data)
+        if fmt in RESULT_EXPORTS:
+            services.record_interim_view(user=None, study=study, what=f"manage.py export {fmt}")
         services.record_export(
             user=None, study=study, fmt=fmt, details={"finding": options["finding"], "via": "cli"}
         )

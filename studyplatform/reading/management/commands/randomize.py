@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studyplatform.reading.models import Assignment
 from studyplatform.reading.services import ReadingError, open_study, randomize_study
+from studyplatform.studies.concealment import seed_commitment
 from studyplatform.studies.models import Study
 
 
@@ -46,7 +47,8 @@ class Command(BaseCommand):
         arms = ", ".join(f"{name} {count}" for name, count in sorted(per_arm.items()))
         self.stdout.write(
             self.style.SUCCESS(
-                f"Study {study.slug!r} ({record.design}, seed {record.seed}): {record.rows} "
+                f"Study {study.slug!r} ({record.design}, seed concealed, sha256 "
+                f"{seed_commitment(record.seed)[:16]}...): {record.rows} "
                 f"assignments ({arms or 'none yet'}); fingerprint {record.fingerprint or '-'}; "
                 f"state {study.state}."
             )
