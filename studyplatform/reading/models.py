@@ -240,4 +240,5 @@ class AllocationRecord(models.Model):
         verbose_name = "allocation"
 
     def __str__(self) -> str:
-        return f"allocation of {self.study} ({self.design}, seed {self.seed})"
+        # No seed: the name shows on pages (titles, links) while the seed is concealed.
+        return f"allocation of {self.study} ({self.design})"

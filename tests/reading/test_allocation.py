@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from io import StringIO
 
@@ -216,9 +217,12 @@ def test_admin_action_needs_the_change_permission(client):
     assert not AllocationRecord.objects.filter(study=study).exists()
 
 
-def test_coordinator_sees_the_allocation_but_cannot_change_it(client, roles):
+def test_coordinator_sees_the_allocation_record_without_its_seed_and_cannot_change_it(
+    client, roles
+):
     from django.contrib.auth.models import Group
 
+    from studyplatform.studies.concealment import seed_commitment
     from studyplatform.studies.models import MemberRole, StudyMembership
     from tests.factories import UserFactory
 
@@ -229,12 +233,17 @@ def test_coordinator_sees_the_allocation_but_cannot_change_it(client, roles):
     # The admin shows staff only the studies they are members of.
     StudyMembership.objects.create(study=study, user=coordinator, role=MemberRole.COORDINATOR)
     client.force_login(coordinator)
-    listing = client.get("/admin/reading/allocationrecord/")
-    assert listing.status_code == 200 and study.slug in listing.content.decode()
-    assert client.get("/admin/reading/assignment/").status_code == 200
+    listing = client.get("/admin/reading/allocationrecord/").content.decode()
+    assert study.slug in listing and str(study.seed) not in listing
+    assert seed_commitment(study.seed) in listing
+    assignments = client.get("/admin/reading/assignment/").content.decode()
+    assert "concealed until the study is locked" in assignments
+    assert ">assisted<" not in assignments and ">unassisted<" not in assignments
     record = AllocationRecord.objects.get(study=study)
     page = client.get(f"/admin/reading/allocationrecord/{record.pk}/change/")
-    assert page.status_code == 200 and 'name="fingerprint"' not in page.content.decode()
+    html = page.content.decode()
+    assert page.status_code == 200 and 'name="fingerprint"' not in html
+    assert str(study.seed) not in html
 
 
 def test_randomizing_and_opening_are_audited():
@@ -248,5 +257,7 @@ def test_randomizing_and_opening_are_audited():
     assert [e.action for e in events] == ["allocation.create", "protocol.freeze", "study.update"]
     assert all(e.after is not None for e in events)
     assert events[0].after["fingerprint"] == record.fingerprint
+    assert "seed" not in events[0].after  # only its commitment
+    assert events[0].after["seed_sha256"] == hashlib.sha256(str(study.seed).encode()).hexdigest()
     assert events[1].after["version"] == 1
     assert events[2].after["state"] == "open"

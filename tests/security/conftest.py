@@ -41,8 +41,7 @@ class World:
     beta: Study
     users: dict[str, User | None]
     submitted: Assignment  # alpha's reader: read and submitted
-    assisted: Assignment  # alpha's reader: opened, AI-assisted, not submitted
-    unassisted: Assignment  # alpha's reader: opened, unassisted, not submitted (other session)
+    assisted: Assignment  # alpha's reader: opened, AI-assisted, not submitted (session 1)
 
 
 def _staff(username: str, role: str, study: Study, member_role: str) -> User:
@@ -96,7 +95,6 @@ def world(db, client, settings) -> World:
     submitted = (
         Assignment.objects.filter(reader__user=reader, reads__isnull=False).order_by("pk").first()
     )
-    unassisted = read_until(client, reader, alpha, number=2, arm="unassisted", submitted=0)
     client.logout()
     superuser = cast(User, UserFactory(username="root", is_staff=True, is_superuser=True))
     users: dict[str, User | None] = {
@@ -112,4 +110,30 @@ def world(db, client, settings) -> World:
     finalize_truth(
         study=alpha, user=users["coordinator"], password=PASSWORD, meaning=FINALIZE_TRUTH_MEANING
     )
-    return World(alpha, beta, users, submitted, assisted, unassisted)
+    return World(alpha, beta, users, submitted, assisted)
+
+
+def open_unassisted(client, world: World) -> Assignment:
+    """Go on reading after the assisted case until an unassisted one is open; return it.
+
+    A reader has one case open at a time (cases in order, sessions one after the other), so the
+    assisted case is submitted first; session 2 follows session 1 (the washout is 0 days here).
+    """
+    reader = world.users["reader"]
+    assert reader is not None
+    client.force_login(reader)
+    pending = Assignment.objects.filter(
+        session__study=world.alpha, reader__user=reader, reads__isnull=True
+    ).order_by("session__number", "position", "step")
+    for assignment in pending:
+        assert client.get(reverse("readers-assignment", args=[assignment.pk])).status_code == 200
+        if assignment.arm.name == "unassisted":
+            return assignment
+        body = {"idempotency_key": f"key-{assignment.pk:012d}", "findings": _answers()}
+        response = client.post(
+            reverse("readers-submit", args=[assignment.pk]),
+            json.dumps(body),
+            content_type="application/json",
+        )
+        assert response.status_code == 201, response.content
+    raise AssertionError("the reader has no unassisted case left")

@@ -18,7 +18,8 @@ from django.test import Client
 from django.urls import reverse
 
 from studyplatform.prereads.models import PreRead
-from tests.security.conftest import World
+from studyplatform.reading.models import Assignment
+from tests.security.conftest import World, open_unassisted
 
 pytestmark = pytest.mark.django_db
 
@@ -47,6 +48,12 @@ def reader(world, settings) -> Client:
     return client
 
 
+@pytest.fixture
+def unassisted(world, reader) -> Assignment:
+    """The reader's next unassisted case, opened (the assisted one is submitted by then)."""
+    return open_unassisted(reader, world)
+
+
 def _page_data(html: str) -> dict:
     found = re.search(r'id="reading-data" type="application/json">(.*?)</script>', html, re.S)
     assert found
@@ -60,8 +67,8 @@ def test_the_search_finds_ai_output_on_the_assisted_page(reader, world):
     assert reader.get(reverse("readers-heatmap", args=[world.assisted.pk])).status_code == 200
 
 
-def test_unassisted_page_and_its_data_hold_no_ai_output(reader, world):
-    response = reader.get(reverse("readers-assignment", args=[world.unassisted.pk]))
+def test_unassisted_page_and_its_data_hold_no_ai_output(reader, world, unassisted):
+    response = reader.get(reverse("readers-assignment", args=[unassisted.pk]))
     html = response.content.decode()
     assert response.status_code == 200
     assert _leaks(html, world) == []
@@ -70,8 +77,10 @@ def test_unassisted_page_and_its_data_hold_no_ai_output(reader, world):
     assert all(set(image) >= {"pixelsUrl"} for image in data["images"])
 
 
-def test_every_endpoint_the_unassisted_page_calls_answers_without_ai_output(reader, world):
-    pk = world.unassisted.pk
+def test_every_endpoint_the_unassisted_page_calls_answers_without_ai_output(
+    reader, world, unassisted
+):
+    pk = unassisted.pk
     data = _page_data(reader.get(reverse("readers-assignment", args=[pk])).content.decode())
     pixels = reader.get(data["images"][0]["pixelsUrl"])
     body = b"".join(pixels.streaming_content) if pixels.streaming else pixels.content
@@ -99,15 +108,17 @@ def test_every_endpoint_the_unassisted_page_calls_answers_without_ai_output(read
     assert correct.status_code == 200 and _leaks(correct.content, world) == []
 
 
-def test_heatmap_of_an_unassisted_or_submitted_case_is_404_without_ai_output(reader, world):
-    for pk in (world.unassisted.pk, world.submitted.pk):
+def test_heatmap_of_an_unassisted_or_submitted_case_is_404_without_ai_output(
+    reader, world, unassisted
+):
+    for pk in (unassisted.pk, world.submitted.pk):
         response = reader.get(reverse("readers-heatmap", args=[pk]))
         assert response.status_code == 404
         assert _leaks(response.content, world) == []
 
 
-def test_error_pages_echo_no_ai_output(reader, world):
-    pk = world.unassisted.pk
+def test_error_pages_echo_no_ai_output(reader, world, unassisted):
+    pk = unassisted.pk
     for path in (
         f"/assignments/{pk}/heatmap/?probability=1",
         f"/assignments/{pk}/images/9/pixels/",
@@ -129,8 +140,8 @@ def test_error_pages_echo_no_ai_output(reader, world):
         assert response.status_code == 404 and _leaks(response.content, world) == []
 
 
-def test_reading_pages_and_heatmaps_are_never_stored_by_a_cache(reader, world):
-    for pk in (world.unassisted.pk, world.assisted.pk):
+def test_reading_pages_and_heatmaps_are_never_stored_by_a_cache(reader, world, unassisted):
+    for pk in (unassisted.pk, world.assisted.pk):
         cache = reader.get(reverse("readers-assignment", args=[pk]))["Cache-Control"]
         assert "no-store" in cache and "private" in cache
     heatmap = reader.get(reverse("readers-heatmap", args=[world.assisted.pk]))

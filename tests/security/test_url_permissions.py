@@ -94,17 +94,19 @@ PAGES: dict[str, Check] = {
     "dashboard/<slug:slug>/": Check(
         "GET", expect(allow={C, S, SU}, login={ANON}), lambda w: {"slug": "alpha"}
     ),
+    # Results by arm: alpha is open, so its statistician (and superusers) only; its coordinator
+    # sees them once alpha is locked (tests/security/test_concealment.py).
     "dashboard/<slug:slug>/report/": Check(
-        "GET", expect(allow={C, S, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+        "GET", expect(allow={S, SU}, login={ANON}), lambda w: {"slug": "alpha"}
     ),
     "dashboard/<slug:slug>/report/status/": Check(
-        "GET", expect(allow={C, S, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+        "GET", expect(allow={S, SU}, login={ANON}), lambda w: {"slug": "alpha"}
     ),
     "dashboard/<slug:slug>/report/retry/": Check(
-        "POST", expect(allow={C, S, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+        "POST", expect(allow={S, SU}, login={ANON}), lambda w: {"slug": "alpha"}
     ),
     "dashboard/<slug:slug>/export/<str:fmt>/": Check(
-        "GET", expect(allow={C, S, SU}, login={ANON}), lambda w: {"slug": "alpha", "fmt": "long"}
+        "GET", expect(allow={S, SU}, login={ANON}), lambda w: {"slug": "alpha", "fmt": "long"}
     ),
     # Arrival: a site token or the study's coordinator (a superuser is no coordinator here).
     "api/studies/<slug:slug>/cases/": Check("POST", expect(allow={C}), lambda w: {"slug": "alpha"}),
