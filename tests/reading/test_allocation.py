@@ -256,8 +256,9 @@ def test_randomizing_and_opening_are_audited():
     events = list(AuditEvent.objects.filter(study=study).order_by("sequence"))
     assert [e.action for e in events] == ["allocation.create", "protocol.freeze", "study.update"]
     assert all(e.after is not None for e in events)
-    assert events[0].after["fingerprint"] == record.fingerprint
-    assert "seed" not in events[0].after  # only its commitment
-    assert events[0].after["seed_sha256"] == hashlib.sha256(str(study.seed).encode()).hexdigest()
-    assert events[1].after["version"] == 1
-    assert events[2].after["state"] == "open"
+    allocation, frozen, opened = (e.after or {} for e in events)
+    assert allocation["fingerprint"] == record.fingerprint
+    assert "seed" not in allocation  # only its commitment
+    assert allocation["seed_sha256"] == hashlib.sha256(str(study.seed).encode()).hexdigest()
+    assert frozen["version"] == 1
+    assert opened["state"] == "open"
