@@ -9,6 +9,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from studyplatform.audit.models import Action
 from studyplatform.audit.services import record as audit_record
 from studyplatform.prereads.models import PreReadFinding
 from studyplatform.reading.models import (
@@ -18,36 +19,59 @@ from studyplatform.reading.models import (
     ReadFinding,
     ReadingSession,
 )
-from studyplatform.reading.services import open_study, randomize_study
-from studyplatform.studies.models import Study, Truth
+from studyplatform.reading.services import open_study, randomize_study, waive_washout
+from studyplatform.studies.models import MemberRole, Study, StudyMembership, Truth
 
 EARLY_READERS = ("R01",)
-"""Demo readers whose later sessions open at once, so one account can try every session."""
+"""Demo readers whose washout is waived, so that one account can read both sessions today."""
+
+WAIVER_REASON = "demo: one account reads both sessions today"
+LEAD_DAYS = 4
+"""The demo study opened ``washout_days + LEAD_DAYS`` days ago: room for a past session 1, the
+washout, and a past session 2 of the simulated readers."""
 
 
 def start_demo_reading(
     *, study: Study, early_readers: Iterable[str] = EARLY_READERS
 ) -> AllocationRecord:
-    """Randomize the demo study from its seed, open it, and waive the washout for some readers.
+    """Randomize the demo study from its seed, open it in the past, waive some readers' washout.
 
-    In a real study session 2 opens ``washout_days`` after session 1; in the demo, reader R01's
-    later sessions are available at once (marked ``washout_waived``) so that one demo account can
-    read both sessions of the crossover today.
+    The study is opened and then placed ``washout_days + LEAD_DAYS`` days in the past, with each
+    session ``k`` scheduled ``(k - 1) * washout_days`` after that, so the simulated readers'
+    timeline is one a real trial could have had. Reader R01 (left to a person) gets an explicit,
+    audited waiver from the demo coordinator: once R01 finishes session 1, session 2 opens at
+    once instead of after the washout.
     """
     with transaction.atomic():
         record = randomize_study(study=study)
         open_study(study=study)
-        waived = ReadingSession.objects.filter(
-            study=study, reader__code__in=list(early_readers), number__gt=1
-        ).update(available_from=timezone.now(), washout_waived=True)
+        opened = timezone.now() - timedelta(days=study.washout_days + LEAD_DAYS)
+        Study.objects.filter(pk=study.pk).update(opened_at=opened)
+        study.opened_at = opened
+        for session in ReadingSession.objects.filter(study=study, number__gt=1):
+            session.available_from = opened + timedelta(
+                days=(session.number - 1) * study.washout_days
+            )
+            session.save(update_fields=["available_from"])
         audit_record(
             actor=None,
-            action="session.washout_waived",
-            object_type="reading.readingsession",
-            study=study,
-            after={"readers": sorted(early_readers), "sessions": waived},
-            reason="demo: one account may read every session today",
+            action=Action.STUDY_UPDATE,
+            obj=study,
+            after={"opened_at": opened},
+            reason="demo: the study's timeline is placed in the past",
         )
+        coordinator = (
+            StudyMembership.objects.filter(study=study, role=MemberRole.COORDINATOR)
+            .select_related("user")
+            .order_by("pk")
+            .first()
+        )
+        if coordinator is None:
+            raise ValueError("the demo study needs a coordinator to waive a washout")
+        for session in ReadingSession.objects.filter(
+            study=study, reader__code__in=list(early_readers), number__gt=1
+        ).select_related("study", "reader"):
+            waive_washout(session=session, user=coordinator.user, reason=WAIVER_REASON)
     return record
 
 
@@ -64,9 +88,10 @@ def simulate_demo_reads(
     ``skill`` for present findings and 0 for absent ones, plus case and reader noise. In the
     assisted arm the reader leans on the AI by adding a fraction of the pre-read's logit, so the
     analysis has a real (if synthetic) effect to find. Confidence is the logistic of the score
-    on 0-100; the call is confidence >= 50. Reads are timed in the past: session 1 ends
-    ``washout_days`` plus one day before session 2, which ends an hour ago. Reads bypass the
-    reader's pages, so they are audited once here, as simulated.
+    on 0-100; the call is confidence >= 50. Reads are timed in the past, as a trial could have
+    run: session 1 starts an hour after the study opened, session 2 an hour after the later of
+    its scheduled date and session 1's completion plus the washout. Each read is audited as a
+    submission (``read.submit``), its reason saying it was simulated.
     """
     rng = np.random.default_rng([seed, 7])
     readers = sorted(readers)
@@ -94,19 +119,24 @@ def simulate_demo_reads(
         for ft in finding_types
     }
     skill = {code: rng.normal(1.6, 0.3) for code in readers}
-    now = timezone.now()
-    session_end = {
-        2: now - timedelta(hours=1),
-        1: now - timedelta(hours=1, days=study.washout_days + 1),
-    }
+    opened = study.opened_at or timezone.now()
+    scheduled = dict(ReadingSession.objects.filter(study=study).values_list("pk", "available_from"))
     reads: list[Read] = []
     findings: list[list[ReadFinding]] = []
     clock: dict[tuple[str, int], datetime] = {}
+    first: dict[tuple[str, int], datetime] = {}
     for assignment in assignments:
-        key = (assignment.reader.code, assignment.session.number)
-        started = clock.get(
-            key, session_end.get(assignment.session.number, now) - timedelta(hours=2)
-        )
+        code, number = assignment.reader.code, assignment.session.number
+        key = (code, number)
+        if key not in clock:
+            # Session 1 an hour after opening; session k an hour after the later of its scheduled
+            # date and the reader's completion of session k - 1 plus the washout.
+            begin = scheduled.get(assignment.session_id) or opened
+            if (code, number - 1) in clock:
+                after = clock[(code, number - 1)] + timedelta(days=study.washout_days)
+                begin = max(begin, after)
+            first[key] = begin + timedelta(hours=1)
+        started = clock.get(key, first[key])
         duration = float(rng.lognormal(np.log(45.0), 0.35)) * (
             0.85 if assignment.arm.shows_ai else 1
         )
@@ -139,6 +169,7 @@ def simulate_demo_reads(
                 ReadFinding(finding_type=ft, present=confidence >= 50, confidence=confidence)
             )
         findings.append(answers)
+    codes = {ft.pk: ft.code for ft in finding_types}
     with transaction.atomic():
         Read.objects.bulk_create(reads)  # sets primary keys on PostgreSQL and SQLite
         for read, answers in zip(reads, findings, strict=True):
@@ -150,14 +181,29 @@ def simulate_demo_reads(
         Assignment.objects.bulk_update(assignments, ["opened_at"])
         for (code, number), finished in clock.items():
             ReadingSession.objects.filter(study=study, reader__code=code, number=number).update(
-                started_at=finished - timedelta(hours=2), completed_at=finished
+                started_at=first[(code, number)], completed_at=finished
             )
-        audit_record(
-            actor=None,
-            action="read.simulate",
-            object_type="reading.read",
-            study=study,
-            after={"readers": readers, "reads": len(reads)},
-            reason="demo: simulated reads, not a reader's answers",
-        )
+        # Each simulated read is audited like a reader's submission (same action and shape).
+        for assignment, read, answers in zip(assignments, reads, findings, strict=True):
+            audit_record(
+                actor=assignment.reader.user,
+                action=Action.READ_SUBMIT,
+                obj=read,
+                study=study,
+                after={
+                    "assignment": assignment.pk,
+                    "started_at": read.started_at,
+                    "submitted_at": read.submitted_at,
+                    "free_text": read.free_text,
+                    "findings": {
+                        codes[a.finding_type_id]: {
+                            "present": a.present,
+                            "confidence": a.confidence,
+                            "marks": a.marks,
+                        }
+                        for a in answers
+                    },
+                },
+                reason="demo: simulated read, not a reader's answers",
+            )
     return len(reads)

@@ -118,3 +118,42 @@ def test_simulated_reads_fill_both_arms_for_three_readers_reproducibly(settings,
 
     call_command("demo", cases=6, simulate_reads=True, stdout=StringIO())
     assert answers() == first
+
+
+def test_the_demo_timeline_keeps_the_washout_and_audits_every_read_and_the_waiver(
+    settings, roles, client
+):
+    from datetime import timedelta
+
+    from django.urls import reverse
+
+    from studyplatform.audit.models import AuditEvent
+    from studyplatform.reading.demo import WAIVER_REASON
+    from studyplatform.reading.models import Read, ReadingSession
+
+    settings.DEBUG = True
+    call_command("demo", cases=6, simulate_reads=True, stdout=StringIO())
+    study = Study.objects.get(slug="demo")
+    washout = timedelta(days=study.washout_days)
+    for reader in ("R02", "R03", "R04"):
+        one, two = ReadingSession.objects.filter(study=study, reader__code=reader).order_by(
+            "number"
+        )
+        assert one.completed_at is not None and two.completed_at is not None
+        assert two.available_from is not None and two.started_at is not None
+        assert two.started_at >= max(two.available_from, one.completed_at + washout)
+        assert two.completed_at >= two.available_from  # never completed before it opened
+        assert study.opened_at is not None and one.started_at >= study.opened_at
+    waived = ReadingSession.objects.get(study=study, reader__code="R01", number=2)
+    assert waived.washout_waived and waived.washout_waiver_reason == WAIVER_REASON
+    assert waived.washout_waived_by is not None
+    event = AuditEvent.objects.get(study=study, action="session.washout_waived")
+    assert event.reason == WAIVER_REASON and event.object_id == str(waived.pk)
+    submits = AuditEvent.objects.filter(study=study, action="read.submit")
+    assert submits.count() == Read.objects.filter(assignment__session__study=study).count()
+    assert all(e.actor_id is not None for e in submits)
+    client.force_login(get_user_model().objects.get(username="coordinator"))
+    page = client.get(reverse("dashboard:study", args=["demo"])).content.decode()
+    assert "waived by coordinator: " + WAIVER_REASON in page
+    for kind in ("washout_violation", "sessions_overlap", "completed_before_open"):
+        assert f'data-kind="{kind}"' not in page
