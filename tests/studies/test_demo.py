@@ -143,7 +143,8 @@ def test_the_demo_timeline_keeps_the_washout_and_audits_every_read_and_the_waive
         assert two.available_from is not None and two.started_at is not None
         assert two.started_at >= max(two.available_from, one.completed_at + washout)
         assert two.completed_at >= two.available_from  # never completed before it opened
-        assert study.opened_at is not None and one.started_at >= study.opened_at
+        assert study.opened_at is not None and one.started_at is not None
+        assert one.started_at >= study.opened_at
     waived = ReadingSession.objects.get(study=study, reader__code="R01", number=2)
     assert waived.washout_waived and waived.washout_waiver_reason == WAIVER_REASON
     assert waived.washout_waived_by is not None
