@@ -127,7 +127,7 @@ def test_reader_reads_both_arms_with_viewer_overlay_drafts_and_blinding(
     page.click("input[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
     worklist = page.inner_text("#worklist")
-    assert "Open" in worklist and "Locked until" in worklist
+    assert "Open" in worklist and "Locked: opens after you finish session 1" in worklist
     assert "assisted" not in page.content().lower()
 
     nav_start = len(responses)
