@@ -195,3 +195,20 @@ def test_a_large_studys_report_shows_progress_until_the_worker_is_done(
     }  # fmt: skip
     response = _get(client, built.statistician, "dashboard:report", "sim")
     assert b'id="section-mrmc"' in response.content and len(sent) == 1
+
+
+def test_analyze_and_export_commands_before_the_lock_are_audited_as_interim_views(
+    built, tmp_path
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("analyze", "sim", "--json", stdout=StringIO())
+    out = tmp_path / "reads.csv"
+    call_command("export", "sim", "--format", "long", "-o", str(out), stdout=StringIO())
+    events = AuditEvent.objects.filter(action="analysis.interim_view").order_by("sequence")
+    assert [(e.actor_id, (e.after or {})["what"]) for e in events] == [
+        (None, "manage.py analyze"),
+        (None, "manage.py export long"),
+    ]
