@@ -27,6 +27,7 @@ from PIL import Image, ImageMode, UnidentifiedImageError
 from pydicom import dcmread
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels.utils import pixel_array
 from pydicom.uid import (
@@ -55,8 +56,9 @@ DEFAULT_MAX_DECODED_BYTES: Final = 128 * 1024 * 1024
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 # PNG colour type -> samples per pixel once decoded (a palette expands to RGB on conversion).
 _PNG_SAMPLES: Final[Mapping[int, int]] = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
-# JPEG start-of-frame markers (C4 DHT, C8 JPG and CC DAC share the range but are not frames).
-_JPEG_SOF: Final = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# JPEG start-of-frame markers (C4 DHT, C8 JPG and CC DAC share the range but are not frames),
+# and JPEG-LS's SOF55 (F7), whose frame header has the same layout.
+_JPEG_SOF: Final = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xF7}
 
 
 class ImageError(ValueError):
@@ -323,6 +325,44 @@ def _rescaled(
     return pixels
 
 
+def _codestream_pixels(frame: bytes) -> int | None:
+    """Rows x columns an encapsulated frame's own header declares (JPEG, JPEG-LS, JPEG 2000);
+    None when it is none of these (RLE: the decoder sizes its output from the data set)."""
+    if frame.startswith(b"\xff\xd8"):
+        size = bitmap_decoded_size(frame)
+        return None if size is None else size.rows * size.columns
+    at = frame.find(b"\xff\x4f\xff\x51", 0, 4096)  # JPEG 2000 SOC + SIZ (maybe in a JP2 box)
+    if at < 0 or at + 24 > len(frame):
+        return None
+    xsiz, ysiz, xosiz, yosiz = (int(v) for v in struct.unpack(">IIII", frame[at + 8 : at + 24]))
+    return max(0, xsiz - xosiz) * max(0, ysiz - yosiz)
+
+
+def check_dicom_frames(ds: Any, size: DecodedSize, *, name: str) -> None:
+    """Refuse compressed frames that declare more pixels than the data set's header.
+
+    JPEG and JPEG 2000 decoders size their output from the codestream, not from Rows and
+    Columns: a small header over a huge codestream would pass :func:`check_decoded_size` and
+    still decode to gigabytes.
+    """
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None or not UID(syntax).is_compressed or "PixelData" not in ds:
+        return
+    try:
+        frames = generate_frames(ds.PixelData, number_of_frames=size.frames)
+        for number, frame in enumerate(frames, start=1):
+            pixels = _codestream_pixels(frame)
+            if pixels is not None and pixels > size.rows * size.columns:
+                raise ImageTooLargeError(
+                    f"{name}: compressed frame {number} declares {pixels:,} pixels, more than "
+                    f"the header's {size.columns} x {size.rows}; refused before decoding"
+                )
+    except (ValueError, struct.error) as exc:
+        if isinstance(exc, ImageError):
+            raise
+        raise ImageError(f"{name}: malformed encapsulated pixel data ({exc})") from exc
+
+
 def read_dicom_pixels(
     path: StrPath | BinaryIO,
     *,
@@ -344,6 +384,7 @@ def read_dicom_pixels(
         raise ImageError(f"{name}: DICOM file has no pixel data")
     size = dicom_decoded_size(ds, name=name)
     check_decoded_size(size, name=name, max_bytes=max_decoded_bytes)
+    check_dicom_frames(ds, size, name=name)
     samples = size.samples
     if samples not in (1, 3):
         raise ImageError(f"{name}: unsupported SamplesPerPixel {samples}")

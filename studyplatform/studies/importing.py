@@ -122,11 +122,9 @@ def _prepare_dicom(
         raise ImageError(f"{upload.name}: DICOM file has no pixel data (not an image)")
     # The pixel data is still encoded here (pydicom decodes only on request): refuse a bomb
     # before de-identifying, writing or decoding anything.
-    imaging.check_decoded_size(
-        imaging.dicom_decoded_size(ds, name=upload.name),
-        name=upload.name,
-        max_bytes=max_decoded_bytes,
-    )
+    size = imaging.dicom_decoded_size(ds, name=upload.name)
+    imaging.check_decoded_size(size, name=upload.name, max_bytes=max_decoded_bytes)
+    imaging.check_dicom_frames(ds, size, name=upload.name)
     if "TransferSyntaxUID" not in ds.file_meta:
         # A file without meta information is implicit VR little endian (PS3.5 A.1).
         ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian

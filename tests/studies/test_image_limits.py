@@ -188,3 +188,27 @@ def test_at_start_up_pillow_is_made_to_refuse_a_bomb_anywhere_in_the_process():
     # would only warn.
     with pytest.raises(PILImage.DecompressionBombWarning):
         PILImage.open(io.BytesIO(png_bomb(12_000)))
+
+
+@pytest.mark.parametrize(
+    "source", ["RG1_J2KR.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "MR_small_jpeg_ls_lossless.dcm"]
+)
+def test_a_compressed_frame_larger_than_its_header_is_refused_before_decoding(
+    study, tmp_path, source
+):
+    # JPEG decoders size their output from the codestream: a small Rows x Columns over a
+    # large codestream would otherwise pass the header check.
+    ds = pydicom.dcmread(pydicom_file(source))
+    ds.Rows = ds.Columns = 8
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    rows = [{"case_id": "LIAR", "site": "north", "images": "liar.dcm", "modality": "DX"}]
+    folder = write_import_dir(tmp_path / "in", rows, {"liar.dcm": buffer.getvalue()})
+
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_cases", study.slug, str(folder), stdout=StringIO(), stderr=err)
+
+    assert "liar.dcm: compressed frame 1 declares" in err.getvalue()
+    assert "more than the header's 8 x 8; refused before decoding" in err.getvalue()
+    assert not Case.objects.exists()
