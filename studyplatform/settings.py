@@ -149,6 +149,16 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("UPLOAD_MAX_MEMORY_MB", 50, minimum=1) * 1
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # The largest single uploaded file a view accepts (studyplatform.audit.files.check_upload).
 MAX_UPLOAD_SIZE = env_int("MAX_UPLOAD_MB", 200, minimum=1) * 1024 * 1024
+# The most pixel data one image file may decode to (frames x rows x columns x samples x bytes
+# per sample, read from the header before decoding): a small file that claims a huge image (a
+# decompression bomb) is refused instead of exhausting the worker's memory. 128 MiB is about
+# three times the largest single radiograph (mammography 4096 x 5625 at 16 bits: 46 MB; a
+# 43 x 43 cm detector at 100 um, 4300 x 4300: 37 MB) and holds a multi-frame file of 256 CT
+# slices of 512 x 512; CT and MR series usually arrive as one file per slice (512 KB each), and
+# a case keeps one 2-D image per file. Decoding, de-identifying and deriving the viewer's image
+# needs a few times this much memory at the peak. Raise it for larger multi-frame files
+# (tomosynthesis, a whole enhanced CT series in one file) together with the workers' memory.
+IMAGE_MAX_DECODED_BYTES = env_int("IMAGE_MAX_DECODED_MB", 128, minimum=1) * 1024 * 1024
 
 # --- Security (production when DEBUG is off) ----------------------------------------------
 # Idle expiry: every request renews the session, which ends SESSION_COOKIE_AGE seconds after

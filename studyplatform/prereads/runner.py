@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import F
@@ -128,8 +129,8 @@ def decode(image: Image) -> np.ndarray[Any, Any]:
         raise ImageError(f"image {image}: no stored file")
     path = Path(field_file.path)
     if path.suffix.lower() in {".dcm", ".dicom", ""}:
-        return read_dicom_pixels(path).pixels
-    return read_png(path)
+        return read_dicom_pixels(path, max_decoded_bytes=settings.IMAGE_MAX_DECODED_BYTES).pixels
+    return read_png(path, max_decoded_bytes=settings.IMAGE_MAX_DECODED_BYTES)
 
 
 @dataclass

@@ -114,7 +114,14 @@ def _prepare_all(study: Study, case_id: str, uploads: Sequence[Upload]) -> list[
     salt = deid_salt(study)
     for upload in uploads:
         try:
-            prepared.append(prepare_image(upload, pseudonym=case_id, salt=salt))
+            prepared.append(
+                prepare_image(
+                    upload,
+                    pseudonym=case_id,
+                    salt=salt,
+                    max_decoded_bytes=settings.IMAGE_MAX_DECODED_BYTES,
+                )
+            )
         except (ImageError, DeidentificationError) as exc:
             message = str(exc)
             prefix = f"{upload.name}: "
