@@ -17,6 +17,7 @@ from studyplatform.env import (
     env_bool,
     env_int,
     env_list,
+    env_networks,
     env_path,
     env_str,
     parse_broker_url,
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "studyplatform.accounts.middleware.ForwardedHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -170,6 +172,10 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)
     if env_bool("BEHIND_TLS_PROXY", default=False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The addresses (or networks) of the proxies in front of the web app. X-Forwarded-For and
+# X-Forwarded-Proto are believed only from them; from any other peer they are dropped, so a
+# client that reaches the web app directly cannot pick its own address or scheme.
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES", [])
 
 # --- Celery -------------------------------------------------------------------------------
 _broker_url = env_str("CELERY_BROKER_URL", "")
