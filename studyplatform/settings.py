@@ -202,8 +202,16 @@ else:
         "polling_interval": 0.05,
     }
     CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", (VAR_DIR / "results").as_uri())
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1, maximum=3600)
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 2, minimum=1)
+# Self-healing pre-reads (the worker's beat runs the sweeper every PREREAD_SWEEP_INTERVAL
+# seconds): a pre-read pending for PREREAD_REQUEUE_AFTER seconds since it was queued is queued
+# again (its message was lost), and one running without a heartbeat for PREREAD_STALE_AFTER
+# seconds (its worker died) goes back to pending.
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+PREREAD_SWEEP_INTERVAL = env_int("PREREAD_SWEEP_INTERVAL", 60, minimum=1)
+PREREAD_REQUEUE_AFTER = env_int("PREREAD_REQUEUE_AFTER", 900, minimum=1)
+PREREAD_STALE_AFTER = env_int("PREREAD_STALE_AFTER", 900, minimum=1)
 
 # --- Logging ------------------------------------------------------------------------------
 LOGGING = {
