@@ -17,6 +17,7 @@ from studyplatform.env import (
     env_bool,
     env_int,
     env_list,
+    env_networks,
     env_path,
     env_str,
     parse_broker_url,
@@ -58,6 +59,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "studyplatform.dashboard.middleware.LocalHealthCheckMiddleware",
+    "studyplatform.accounts.middleware.ForwardedHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -180,6 +183,10 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)
     if env_bool("BEHIND_TLS_PROXY", default=False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The addresses (or networks) of the proxies in front of the web app. X-Forwarded-For and
+# X-Forwarded-Proto are believed only from them; from any other peer they are dropped, so a
+# client that reaches the web app directly cannot pick its own address or scheme.
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES", [])
 
 # --- Celery -------------------------------------------------------------------------------
 _broker_url = env_str("CELERY_BROKER_URL", "")
@@ -205,8 +212,16 @@ else:
         "polling_interval": 0.05,
     }
     CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", (VAR_DIR / "results").as_uri())
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1, maximum=3600)
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 2, minimum=1)
+# Self-healing pre-reads (the worker's beat runs the sweeper every PREREAD_SWEEP_INTERVAL
+# seconds): a pre-read pending for PREREAD_REQUEUE_AFTER seconds since it was queued is queued
+# again (its message was lost), and one running without a heartbeat for PREREAD_STALE_AFTER
+# seconds (its worker died) goes back to pending.
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+PREREAD_SWEEP_INTERVAL = env_int("PREREAD_SWEEP_INTERVAL", 60, minimum=1)
+PREREAD_REQUEUE_AFTER = env_int("PREREAD_REQUEUE_AFTER", 900, minimum=1)
+PREREAD_STALE_AFTER = env_int("PREREAD_STALE_AFTER", 900, minimum=1)
 
 # --- Logging ------------------------------------------------------------------------------
 LOGGING = {

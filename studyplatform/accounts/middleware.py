@@ -1,8 +1,9 @@
-"""Middleware of the accounts: the log-in throttle's answer, and private pages.
+"""Middleware of the accounts: forwarded headers, the log-in throttle's answer, private pages.
 
 LoginThrottleMiddleware answers 429 with a clear message to a log-in attempt that the throttle
-refuses. The backend refuses such attempts anyway; this turns the log-in page's generic "did not
-match" into "too many attempts, try again in N minutes" with the right status code.
+refuses: before the view when the count is already over the limit, and after it when the backend
+refused the attempt (a parallel attempt took the last check). This turns the log-in page's generic
+"did not match" into "too many attempts, try again in N minutes" with the right status code.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
 
 from studyplatform.accounts import throttle
+from studyplatform.accounts.backends import THROTTLED_ATTRIBUTE
 
 
 def _login_paths() -> set[str]:
@@ -27,6 +29,23 @@ def _login_paths() -> set[str]:
     return paths
 
 
+class ForwardedHeadersMiddleware:
+    """Drop X-Forwarded-* headers unless the direct peer is one of TRUSTED_PROXIES.
+
+    First in the stack, so that neither the HTTPS check (SECURE_PROXY_SSL_HEADER) nor the
+    throttle's address ever reads a header that the client wrote itself.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not throttle.is_trusted_proxy(str(request.META.get("REMOTE_ADDR") or "")):
+            for name in [key for key in request.META if key.startswith("HTTP_X_FORWARDED_")]:
+                del request.META[name]
+        return self.get_response(request)
+
+
 class LoginThrottleMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -36,15 +55,19 @@ class LoginThrottleMiddleware:
             username = request.POST.get("username", "")
             wait = throttle.retry_after(username, throttle.client_ip(request)) if username else 0
             if wait:
-                response = render(
-                    request,
-                    "accounts/login_throttled.html",
-                    {"minutes": (wait + 59) // 60},
-                    status=429,
-                )
-                response["Retry-After"] = str(wait)
-                return response
+                return _throttled(request, wait)
+            response = self.get_response(request)
+            wait = getattr(request, THROTTLED_ATTRIBUTE, 0)
+            return _throttled(request, wait) if wait else response
         return self.get_response(request)
+
+
+def _throttled(request: HttpRequest, wait: int) -> HttpResponse:
+    response = render(
+        request, "accounts/login_throttled.html", {"minutes": (wait + 59) // 60}, status=429
+    )
+    response["Retry-After"] = str(wait)
+    return response
 
 
 class PrivatePagesMiddleware:

@@ -50,7 +50,7 @@ def sign(request: HttpRequest, study_id: int, kind: str, admin_site: AdminSite) 
     status = 200
     username, ip = request.user.get_username(), throttle.client_ip(request)
     if request.method == "POST" and form.is_valid():
-        wait = throttle.retry_after(username, ip)
+        wait = throttle.claim_attempt(username, ip)  # counted before the password is checked
         if wait:
             form.add_error(None, f"Too many wrong passwords: try again in {(wait + 59) // 60} min.")
             status = 429
@@ -64,7 +64,6 @@ def sign(request: HttpRequest, study_id: int, kind: str, admin_site: AdminSite) 
                     meaning=meaning,
                 )
             except SignatureRefusedError as error:
-                throttle.record_failure(username, ip)
                 form.add_error("password", str(error))
                 status = 403
             except SignatureStateError as error:

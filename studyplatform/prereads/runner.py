@@ -1,18 +1,23 @@
 """Running a batch of pre-reads: decode, preprocess, forward, Grad-CAM, encode, store.
 
-A batch claims its rows (status running, one more attempt), computes in chunks, and commits each
-case on its own in a short transaction that re-checks the row under a lock: a worker killed in
-the middle of a batch leaves every finished case done and the rest pending or running, and the
-redelivered batch skips the done ones and finishes the others.
+A batch claims its rows (status running, one more attempt, its claim token and a heartbeat),
+computes in chunks, beats before each chunk, and commits each case on its own in a short
+transaction that re-checks the row under a lock: a worker killed in the middle of a batch leaves
+every finished case done and the rest pending or running, and the redelivered batch (same claim)
+skips the done ones and finishes the others. Rows that another live run holds (another claim, a
+fresh heartbeat) are skipped, so a second message for the same cases (the sweeper re-queued them)
+computes nothing twice.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +26,7 @@ import torch
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from studyplatform.prereads import gradcam
@@ -43,20 +48,29 @@ CPU_CHUNK = 8  # cases per forward pass on the CPU; a GPU takes larger chunks
 GPU_CHUNK = 32
 
 
-def _claim(preread_ids: Sequence[int]) -> list[PreRead]:
+def _claim(preread_ids: Sequence[int], claim: str) -> list[PreRead]:
     with transaction.atomic():
+        now = timezone.now()
+        alive = now - timedelta(seconds=settings.PREREAD_STALE_AFTER)
+        held_by_another = (
+            Q(status=PreReadStatus.RUNNING) & Q(heartbeat_at__gt=alive) & ~Q(claim=claim)
+        )
         rows = list(
             PreRead.objects.select_for_update()
             .filter(pk__in=list(preread_ids))
             .exclude(status=PreReadStatus.DONE)
+            .exclude(held_by_another)
             .select_related("model", "case")
             .order_by("pk")
         )
-        now = timezone.now()
         # One plain UPDATE: every claimed row gets the same values (bulk_update's CASE per row
         # cost more Python time than the model's forward pass).
         PreRead.objects.filter(pk__in=[row.pk for row in rows]).update(
-            status=PreReadStatus.RUNNING, attempts=F("attempts") + 1, started_at=now
+            status=PreReadStatus.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=now,
+            claim=claim,
+            heartbeat_at=now,
         )
         for row in rows:
             row.status = PreReadStatus.RUNNING
@@ -78,11 +92,25 @@ def _fail(rows: Iterable[PreRead], error: str) -> int:
     return count
 
 
-def run_batch(*, preread_ids: Sequence[int], chunk_size: int | None = None) -> BatchOutcome:
-    """Compute the given pre-reads (those not done), committing each case as it finishes."""
+def _beat(rows: Sequence[PreRead], claim: str) -> None:
+    """Show the rows' run is alive (those still running under this claim)."""
+    PreRead.objects.filter(
+        pk__in=[row.pk for row in rows], status=PreReadStatus.RUNNING, claim=claim
+    ).update(heartbeat_at=timezone.now())
+
+
+def run_batch(
+    *, preread_ids: Sequence[int], chunk_size: int | None = None, claim: str | None = None
+) -> BatchOutcome:
+    """Compute the given pre-reads (those not done), committing each case as it finishes.
+
+    ``claim`` names this run (the task's ID, which a redelivered message keeps); without one the
+    run gets a fresh name.
+    """
     outcome = BatchOutcome()
     started = time.perf_counter()
-    rows = _claim(preread_ids)
+    claim = claim or uuid.uuid4().hex
+    rows = _claim(preread_ids, claim)
     outcome.skipped = len(preread_ids) - len(rows)
     if not rows:
         return outcome
@@ -111,7 +139,7 @@ def run_batch(*, preread_ids: Sequence[int], chunk_size: int | None = None) -> B
             continue
         size = max(1, chunk_size or (GPU_CHUNK if loaded.device.type == "cuda" else CPU_CHUNK))
         chunks = [group[start : start + size] for start in range(0, len(group), size)]
-        outcome.add(_run_pipeline(loaded, chunks, images, findings))
+        outcome.add(_run_pipeline(loaded, chunks, images, findings, lambda: _beat(rows, claim)))
     return outcome
 
 
@@ -153,6 +181,7 @@ def _run_pipeline(
     chunks: Sequence[Sequence[PreRead]],
     images: dict[int, Image],
     findings: dict[tuple[int, str], FindingType],
+    beat: Callable[[], None],
 ) -> BatchOutcome:
     """Chunk by chunk, overlapping file work with the model and the database.
 
@@ -165,6 +194,7 @@ def _run_pipeline(
         next_prepared = pool.submit(_prepare, loaded, chunks[0], images)
         pending: tuple[_Computed, Future[list[bytes]]] | None = None
         for i in range(len(chunks)):
+            beat()
             prepared, failures = next_prepared.result()
             if i + 1 < len(chunks):
                 next_prepared = pool.submit(_prepare, loaded, chunks[i + 1], images)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import islice
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from studyplatform.celery import enqueue
 from studyplatform.prereads.models import AIModel, PreRead, PreReadStatus
@@ -81,17 +83,73 @@ def request_prereads(
     ``case_ids`` are Case primary keys. Pre-reads already done are left alone; failed ones are
     tried again. Returns how many were queued (0 when no model is registered yet).
     """
-    from studyplatform.prereads.tasks import run_preread_batch  # the task module imports us
-
     model = model or default_model()
     if model is None:
         logger.warning("no AI model is registered: no pre-reads requested")
         return 0
     with transaction.atomic():
         todo = _ensure_prereads(cases=_cases(study=study, case_ids=case_ids), model=model)
-        for batch in batched(todo, max(1, batch_size)):
-            enqueue(run_preread_batch, preread_ids=batch, chunk_size=chunk_size)
+        _queue(todo, batch_size=batch_size, chunk_size=chunk_size)
     return len(todo)
+
+
+def _queue(preread_ids: list[int], *, batch_size: int, chunk_size: int | None = None) -> None:
+    """Stamp the rows as queued now and send their batches after commit."""
+    from studyplatform.prereads.tasks import run_preread_batch  # the task module imports us
+
+    PreRead.objects.filter(pk__in=preread_ids, status=PreReadStatus.PENDING).update(
+        queued_at=timezone.now()
+    )
+    for batch in batched(preread_ids, max(1, batch_size)):
+        enqueue(run_preread_batch, preread_ids=batch, chunk_size=chunk_size)
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    returned: int  # running pre-reads whose run stopped beating, back to pending
+    requeued: int  # pending pre-reads queued again
+
+    def as_json(self) -> dict[str, int]:
+        return {"returned": self.returned, "requeued": self.requeued}
+
+
+def sweep_prereads(
+    *, requeue_after: int, stale_after: int, batch_size: int = BATCH_SIZE
+) -> SweepOutcome:
+    """Heal what a lost message or a dead worker left behind; safe to run at any time.
+
+    A pre-read running without a heartbeat for ``stale_after`` seconds goes back to pending (its
+    worker died; a broker that keeps its unacknowledged message would hand it out only after the
+    visibility timeout). A pending one queued more than ``requeue_after`` seconds ago is queued
+    again (its message never reached the broker, or was lost with it). The rows are claimed
+    under a lock that concurrent sweeps skip, and a queued message that does arrive late finds
+    them done or held by a live run: each case is pre-read once.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=stale_after)
+    with transaction.atomic():
+        dead = list(
+            PreRead.objects.select_for_update(skip_locked=True)
+            .filter(status=PreReadStatus.RUNNING)
+            .filter(
+                Q(heartbeat_at__lte=stale) | Q(heartbeat_at__isnull=True, started_at__lte=stale)
+            )
+            .values_list("pk", flat=True)
+        )
+        PreRead.objects.filter(pk__in=dead).update(status=PreReadStatus.PENDING, claim="")
+        lost = list(
+            PreRead.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=PreReadStatus.PENDING)
+            .filter(Q(pk__in=dead) | Q(queued_at__lte=now - timedelta(seconds=requeue_after)))
+            .order_by("case__study_id", "case__case_id")
+            .values_list("pk", flat=True)
+        )
+        _queue(lost, batch_size=batch_size)
+    if dead or lost:
+        logger.warning(
+            "pre-read sweep: %d returned from dead runs, %d re-queued", len(dead), len(lost)
+        )
+    return SweepOutcome(returned=len(dead), requeued=len(lost))
 
 
 class TransientInferenceError(Exception):
