@@ -34,6 +34,7 @@ class Action:
     READ_SUBMIT = "read.submit"
     READ_CORRECT = "read.correct"
     MODEL_REGISTER = "model.register"
+    MODEL_MOVE = "model.move"
     EXPORT_CREATE = "export.create"
 
 
