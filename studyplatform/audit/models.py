@@ -35,6 +35,12 @@ class Action:
     READ_CORRECT = "read.correct"
     MODEL_REGISTER = "model.register"
     MODEL_MOVE = "model.move"
+    USER_CREATE = "user.create"
+    USER_CHANGE = "user.change"
+    USER_PASSWORD_CHANGE = "user.password_change"  # noqa: S105 (an action name)
+    USER_GROUPS_CHANGE = "user.groups_change"
+    USER_PERMISSIONS_CHANGE = "user.permissions_change"
+    USER_DELETE = "user.delete"
     EXPORT_CREATE = "export.create"
 
 
