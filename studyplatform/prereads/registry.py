@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +65,22 @@ def check_web_source(*, path: str | Path, fmt: str, factory: str) -> Path:
     if fmt != "factory" and factory:
         raise RegistrationError(REFUSED_SOURCE)
     text = str(path)
-    if not text.strip():
+    if not text.strip() or "\0" in text:
         raise RegistrationError(REFUSED_SOURCE)
+    configured = Path(os.path.normpath(Path(settings.MODELS_ROOT).absolute()))
     try:
-        root = Path(settings.MODELS_ROOT).resolve()
-        # A relative path is taken under the models folder; an absolute one must lie in it.
-        where = (root / text).resolve()
-    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte
+        root = configured.resolve()
+    except (OSError, RuntimeError):
+        raise RegistrationError(REFUSED_SOURCE) from None
+    # A relative path is taken under the models folder; an absolute one must lie in it. First
+    # by its spelling, so that a path elsewhere is refused without touching the file system...
+    spelled = Path(os.path.normpath(configured / text))
+    if not any(spelled.is_relative_to(folder) for folder in (configured, root)):
+        raise RegistrationError(REFUSED_SOURCE)
+    # ... then where it really leads, after symlinks.
+    try:
+        where = spelled.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
         raise RegistrationError(REFUSED_SOURCE) from None
     if where == root or not where.is_relative_to(root):
         raise RegistrationError(REFUSED_SOURCE)
