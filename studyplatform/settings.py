@@ -8,6 +8,7 @@ ALLOWED_HOSTS, DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis or RabbitM
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import django_stubs_ext
@@ -135,8 +136,15 @@ STATIC_URL = "static/"
 STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "static")
 MEDIA_URL = "media/"
 MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
-# Model files registered by path are read from here (never downloaded at run time).
-MODEL_ROOT = env_path("MODEL_ROOT", VAR_DIR / "models")
+# A model is code: loading one runs its factory, its TorchScript or its MONAI bundle's config.
+# The web admin registers models only from files under MODELS_ROOT (after symlinks and "..")
+# built by a factory in MODEL_FACTORIES ("module:function"); only operators should be able to
+# write there. ``manage.py register_model`` is the operator's tool and takes any path and factory.
+MODELS_ROOT = env_path("MODELS_ROOT", VAR_DIR / "models")
+MODEL_FACTORIES = env_list("MODEL_FACTORIES", [])
+for _factory in MODEL_FACTORIES:
+    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", _factory):
+        raise ConfigError(f"MODEL_FACTORIES item {_factory!r} is not module:function")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -34,6 +34,13 @@ class Action:
     READ_SUBMIT = "read.submit"
     READ_CORRECT = "read.correct"
     MODEL_REGISTER = "model.register"
+    MODEL_MOVE = "model.move"
+    USER_CREATE = "user.create"
+    USER_CHANGE = "user.change"
+    USER_PASSWORD_CHANGE = "user.password_change"  # noqa: S105 (an action name)
+    USER_GROUPS_CHANGE = "user.groups_change"
+    USER_PERMISSIONS_CHANGE = "user.permissions_change"
+    USER_DELETE = "user.delete"
     EXPORT_CREATE = "export.create"
     PROTOCOL_FREEZE = "protocol.freeze"
     PROTOCOL_AMEND = "protocol.amend"

@@ -27,6 +27,7 @@ COUNTS = (
 
 
 def _trial_data():
+    """Three audit events: the account's creation, an import and an export."""
     user = UserFactory(username="coord")
     truth = TruthFactory(case__study=StudyFactory(slug="trial-1"))
     default_storage.save("studies/1/a.dcm", ContentFile(b"\x00DICM\xff"))
@@ -60,7 +61,7 @@ def test_backup_then_restore_into_an_empty_database_keeps_data_files_and_audit_c
     backup = tmp_path / "backup"
     call_command("backup", "--out", str(backup))
     manifest = json.loads((backup / "manifest.json").read_text())
-    assert manifest["audit_head"]["sequence"] == 2 and manifest["media"]["files"] == 1
+    assert manifest["audit_head"]["sequence"] == 3 and manifest["media"]["files"] == 1
     assert manifest["migrations"]["audit"] == "0003_protocol_integrity"
     shutil.rmtree(settings.MEDIA_ROOT)  # the original files are gone
 
@@ -68,11 +69,11 @@ def test_backup_then_restore_into_an_empty_database_keeps_data_files_and_audit_c
         tmp_path / "var", DATABASE_URL=empty_database_url, MEDIA_ROOT=str(tmp_path / "restored")
     )
     out = manage(env, "restore", "--from", str(backup))
-    assert "1 media files; audit chain intact: 2 events" in out
+    assert "1 media files; audit chain intact: 3 events" in out
     checked = manage(env, "shell", "-c", COUNTS).strip().splitlines()
-    assert "audit chain intact: 2 events" in checked[-2]  # verify_audit in the restored database
+    assert "audit chain intact: 3 events" in checked[-2]  # verify_audit in the restored database
     restored = json.loads(checked[-1])
-    assert restored == {"studies": ["trial-1"], "truths": 1, "events": 2, "file": "004449434dff"}
+    assert restored == {"studies": ["trial-1"], "truths": 1, "events": 3, "file": "004449434dff"}
 
 
 @pytest.mark.django_db(transaction=True)
