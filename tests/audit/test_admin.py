@@ -103,6 +103,7 @@ def test_objects_of_a_locked_study_and_finalized_truth_are_read_only(superuser):
         signed_at=timezone.now(),
         audit_event=event,
     )
+    Study.objects.filter(pk=truth.case.study_id).update(truth_finalized_at=timezone.now())
     assert not truth_admin.has_change_permission(request, truth)
     assert not truth_admin.has_delete_permission(request, truth)
     assert not inline.has_add_permission(request, truth.case)
