@@ -39,11 +39,17 @@ if TYPE_CHECKING:
     from analysis.readtime import ReadingTimeResult
     from analysis.standalone import StandaloneResult
 
-LONG_COLUMNS: tuple[str, ...] = (
+DESIGN_COLUMNS: tuple[str, ...] = (
     "study", "reader", "case", "arm", "session", "finding", "truth", "call", "confidence",
     "ai_probability", "site", "modality", "manufacturer", "started_at", "submitted_at",
     "duration_s",
 )  # fmt: skip
+# A corrected read's row carries the corrected call and confidence; these say that it was
+# corrected (0/1), what the reader first submitted, and when the latest correction was made.
+CORRECTION_COLUMNS: tuple[str, ...] = (
+    "corrected", "original_call", "original_confidence", "corrected_at",
+)  # fmt: skip
+LONG_COLUMNS: tuple[str, ...] = DESIGN_COLUMNS + CORRECTION_COLUMNS
 ARMS: tuple[str, str] = ("unassisted", "assisted")
 
 

@@ -18,6 +18,7 @@ from studyplatform.reading.models import (
     ReadFinding,
     ReadingSession,
 )
+from studyplatform.reading.rating import MIDPOINT
 from studyplatform.reading.services import open_study, randomize_study
 from studyplatform.studies.models import Study, Truth
 
@@ -136,7 +137,8 @@ def simulate_demo_reads(
                 score += 0.25 * float(np.clip(np.log(p / (1 - p)), -2.0, 2.0))
             confidence = round(100 / (1 + float(np.exp(-score))))
             answers.append(
-                ReadFinding(finding_type=ft, present=confidence >= 50, confidence=confidence)
+                # The call follows the rating, so no simulated read contradicts it.
+                ReadFinding(finding_type=ft, present=confidence >= MIDPOINT, confidence=confidence)
             )
         findings.append(answers)
     with transaction.atomic():

@@ -8,13 +8,14 @@ gets AI output while reading it unassisted, nor after the assisted read is submi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 from PIL import Image as PILImage
@@ -249,6 +250,8 @@ class ReadingPage:
     done: int
     ai: AIView | None
     earlier_step: dict[str, Any] | None
+    rating_scale: str
+    contradiction_rule: str
 
 
 def case_images(case_id: int) -> tuple[ImageView, ...]:
@@ -313,6 +316,82 @@ def reading_page(assignment: Assignment) -> ReadingPage:
         done=progress["done"],
         ai=ai_view(assignment),
         earlier_step=earlier_step,
+        rating_scale=assignment.session.study.get_rating_scale_display(),
+        contradiction_rule=assignment.session.study.contradiction_rule,
+    )
+
+
+def ai_arm_assignments(*, reader_id: int, case_id: int) -> QuerySet[Assignment]:
+    """The reader's assignments of the case in an arm that shows the AI, opened or not."""
+    return Assignment.objects.filter(
+        reader_id=reader_id, case_id=case_id, arm__shows_ai=True
+    ).order_by("opened_at", "pk")
+
+
+def correction_refusal(*, study: Study, assisted: Iterable[Assignment]) -> str | None:
+    """Why the reader's reads of a case can no longer be corrected, in the reader's words.
+
+    ``assisted`` are the reader's assignments of the case in arms that show the AI
+    (:func:`ai_arm_assignments`). A read may be corrected only while the study is open and the
+    reader has not opened any of them: once the AI's output for the case has been on screen, a
+    changed answer would carry it, whatever the arm of the read being corrected. None when a
+    correction is allowed.
+    """
+    if study.state == StudyState.LOCKED:
+        return (
+            "The study is locked for analysis: its reads are final and can no longer be "
+            "corrected. If a read holds an error, tell the study coordinator."
+        )
+    exposed = next((a for a in assisted if a.opened_at is not None), None)
+    if exposed is not None:
+        return (
+            "You have already seen the AI's output for this case (opened in session "
+            f"{exposed.session.number} on {exposed.opened_at:%Y-%m-%d %H:%M} UTC). A read can "
+            "only be corrected before the AI's findings for the case have been on your screen: "
+            "a changed answer now could carry what the AI showed, and the study compares reads "
+            "with and without it. Your read stays as you submitted it; if it holds a clerical "
+            "error, tell the study coordinator."
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class CorrectionPage:
+    """The correction form of an assignment's latest read, or why it cannot be corrected."""
+
+    read: Read
+    answers: dict[str, Any]
+    finding_types: tuple[FindingType, ...]
+    refusal: str | None
+    rating_scale: str
+    contradiction_rule: str
+
+
+def latest_read(assignment: Assignment) -> Read | None:
+    """The assignment's effective read: the original, or the latest correction of it."""
+    return (
+        Read.objects.filter(assignment=assignment, superseded_by__isnull=True)
+        .order_by("-submitted_at", "-pk")
+        .first()
+    )
+
+
+def correction_page(assignment: Assignment) -> CorrectionPage | None:
+    """What the correction page shows for the reader's own ``assignment``; None without a read."""
+    read = latest_read(assignment)
+    if read is None:
+        return None
+    study = assignment.session.study
+    assisted = ai_arm_assignments(
+        reader_id=assignment.reader_id, case_id=assignment.case_id
+    ).select_related("session")
+    return CorrectionPage(
+        read=read,
+        answers=read_answers(read),
+        finding_types=finding_types_of(study.pk),
+        refusal=correction_refusal(study=study, assisted=assisted),
+        rating_scale=study.get_rating_scale_display(),
+        contradiction_rule=study.contradiction_rule,
     )
 
 

@@ -64,6 +64,19 @@ def test_a_correction_replaces_the_answer_but_keeps_the_original_reading_time(bu
     assert row["duration_s"] == pytest.approx(
         (original.submitted_at - original.started_at).total_seconds()
     )
+    # Flagged, with what was first submitted and when it was corrected.
+    assert row["corrected"] == 1
+    assert (row["original_call"], row["original_confidence"]) == (
+        int(finding.present),
+        finding.confidence,
+    )
+    assert row["submitted_at"].startswith(original.submitted_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert row["corrected_at"].startswith(correction.submitted_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    others = frame[frame["corrected"] == 0]
+    assert len(others) == len(frame) - 2  # the corrected read's two findings
+    assert others["corrected_at"].isna().all()
+    assert (others["original_call"] == others["call"]).all()
+    assert (others["original_confidence"] == others["confidence"]).all()
 
 
 def test_streamed_csv_equals_the_frame(built) -> None:

@@ -1,9 +1,14 @@
 """The one bridge from the database to the statistics: a study's reads as the long frame.
 
-One row per reader x case x arm x finding type, with the DESIGN.md columns. Only the effective
-read of each assignment counts: the original read, or its latest correction (the read that no
-other read supersedes). A correction fixes the answer, not the reading: ``started_at``,
-``submitted_at`` and ``duration_s`` are those of the original read.
+One row per reader x case x arm x finding type, with the DESIGN.md columns, then the correction
+columns. Only the effective read of each assignment counts: the original read, or its latest
+correction (the read that no other read supersedes). A correction fixes the answer, not the
+reading: ``started_at``, ``submitted_at`` and ``duration_s`` are those of the original read,
+``call`` and ``confidence`` the corrected ones. ``corrected`` (0/1) flags the row,
+``original_call`` and ``original_confidence`` hold what the reader first submitted (equal to
+``call`` and ``confidence`` on an uncorrected row, so an analysis of the reads as first submitted
+needs no other source), and ``corrected_at`` is the time of the latest correction (empty when
+none).
 
 Reads come from one query of plain values (no model instances); cases, truth, AI
 probabilities, readers, arms and finding types come from small per-study lookups (their size
@@ -67,6 +72,34 @@ class _Lookups:
     truth: dict[tuple[int, int], int]
     ai: dict[tuple[int, int], float]
     original_times: dict[int, tuple[datetime, datetime]]
+    original_answers: dict[tuple[int, int], tuple[bool, int]]
+
+
+@dataclass(frozen=True)
+class _Originals:
+    original_times: dict[int, tuple[datetime, datetime]]
+    answers: dict[tuple[int, int], tuple[bool, int]]
+
+
+def _originals(study: Study) -> _Originals:
+    """The original reads of corrected assignments: their times and answers (few rows)."""
+    times: dict[int, tuple[datetime, datetime]] = {}
+    answers: dict[tuple[int, int], tuple[bool, int]] = {}
+    for assignment, finding, present, confidence, started, submitted in ReadFinding.objects.filter(
+        read__assignment__session__study=study,
+        read__supersedes__isnull=True,
+        read__superseded_by__isnull=False,
+    ).values_list(
+        "read__assignment_id",
+        "finding_type_id",
+        "present",
+        "confidence",
+        "read__started_at",
+        "read__submitted_at",
+    ):
+        times[assignment] = (started, submitted)
+        answers[(assignment, finding)] = (present, confidence)
+    return _Originals(original_times=times, answers=answers)
 
 
 def _lookups(study: Study, model: AIModel | None) -> _Lookups:
@@ -80,6 +113,7 @@ def _lookups(study: Study, model: AIModel | None) -> _Lookups:
                 preread__status=PreReadStatus.DONE,
             ).values_list("preread__case_id", "finding_type_id", "probability")
         }
+    originals = _originals(study)
     return _Lookups(
         study=study.slug,
         readers=dict(
@@ -100,15 +134,8 @@ def _lookups(study: Study, model: AIModel | None) -> _Lookups:
             )
         },
         ai=ai,
-        # Only assignments with a correction: their original read's times (few rows).
-        original_times={
-            assignment: (started, submitted)
-            for assignment, started, submitted in Read.objects.filter(
-                assignment__session__study=study,
-                supersedes__isnull=True,
-                superseded_by__isnull=False,
-            ).values_list("assignment_id", "started_at", "submitted_at")
-        },
+        original_times=originals.original_times,
+        original_answers=originals.answers,
     )
 
 
@@ -173,8 +200,17 @@ def _iso(moment: datetime) -> str:
 def _row(values: tuple[Any, ...], lk: _Lookups) -> LongRow:
     reader, case, arm, session, finding, present, confidence = values[:7]
     started, submitted, assignment, supersedes = values[7:11]
+    original_call: int | None = int(present)
+    original_confidence: int | None = confidence
+    corrected_at: str | None = None
     if supersedes is not None:
+        corrected_at = _iso(submitted)
         started, submitted = lk.original_times.get(assignment, (started, submitted))
+        first = lk.original_answers.get((assignment, finding))
+        # A finding type the original read lacked (added by an amendment) has no original.
+        original_call, original_confidence = (
+            (int(first[0]), first[1]) if first is not None else (None, None)
+        )
     case_id, site, modality, manufacturer = lk.cases[case]
     return (
         lk.study,
@@ -193,6 +229,10 @@ def _row(values: tuple[Any, ...], lk: _Lookups) -> LongRow:
         _iso(started),
         _iso(submitted),
         round((submitted - started).total_seconds(), 3),
+        int(supersedes is not None),
+        original_call,
+        original_confidence,
+        corrected_at,
     )
 
 
@@ -219,7 +259,8 @@ def long_reads_frame(study: Study) -> pd.DataFrame:
     """The study's long reads frame (DESIGN.md columns); empty with those columns if no reads.
 
     ``truth`` is a nullable integer (missing where the case has no truth for that finding),
-    ``ai_probability`` a float (NaN without a finished pre-read).
+    ``ai_probability`` a float (NaN without a finished pre-read), ``original_call`` and
+    ``original_confidence`` nullable integers, ``corrected_at`` a string or None.
     """
     lk = _lookups(study, study_ai_model(study))
     parts: list[pd.DataFrame] = []
@@ -237,8 +278,10 @@ def long_reads_frame(study: Study) -> pd.DataFrame:
     )
     frame["truth"] = frame["truth"].astype("Int64")
     frame["ai_probability"] = pd.to_numeric(frame["ai_probability"]).astype("float64")
-    for col in ("session", "call", "confidence"):
+    for col in ("session", "call", "confidence", "corrected"):
         frame[col] = frame[col].astype("int64")
+    for col in ("original_call", "original_confidence"):
+        frame[col] = frame[col].astype("Int64")
     frame["duration_s"] = frame["duration_s"].astype("float64")
     return frame
 

@@ -15,10 +15,13 @@ from studyplatform.reading.services.allocation import (
 )
 from studyplatform.reading.services.errors import (
     AllocationError,
+    ContradictionError,
+    CorrectionRefusedError,
     InvalidReadError,
     NotAvailableError,
     OutOfOrderError,
     ReadingError,
+    StudyClosedError,
 )
 from studyplatform.reading.services.reads import (
     correct_read,
@@ -30,10 +33,13 @@ from studyplatform.reading.services.reads import (
 
 __all__ = [
     "AllocationError",
+    "ContradictionError",
+    "CorrectionRefusedError",
     "InvalidReadError",
     "NotAvailableError",
     "OutOfOrderError",
     "ReadingError",
+    "StudyClosedError",
     "allocate_arriving_case",
     "case_infos",
     "correct_read",
