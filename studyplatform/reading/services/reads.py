@@ -33,6 +33,7 @@ from studyplatform.reading.services.errors import (
     OutOfOrderError,
     ReadingError,
 )
+from studyplatform.studies.guards import lock_study_for_write
 from studyplatform.studies.models import FindingType, StudyState
 
 __all__ = [
@@ -235,6 +236,9 @@ def submit_read(
     now = timezone.now()
     try:
         with transaction.atomic():
+            # Under the study's row lock: a lock signed meanwhile refuses this read, and a lock
+            # being signed waits for it, so no read commits after the signature.
+            lock_study_for_write(assignment.session.study_id)
             # The draft was created at the first opening with started_at = opened_at.
             read = Read.objects.create(
                 assignment=assignment,
@@ -340,6 +344,7 @@ def correct_read(
     answers = parse_findings(finding_types, findings, image_sizes)
     _check_marks(answers, image_sizes)
     with transaction.atomic():
+        lock_study_for_write(read.assignment.session.study_id)
         latest = Read.objects.select_for_update().get(pk=read.pk)
         if Read.objects.filter(supersedes=latest).exists():
             raise InvalidReadError(
