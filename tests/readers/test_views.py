@@ -440,6 +440,7 @@ def test_opening_and_submitting_use_few_queries(client, study, django_assert_max
     # the savepoints the test transaction turns each atomic block into.
     with django_assert_max_num_queries(16):
         assert client.get(reverse("readers-assignment", args=[following.pk])).status_code == 200
-    # Submit: 8 of its own, 5 for the audit trail's append (savepoint, chain lock, head, insert).
-    with django_assert_max_num_queries(19):
+    # Submit: 8 of its own, 1 for the study's row lock, 5 for the audit trail's append
+    # (savepoint, chain lock, head, insert).
+    with django_assert_max_num_queries(20):
         assert _submit(client, following, key="key-following-1").status_code == 201
