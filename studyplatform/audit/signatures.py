@@ -5,7 +5,9 @@ the signer approved and a digest of the study's data, and is itself an audit eve
 password is refused and audited as a refused attempt.
 
 What the signatures freeze is enforced in one place, ``studyplatform.studies.guards``, inside
-the write transaction of every service that changes a study's data.
+the write transaction of every service that changes a study's data. Signing takes the study's
+row exclusively through the same guard: it waits for every writer in flight (they hold the row
+shared) to commit, so the digest sees all of them, and every later writer sees the signature.
 """
 
 from __future__ import annotations
@@ -18,8 +20,19 @@ from django.db.models import Count
 from django.utils import timezone
 
 from studyplatform.audit.models import Action, Signature
-from studyplatform.audit.selectors import signature_for, study_data_digest
+from studyplatform.audit.selectors import (
+    DIGEST_VERSION,
+    signature_for,
+    study_data_digest,
+    truth_digest,
+    truth_rows,
+)
 from studyplatform.audit.services import record, snapshot
+from studyplatform.studies.guards import (
+    StudyLockedError,
+    TruthFinalizedError,
+    lock_study_for_write,
+)
 from studyplatform.studies.models import (
     FindingType,
     MemberRole,
@@ -87,15 +100,31 @@ def _authenticate_signer(
 
 
 def _sign(
-    *, user: AbstractBaseUser, study: Study, kind: Signature.Kind, meaning: str, data_sha256: str
+    *,
+    user: AbstractBaseUser,
+    study: Study,
+    kind: Signature.Kind,
+    meaning: str,
+    data_sha256: str,
+    evidence: dict[str, object] | None = None,
 ) -> Signature:
-    """The signature row, whose audit event the caller has just changed the data under."""
+    """The signature row, whose audit event the caller has just changed the data under.
+
+    ``evidence`` (the signed rows themselves, compactly) goes into the chained event, so that
+    verify_audit can name the first record that differs from what was signed.
+    """
     now = timezone.now()
     event = record(
         actor=user,
         action=str(kind),
         obj=study,
-        after={"meaning": meaning, "data_sha256": data_sha256, "signed_at": now},
+        after={
+            "meaning": meaning,
+            "data_sha256": data_sha256,
+            "signed_at": now,
+            "digest_version": DIGEST_VERSION,
+            **(evidence or {}),
+        },
         reason=meaning,
     )
     return Signature.objects.create(
@@ -116,7 +145,10 @@ def lock_study(
     kind = Signature.Kind.STUDY_LOCK
     _authenticate_signer(user=user, password=password, study=study, kind=kind, meaning=meaning)
     with transaction.atomic():
-        locked = Study.objects.select_for_update().get(pk=study.pk)
+        try:
+            locked = lock_study_for_write(study, exclusive=True)
+        except StudyLockedError as error:
+            raise SignatureStateError(f"{error}: only an open study can be locked") from None
         if locked.state != StudyState.OPEN:
             raise SignatureStateError(
                 f"study {locked.slug} is {locked.get_state_display().lower()}: only an open "
@@ -154,15 +186,20 @@ def finalize_truth(
     kind = Signature.Kind.TRUTH_FINALIZE
     _authenticate_signer(user=user, password=password, study=study, kind=kind, meaning=meaning)
     with transaction.atomic():
-        locked = Study.objects.select_for_update().get(pk=study.pk)
-        previous = signature_for(locked, kind)
-        if previous is not None:
-            raise SignatureStateError(
-                f"the ground truth of study {locked.slug} was already finalized by "
-                f"{previous.signer} on {previous.signed_at:%Y-%m-%d %H:%M} UTC"
+        try:
+            locked = lock_study_for_write(study, truth=True, exclusive=True)
+        except TruthFinalizedError:
+            previous = signature_for(study, kind)
+            by = (
+                f" by {previous.signer} on {previous.signed_at:%Y-%m-%d %H:%M} UTC"
+                if previous is not None
+                else ""
             )
-        if locked.is_locked:
-            raise SignatureStateError(f"study {locked.slug} is locked: it accepts no change")
+            raise SignatureStateError(
+                f"the ground truth of study {study.slug} was already finalized{by}"
+            ) from None
+        except StudyLockedError as error:
+            raise SignatureStateError(str(error)) from None
         if not locked.cases.exists():
             raise SignatureStateError(f"study {locked.slug} has no cases: there is no truth")
         missing = _missing_truth(locked)
@@ -171,8 +208,15 @@ def finalize_truth(
                 f"the ground truth of study {locked.slug} is incomplete: {missing} case x "
                 "finding type pairs have no truth"
             )
-        digest = study_data_digest(locked)
-        signature = _sign(user=user, study=locked, kind=kind, meaning=meaning, data_sha256=digest)
+        rows = truth_rows(locked)
+        signature = _sign(
+            user=user,
+            study=locked,
+            kind=kind,
+            meaning=meaning,
+            data_sha256=truth_digest(locked),
+            evidence={"truth": rows},
+        )
         Study.objects.filter(pk=locked.pk).update(truth_finalized_at=signature.signed_at)
     study.refresh_from_db(fields=["truth_finalized_at"])
     return signature

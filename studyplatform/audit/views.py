@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from studyplatform.accounts import throttle
 from studyplatform.audit.models import Signature
-from studyplatform.audit.selectors import signature_for, study_data_digest
+from studyplatform.audit.selectors import signature_for, study_data_digest, truth_digest
 from studyplatform.audit.signatures import (
     FINALIZE_TRUTH_MEANING,
     LOCK_MEANING,
@@ -81,7 +81,11 @@ def sign(request: HttpRequest, study_id: int, kind: str, admin_site: AdminSite) 
         "meaning": meaning,
         "form": form,
         "signature": signature_for(study, kind),
-        "data_sha256": study_data_digest(study),
+        "data_sha256": (
+            truth_digest(study)
+            if kind == Signature.Kind.TRUTH_FINALIZE
+            else study_data_digest(study)
+        ),
         "opts": Study._meta,
     }
     return render(request, "audit/sign.html", context, status=status)

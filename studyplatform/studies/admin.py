@@ -20,6 +20,7 @@ from studyplatform.audit.admin import (
 )
 from studyplatform.reading.services import ReadingError, randomize_study
 from studyplatform.studies.admin_scope import StudyScopedAdmin
+from studyplatform.studies.guards import FrozenStudyError
 from studyplatform.studies.models import (
     Arm,
     Case,
@@ -87,7 +88,7 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
             try:
                 actor = request.user if request.user.is_authenticated else None
                 record = randomize_study(study=study, actor=actor)
-            except ReadingError as error:
+            except (ReadingError, FrozenStudyError) as error:
                 self.message_user(request, f"{study.slug}: {error}", messages.ERROR)
             else:
                 self.message_user(

@@ -8,7 +8,7 @@ no CSRF: the token is not a cookie) or by a coordinator's session (CSRF checked)
 Received files are held in memory only (never in a temporary file: they still carry PHI) and
 go through the same import service as ``import_cases``. Answers: 201 with the case, 200 with
 the stored case for a resend of the same bytes, 400 naming the bad field or file, 401/403, 409
-for a case ID taken by other images (or a locked study), 413 for an oversized request.
+for a case ID taken by other images, a locked study or final truth, 413 for an oversized request.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from studyplatform.studies.guards import FrozenStudyError
 from studyplatform.studies.importing import Upload
 from studyplatform.studies.models import Case, MemberRole, Study, StudyMembership
 from studyplatform.studies.services import (
     CaseConflictError,
     ImportRefusedError,
-    StudyLockedError,
     authenticate_site_token,
     receive_case,
 )
@@ -244,7 +244,9 @@ def arrive_case(request: HttpRequest, slug: str) -> HttpResponse:
             actor=caller.user,
             via=caller.via,
         )
-    except (CaseConflictError, StudyLockedError) as exc:
+    except FrozenStudyError as exc:
+        return _error(409, str(exc), problems=[{"where": caller.study.slug, "reason": str(exc)}])
+    except CaseConflictError as exc:
         return _error(409, str(exc), problems=_problems(exc))
     except ImportRefusedError as exc:
         return _error(400, str(exc), problems=_problems(exc))

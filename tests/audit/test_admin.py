@@ -8,7 +8,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
-from studyplatform.audit.models import AuditEvent, Signature
+from studyplatform.audit.models import AuditEvent
 from studyplatform.audit.selectors import verify_chain
 from studyplatform.audit.services import record
 from studyplatform.studies.admin import TruthInline
@@ -93,16 +93,7 @@ def test_objects_of_a_locked_study_and_finalized_truth_are_read_only(superuser):
     inline = TruthInline(Case, admin.site)
     assert truth_admin.has_change_permission(request, truth)
     assert inline.has_change_permission(request, truth.case)
-    event = record(actor=superuser, action="truth.finalize", obj=truth.case.study)
-    Signature.objects.create(
-        signer=superuser,
-        kind=Signature.Kind.TRUTH_FINALIZE,
-        meaning="final",
-        study=truth.case.study,
-        data_sha256="0" * 64,
-        signed_at=timezone.now(),
-        audit_event=event,
-    )
+    # What the pages show follows the study's state (finalize_truth sets it; tested there).
     Study.objects.filter(pk=truth.case.study_id).update(truth_finalized_at=timezone.now())
     assert not truth_admin.has_change_permission(request, truth)
     assert not truth_admin.has_delete_permission(request, truth)

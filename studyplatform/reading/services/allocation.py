@@ -25,6 +25,7 @@ from studyplatform.reading.models import (
     ReadingSession,
 )
 from studyplatform.reading.services.errors import AllocationError
+from studyplatform.studies.guards import lock_study_for_write
 from studyplatform.studies.models import Arm, Case, Design, Study, StudyState, Truth
 from studyplatform.studies.randomization import (
     Allocation,
@@ -123,10 +124,12 @@ def randomize_study(
     Running it again when an allocation exists regenerates the allocation from the seed and
     checks that it fingerprints to the stored one, changing nothing. If the cases, readers or
     arms changed since (the fingerprints differ), the draft study's allocation is rebuilt only
-    with ``replace=True``. Once the study is open or locked, the allocation cannot be redone.
+    with ``replace=True``. Once the study is open, the allocation cannot be redone; a locked study
+    refuses the call (``StudyLockedError``).
     """
     with transaction.atomic():
-        study = Study.objects.select_for_update().get(pk=study.pk)
+        # Exclusive: two randomizations of one study must not interleave.
+        study = lock_study_for_write(study, exclusive=True)
         record = AllocationRecord.objects.filter(study=study).first()
         if study.state != StudyState.DRAFT:
             if record is None:
@@ -284,7 +287,7 @@ def open_study(*, study: Study, actor: User | None = None) -> Study:
     (and, once the reader finishes session ``k - 1``, no earlier than that plus the washout).
     """
     with transaction.atomic():
-        study = Study.objects.select_for_update().get(pk=study.pk)
+        study = lock_study_for_write(study, exclusive=True)
         if study.state != StudyState.DRAFT:
             raise AllocationError(f"study {study.slug!r} is already {study.state}")
         verify_allocation(study)
@@ -311,19 +314,19 @@ def allocate_arriving_case(*, case: Case) -> list[Assignment]:
     """Randomize one arriving case of a prospective study to an arm and to readers.
 
     The arm is the ``index``-th of the site's permuted-block sequence, where ``index`` counts the
-    site's cases allocated before; the readers are the least loaded of the pool. Idempotent: a
+    site's cases allocated before; the readers are the least loaded of the pool. A locked study
+    refuses (``StudyLockedError``). Idempotent: a
     case already allocated returns its assignments. Returns ``[]`` (and allocates nothing) while
     the study has not been randomized yet: ``randomize_study`` then allocates it in arrival order.
     """
     with transaction.atomic():
-        study = Study.objects.select_for_update().get(pk=case.study_id)
+        # Exclusive: arrivals are numbered per site, so two of them must not interleave.
+        study = lock_study_for_write(case.study_id, exclusive=True)
         if study.design != Design.PROSPECTIVE:
             raise AllocationError(
                 f"study {study.slug!r} has a fixed {study.design} allocation; only prospective "
                 "studies allocate cases on arrival"
             )
-        if study.state == StudyState.LOCKED:
-            raise AllocationError(f"study {study.slug!r} is locked and accepts no new case")
         record = AllocationRecord.objects.filter(study=study).first()
         if record is None:
             return []

@@ -16,7 +16,6 @@ from studyplatform.studies.services.cases import (
 from studyplatform.studies.services.errors import (
     CaseConflictError,
     ImportRefusedError,
-    StudyLockedError,
 )
 from studyplatform.studies.services.tokens import authenticate_site_token, issue_site_token
 from studyplatform.studies.services.truth import TruthReport, import_truth
@@ -26,7 +25,6 @@ __all__ = [
     "CaseImport",
     "ImportRefusedError",
     "ImportReport",
-    "StudyLockedError",
     "TruthReport",
     "authenticate_site_token",
     "deid_salt",

@@ -5,17 +5,27 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from django.db import transaction
 from django.utils import timezone
 
+from studyplatform.studies.guards import lock_study_for_write
 from studyplatform.studies.models import Site, SiteToken, Study
 
 
 def issue_site_token(*, study: Study, site: Site, name: str) -> str:
-    """Create a token for ``site`` to send cases to ``study``; the token is returned only here."""
+    """Create a token for ``site`` to send cases to ``study``; the token is returned only here.
+
+    A locked study takes no new case, so it gets no new token (``StudyLockedError``).
+    """
     token = secrets.token_urlsafe(32)
-    SiteToken.objects.create(
-        study=study, site=site, name=name, token_sha256=hashlib.sha256(token.encode()).hexdigest()
-    )
+    with transaction.atomic():
+        lock_study_for_write(study)
+        SiteToken.objects.create(
+            study=study,
+            site=site,
+            name=name,
+            token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+        )
     return token
 
 
