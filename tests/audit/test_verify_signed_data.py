@@ -53,11 +53,17 @@ def _read(assignment: Assignment, key: str, confidence: int) -> Read:
 @pytest.fixture
 def signed(roles: None) -> dict[str, Any]:
     """An open study part-way read, truth final, more reads and a correction, then locked."""
-    study = make_study(n_cases=4, n_readers=1, with_images=True, slug="signed")
+    study = make_study(n_cases=6, n_readers=1, with_images=True, slug="signed")
     randomize_study(study=study)
     open_study(study=study)
     session = ReadingSession.objects.get(study=study, number=1)
-    first, second, unread = list(session.assignments.order_by("position", "step"))[:3]
+    ordered = list(session.assignments.select_related("arm").order_by("position", "step"))
+    # Read in order up to the first unassisted case: only a read made before the AI was seen
+    # may be corrected.
+    index = next(i for i, a in enumerate(ordered) if not a.arm.shows_ai)
+    for earlier in ordered[:index]:
+        _read(earlier, f"key-earlier-{earlier.pk:04d}", 50)
+    first, second, unread = ordered[index : index + 3]
     original = _read(first, "key-first-0001", 60)
     sign_final_truth(study)  # reading goes on after the truth is final
     _read(second, "key-second-002", 70)

@@ -287,8 +287,9 @@ def test_admin_randomize_action_on_a_locked_study_is_refused_with_a_message(clie
     from tests.factories import UserFactory
 
     study = _signed_locked_study()
+    admin = UserFactory(username="admin", is_staff=True, is_superuser=True)  # audited itself
     before = _allocation_state(study)
-    client.force_login(UserFactory(username="admin", is_staff=True, is_superuser=True))
+    client.force_login(admin)
     response = client.post(
         "/admin/studies/study/",
         {"action": "randomize", "_selected_action": [study.pk]},
