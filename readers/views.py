@@ -190,7 +190,7 @@ def submit(request: HttpRequest, assignment: Assignment) -> JsonResponse:
             idempotency_key=body.get("idempotency_key", ""),
             findings=body.get("findings"),
             free_text=body.get("free_text", ""),
-            finding_types=list(selectors.finding_types_of(assignment.session.study_id)),
+            finding_types=list(selectors.finding_types_for(assignment)),
             image_sizes={
                 im.position: (im.rows, im.columns)
                 for im in selectors.case_images(assignment.case_id)

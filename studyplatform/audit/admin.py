@@ -2,8 +2,8 @@
 
 ``AuditedModelAdmin`` is the base class of the trial's admins: every save and delete made in the
 admin (inlines included) is recorded with its before/after fields, and objects of a locked study
-(or finalized ground truth) are read-only. ``StudySigningAdminMixin`` adds the "Lock study" and
-"Finalize ground truth" pages to the study admin.
+(or finalized ground truth) are read-only. ``StudySigningAdminMixin`` adds the "Lock study",
+"Finalize ground truth" and "Amend protocol" pages to the study admin.
 """
 
 from __future__ import annotations
@@ -182,6 +182,12 @@ class StudySigningAdminMixin(admin.ModelAdmin[Study]):
                 sign,
                 {"kind": Signature.Kind.TRUTH_FINALIZE, "admin_site": self.admin_site},
                 name="studies_study_finalize_truth",
+            ),
+            path(
+                "<int:study_id>/amend-protocol/",
+                self.admin_site.admin_view(views.amend),
+                {"admin_site": self.admin_site},
+                name="studies_study_amend_protocol",
             ),
             *super().get_urls(),
         ]

@@ -139,7 +139,12 @@ class Signature(models.Model):
     class Meta:
         ordering = ["signed_at"]
         constraints = [
-            models.UniqueConstraint(fields=["study", "kind"], name="signature_once_per_study"),
+            # A study is locked and its truth finalized once; its protocol amended many times.
+            models.UniqueConstraint(
+                fields=["study", "kind"],
+                condition=~models.Q(kind="protocol.amend"),
+                name="signature_once_per_study",
+            ),
         ]
 
     def __str__(self) -> str:

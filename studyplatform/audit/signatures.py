@@ -1,6 +1,6 @@
-"""Electronic signatures: locking a study and finalizing its ground truth.
+"""Electronic signatures: locking a study, finalizing its ground truth, amending its protocol.
 
-Both need the signer to re-enter their password; the signature stores who, when, the meaning
+Each needs the signer to re-enter their password; the signature stores who, when, the meaning
 the signer approved and a digest of the study's data, and is itself an audit event. A wrong
 password is refused and audited as a refused attempt.
 
@@ -11,6 +11,9 @@ shared) to commit, so the digest sees all of them, and every later writer sees t
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser, PermissionsMixin
@@ -40,13 +43,22 @@ from studyplatform.studies.models import (
     StudyMembership,
     StudyState,
 )
+from studyplatform.studies.services.amendment import InvalidAmendmentError, apply_amendment
+from studyplatform.studies.services.protocol import protocol_content, store_protocol_version
 
 LOCK_MEANING = "I approve locking this study for analysis."
 FINALIZE_TRUTH_MEANING = "I approve this ground truth as final for analysis."
+AMEND_MEANING = "I approve this amendment of the protocol, for the reason given."
 
 _REQUIRED_PERMISSION = {
     Signature.Kind.STUDY_LOCK: "studies.lock_study",
     Signature.Kind.TRUTH_FINALIZE: "studies.change_truth",
+    Signature.Kind.PROTOCOL_AMEND: "studies.change_study",
+}
+_REFUSED_ACTION = {
+    Signature.Kind.STUDY_LOCK: Action.STUDY_LOCK_REFUSED,
+    Signature.Kind.TRUTH_FINALIZE: Action.TRUTH_FINALIZE_REFUSED,
+    Signature.Kind.PROTOCOL_AMEND: Action.PROTOCOL_AMEND_REFUSED,
 }
 
 
@@ -83,10 +95,7 @@ def _authenticate_signer(
         raise SignatureRefusedError(f"{user.get_username()} may not sign this for {study.slug}")
     if user.check_password(password):
         return
-    refused = {
-        Signature.Kind.STUDY_LOCK: Action.STUDY_LOCK_REFUSED,
-        Signature.Kind.TRUTH_FINALIZE: Action.TRUTH_FINALIZE_REFUSED,
-    }[kind]
+    refused = _REFUSED_ACTION[kind]
     # Its own transaction: the refused attempt stays on record although the signature fails.
     with transaction.atomic():
         record(
@@ -219,4 +228,54 @@ def finalize_truth(
         )
         Study.objects.filter(pk=locked.pk).update(truth_finalized_at=signature.signed_at)
     study.refresh_from_db(fields=["truth_finalized_at"])
+    return signature
+
+
+def amend_protocol(
+    *,
+    study: Study,
+    user: AbstractBaseUser,
+    password: str,
+    reason: str,
+    changes: Mapping[str, Any],
+    meaning: str = AMEND_MEANING,
+) -> Signature:
+    """Amend the protocol of an open study: a new, signed protocol version with its reason.
+
+    ``changes`` is described in :func:`studyplatform.studies.services.amendment.apply_amendment`.
+    The signature's data digest is the new protocol's sha256. Only an open study is amended: a
+    draft's protocol is edited directly, a locked study accepts no change. Raises
+    SignatureRefusedError (not allowed, wrong password: audited), InvalidAmendmentError (the
+    changes; nothing changed) or SignatureStateError (draft or locked).
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidAmendmentError("an amendment needs a reason")
+    kind = Signature.Kind.PROTOCOL_AMEND
+    _authenticate_signer(user=user, password=password, study=study, kind=kind, meaning=meaning)
+    with transaction.atomic():
+        try:
+            locked = lock_study_for_write(study, exclusive=True)
+        except StudyLockedError as error:
+            raise SignatureStateError(f"{error}: a locked study cannot be amended") from None
+        if locked.state != StudyState.OPEN or not locked.protocol_frozen:
+            raise SignatureStateError(
+                f"study {locked.slug} is a draft: edit its protocol directly; only an open "
+                "study's protocol is amended"
+            )
+        before = protocol_content(locked)
+        apply_amendment(study=locked, changes=changes, version=locked.protocol_version + 1)
+        if protocol_content(locked) == before:
+            raise InvalidAmendmentError("the amendment changes nothing in the protocol")
+        protocol = store_protocol_version(
+            study=locked, actor=user, reason=reason, action=Action.PROTOCOL_AMEND
+        )
+        signature = _sign(
+            user=user,
+            study=locked,
+            kind=kind,
+            meaning=f"{meaning} (version {protocol.version}: {reason})"[:300],
+            data_sha256=protocol.sha256,
+        )
+    study.refresh_from_db()
     return signature

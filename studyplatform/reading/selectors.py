@@ -15,15 +15,16 @@ from typing import Any
 
 import numpy as np
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.fields.files import FieldFile
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from PIL import Image as PILImage
 
 from studyplatform.accounts.roles import COORDINATOR, READER, STATISTICIAN
 from studyplatform.prereads.models import PreRead, PreReadStatus
 from studyplatform.reading.models import Assignment, Read, ReadDraft, Reader, ReadingSession
-from studyplatform.studies.models import FindingType, Image, Study, StudyState
+from studyplatform.studies.models import FindingType, Image, Protocol, Study, StudyState
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,31 @@ def finding_types_of(study_id: int) -> tuple[FindingType, ...]:
     return tuple(FindingType.objects.filter(study_id=study_id).order_by("order", "code"))
 
 
+def _version_at(study_id: int, moment: datetime) -> Coalesce:
+    """The study's protocol version in force at ``moment`` (1 before any was stored), in SQL."""
+    latest = (
+        Protocol.objects.filter(study_id=study_id, created_at__lte=moment)
+        .order_by("-version")
+        .values("version")[:1]
+    )
+    return Coalesce(Subquery(latest), Value(1))
+
+
+def finding_types_for(assignment: Assignment) -> tuple[FindingType, ...]:
+    """The finding types a read of ``assignment`` asks, for the page, the submit and corrections.
+
+    Those of the protocol version in force when the reader opened the case: a finding type added
+    by a later amendment is asked from the next case opened, never half-way through a read.
+    """
+    study_id = assignment.session.study_id
+    version = _version_at(study_id, assignment.opened_at or timezone.now())
+    return tuple(
+        FindingType.objects.filter(study_id=study_id, introduced_in__lte=version).order_by(
+            "order", "code"
+        )
+    )
+
+
 def read_answers(read: Read) -> dict[str, Any]:
     """A read as the report form's data: ``{findings: {code: {...}}, free_text}``."""
     return {
@@ -309,7 +335,7 @@ def reading_page(assignment: Assignment) -> ReadingPage:
     return ReadingPage(
         assignment=assignment,
         images=case_images(assignment.case_id),
-        finding_types=finding_types_of(assignment.session.study_id),
+        finding_types=finding_types_for(assignment),
         draft=draft.data if draft else {},
         started_at=draft.started_at if draft else assignment.opened_at,
         total=progress["total"],
@@ -388,7 +414,7 @@ def correction_page(assignment: Assignment) -> CorrectionPage | None:
     return CorrectionPage(
         read=read,
         answers=read_answers(read),
-        finding_types=finding_types_of(study.pk),
+        finding_types=finding_types_for(assignment),
         refusal=correction_refusal(study=study, assisted=assisted),
         rating_scale=study.get_rating_scale_display(),
         contradiction_rule=study.contradiction_rule,

@@ -1,7 +1,10 @@
 """The coordinators' admin for studies, cases and ground truth.
 
-Fields that must not change once a study is open (design, seed, arms) turn read-only then; image
-files and their hashes are always read-only because they are written by the import.
+Fields that must not change once a study is open (design, seed, arms) turn read-only then; so
+does the whole protocol (finding types and their significance and thresholds, scale, rule,
+model, washout, endpoint, margin), which changes only by a signed amendment ("Amend
+protocol…"). The save path refuses a protocol change of an opened study whatever was posted.
+Image files and their hashes are always read-only because they are written by the import.
 """
 
 from __future__ import annotations
@@ -10,8 +13,11 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
+from django.forms import BaseModelFormSet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from studyplatform.audit.admin import (
     AuditedModelAdmin,
@@ -20,7 +26,7 @@ from studyplatform.audit.admin import (
 )
 from studyplatform.reading.services import ReadingError, randomize_study
 from studyplatform.studies.admin_scope import StudyScopedAdmin
-from studyplatform.studies.guards import FrozenStudyError
+from studyplatform.studies.guards import FrozenStudyError, lock_study_for_write
 from studyplatform.studies.models import (
     Arm,
     Case,
@@ -33,8 +39,26 @@ from studyplatform.studies.models import (
     StudyMembership,
     Truth,
 )
+from studyplatform.studies.services.protocol import protocol_content
 
 _FROZEN_WHEN_OPEN = ("design", "seed", "washout_days", "split_plot_groups", "readers_per_case")
+_PROTOCOL_FIELDS = (
+    "design",
+    "washout_days",
+    "split_plot_groups",
+    "readers_per_case",
+    "rating_scale",
+    "contradiction_rule",
+    "primary_endpoint",
+    "ni_margin",
+    "ai_model_name",
+    "ai_model_version",
+    "ai_model_sha256",
+)
+
+
+def _protocol_frozen(obj: Study | None) -> bool:
+    return obj is not None and (obj.protocol_frozen or obj.allocation_frozen)
 
 
 class ArmInline(admin.TabularInline[Arm, Study]):
@@ -42,17 +66,24 @@ class ArmInline(admin.TabularInline[Arm, Study]):
     extra = 0
 
     def has_change_permission(self, request: HttpRequest, obj: Study | None = None) -> bool:
-        return (obj is None or not obj.allocation_frozen) and super().has_change_permission(
-            request, obj
-        )
+        return not _protocol_frozen(obj) and super().has_change_permission(request, obj)
 
     has_add_permission = has_change_permission
     has_delete_permission = has_change_permission
 
 
 class FindingTypeInline(admin.TabularInline[FindingType, Study]):
+    """Finding types are protocol: editable in a draft, amended (signed) once the study opened."""
+
     model = FindingType
     extra = 0
+    readonly_fields = ["introduced_in"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Study | None = None) -> bool:
+        return not _protocol_frozen(obj) and super().has_change_permission(request, obj)
+
+    has_add_permission = has_change_permission
+    has_delete_permission = has_change_permission
 
 
 class MembershipInline(admin.TabularInline[StudyMembership, Study]):
@@ -67,11 +98,21 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
     list_display = ["slug", "title", "design", "state", "case_count", "created_at"]
     list_filter = ["state", "design"]
     search_fields = ["slug", "title"]
-    readonly_fields = ["state", "created_at", "opened_at", "locked_at"]
+    readonly_fields = ["state", "created_at", "opened_at", "locked_at", "protocol"]
     inlines = [ArmInline, FindingTypeInline, MembershipInline]
     actions = ["randomize"]
 
     def save_model(self, request: HttpRequest, obj: Study, form: Any, change: bool) -> None:
+        if change:
+            # The admin's change view runs in one transaction: hold the study's row from here
+            # to the inlines' save, and remember the protocol to compare in save_related.
+            stored = lock_study_for_write(obj)
+            request._protocol_before = protocol_content(stored)  # type: ignore[attr-defined]
+            # The admin writes the form's fields only: state, protocol version and the signed
+            # times come from the locked row, never from the object the form was built on.
+            for field in Study._meta.concrete_fields:
+                if field.name not in form.base_fields and not field.primary_key:
+                    setattr(obj, field.attname, getattr(stored, field.attname))
         super().save_model(request, obj, form, change)
         user_id = request.user.pk
         if not change and user_id is not None and not getattr(request.user, "is_superuser", False):
@@ -98,6 +139,37 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
                     messages.SUCCESS,
                 )
 
+    def save_formset(
+        self, request: HttpRequest, form: Any, formset: BaseModelFormSet[Any, Any], change: bool
+    ) -> None:
+        if change:
+            lock_study_for_write(form.instance)
+        super().save_formset(request, form, formset, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        before = getattr(request, "_protocol_before", None)
+        if change and before is not None and protocol_content(form.instance) != before:
+            # Whatever was posted: an opened study's protocol changes only by amendment. The
+            # refusal rolls the whole admin save back.
+            lock_study_for_write(form.instance, protocol=True)
+
+    @admin.display(description="protocol")
+    def protocol(self, obj: Study) -> str:
+        if not obj.protocol_frozen:
+            return "Draft: not frozen yet (it freezes as version 1 when the study opens)."
+        text = format_html(
+            "Version {} in force, frozen since the study opened: read-only here.",
+            obj.protocol_version,
+        )
+        if obj.is_locked:
+            return text
+        return format_html(
+            '{} <a href="{}">Amend protocol…</a>',
+            text,
+            reverse("admin:studies_study_amend_protocol", args=[obj.pk]),
+        )
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
         return super().get_queryset(request).annotate(_case_count=Count("cases"))
 
@@ -109,6 +181,8 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and obj.allocation_frozen:
             fields += list(_FROZEN_WHEN_OPEN)
+        if _protocol_frozen(obj):
+            fields += [f for f in _PROTOCOL_FIELDS if f not in fields]
         if obj is not None and obj.is_locked:
             fields += ["slug", "title", "description"]
         return fields

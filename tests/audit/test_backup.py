@@ -62,7 +62,7 @@ def test_backup_then_restore_into_an_empty_database_keeps_data_files_and_audit_c
     call_command("backup", "--out", str(backup))
     manifest = json.loads((backup / "manifest.json").read_text())
     assert manifest["audit_head"]["sequence"] == 3 and manifest["media"]["files"] == 1
-    assert manifest["migrations"]["audit"] == "0003_protocol_integrity"
+    assert manifest["migrations"]["audit"] == "0004_protocol_amendment_signatures"
     shutil.rmtree(settings.MEDIA_ROOT)  # the original files are gone
 
     env = service_env(

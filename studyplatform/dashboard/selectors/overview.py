@@ -15,6 +15,7 @@ from typing import Any
 from django.db.models import Count, Func, IntegerField, Max, Q
 from django.utils import timezone
 
+from studyplatform.dashboard.selectors.protocol import ProtocolHistory, protocol_history
 from studyplatform.prereads.models import PreRead, PreReadStatus
 from studyplatform.reading.models import Assignment, Read, Reader, ReadingSession
 from studyplatform.studies.models import Study, Truth
@@ -83,6 +84,7 @@ class StudyOverview:
     failed_prereads: list[FailedPreRead]
     balance: list[BalanceRow]
     alerts: list[Alert] = field(default_factory=list)
+    protocol: ProtocolHistory | None = None
 
     @property
     def percent(self) -> float:
@@ -464,6 +466,7 @@ def study_overview(study: Study, *, now: datetime | None = None) -> StudyOvervie
         failed_prereads=failed,
         balance=balance,
         alerts=alerts,
+        protocol=protocol_history(study),
     )
 
 
