@@ -110,7 +110,7 @@ def amend(request: HttpRequest, study_id: int, admin_site: AdminSite) -> HttpRes
     if request.method == "POST" and not form.is_valid():
         status = 400
     elif request.method == "POST":
-        wait = throttle.retry_after(username, ip)
+        wait = throttle.claim_attempt(username, ip)  # counted before the password is checked
         if wait:
             form.add_error(None, f"Too many wrong passwords: try again in {(wait + 59) // 60} min.")
             status = 429
@@ -124,7 +124,6 @@ def amend(request: HttpRequest, study_id: int, admin_site: AdminSite) -> HttpRes
                     changes=form.changes(),
                 )
             except SignatureRefusedError as error:
-                throttle.record_failure(username, ip)
                 form.add_error("password", str(error))
                 status = 403
             except InvalidAmendmentError as error:

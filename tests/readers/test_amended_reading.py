@@ -90,10 +90,14 @@ def test_the_open_case_submits_without_the_new_type_and_the_next_case_asks_it(cl
 
 def test_a_correction_asks_the_questions_the_read_was_opened_with(client, study):
     session = ReadingSession.objects.get(study=study, number=1)
-    first = session.assignments.order_by("position", "step")[0]
     client.force_login(session.reader.user)
-    _asked(client, first)
-    assert _submit(client, first, _findings("nodule", "effusion")).status_code == 201
+    # Read in order up to the first unassisted case: only a read made before the AI was seen
+    # may be corrected.
+    for first in session.assignments.select_related("arm").order_by("position", "step"):
+        _asked(client, first)
+        assert _submit(client, first, _findings("nodule", "effusion")).status_code == 201
+        if not first.arm.shows_ai:
+            break
     amend_protocol(
         study=study,
         user=coordinator_of(study),
