@@ -14,7 +14,6 @@ for a case ID taken by other images (or a locked study), 413 for an oversized re
 from __future__ import annotations
 
 import io
-import json
 from typing import Any, Final, NamedTuple
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -26,6 +25,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from studyplatform.jsontext import JSONTextError, parse_json
 from studyplatform.studies.importing import Upload
 from studyplatform.studies.models import Case, MemberRole, Study, StudyMembership
 from studyplatform.studies.services import (
@@ -127,11 +127,9 @@ def _authenticate(request: HttpRequest, slug: str) -> _Caller:
 def _metadata(request: HttpRequest) -> dict[str, Any]:
     if "metadata" in request.POST:
         try:
-            metadata = json.loads(request.POST["metadata"])
-        except json.JSONDecodeError as exc:
-            raise _RefusedError(
-                _error(400, f"metadata is not valid JSON ({exc})", field="metadata")
-            ) from None
+            metadata = parse_json(request.POST["metadata"], what="metadata")
+        except JSONTextError as exc:
+            raise _RefusedError(_error(400, str(exc), field="metadata")) from None
         if not isinstance(metadata, dict):
             raise _RefusedError(_error(400, "metadata must be a JSON object", field="metadata"))
     else:
