@@ -162,6 +162,9 @@ MAX_UPLOAD_SIZE = env_int("MAX_UPLOAD_MB", 200, minimum=1) * 1024 * 1024
 # needs a few times this much memory at the peak. Raise it for larger multi-frame files
 # (tomosynthesis, a whole enhanced CT series in one file) together with the workers' memory.
 IMAGE_MAX_DECODED_BYTES = env_int("IMAGE_MAX_DECODED_MB", 128, minimum=1) * 1024 * 1024
+# Requests a minute one site token may send to the intake API (each a case, or a resend of
+# one); beyond it the API answers 429 with Retry-After until the minute is over. 0: no limit.
+INTAKE_RATE_LIMIT = env_int("INTAKE_RATE_LIMIT", 120, minimum=0)
 
 # --- Security (production when DEBUG is off) ----------------------------------------------
 # Idle expiry: every request renews the session, which ends SESSION_COOKIE_AGE seconds after
