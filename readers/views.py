@@ -9,7 +9,6 @@ assisted reading page and the heatmap URL, both keyed by the assignment and gate
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import secrets
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from studyplatform.jsontext import JSONTextError, parse_json
 from studyplatform.reading import selectors, services
 from studyplatform.reading.models import Assignment
 
@@ -139,11 +139,9 @@ def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
     try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise services.InvalidReadError("the request body is not valid JSON") from None
-    except RecursionError:
-        raise services.InvalidReadError("the request body is nested too deeply") from None
+        body = parse_json(request.body or b"{}", what="the request body")
+    except JSONTextError as error:
+        raise services.InvalidReadError(str(error)) from None
     if not isinstance(body, dict):
         raise services.InvalidReadError("the request body must be a JSON object")
     return body

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "studyplatform.accounts.middleware.ContentSecurityPolicyMiddleware",  # every response
     "studyplatform.dashboard.middleware.LocalHealthCheckMiddleware",
     "studyplatform.accounts.middleware.ForwardedHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -170,6 +171,9 @@ MAX_UPLOAD_SIZE = env_int("MAX_UPLOAD_MB", 200, minimum=1) * 1024 * 1024
 # needs a few times this much memory at the peak. Raise it for larger multi-frame files
 # (tomosynthesis, a whole enhanced CT series in one file) together with the workers' memory.
 IMAGE_MAX_DECODED_BYTES = env_int("IMAGE_MAX_DECODED_MB", 128, minimum=1) * 1024 * 1024
+# Requests a minute one site token may send to the intake API (each a case, or a resend of
+# one); beyond it the API answers 429 with Retry-After until the minute is over. 0: no limit.
+INTAKE_RATE_LIMIT = env_int("INTAKE_RATE_LIMIT", 120, minimum=0)
 
 # --- Security (production when DEBUG is off) ----------------------------------------------
 # Idle expiry: every request renews the session, which ends SESSION_COOKIE_AGE seconds after
@@ -181,6 +185,13 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Every response: scripts, styles and everything else only from this site (static files);
+# images also as data: and blob: URLs (the viewer decodes the 16-bit PNGs in the browser). No
+# inline scripts or styles: pages take their data from json_script elements.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
+)
 SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)

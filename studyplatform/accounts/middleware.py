@@ -9,8 +9,12 @@ refused the attempt (a parallel attempt took the last check). This turns the log
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
@@ -85,4 +89,47 @@ class PrivatePagesMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and not response.has_header("Cache-Control"):
             add_never_cache_headers(response)
+        return response
+
+
+INLINE_STYLES_ATTRIBUTE = "csp_allows_inline_styles"
+
+_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
+
+
+def allow_inline_styles(view: _View) -> _View:
+    """Let one page apply inline styles (``style-src 'unsafe-inline'``); scripts stay 'self'.
+
+    For pages that draw Plotly charts: plotly.js inserts its own stylesheet and each chart's
+    mode-bar colours as <style> elements at run time.
+    """
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> HttpResponseBase:
+        response = view(*args, **kwargs)
+        setattr(response, INLINE_STYLES_ATTRIBUTE, True)
+        return response
+
+    return cast(_View, wrapped)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Sends CONTENT_SECURITY_POLICY on every response that has none of its own.
+
+    Pages load scripts and styles only from the site's own static files, so a script injected
+    into stored text cannot run even if escaping were ever missed. A view marked with
+    ``allow_inline_styles`` gets the same policy with inline styles allowed.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.policy = settings.CONTENT_SECURITY_POLICY
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if self.policy and "Content-Security-Policy" not in response:
+            policy = self.policy
+            if getattr(response, INLINE_STYLES_ATTRIBUTE, False):
+                policy = policy.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+            response["Content-Security-Policy"] = policy
         return response

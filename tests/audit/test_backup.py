@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -88,3 +91,124 @@ def test_restore_refuses_a_damaged_backup_and_a_database_that_is_not_empty(tmp_p
     (backup / "media.tar.gz").write_bytes(b"tampered")
     with pytest.raises(CommandError, match=r"media part .* does not match its sha256"):
         call_command("restore", "--from", str(backup))
+
+
+def _backup(tmp_path: Path) -> Path:
+    _trial_data()
+    backup = tmp_path / "backup"
+    call_command("backup", "--out", str(backup))
+    return backup
+
+
+def _rewrite(backup: Path, change) -> None:
+    manifest = json.loads((backup / "manifest.json").read_text())
+    change(manifest)
+    (backup / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _replace_part(backup: Path, part: str, data: bytes) -> None:
+    """Put crafted bytes in a part and record their true sha256, so only the content is wrong."""
+    manifest = json.loads((backup / "manifest.json").read_text())
+    (backup / manifest[part]["file"]).write_bytes(data)
+    manifest[part]["sha256"] = hashlib.sha256(data).hexdigest()
+    (backup / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _tar(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _assert_one_line_refusal(backup: Path, pattern: str) -> None:
+    with pytest.raises(CommandError, match=pattern) as refused:
+        call_command("restore", "--from", str(backup))
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        (lambda m: m.pop("audit_head"), "'audit_head' must hold an integer sequence"),
+        (lambda m: m.update(database="database.dump"), "'database' must name its file"),
+        (lambda m: m["media"].update(file="../media.tar.gz"), "is not a file name"),
+        (lambda m: m.update(vendor="oracle"), "unknown database vendor 'oracle'"),
+        (lambda m: m["media"].update(file_sha256=["a.dcm"]), "must map file names to digests"),
+    ],
+)
+def test_restore_refuses_a_malformed_manifest_in_one_line(tmp_path, settings, change, pattern):
+    backup = _backup(tmp_path)
+    _rewrite(backup, change)
+
+    _assert_one_line_refusal(backup, pattern)
+
+
+@pytest.mark.django_db
+def test_restore_refuses_a_manifest_that_is_not_a_json_object(tmp_path, settings):
+    backup = _backup(tmp_path)
+    (backup / "manifest.json").write_text("[1, 2]")
+
+    _assert_one_line_refusal(backup, "is not a JSON object")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["../escaped.dcm", "/tmp/absolute.dcm", "studies/../../up.dcm"])
+def test_restore_refuses_a_media_member_outside_media_root_and_writes_nothing(
+    tmp_path, settings, name
+):
+    backup = _backup(tmp_path)
+    media_root = Path(settings.MEDIA_ROOT)
+    _replace_part(backup, "media", _tar({"studies/1/a.dcm": b"\x00DICM\xff", name: b"evil"}))
+    before = sorted(p.name for p in media_root.parent.iterdir())
+
+    _assert_one_line_refusal(backup, "member outside MEDIA_ROOT")
+
+    assert not (media_root.parent / "escaped.dcm").exists()
+    assert not (media_root.parent.parent / "up.dcm").exists()
+    assert sorted(p.name for p in media_root.parent.iterdir()) == before  # no staging left
+
+
+@pytest.mark.django_db
+def test_restore_refuses_a_media_file_whose_sha256_differs_from_the_manifest(tmp_path, settings):
+    backup = _backup(tmp_path)
+    _replace_part(backup, "media", _tar({"studies/1/a.dcm": b"\x00DICM\xfe"}))
+
+    _assert_one_line_refusal(backup, r"media file 'studies/1/a.dcm' does not match its sha256")
+
+
+@pytest.mark.django_db
+def test_restore_refuses_a_media_archive_with_files_the_manifest_does_not_list(tmp_path, settings):
+    backup = _backup(tmp_path)
+    _replace_part(backup, "media", _tar({"studies/1/a.dcm": b"\x00DICM\xff", "extra.dcm": b"more"}))
+
+    _assert_one_line_refusal(backup, "list different files \\('extra.dcm'\\)")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_restore_of_a_dump_that_fails_to_load_changes_neither_database_nor_media(
+    tmp_path, settings, empty_database_url
+):
+    backup = _backup(tmp_path)
+    dump = backup / json.loads((backup / "manifest.json").read_text())["database"]["file"]
+    # A real dump cut short: the first statements load, then the file ends.
+    _replace_part(backup, "database", dump.read_bytes()[: dump.stat().st_size // 2])
+    restored = tmp_path / "restored"
+    env = service_env(tmp_path / "var", DATABASE_URL=empty_database_url, MEDIA_ROOT=str(restored))
+
+    with pytest.raises(AssertionError, match="the database restore failed") as refused:
+        manage(env, "restore", "--from", str(backup))
+
+    message = [line for line in str(refused.value).splitlines() if "CommandError" in line]
+    assert len(message) == 1, str(refused.value)
+    tables = manage(
+        env, "shell", "-c",
+        "from django.db import connection; print(len(connection.introspection.table_names()))",
+    )  # fmt: skip
+    assert tables.strip().splitlines()[-1] == "0"  # not even the tables before the cut
+    assert not restored.exists()
+    assert [p.name for p in tmp_path.iterdir() if "restoring" in p.name] == []

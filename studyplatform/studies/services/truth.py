@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from django.db import transaction
 
 from studyplatform.audit.models import Action
 from studyplatform.audit.services import record as audit_record
+from studyplatform.jsontext import JSONTextError, parse_json
 from studyplatform.studies.guards import lock_study_for_write
 from studyplatform.studies.importing import Problem, csv_problem
 from studyplatform.studies.models import Case, FindingType, Study, Truth, TruthSource
@@ -79,11 +79,9 @@ def _parse_truth_rows(
         location: Any = None
         if values.get("location"):
             try:
-                location = json.loads(values["location"])
-            except json.JSONDecodeError:
-                reasons.append("location is not valid JSON")
-            except RecursionError:
-                reasons.append("location is nested too deeply")
+                location = parse_json(values["location"], what="location")
+            except JSONTextError as error:
+                reasons.append(str(error))
             else:
                 if not isinstance(location, dict | list):
                     reasons.append("location must be a JSON object or list")
