@@ -17,7 +17,6 @@ from studyplatform.dashboard.selectors import (
     ai_thresholds,
     data_version,
     long_reads_frame,
-    study_ai_model,
 )
 from studyplatform.reading.models import ReadFinding
 from studyplatform.studies.models import Study
@@ -50,7 +49,7 @@ def run_analysis(*, analysis_id: int) -> AnalysisResult:
         result = analysis.analyze(
             long,
             significant=significant or None,
-            thresholds=ai_thresholds(study_ai_model(study), findings),
+            thresholds=ai_thresholds(study, findings),
             progress=lambda percent, stage: _set_progress(row.pk, percent, stage),
         )
     except ValueError as error:  # the data cannot be analysed (yet): say why

@@ -25,6 +25,7 @@ from django.db.models import Count, Max, Q, Sum
 
 from analysis.report import LONG_COLUMNS
 from studyplatform.prereads.models import AIModel, PreRead, PreReadFinding, PreReadStatus
+from studyplatform.prereads.selectors import finding_thresholds, pinned_model
 from studyplatform.reading.models import Read, Reader, ReadFinding
 from studyplatform.studies.models import Case, Study, Truth
 
@@ -36,25 +37,19 @@ _FRAME_SLICE = 100_000
 
 
 def study_ai_model(study: Study) -> AIModel | None:
-    """The AI model whose probabilities the study's analysis uses.
+    """The AI model whose probabilities the study's analysis uses: the study's pinned model.
 
-    The model with the most finished pre-reads of the study's cases (the latest registered on a
-    tie); ``None`` when no pre-read has finished.
+    ``None`` when the study pins none; PinnedModelError (a ValueError: the analysis fails with
+    its message) when the pinned model is not registered with the pinned sha256.
     """
-    return (
-        AIModel.objects.filter(prereads__case__study=study, prereads__status=PreReadStatus.DONE)
-        .annotate(n_done=Count("prereads"))
-        .order_by("-n_done", "-registered_at", "-pk")
-        .first()
-    )
+    return pinned_model(study)
 
 
-def ai_thresholds(model: AIModel | None, findings: list[str]) -> dict[str, float]:
-    """The operating threshold per finding type (the spec's, else the model's, else 0.5)."""
-    if model is None:
-        return dict.fromkeys(findings, 0.5)
-    spec = model.spec.get("thresholds", {}) if isinstance(model.spec, dict) else {}
-    return {code: float(spec.get(code, model.threshold)) for code in findings}
+def ai_thresholds(study: Study, findings: list[str]) -> dict[str, float]:
+    """The operating threshold per finding type: the finding type's ``ai_threshold`` when set,
+    else the pinned model's spec threshold, else the model's threshold (0.5 without a model)."""
+    thresholds = finding_thresholds(study, study_ai_model(study))
+    return {code: thresholds.get(code, 0.5) for code in findings}
 
 
 @dataclass(frozen=True)
@@ -276,6 +271,6 @@ def data_version(study: Study) -> str:
         cases,
         findings,
         list(study.arms.values_list("name", flat=True)),
-        None if model is None else (model.pk, sorted(ai_thresholds(model, findings).items())),
+        None if model is None else (model.pk, sorted(ai_thresholds(study, findings).items())),
     ]
     return hashlib.sha256(repr(parts).encode()).hexdigest()
