@@ -14,23 +14,22 @@ constant memory through a server-side cursor.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 from django.db import transaction
-from django.db.models import Count, Max, Q, Sum
 
 from analysis.report import LONG_COLUMNS
-from studyplatform.prereads.models import AIModel, PreRead, PreReadFinding, PreReadStatus
-from studyplatform.prereads.selectors import finding_thresholds, pinned_model
+from studyplatform.prereads.models import AIModel, PreReadFinding, PreReadStatus
+from studyplatform.prereads.selectors import PinnedModelError, finding_thresholds, pinned_model
 from studyplatform.reading.models import Read, Reader, ReadFinding
 from studyplatform.studies.models import Case, Study, Truth
 
 # Bump when the analysis or its inputs change meaning, so cached results are recomputed.
-ANALYSIS_SCHEMA = "1"
+ANALYSIS_SCHEMA = "2"
 
 LongRow = tuple[Any, ...]
 _FRAME_SLICE = 100_000
@@ -238,39 +237,123 @@ def long_reads_frame(study: Study) -> pd.DataFrame:
     return frame
 
 
-def data_version(study: Study) -> str:
-    """A hash that changes whenever the analysis of ``study`` could change.
+class _Digest:
+    """A sha256 fed section by section, one ``repr`` line per input row, in a fixed order."""
 
-    It covers reads (count and last ID: reads are never edited, a correction is a new read),
-    truth (count and the sum of IDs of present findings, which flips with any change of a
-    finding's status), pre-reads (finished count, last finish time, sum of probabilities), the
-    cases, the chosen AI model and its thresholds.
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._lines: list[str] = []
+
+    def section(self, name: str, rows: Iterable[Any]) -> None:
+        self._hash.update(f"\x00{name}\x00".encode())
+        for row in rows:
+            self._lines.append(repr(row))
+            if len(self._lines) >= _DIGEST_SLICE:
+                self._flush()
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._lines:
+            self._hash.update(("\n".join(self._lines) + "\n").encode())
+            self._lines = []
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+_DIGEST_SLICE = 10_000
+
+
+def data_version(study: Study) -> str:
+    """A digest of every input value the analysis of ``study`` uses.
+
+    In a fixed order: the analysis schema, the protocol version and the pinned model (name,
+    version, sha256); arms; finding types with significance and thresholds; readers; cases
+    (site, modality, manufacturer); truth values; the pinned model's pre-read probabilities;
+    and every read's findings (read, assignment, the read a correction supersedes, finding,
+    call, confidence: reads are append-only, so a read's ID stands for its times). Any change
+    of any of these values changes the version, whatever the counts or ID sums.
+
+    The reads are streamed through a server-side cursor and hashed slice by slice, so a
+    million-row study takes memory for one slice only.
     """
-    reads = Read.objects.filter(assignment__session__study=study).aggregate(
-        n=Count("id"), last=Max("id")
+    digest = _Digest()
+    current = Study.objects.get(pk=study.pk)  # the stored protocol and pin, not the caller's
+    try:
+        model = pinned_model(current)
+        pin_problem = ""
+    except PinnedModelError as error:  # the analysis fails with this message; key it too
+        model, pin_problem = None, str(error)
+    pin = (current.ai_model_name, current.ai_model_version, current.ai_model_sha256)
+    digest.section(
+        "study", [(ANALYSIS_SCHEMA, study.pk, current.protocol_version, *pin, pin_problem)]
     )
-    truths = Truth.objects.filter(case__study=study).aggregate(
-        n=Count("id"), present=Sum("id", filter=Q(present=True))
+    digest.section("arms", study.arms.order_by("pk").values_list("pk", "name", "shows_ai"))
+    codes = dict(study.finding_types.values_list("pk", "code"))
+    digest.section(
+        "finding_types",
+        study.finding_types.order_by("pk").values_list(
+            "pk", "code", "clinically_significant", "ai_threshold", "introduced_in"
+        ),
     )
-    pre = PreRead.objects.filter(case__study=study, status=PreReadStatus.DONE).aggregate(
-        n=Count("id"), last=Max("finished_at")
+    digest.section("thresholds", sorted(finding_thresholds(current, model).items()))
+    digest.section(
+        "readers",
+        Reader.objects.filter(sessions__study=study)
+        .values_list("pk", "code")
+        .distinct()
+        .order_by("pk"),
     )
-    probs = PreReadFinding.objects.filter(preread__case__study=study).aggregate(
-        s=Sum("probability")
+    digest.section(
+        "cases",
+        Case.objects.filter(study=study)
+        .order_by("pk")
+        .values_list("pk", "case_id", "site__code", "modality", "manufacturer"),
     )
-    cases = Case.objects.filter(study=study).aggregate(n=Count("id"), last=Max("id"))
-    model = study_ai_model(study)
-    findings = list(study.finding_types.values_list("code", flat=True))
-    parts = [
-        ANALYSIS_SCHEMA,
-        study.pk,
-        reads,
-        truths,
-        pre,
-        None if probs["s"] is None else round(probs["s"], 9),
-        cases,
-        findings,
-        list(study.arms.values_list("name", flat=True)),
-        None if model is None else (model.pk, sorted(ai_thresholds(study, findings).items())),
-    ]
-    return hashlib.sha256(repr(parts).encode()).hexdigest()
+    digest.section(
+        "truth",
+        (
+            (case, codes[finding], present)
+            for case, finding, present in Truth.objects.filter(case__study=study)
+            .order_by("case_id", "finding_type_id")
+            .values_list("case_id", "finding_type_id", "present")
+        ),
+    )
+    probabilities: Iterable[tuple[Any, ...]] = ()
+    if model is not None:
+        probabilities = (
+            (case, codes[finding], probability)
+            for case, finding, probability in PreReadFinding.objects.filter(
+                preread__case__study=study,
+                preread__model=model,
+                preread__status=PreReadStatus.DONE,
+            )
+            .order_by("preread__case_id", "finding_type_id")
+            .values_list("preread__case_id", "finding_type_id", "probability")
+        )
+    digest.section("ai", probabilities)
+    reads = (
+        ReadFinding.objects.filter(read__assignment__session__study_id=study.pk)
+        .order_by("read_id", "finding_type_id")
+        .values_list(
+            "read_id",
+            "read__assignment_id",
+            "read__supersedes_id",
+            "finding_type_id",
+            "present",
+            "confidence",
+        )
+    )
+    # In a transaction: outside one, the server-side cursor is declared WITH HOLD and PostgreSQL
+    # would materialize the whole result first (see _effective_findings).
+    with transaction.atomic():
+        digest.section(
+            "reads",
+            (
+                (read, assignment, supersedes, codes[finding], present, confidence)
+                for read, assignment, supersedes, finding, present, confidence in reads.iterator(
+                    chunk_size=_DIGEST_SLICE
+                )
+            ),
+        )
+    return digest.hexdigest()
