@@ -1,5 +1,8 @@
 """Admin for AI models and pre-reads. A model's file hash is recorded once and never edited.
 
+A model pinned by a locked study can be neither changed nor deleted here: the locked study names
+it (by sha256) as the model its readers saw and its analysis used, for good.
+
 Adding a model in the admin goes through the same checks as ``register_model``: the file must
 load in its format and match its spec on a dummy input; the hash and finding codes are recorded
 from the file and the spec, never typed in. Loading a model runs code, so the admin loads only
@@ -18,6 +21,16 @@ from django.http import HttpRequest
 
 from studyplatform.prereads.models import AIModel, PreRead, PreReadFinding
 from studyplatform.studies.admin_scope import StudyScopedAdmin
+from studyplatform.studies.models import Study, StudyState
+
+
+def _pinned_by_a_locked_study(model: AIModel) -> bool:
+    return Study.objects.filter(
+        state=StudyState.LOCKED,
+        ai_model_name=model.name,
+        ai_model_version=model.version,
+        ai_model_sha256=model.sha256,
+    ).exists()
 
 
 class AIModelForm(forms.ModelForm[AIModel]):
@@ -79,6 +92,16 @@ class AIModelAdmin(admin.ModelAdmin[AIModel]):
         if obj is not None:
             fields += ["name", "version", "format", "path", "factory", "spec"]
         return fields
+
+    def has_change_permission(self, request: HttpRequest, obj: AIModel | None = None) -> bool:
+        if obj is not None and _pinned_by_a_locked_study(obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: AIModel | None = None) -> bool:
+        if obj is not None and _pinned_by_a_locked_study(obj):
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 class PreReadFindingInline(admin.TabularInline[PreReadFinding, PreRead]):

@@ -7,6 +7,10 @@ every finished case done and the rest pending or running, and the redelivered ba
 skips the done ones and finishes the others. Rows that another live run holds (another claim, a
 fresh heartbeat) are skipped, so a second message for the same cases (the sweeper re-queued them)
 computes nothing twice.
+
+Every one of those transactions first takes ``lock_study_for_write`` on the cases' studies: the
+cases of a study locked since they were queued are refused (counted, logged): nothing is stored
+and nothing is marked, so the locked study's data stays as it was signed.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from studyplatform.prereads.inference import (
 from studyplatform.prereads.models import PreRead, PreReadFinding, PreReadStatus
 from studyplatform.prereads.services import BatchOutcome, TransientInferenceError
 from studyplatform.prereads.spec import SpecError, parse_spec
+from studyplatform.studies.guards import StudyLockedError, lock_study_for_write
 from studyplatform.studies.imaging import ImageError, read_dicom_pixels, read_png
 from studyplatform.studies.models import FindingType, Image
 
@@ -48,16 +53,36 @@ CPU_CHUNK = 8  # cases per forward pass on the CPU; a GPU takes larger chunks
 GPU_CHUNK = 32
 
 
-def _claim(preread_ids: Sequence[int], claim: str) -> list[PreRead]:
+def _writable_studies(study_ids: Iterable[int]) -> set[int]:
+    """Lock each study for the caller's transaction; return those that may still be written."""
+    writable = set()
+    for pk in sorted(set(study_ids)):  # one order everywhere: no deadlock between two batches
+        try:
+            lock_study_for_write(pk)
+        except StudyLockedError as error:
+            logger.warning("pre-reads refused: %s", error)
+        else:
+            writable.add(pk)
+    return writable
+
+
+def _claim(preread_ids: Sequence[int], claim: str) -> tuple[list[PreRead], int]:
+    """Mark the batch's unfinished pre-reads running; returns them and how many were refused."""
     with transaction.atomic():
         now = timezone.now()
         alive = now - timedelta(seconds=settings.PREREAD_STALE_AFTER)
         held_by_another = (
             Q(status=PreReadStatus.RUNNING) & Q(heartbeat_at__gt=alive) & ~Q(claim=claim)
         )
+        unfinished = PreRead.objects.filter(pk__in=list(preread_ids)).exclude(
+            status=PreReadStatus.DONE
+        )
+        studies = set(unfinished.values_list("case__study_id", flat=True))
+        writable = _writable_studies(studies)
+        refused = unfinished.exclude(case__study_id__in=writable).count()
         rows = list(
             PreRead.objects.select_for_update()
-            .filter(pk__in=list(preread_ids))
+            .filter(pk__in=list(preread_ids), case__study_id__in=writable)
             .exclude(status=PreReadStatus.DONE)
             .exclude(held_by_another)
             .select_related("model", "case")
@@ -76,12 +101,14 @@ def _claim(preread_ids: Sequence[int], claim: str) -> list[PreRead]:
             row.status = PreReadStatus.RUNNING
             row.attempts += 1
             row.started_at = now
-    return rows
+    return rows, refused
 
 
 def _fail(rows: Iterable[PreRead], error: str) -> int:
-    ids = [row.pk for row in rows]
+    rows = list(rows)
     with transaction.atomic():
+        writable = _writable_studies(row.case.study_id for row in rows)
+        ids = [row.pk for row in rows if row.case.study_id in writable]
         count = (
             PreRead.objects.filter(pk__in=ids)
             .exclude(status=PreReadStatus.DONE)
@@ -110,8 +137,8 @@ def run_batch(
     outcome = BatchOutcome()
     started = time.perf_counter()
     claim = claim or uuid.uuid4().hex
-    rows = _claim(preread_ids, claim)
-    outcome.skipped = len(preread_ids) - len(rows)
+    rows, outcome.refused = _claim(preread_ids, claim)
+    outcome.skipped = len(preread_ids) - len(rows) - outcome.refused
     if not rows:
         return outcome
     images = _first_images(row.case_id for row in rows)
@@ -291,14 +318,15 @@ def _finish(
     encoded = pngs.result()
     n = len(computed.items)
     t0 = time.perf_counter()
-    stored = _store(computed.items, computed.probabilities, encoded, findings)
+    stored, refused = _store(computed.items, computed.probabilities, encoded, findings)
     database = (time.perf_counter() - t0) * 1000 / n
     for item in computed.items:
         for stage, ms in item.timings.items():
             outcome.stage_ms[stage] += ms
         outcome.stage_ms["database"] += database
     outcome.done += stored
-    outcome.skipped += n - stored
+    outcome.refused += refused
+    outcome.skipped += n - stored - refused
     return outcome
 
 
@@ -307,14 +335,19 @@ def _store(
     probabilities: np.ndarray[Any, Any],
     pngs: Sequence[bytes],
     findings: dict[tuple[int, str], FindingType],
-) -> int:
+) -> tuple[int, int]:
     """Write a chunk's results in one transaction, skipping cases another run finished first.
 
-    The rows are locked and re-read, so a redelivered or concurrent batch never writes a case
-    twice; returns how many were written.
+    The studies are locked first (a study locked since the claim gets nothing), then the rows
+    are locked and re-read, so a redelivered or concurrent batch never writes a case twice;
+    returns how many were written and how many refused.
     """
     with transaction.atomic():
-        rows = PreRead.objects.select_for_update().in_bulk([item.row.pk for item in items])
+        writable = _writable_studies(item.row.case.study_id for item in items)
+        refused = sum(1 for item in items if item.row.case.study_id not in writable)
+        rows = PreRead.objects.select_for_update().in_bulk(
+            [item.row.pk for item in items if item.row.case.study_id in writable]
+        )
         written: list[PreRead] = []
         results: list[PreReadFinding] = []
         now = timezone.now()
@@ -357,4 +390,4 @@ def _store(
                 timings=row.timings,
                 duration_ms=row.duration_ms,
             )
-    return len(written)
+    return len(written), refused

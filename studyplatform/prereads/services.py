@@ -1,9 +1,13 @@
-"""Pre-read use cases: request pre-reads for cases, and run a batch of them.
+"""Pre-read use cases: pin a study's model, request pre-reads for cases, run a batch of them.
 
 Exactly one PreRead per (case, model) exists (a unique constraint) and a done one is never
 redone, so requesting twice, a redelivered message, or two workers on the same batch add nothing.
 Running a batch is in ``runner`` (which imports torch); this module stays free of it, so the web
 app can request pre-reads without loading torch.
+
+A study is pre-read with its pinned model unless another model is named (for comparison: readers
+and the analysis never see that model's output). A locked study takes no pre-reads: every write
+here and in ``runner`` holds ``lock_study_for_write`` in its transaction.
 """
 
 from __future__ import annotations
@@ -15,12 +19,17 @@ from datetime import timedelta
 from itertools import islice
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from studyplatform.audit.models import Action
+from studyplatform.audit.services import record
 from studyplatform.celery import enqueue
 from studyplatform.prereads.models import AIModel, PreRead, PreReadStatus
+from studyplatform.prereads.selectors import pinned_model
+from studyplatform.studies.guards import lock_study_for_write
 from studyplatform.studies.models import Case, Study
 
 logger = logging.getLogger(__name__)
@@ -36,9 +45,39 @@ def batched(items: Iterable[int], size: int) -> Iterable[list[int]]:
         yield batch
 
 
-def default_model() -> AIModel | None:
-    """The most recently registered model: what a study is pre-read with unless told otherwise."""
-    return AIModel.objects.order_by("-registered_at", "-pk").first()
+_PIN_FIELDS = ("ai_model_name", "ai_model_version", "ai_model_sha256")
+
+
+def pin_model(
+    *, study: Study, model: AIModel | None, actor: AbstractBaseUser | None = None
+) -> Study:
+    """Pin ``model`` as the study's AI model (None: unpin), copying its registered sha256.
+
+    Part of the protocol: refused once the study has opened (ProtocolFrozenError) or is locked.
+    Audited when it changes anything; updates ``study`` in place and returns it.
+    """
+    with transaction.atomic():
+        current = lock_study_for_write(study, protocol=True)
+        before = {name: getattr(current, name) for name in _PIN_FIELDS}
+        after = dict.fromkeys(_PIN_FIELDS, "")
+        if model is not None:
+            after = dict(zip(_PIN_FIELDS, (model.name, model.version, model.sha256), strict=True))
+        if after != before:
+            for name, value in after.items():
+                setattr(current, name, value)
+            current.save(update_fields=list(_PIN_FIELDS))
+            record(
+                actor=actor,
+                action=Action.STUDY_UPDATE,
+                obj=current,
+                study=current,
+                before=before,
+                after=after,
+                reason="AI model pinned" if model is not None else "AI model unpinned",
+            )
+    for name, value in after.items():
+        setattr(study, name, value)
+    return study
 
 
 def _cases(*, study: Study | None, case_ids: Iterable[int] | None) -> QuerySet[Case]:
@@ -50,6 +89,32 @@ def _cases(*, study: Study | None, case_ids: Iterable[int] | None) -> QuerySet[C
     if case_ids is not None:
         cases = cases.filter(pk__in=list(case_ids))
     return cases
+
+
+def _study_ids(*, study: Study | None, cases: QuerySet[Case]) -> list[int]:
+    if study is not None:
+        return [study.pk]
+    return sorted(set(cases.values_list("study_id", flat=True)))
+
+
+def _lock_and_ensure(
+    *, study: Study | None, case_ids: Iterable[int] | None, model: AIModel | None
+) -> list[int]:
+    """In the caller's transaction: refuse a locked study, create the pre-reads, return the todo.
+
+    Each study's cases are pre-read by ``model``, else by the study's pinned model; a study
+    that pins none is skipped with a warning.
+    """
+    cases = _cases(study=study, case_ids=case_ids)
+    todo: list[int] = []
+    for study_id in _study_ids(study=study, cases=cases):
+        locked = lock_study_for_write(study_id)  # a locked study: StudyLockedError
+        use = model or pinned_model(locked)
+        if use is None:
+            logger.warning("study %s pins no AI model: no pre-reads requested", locked.slug)
+            continue
+        todo += _ensure_prereads(cases=cases.filter(study_id=study_id), model=use)
+    return todo
 
 
 def _ensure_prereads(*, cases: QuerySet[Case], model: AIModel) -> list[int]:
@@ -80,15 +145,12 @@ def request_prereads(
 ) -> int:
     """Create pending pre-reads and queue them in batches on the inference queue after commit.
 
-    ``case_ids`` are Case primary keys. Pre-reads already done are left alone; failed ones are
-    tried again. Returns how many were queued (0 when no model is registered yet).
+    ``case_ids`` are Case primary keys. ``model`` defaults to each study's pinned model (a study
+    that pins none gets nothing). Pre-reads already done are left alone; failed ones are tried
+    again. Returns how many were queued. A locked study is refused (StudyLockedError).
     """
-    model = model or default_model()
-    if model is None:
-        logger.warning("no AI model is registered: no pre-reads requested")
-        return 0
     with transaction.atomic():
-        todo = _ensure_prereads(cases=_cases(study=study, case_ids=case_ids), model=model)
+        todo = _lock_and_ensure(study=study, case_ids=case_ids, model=model)
         _queue(todo, batch_size=batch_size, chunk_size=chunk_size)
     return len(todo)
 
@@ -163,12 +225,14 @@ class BatchOutcome:
     done: int = 0
     failed: int = 0
     skipped: int = 0
+    refused: int = 0  # cases of a study locked since they were queued: nothing stored
     stage_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
     def add(self, other: BatchOutcome) -> None:
         self.done += other.done
         self.failed += other.failed
         self.skipped += other.skipped
+        self.refused += other.refused
         for stage, ms in other.stage_ms.items():
             self.stage_ms[stage] += ms
 
@@ -177,6 +241,7 @@ class BatchOutcome:
             "done": self.done,
             "failed": self.failed,
             "skipped": self.skipped,
+            "refused": self.refused,
             "stage_ms": {k: round(v, 3) for k, v in self.stage_ms.items()},
         }
 
@@ -190,13 +255,13 @@ def run_prereads_now(
     chunk_size: int | None = None,
     progress: Callable[[BatchOutcome], None] | None = None,
 ) -> BatchOutcome:
-    """Run the pre-reads in this process, batch by batch (the demo and ``preread --sync``)."""
-    model = model or default_model()
+    """Run the pre-reads in this process, batch by batch (the demo and ``preread --sync``).
+
+    The same defaults and refusals as :func:`request_prereads`.
+    """
     total = BatchOutcome()
-    if model is None:
-        return total
     with transaction.atomic():
-        todo = _ensure_prereads(cases=_cases(study=study, case_ids=case_ids), model=model)
+        todo = _lock_and_ensure(study=study, case_ids=case_ids, model=model)
     from studyplatform.prereads.runner import run_batch  # torch: loaded only where it runs
 
     for batch in batched(todo, max(1, batch_size)):
@@ -207,7 +272,8 @@ def run_prereads_now(
 
 
 def run_demo_prereads(*, study: Study) -> BatchOutcome:
-    """Register the shipped demo model (once) and pre-read ``study`` with it in this process."""
-    from studyplatform.prereads.registry import register_demo_model  # registry imports models
+    """Register the shipped demo model (once), pin it, and pre-read ``study`` in this process."""
+    from studyplatform.prereads.registry import register_demo_model  # registry imports torch
 
-    return run_prereads_now(study=study, model=register_demo_model())
+    pin_model(study=study, model=register_demo_model())
+    return run_prereads_now(study=study)

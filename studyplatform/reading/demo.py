@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from studyplatform.audit.services import record as audit_record
 from studyplatform.prereads.models import PreReadFinding
+from studyplatform.prereads.selectors import pinned_model
 from studyplatform.reading.models import (
     AllocationRecord,
     Assignment,
@@ -30,6 +31,8 @@ def start_demo_reading(
     *, study: Study, early_readers: Iterable[str] = EARLY_READERS
 ) -> AllocationRecord:
     """Randomize the demo study from its seed, open it, and waive the washout for some readers.
+
+    The demo model must be pinned first (``run_demo_prereads`` does): the assisted arm needs it.
 
     In a real study session 2 opens ``washout_days`` after session 1; in the demo, reader R01's
     later sessions are available at once (marked ``washout_waived``) so that one demo account can
@@ -85,7 +88,9 @@ def simulate_demo_reads(
     ai = {
         (case_id, ft_id): probability
         for case_id, ft_id, probability in PreReadFinding.objects.filter(
-            preread__case__study=study, preread__status="done"
+            preread__case__study=study,
+            preread__model=pinned_model(study),
+            preread__status="done",
         ).values_list("preread__case_id", "finding_type_id", "probability")
     }
     finding_types = list(study.finding_types.order_by("order"))

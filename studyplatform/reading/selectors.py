@@ -23,6 +23,7 @@ from PIL import Image as PILImage
 
 from studyplatform.accounts.roles import COORDINATOR, READER, STATISTICIAN
 from studyplatform.prereads.models import PreRead, PreReadStatus
+from studyplatform.prereads.selectors import finding_thresholds, pinned_model
 from studyplatform.reading.models import Assignment, Read, ReadDraft, Reader, ReadingSession
 from studyplatform.studies.models import FindingType, Image, Protocol, Study, StudyState
 
@@ -183,29 +184,33 @@ class AIView:
     has_heatmap: bool
 
 
-def _done_preread(case_id: int) -> PreRead | None:
-    return (
-        PreRead.objects.filter(case_id=case_id, status=PreReadStatus.DONE)
-        .select_related("model")
-        .order_by("-finished_at", "-pk")
-        .first()
-    )
+def _done_preread(assignment: Assignment) -> PreRead | None:
+    """The case's done pre-read by the study's pinned model (never another model's)."""
+    model = pinned_model(assignment.session.study)
+    if model is None:
+        return None
+    preread = PreRead.objects.filter(
+        case_id=assignment.case_id, model=model, status=PreReadStatus.DONE
+    ).first()
+    if preread is not None:
+        preread.model = model
+    return preread
 
 
 def ai_view(assignment: Assignment) -> AIView | None:
     """The AI's pre-read of the case for an assignment that may show it; None otherwise."""
     if not ai_visible(assignment):
         return None
-    preread = _done_preread(assignment.case_id)
+    preread = _done_preread(assignment)
     if preread is None:
         return AIView(model="", findings=(), has_heatmap=False)
-    thresholds: dict[str, Any] = (preread.model.spec or {}).get("thresholds", {}) or {}
+    thresholds = finding_thresholds(assignment.session.study, preread.model)
     findings = []
     for f in preread.findings.select_related("finding_type").order_by(
         "finding_type__order", "finding_type__code"
     ):
         code = f.finding_type.code
-        threshold = float(thresholds.get(code, preread.model.threshold))
+        threshold = thresholds[code]
         findings.append(
             AIFinding(
                 code=code,
@@ -224,7 +229,7 @@ def heatmap_file(assignment: Assignment) -> Any | None:
     """The heatmap file of the case's pre-read, only where ``ai_visible``; else None."""
     if not ai_visible(assignment):
         return None
-    preread = _done_preread(assignment.case_id)
+    preread = _done_preread(assignment)
     if preread is None or not preread.heatmap:
         return None
     return preread.heatmap

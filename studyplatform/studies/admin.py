@@ -4,13 +4,16 @@ Fields that must not change once a study is open (design, seed, arms) turn read-
 does the whole protocol (finding types and their significance and thresholds, scale, rule,
 model, washout, endpoint, margin), which changes only by a signed amendment ("Amend
 protocol…"). The save path refuses a protocol change of an opened study whatever was posted.
-Image files and their hashes are always read-only because they are written by the import.
+Image files and their hashes are always read-only because they are written by the import. The
+AI model is pinned by choosing a registered model while the study is a draft: its name, version
+and sha256 are copied from the registry, never typed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.forms import BaseModelFormSet
@@ -24,6 +27,8 @@ from studyplatform.audit.admin import (
     FrozenTruthInlineMixin,
     StudySigningAdminMixin,
 )
+from studyplatform.prereads.models import AIModel
+from studyplatform.prereads.services import pin_model
 from studyplatform.reading.services import ReadingError, randomize_study
 from studyplatform.studies.admin_scope import StudyScopedAdmin
 from studyplatform.studies.guards import FrozenStudyError, lock_study_for_write
@@ -92,13 +97,40 @@ class MembershipInline(admin.TabularInline[StudyMembership, Study]):
     autocomplete_fields = ["user"]
 
 
+_PINNED_FIELDS = ("ai_model_name", "ai_model_version", "ai_model_sha256")
+
+
+class StudyAdminForm(forms.ModelForm[Study]):
+    """The admin builds the model fields (its ``readonly_fields`` hold the pinned model's name,
+    version and sha256, copied from the registry); this adds the choice of registered model."""
+
+    pinned_model = forms.ModelChoiceField(
+        queryset=AIModel.objects.all(),
+        required=False,
+        label="AI model",
+        help_text="The registered model version readers see and the analysis uses (pinned with "
+        "its sha256; fixed once the study opens).",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        study = self.instance
+        if "pinned_model" in self.fields and study.has_pinned_model:
+            self.fields["pinned_model"].initial = AIModel.objects.filter(
+                name=study.ai_model_name,
+                version=study.ai_model_version,
+                sha256=study.ai_model_sha256,
+            ).first()
+
+
 @admin.register(Study)
 class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAdmin[Study]):
     study_path = "pk"
     list_display = ["slug", "title", "design", "state", "case_count", "created_at"]
     list_filter = ["state", "design"]
     search_fields = ["slug", "title"]
-    readonly_fields = ["state", "created_at", "opened_at", "locked_at", "protocol"]
+    form = StudyAdminForm
+    readonly_fields = ["state", "created_at", "opened_at", "locked_at", "protocol", *_PINNED_FIELDS]
     inlines = [ArmInline, FindingTypeInline, MembershipInline]
     actions = ["randomize"]
 
@@ -114,6 +146,13 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
                 if field.name not in form.base_fields and not field.primary_key:
                     setattr(obj, field.attname, getattr(stored, field.attname))
         super().save_model(request, obj, form, change)
+        if form is not None and "pinned_model" in form.cleaned_data:
+            chosen = form.cleaned_data["pinned_model"]
+            current = (obj.ai_model_name, obj.ai_model_version, obj.ai_model_sha256)
+            wanted = (chosen.name, chosen.version, chosen.sha256) if chosen else ("", "", "")
+            if wanted != current:
+                actor = request.user if request.user.is_authenticated else None
+                pin_model(study=obj, model=chosen, actor=actor)
         user_id = request.user.pk
         if not change and user_id is not None and not getattr(request.user, "is_superuser", False):
             # Staff see only their studies in the admin: who creates a study coordinates it.
@@ -170,6 +209,12 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
             reverse("admin:studies_study_amend_protocol", args=[obj.pk]),
         )
 
+    @admin.display(description="AI model")
+    def pinned_model(self, obj: Study) -> str:
+        if not obj.has_pinned_model:
+            return "-"
+        return f"{obj.ai_model_name} {obj.ai_model_version} (sha256 {obj.ai_model_sha256})"
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
         return super().get_queryset(request).annotate(_case_count=Count("cases"))
 
@@ -180,7 +225,7 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
     def get_readonly_fields(self, request: HttpRequest, obj: Study | None = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and obj.allocation_frozen:
-            fields += list(_FROZEN_WHEN_OPEN)
+            fields += [*_FROZEN_WHEN_OPEN, "pinned_model"]
         if _protocol_frozen(obj):
             fields += [f for f in _PROTOCOL_FIELDS if f not in fields]
         if obj is not None and obj.is_locked:

@@ -81,6 +81,10 @@ def build_study(
         seed=seed,
         state="open",
         opened_at=now - timedelta(days=20),
+        # The model created below, pinned as opening requires for an assisted arm.
+        ai_model_name=f"{slug}-model",
+        ai_model_version="1",
+        ai_model_sha256="0" * 64,
     )
     arms: dict[Any, Arm] = {
         a.name: a

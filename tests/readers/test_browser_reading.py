@@ -18,6 +18,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 from studyplatform.prereads.models import PreRead, PreReadFinding, PreReadStatus
+from studyplatform.prereads.services import pin_model
 from studyplatform.reading.models import Assignment, Read
 from studyplatform.reading.services import open_study, randomize_study
 from studyplatform.studies import imaging, phantoms
@@ -39,6 +40,7 @@ TEXT_TYPES = ("text/", "application/json", "javascript")
 def _add_phantom_images_and_prereads(study) -> None:
     """Replace the helper's tiny gradients with phantom radiographs and Grad-CAM-like maps."""
     model = AIModelFactory(name="demo-cnn", finding_codes=["nodule", "effusion"], threshold=0.5)
+    pin_model(study=study, model=model)
     findings = list(study.finding_types.order_by("order"))
     for number, case in enumerate(study.cases.order_by("case_id"), start=1):
         phantom = phantoms.generate_phantom(
@@ -77,7 +79,7 @@ def _add_phantom_images_and_prereads(study) -> None:
 
 @pytest.fixture
 def study(roles):
-    study = make_study(n_cases=4, n_readers=1, slug="chest")
+    study = make_study(n_cases=4, n_readers=1, slug="chest", pin=False)
     _add_phantom_images_and_prereads(study)
     randomize_study(study=study)
     return open_study(study=study)

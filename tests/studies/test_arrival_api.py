@@ -317,13 +317,16 @@ def test_metadata_may_come_as_plain_form_fields(client, study, token, followups)
     assert (response.json()["case_id"], response.json()["modality"]) == ("F-1", "MR")
 
 
-def test_an_arriving_case_gets_a_pending_preread_queued_with_the_current_model(
+def test_an_arriving_case_gets_a_pending_preread_queued_with_the_pinned_model(
     client, study, token, monkeypatch, django_capture_on_commit_callbacks
 ):
     from studyplatform.prereads.models import PreRead
+    from studyplatform.prereads.services import pin_model
     from tests.factories import AIModelFactory
 
     model = AIModelFactory()
+    pin_model(study=study, model=model)
+    AIModelFactory()  # registered later, not pinned: it pre-reads nothing of this study
     sent: list[dict[str, object]] = []
     monkeypatch.setattr(
         "studyplatform.prereads.services.enqueue", lambda task, **kwargs: sent.append(kwargs)

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from studyplatform.dashboard.selectors.protocol import ProtocolHistory, protocol_history
 from studyplatform.prereads.models import PreRead, PreReadStatus
+from studyplatform.prereads.selectors import PinnedModelError, pinned_model, preread_progress
 from studyplatform.reading.models import Assignment, Read, Reader, ReadingSession
 from studyplatform.studies.models import Study, Truth
 
@@ -66,7 +67,7 @@ class FailedPreRead:
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str  # idle_reader, failed_prereads, imbalance
+    kind: str  # idle_reader, failed_prereads, imbalance, pinned_model
     message: str
 
 
@@ -422,19 +423,17 @@ def study_overview(study: Study, *, now: datetime | None = None) -> StudyOvervie
         SessionRow(readers[s.reader], s.number, s.available_from, s.started_at, s.completed_at)
         for s in sessions.values()
     ]
-    prereads = dict.fromkeys(PreReadStatus.values, 0)
-    prereads.update(
-        dict(
-            PreRead.objects.filter(case__study=study)
-            .values_list("status")
-            .annotate(n=Count("id"))
-            .order_by()
-        )
-    )
+    # The pinned model's pre-reads: the ones readers see (other models' are for comparison).
+    try:
+        model, pin_problem = pinned_model(study), ""
+    except PinnedModelError as error:
+        model, pin_problem = None, str(error)
+    progress_ai = preread_progress(study, model) if model is not None else None
+    prereads = {status: getattr(progress_ai, status, 0) for status in PreReadStatus.values}
     failed = [
         FailedPreRead(case, f"{name} {version}", error.strip().splitlines()[-1][:300], attempts)
         for case, name, version, error, attempts in PreRead.objects.filter(
-            case__study=study, status=PreReadStatus.FAILED
+            case__study=study, model=model, status=PreReadStatus.FAILED
         )
         .order_by("case__case_id")
         .values_list("case__case_id", "model__name", "model__version", "error", "attempts")[
@@ -443,6 +442,8 @@ def study_overview(study: Study, *, now: datetime | None = None) -> StudyOvervie
     ]
     balance = _balance(study, sessions, arms, len(readers))
     alerts = _idle_alerts(study, sessions, readers, progress, reads, now)
+    if pin_problem:
+        alerts.append(Alert("pinned_model", pin_problem))
     if prereads[PreReadStatus.FAILED]:
         alerts.append(
             Alert("failed_prereads", f"{prereads[PreReadStatus.FAILED]} pre-reads failed.")

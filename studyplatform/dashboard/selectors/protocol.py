@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from studyplatform.dashboard.selectors.longframe import ai_thresholds, study_ai_model
+from studyplatform.dashboard.selectors.longframe import ai_thresholds
 from studyplatform.studies.models import Protocol, Study
 from studyplatform.studies.services.protocol import (
     describe_changes,
@@ -38,7 +38,7 @@ class ProtocolInForce:
     def thresholds(self, study: Study) -> dict[str, float]:
         """Each finding type's AI threshold: the protocol's, else the pinned model's."""
         codes = [f["code"] for f in self.finding_types]
-        model = ai_thresholds(study_ai_model(study), codes)
+        model = ai_thresholds(study, codes)
         return {
             f["code"]: float(f["ai_threshold"])
             if f.get("ai_threshold") is not None

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from studyplatform.audit.models import Action
 from studyplatform.audit.services import record as audit_record
+from studyplatform.prereads.selectors import PinnedModelError, pinned_model
 from studyplatform.reading.models import (
     AllocationRecord,
     Assignment,
@@ -283,6 +284,9 @@ def _randomize_prospective(
 def open_study(*, study: Study, actor: User | None = None) -> Study:
     """Move a randomized draft study to open: reading may start, the allocation is frozen.
 
+    Refused when an arm shows the AI and the study pins no model, or when the pinned model is
+    not registered with the pinned sha256.
+
     Session ``k`` of every reader becomes available ``(k - 1) * washout_days`` after opening
     (and, once the reader finishes session ``k - 1``, no earlier than that plus the washout).
     """
@@ -291,6 +295,7 @@ def open_study(*, study: Study, actor: User | None = None) -> Study:
         if study.state != StudyState.DRAFT:
             raise AllocationError(f"study {study.slug!r} is already {study.state}")
         verify_allocation(study)
+        _check_pinned_model(study)
         now = timezone.now()
         study.state = StudyState.OPEN
         study.opened_at = now
@@ -308,6 +313,20 @@ def open_study(*, study: Study, actor: User | None = None) -> Study:
             reason="opened for reading",
         )
         return study
+
+
+def _check_pinned_model(study: Study) -> None:
+    """An arm that shows the AI needs a pinned model, registered with the pinned file."""
+    assisted = list(study.arms.filter(shows_ai=True).values_list("name", flat=True))
+    if assisted and not study.has_pinned_model:
+        raise AllocationError(
+            f"study {study.slug!r} has an arm that shows the AI ({', '.join(assisted)}) but pins "
+            "no AI model: pin a registered model version before opening it"
+        )
+    try:
+        pinned_model(study)
+    except PinnedModelError as error:
+        raise AllocationError(f"{error}: the study cannot open") from None
 
 
 def allocate_arriving_case(*, case: Case) -> list[Assignment]:
