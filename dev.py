@@ -74,7 +74,7 @@ def demo(arguments: argparse.Namespace) -> None:
     _run(*manage, "demo", "--simulate-reads", "--base-url", f"http://{address}/", env=env)
     worker = subprocess.Popen(
         [str(PYTHON), "-m", "celery", "-A", "studyplatform", "worker", "-Q", "default,inference",
-         "-c", "1", "-l", "WARNING", "-n", "demo@%h"],
+         "-c", "1", "-B", "-l", "WARNING", "-n", "demo@%h"],
         cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip
     server = subprocess.Popen(

@@ -39,11 +39,17 @@ if TYPE_CHECKING:
     from analysis.readtime import ReadingTimeResult
     from analysis.standalone import StandaloneResult
 
-LONG_COLUMNS: tuple[str, ...] = (
+DESIGN_COLUMNS: tuple[str, ...] = (
     "study", "reader", "case", "arm", "session", "finding", "truth", "call", "confidence",
     "ai_probability", "site", "modality", "manufacturer", "started_at", "submitted_at",
     "duration_s",
 )  # fmt: skip
+# A corrected read's row carries the corrected call and confidence; these say that it was
+# corrected (0/1), what the reader first submitted, and when the latest correction was made.
+CORRECTION_COLUMNS: tuple[str, ...] = (
+    "corrected", "original_call", "original_confidence", "corrected_at",
+)  # fmt: skip
+LONG_COLUMNS: tuple[str, ...] = DESIGN_COLUMNS + CORRECTION_COLUMNS
 ARMS: tuple[str, str] = ("unassisted", "assisted")
 
 
@@ -182,7 +188,7 @@ def analyze_long_frame(
         The long reads frame of DESIGN.md.
     significant
         Clinically significant finding types pooled in the missed-finding analysis (``None``:
-        all types).
+        all types); those without reads are left out of the pool, with a note.
     ai_threshold
         The AI model's operating threshold (one, or one per finding type).
     alpha
@@ -208,6 +214,16 @@ def analyze_long_frame(
             mrmc[finding] = or_analysis(mrmc_frame(f, finding), alpha=alpha)
         except ValueError as error:
             notes.append(f"MRMC ROC analysis of {finding} skipped: {error}")
+    if significant is not None:
+        # A significant type no read has asked yet (added by an amendment, say) is left out of
+        # the pool, with a note; the rest of the analysis does not depend on it.
+        absent = [s for s in significant if s not in findings]
+        if absent:
+            notes.append(
+                f"clinically significant finding type(s) with no reads left out of the pooled "
+                f"missed-finding analysis: {', '.join(absent)}"
+            )
+        significant = [s for s in significant if s in findings]
     missed = missed_findings(f, significant=significant, ai_threshold=ai_threshold, alpha=alpha)
     for fm in missed.findings:
         for part in (fm.missed, fm.false_positive):

@@ -102,6 +102,10 @@ def build(
             seed=1,
             state="open",
             opened_at=now - timedelta(days=60),
+            # The model created below, pinned: readers and the analysis see only its output.
+            ai_model_name="bench",
+            ai_model_version="1",
+            ai_model_sha256="0" * 64,
         )
         arms = Arm.objects.bulk_create(
             [Arm(study=study, name="unassisted", label="U", order=1),

@@ -9,7 +9,6 @@ assisted reading page and the heatmap URL, both keyed by the assignment and gate
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import secrets
 from collections.abc import Callable
@@ -32,8 +31,9 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from studyplatform.jsontext import JSONTextError, parse_json
 from studyplatform.reading import selectors, services
-from studyplatform.reading.models import Assignment, Read
+from studyplatform.reading.models import Assignment
 
 P = ParamSpec("P")
 AssignmentView = Callable[Concatenate[HttpRequest, Assignment, P], HttpResponseBase]
@@ -114,6 +114,8 @@ def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
             for im in page.images
         ],
         "findings": [{"code": ft.code, "name": ft.name} for ft in page.finding_types],
+        "ratingScale": page.rating_scale,
+        "contradictionRule": page.contradiction_rule,
         "draft": page.draft,
         "earlierStep": page.earlier_step,
         "idempotencyKey": key,
@@ -137,19 +139,27 @@ def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
     try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise services.InvalidReadError("the request body is not valid JSON") from None
-    except RecursionError:
-        raise services.InvalidReadError("the request body is nested too deeply") from None
+        body = parse_json(request.body or b"{}", what="the request body")
+    except JSONTextError as error:
+        raise services.InvalidReadError(str(error)) from None
     if not isinstance(body, dict):
         raise services.InvalidReadError("the request body must be a JSON object")
     return body
 
 
 def _error(error: services.ReadingError) -> JsonResponse:
+    """A refusal as JSON: 409 when the case cannot be written now (locked), else 400.
+
+    A contradiction between a call and its rating also lists them, and says whether the study
+    accepts them once confirmed (``confirm``: the page asks, then resubmits with
+    ``confirm_contradictions``).
+    """
     status = 409 if isinstance(error, services.NotAvailableError) else 400
-    return JsonResponse({"error": str(error)}, status=status)
+    body: dict[str, Any] = {"error": str(error)}
+    if isinstance(error, services.ContradictionError):
+        body["contradictions"] = error.contradictions
+        body["confirm"] = error.confirmable
+    return JsonResponse(body, status=status)
 
 
 @reader_assignment
@@ -178,11 +188,12 @@ def submit(request: HttpRequest, assignment: Assignment) -> JsonResponse:
             idempotency_key=body.get("idempotency_key", ""),
             findings=body.get("findings"),
             free_text=body.get("free_text", ""),
-            finding_types=list(selectors.finding_types_of(assignment.session.study_id)),
+            finding_types=list(selectors.finding_types_for(assignment)),
             image_sizes={
                 im.position: (im.rows, im.columns)
                 for im in selectors.case_images(assignment.case_id)
             },
+            confirm_contradictions=body.get("confirm_contradictions") is True,
         )
     except services.ReadingError as error:
         return _error(error)
@@ -237,71 +248,88 @@ def heatmap(request: HttpRequest, assignment: Assignment) -> HttpResponse:
     return response
 
 
+def _posted_call(value: str | None) -> bool | None:
+    return {"present": True, "absent": False}.get(value or "")
+
+
 @reader_assignment
 @require_http_methods(["GET", "POST"])
 def correct(request: HttpRequest, assignment: Assignment) -> HttpResponse:
-    """Correct a submitted read: a new read that supersedes it, with a reason (audited)."""
-    latest = (
-        Read.objects.filter(assignment=assignment, superseded_by__isnull=True)
-        .order_by("-submitted_at")
-        .first()
-    )
-    if latest is None:
+    """Correct a submitted read: a new read that supersedes it, with a reason (audited).
+
+    Only while the study is open and the reader has not seen the AI's output for the case: the
+    page says why otherwise, and shows no form (a POST is refused by the service all the same).
+    """
+    page = selectors.correction_page(assignment)
+    if page is None:
         raise Http404("This case has no submitted read.")
     assert request.user.is_authenticated  # narrowed by login_required
-    finding_types = list(selectors.finding_types_of(assignment.session.study_id))
-    error = None
+    error, status, contradictions = None, 200, False
+    answers = page.answers
     if request.method == "POST":
+        marks = {code: a.get("marks", []) for code, a in page.answers["findings"].items()}
         findings = {
             ft.code: {
-                "present": request.POST.get(f"{ft.code}-present") == "present",
+                "present": _posted_call(request.POST.get(f"{ft.code}-present")),
                 "confidence": _int(request.POST.get(f"{ft.code}-confidence")),
-                "marks": selectors.read_answers(latest)["findings"]
-                .get(ft.code, {})
-                .get("marks", []),
+                "marks": marks.get(ft.code, []),
             }
-            for ft in finding_types
+            for ft in page.finding_types
         }
         try:
             services.correct_read(
-                read=latest,
+                read=page.read,
                 user=request.user,
                 reason=request.POST.get("reason", ""),
                 findings=findings,
                 free_text=request.POST.get("free_text", ""),
-                finding_types=finding_types,
+                finding_types=list(page.finding_types),
                 image_sizes={
                     im.position: (im.rows, im.columns)
                     for im in selectors.case_images(assignment.case_id)
                 },
                 idempotency_key=secrets.token_urlsafe(24),
+                confirm_contradictions=request.POST.get("confirm_contradictions") == "on",
             )
         except services.ReadingError as failure:
             error = str(failure)
+            status = 409 if isinstance(failure, services.NotAvailableError) else 400
+            contradictions = isinstance(failure, services.ContradictionError) and (
+                failure.confirmable
+            )
+            # Show what the reader posted, not the stored read: nothing typed is lost.
+            answers = {"findings": findings, "free_text": request.POST.get("free_text", "")}
         else:
             messages.success(request, "The correction is recorded; the original read is kept.")
             return redirect("home")
-    answers = selectors.read_answers(latest)
     rows = [
-        (ft, answers["findings"].get(ft.code, {"present": False, "confidence": 0}))
-        for ft in finding_types
+        (ft, answers["findings"].get(ft.code, {"present": None, "confidence": None}))
+        for ft in page.finding_types
     ]
     return render(
         request,
         "readers/correct.html",
         {
             "assignment": assignment,
-            "read": latest,
+            "page": page,
+            "read": page.read,
             "rows": rows,
             "answers": answers,
             "error": error,
+            # Refused outright (locked, AI seen): explained instead of the form.
+            "refusal": page.refusal or (error if status == 409 else None),
+            "reason": request.POST.get("reason", ""),
+            "ask_confirmation": contradictions,
         },
-        status=400 if error else 200,
+        status=status,
     )
 
 
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
+def _int(value: str | None) -> int | str | None:
+    """A posted whole number; empty is None (unset), anything else is passed on to be refused."""
+    if value is None or not value.strip():
         return None
+    try:
+        return int(value)
+    except ValueError:
+        return value

@@ -6,6 +6,7 @@ so that a misconfigured deployment fails at start-up rather than at the first re
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -79,6 +80,25 @@ def env_list(name: str, default: list[str], environ: Mapping[str, str] | None = 
     if any(not item for item in items):
         raise ConfigError(f"{name}={value!r} has an empty item in its comma-separated list")
     return items
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def env_networks(
+    name: str, default: list[str], environ: Mapping[str, str] | None = None
+) -> list[IPNetwork]:
+    """A comma-separated list of IP addresses or networks (``10.0.0.5, 172.30.0.0/24``)."""
+    networks = []
+    for item in env_list(name, default, environ):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=True))
+        except ValueError:
+            raise ConfigError(
+                f"{name} has {item!r}, which is not an IP address or network "
+                "(a.b.c.d or a.b.c.0/24)"
+            ) from None
+    return networks
 
 
 def env_path(name: str, default: Path, environ: Mapping[str, str] | None = None) -> Path:

@@ -8,6 +8,7 @@ ALLOWED_HOSTS, DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis or RabbitM
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import django_stubs_ext
@@ -17,6 +18,7 @@ from studyplatform.env import (
     env_bool,
     env_int,
     env_list,
+    env_networks,
     env_path,
     env_str,
     parse_broker_url,
@@ -58,6 +60,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "studyplatform.accounts.middleware.ContentSecurityPolicyMiddleware",  # every response
+    "studyplatform.dashboard.middleware.LocalHealthCheckMiddleware",
+    "studyplatform.accounts.middleware.ForwardedHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -132,8 +137,15 @@ STATIC_URL = "static/"
 STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "static")
 MEDIA_URL = "media/"
 MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
-# Model files registered by path are read from here (never downloaded at run time).
-MODEL_ROOT = env_path("MODEL_ROOT", VAR_DIR / "models")
+# A model is code: loading one runs its factory, its TorchScript or its MONAI bundle's config.
+# The web admin registers models only from files under MODELS_ROOT (after symlinks and "..")
+# built by a factory in MODEL_FACTORIES ("module:function"); only operators should be able to
+# write there. ``manage.py register_model`` is the operator's tool and takes any path and factory.
+MODELS_ROOT = env_path("MODELS_ROOT", VAR_DIR / "models")
+MODEL_FACTORIES = env_list("MODEL_FACTORIES", [])
+for _factory in MODEL_FACTORIES:
+    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", _factory):
+        raise ConfigError(f"MODEL_FACTORIES item {_factory!r} is not module:function")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -149,6 +161,19 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("UPLOAD_MAX_MEMORY_MB", 50, minimum=1) * 1
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # The largest single uploaded file a view accepts (studyplatform.audit.files.check_upload).
 MAX_UPLOAD_SIZE = env_int("MAX_UPLOAD_MB", 200, minimum=1) * 1024 * 1024
+# The most pixel data one image file may decode to (frames x rows x columns x samples x bytes
+# per sample, read from the header before decoding): a small file that claims a huge image (a
+# decompression bomb) is refused instead of exhausting the worker's memory. 128 MiB is about
+# three times the largest single radiograph (mammography 4096 x 5625 at 16 bits: 46 MB; a
+# 43 x 43 cm detector at 100 um, 4300 x 4300: 37 MB) and holds a multi-frame file of 256 CT
+# slices of 512 x 512; CT and MR series usually arrive as one file per slice (512 KB each), and
+# a case keeps one 2-D image per file. Decoding, de-identifying and deriving the viewer's image
+# needs a few times this much memory at the peak. Raise it for larger multi-frame files
+# (tomosynthesis, a whole enhanced CT series in one file) together with the workers' memory.
+IMAGE_MAX_DECODED_BYTES = env_int("IMAGE_MAX_DECODED_MB", 128, minimum=1) * 1024 * 1024
+# Requests a minute one site token may send to the intake API (each a case, or a resend of
+# one); beyond it the API answers 429 with Retry-After until the minute is over. 0: no limit.
+INTAKE_RATE_LIMIT = env_int("INTAKE_RATE_LIMIT", 120, minimum=0)
 
 # --- Security (production when DEBUG is off) ----------------------------------------------
 # Idle expiry: every request renews the session, which ends SESSION_COOKIE_AGE seconds after
@@ -160,6 +185,13 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Every response: scripts, styles and everything else only from this site (static files);
+# images also as data: and blob: URLs (the viewer decodes the 16-bit PNGs in the browser). No
+# inline scripts or styles: pages take their data from json_script elements.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
+)
 SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
@@ -170,6 +202,10 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)
     if env_bool("BEHIND_TLS_PROXY", default=False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The addresses (or networks) of the proxies in front of the web app. X-Forwarded-For and
+# X-Forwarded-Proto are believed only from them; from any other peer they are dropped, so a
+# client that reaches the web app directly cannot pick its own address or scheme.
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES", [])
 
 # --- Celery -------------------------------------------------------------------------------
 _broker_url = env_str("CELERY_BROKER_URL", "")
@@ -195,8 +231,16 @@ else:
         "polling_interval": 0.05,
     }
     CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", (VAR_DIR / "results").as_uri())
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1, maximum=3600)
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 2, minimum=1)
+# Self-healing pre-reads (the worker's beat runs the sweeper every PREREAD_SWEEP_INTERVAL
+# seconds): a pre-read pending for PREREAD_REQUEUE_AFTER seconds since it was queued is queued
+# again (its message was lost), and one running without a heartbeat for PREREAD_STALE_AFTER
+# seconds (its worker died) goes back to pending.
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+PREREAD_SWEEP_INTERVAL = env_int("PREREAD_SWEEP_INTERVAL", 60, minimum=1)
+PREREAD_REQUEUE_AFTER = env_int("PREREAD_REQUEUE_AFTER", 900, minimum=1)
+PREREAD_STALE_AFTER = env_int("PREREAD_STALE_AFTER", 900, minimum=1)
 
 # --- Logging ------------------------------------------------------------------------------
 LOGGING = {

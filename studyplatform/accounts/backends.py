@@ -16,6 +16,8 @@ from django.http import HttpRequest
 
 from studyplatform.accounts import throttle
 
+THROTTLED_ATTRIBUTE = "login_throttled_for"
+
 
 class ThrottledModelBackend(ModelBackend):
     def authenticate(
@@ -28,11 +30,12 @@ class ThrottledModelBackend(ModelBackend):
         if request is None or not username:
             return super().authenticate(request, username=username, password=password, **kwargs)
         ip = throttle.client_ip(request)
-        if throttle.is_throttled(username, ip):
+        wait = throttle.claim_attempt(username, ip)  # counted before the password is checked
+        if wait:
+            # The middleware turns this into a 429 with the wait, however the view answers.
+            setattr(request, THROTTLED_ATTRIBUTE, wait)
             raise PermissionDenied("too many failed log-in attempts")  # stops every backend
         user = super().authenticate(request, username=username, password=password, **kwargs)
-        if user is None:
-            throttle.record_failure(username, ip)
-        else:
+        if user is not None:
             throttle.clear_failures(username, ip)
         return user

@@ -1,20 +1,26 @@
-"""Middleware of the accounts: the log-in throttle's answer, and private pages.
+"""Middleware of the accounts: forwarded headers, the log-in throttle's answer, private pages.
 
 LoginThrottleMiddleware answers 429 with a clear message to a log-in attempt that the throttle
-refuses. The backend refuses such attempts anyway; this turns the log-in page's generic "did not
-match" into "too many attempts, try again in N minutes" with the right status code.
+refuses: before the view when the count is already over the limit, and after it when the backend
+refused the attempt (a parallel attempt took the last check). This turns the log-in page's generic
+"did not match" into "too many attempts, try again in N minutes" with the right status code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
 
 from studyplatform.accounts import throttle
+from studyplatform.accounts.backends import THROTTLED_ATTRIBUTE
 
 
 def _login_paths() -> set[str]:
@@ -27,6 +33,23 @@ def _login_paths() -> set[str]:
     return paths
 
 
+class ForwardedHeadersMiddleware:
+    """Drop X-Forwarded-* headers unless the direct peer is one of TRUSTED_PROXIES.
+
+    First in the stack, so that neither the HTTPS check (SECURE_PROXY_SSL_HEADER) nor the
+    throttle's address ever reads a header that the client wrote itself.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not throttle.is_trusted_proxy(str(request.META.get("REMOTE_ADDR") or "")):
+            for name in [key for key in request.META if key.startswith("HTTP_X_FORWARDED_")]:
+                del request.META[name]
+        return self.get_response(request)
+
+
 class LoginThrottleMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -36,15 +59,19 @@ class LoginThrottleMiddleware:
             username = request.POST.get("username", "")
             wait = throttle.retry_after(username, throttle.client_ip(request)) if username else 0
             if wait:
-                response = render(
-                    request,
-                    "accounts/login_throttled.html",
-                    {"minutes": (wait + 59) // 60},
-                    status=429,
-                )
-                response["Retry-After"] = str(wait)
-                return response
+                return _throttled(request, wait)
+            response = self.get_response(request)
+            wait = getattr(request, THROTTLED_ATTRIBUTE, 0)
+            return _throttled(request, wait) if wait else response
         return self.get_response(request)
+
+
+def _throttled(request: HttpRequest, wait: int) -> HttpResponse:
+    response = render(
+        request, "accounts/login_throttled.html", {"minutes": (wait + 59) // 60}, status=429
+    )
+    response["Retry-After"] = str(wait)
+    return response
 
 
 class PrivatePagesMiddleware:
@@ -62,4 +89,47 @@ class PrivatePagesMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and not response.has_header("Cache-Control"):
             add_never_cache_headers(response)
+        return response
+
+
+INLINE_STYLES_ATTRIBUTE = "csp_allows_inline_styles"
+
+_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
+
+
+def allow_inline_styles(view: _View) -> _View:
+    """Let one page apply inline styles (``style-src 'unsafe-inline'``); scripts stay 'self'.
+
+    For pages that draw Plotly charts: plotly.js inserts its own stylesheet and each chart's
+    mode-bar colours as <style> elements at run time.
+    """
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> HttpResponseBase:
+        response = view(*args, **kwargs)
+        setattr(response, INLINE_STYLES_ATTRIBUTE, True)
+        return response
+
+    return cast(_View, wrapped)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Sends CONTENT_SECURITY_POLICY on every response that has none of its own.
+
+    Pages load scripts and styles only from the site's own static files, so a script injected
+    into stored text cannot run even if escaping were ever missed. A view marked with
+    ``allow_inline_styles`` gets the same policy with inline styles allowed.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.policy = settings.CONTENT_SECURITY_POLICY
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if self.policy and "Content-Security-Policy" not in response:
+            policy = self.policy
+            if getattr(response, INLINE_STYLES_ATTRIBUTE, False):
+                policy = policy.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+            response["Content-Security-Policy"] = policy
         return response

@@ -2,8 +2,8 @@
 
 ``AuditedModelAdmin`` is the base class of the trial's admins: every save and delete made in the
 admin (inlines included) is recorded with its before/after fields, and objects of a locked study
-(or finalized ground truth) are read-only. ``StudySigningAdminMixin`` adds the "Lock study" and
-"Finalize ground truth" pages to the study admin.
+(or finalized ground truth) are read-only. ``StudySigningAdminMixin`` adds the "Lock study",
+"Finalize ground truth" and "Amend protocol" pages to the study admin.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from django.contrib import admin
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.forms import BaseModelFormSet
 from django.http import HttpRequest
@@ -23,25 +24,49 @@ from studyplatform.audit import views
 from studyplatform.audit.models import AuditEvent, Signature
 from studyplatform.audit.selectors import allocation_revealed, signature_for
 from studyplatform.audit.services import changed_fields, record, snapshot, study_of
-from studyplatform.audit.signatures import is_truth_finalized
 from studyplatform.studies.admin_scope import StudyScopedAdmin
 from studyplatform.studies.concealment import CONCEALED
-from studyplatform.studies.models import Study, Truth
+from studyplatform.studies.guards import lock_site_for_write, lock_study_for_write
+from studyplatform.studies.models import Case, Site, Study, StudyState, Truth
 
 _M = TypeVar("_M", bound=Model)
 _P = TypeVar("_P", bound=Model)
 
 
 def _frozen(obj: Model | None) -> bool:
-    """True when the object belongs to a locked study, or is finalized ground truth."""
+    """True when the object belongs to a locked study, or is finalized ground truth.
+
+    Only decides what the admin *shows* (read-only widgets, no delete button); what it *saves*
+    is decided by the guard in :func:`_guard`, inside the admin's transaction.
+    """
     if obj is None:
         return False
+    if isinstance(obj, Site):
+        return Case.objects.filter(site_id=obj.pk, study__state=StudyState.LOCKED).exists()
     study = study_of(obj)
     if study is None:
         return False
-    if Study.objects.filter(pk=study.pk, state="locked").exists():
-        return True
-    return isinstance(obj, Truth) and is_truth_finalized(study)
+    state, finalized = Study.objects.filter(pk=study.pk).values_list(
+        "state", "truth_finalized_at"
+    ).first() or (None, None)
+    return state == StudyState.LOCKED or (isinstance(obj, Truth) and finalized is not None)
+
+
+def _guard(obj: Model, *, deleting: bool = False) -> None:
+    """Refuse (FrozenStudyError, answered 403) a change that the object's study forbids.
+
+    Called by every save and delete of the admin, inside its transaction, so a crafted POST that
+    ignores the read-only widgets is refused as well. Truth, and a case deleted with its truth,
+    are refused once the truth is final; a shared site, while one of its studies is locked.
+    """
+    if isinstance(obj, Site):
+        lock_site_for_write(obj)
+        return
+    study = study_of(obj)
+    if study is None or study.pk is None:
+        return
+    touches_truth = isinstance(obj, Truth) or (isinstance(obj, Case) and deleting)
+    lock_study_for_write(study, truth=touches_truth)
 
 
 def _record_change(
@@ -83,32 +108,42 @@ class AuditedModelAdmin(admin.ModelAdmin[_M]):
         return not _frozen(obj) and super().has_delete_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: _M, form: Any, change: bool) -> None:
-        before = _stored(obj) if change else None
-        super().save_model(request, obj, form, change)
-        _record_change(request, obj, "update" if change else "create", before)
+        with transaction.atomic():
+            _guard(obj)
+            before = _stored(obj) if change else None
+            super().save_model(request, obj, form, change)
+            _record_change(request, obj, "update" if change else "create", before)
 
     def delete_model(self, request: HttpRequest, obj: _M) -> None:
-        before = _stored(obj)
-        _record_change(request, obj, "delete", before)
-        super().delete_model(request, obj)
+        with transaction.atomic():
+            _guard(obj, deleting=True)
+            before = _stored(obj)
+            _record_change(request, obj, "delete", before)
+            super().delete_model(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[_M]) -> None:
-        # The delete action already refused objects of a locked study (per-object permission).
-        for obj in queryset:
-            _record_change(request, obj, "delete", snapshot(obj))
-        super().delete_queryset(request, queryset)
+        with transaction.atomic():
+            for obj in queryset:
+                _guard(obj, deleting=True)
+                _record_change(request, obj, "delete", snapshot(obj))
+            super().delete_queryset(request, queryset)
 
     def save_formset(
         self, request: HttpRequest, form: Any, formset: BaseModelFormSet[Any, Any], change: bool
     ) -> None:
-        before = {f.instance.pk: _stored(f.instance) for f in formset.initial_forms}
-        super().save_formset(request, form, formset, change)
-        for obj in formset.new_objects:
-            _record_change(request, obj, "create", None)
-        for obj, _fields in formset.changed_objects:
-            _record_change(request, obj, "update", before.get(obj.pk))
-        for obj in formset.deleted_objects:
-            _record_change(request, obj, "delete", before.get(obj.pk))
+        with transaction.atomic():
+            study = study_of(form.instance)
+            if study is not None and study.pk is not None and formset.has_changed():
+                # The inline's rows belong to the parent's study; truth rows to its truth.
+                lock_study_for_write(study, truth=formset.model is Truth)
+            before = {f.instance.pk: _stored(f.instance) for f in formset.initial_forms}
+            super().save_formset(request, form, formset, change)
+            for obj in formset.new_objects:
+                _record_change(request, obj, "create", None)
+            for obj, _fields in formset.changed_objects:
+                _record_change(request, obj, "update", before.get(obj.pk))
+            for obj in formset.deleted_objects:
+                _record_change(request, obj, "delete", before.get(obj.pk))
 
 
 class FrozenTruthInlineMixin(admin.options.InlineModelAdmin[_M, _P]):
@@ -118,9 +153,10 @@ class FrozenTruthInlineMixin(admin.options.InlineModelAdmin[_M, _P]):
         study = study_of(obj) if obj is not None else None
         if study is None:
             return False
-        return Study.objects.filter(pk=study.pk, state="locked").exists() or is_truth_finalized(
-            study
-        )
+        state, finalized = Study.objects.filter(pk=study.pk).values_list(
+            "state", "truth_finalized_at"
+        ).first() or (None, None)
+        return state == StudyState.LOCKED or finalized is not None
 
     def has_add_permission(self, request: HttpRequest, obj: _P | None = None) -> bool:
         return not self._parent_frozen(obj) and super().has_add_permission(request, obj)
@@ -149,6 +185,12 @@ class StudySigningAdminMixin(admin.ModelAdmin[Study]):
                 sign,
                 {"kind": Signature.Kind.TRUTH_FINALIZE, "admin_site": self.admin_site},
                 name="studies_study_finalize_truth",
+            ),
+            path(
+                "<int:study_id>/amend-protocol/",
+                self.admin_site.admin_view(views.amend),
+                {"admin_site": self.admin_site},
+                name="studies_study_amend_protocol",
             ),
             *super().get_urls(),
         ]

@@ -34,6 +34,13 @@ class Action:
     READ_SUBMIT = "read.submit"
     READ_CORRECT = "read.correct"
     MODEL_REGISTER = "model.register"
+    MODEL_MOVE = "model.move"
+    USER_CREATE = "user.create"
+    USER_CHANGE = "user.change"
+    USER_PASSWORD_CHANGE = "user.password_change"  # noqa: S105 (an action name)
+    USER_GROUPS_CHANGE = "user.groups_change"
+    USER_PERMISSIONS_CHANGE = "user.permissions_change"
+    USER_DELETE = "user.delete"
     EXPORT_CREATE = "export.create"
     PROTOCOL_FREEZE = "protocol.freeze"
     PROTOCOL_AMEND = "protocol.amend"
@@ -132,7 +139,12 @@ class Signature(models.Model):
     class Meta:
         ordering = ["signed_at"]
         constraints = [
-            models.UniqueConstraint(fields=["study", "kind"], name="signature_once_per_study"),
+            # A study is locked and its truth finalized once; its protocol amended many times.
+            models.UniqueConstraint(
+                fields=["study", "kind"],
+                condition=~models.Q(kind="protocol.amend"),
+                name="signature_once_per_study",
+            ),
         ]
 
     def __str__(self) -> str:

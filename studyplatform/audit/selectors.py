@@ -123,20 +123,47 @@ def signature_problems() -> list[str]:
     return problems
 
 
-def study_data_digest(study: Study) -> str:
-    """sha256 over a study's truth, allocation and read findings, in a fixed order.
+# The digest's version, recorded in each signature's audit event: verify_audit recomputes the
+# digests of the signatures made with this version (earlier ones cannot be recomputed).
+DIGEST_VERSION = 2
 
-    Cheap (three ordered value queries) and stable: the same data always gives the same digest,
-    so a signature names exactly the data state it approved.
+
+def truth_rows(study: Study) -> list[list[object]]:
+    """The study's ground truth as ``[case_id, finding code, present, source]`` rows, in order."""
+    rows = (
+        Truth.objects.filter(case__study=study)
+        .order_by("case__case_id", "finding_type__code")
+        .values_list("case__case_id", "finding_type__code", "present", "source")
+    )
+    return [list(row) for row in rows]
+
+
+def _sha256(state: object) -> str:
+    return hashlib.sha256(canonical_json(state).encode("ascii")).hexdigest()
+
+
+def truth_digest(study: Study) -> str:
+    """sha256 over the study's truth only: what the final-truth signature approves.
+
+    Reads keep coming after the truth is final, so they are not part of it.
     """
-    truth = Truth.objects.filter(case__study=study).order_by("case__case_id", "finding_type__code")
+    return _sha256({"study": study.slug, "truth": truth_rows(study)})
+
+
+def study_data_digest(study: Study) -> str:
+    """sha256 over a study's truth, allocation, reads (corrections included) and protocol version.
+
+    What the study-lock signature approves. Cheap (ordered value queries) and stable: the same
+    data always gives the same digest, so a signature names exactly the data state it approved.
+    """
     allocation = Assignment.objects.filter(session__study=study).order_by("pk")
     findings = ReadFinding.objects.filter(read__assignment__session__study=study).order_by(
         "read_id", "finding_type__code"
     )
     state = {
         "study": study.slug,
-        "truth": list(truth.values_list("case__case_id", "finding_type__code", "present")),
+        "protocol_version": study.protocol_version,
+        "truth": truth_rows(study),
         "allocation": list(
             allocation.values_list(
                 "pk", "reader__code", "case__case_id", "arm__name", "session__number", "position"
@@ -153,7 +180,7 @@ def study_data_digest(study: Study) -> str:
             )
         ),
     }
-    return hashlib.sha256(canonical_json(state).encode("ascii")).hexdigest()
+    return _sha256(state)
 
 
 def signature_for(study: Study, kind: str) -> Signature | None:

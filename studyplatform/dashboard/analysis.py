@@ -1,7 +1,10 @@
 """The study's analysis: every endpoint of the statistics engine, the drift check, the figures.
 
-Pure with respect to the database: it takes the long frame and returns one JSON-able dict,
-which :mod:`studyplatform.dashboard.services` caches per data version.
+Pure with respect to the database: it takes the long frame and the protocol in force and
+returns one JSON-able dict, which :mod:`studyplatform.dashboard.services` caches per data and
+protocol version. Each finding type is analysed over the reads that asked it (a type added by an
+amendment is asked from then on), with a note saying how many; an endpoint without enough data
+is skipped with a note, and the rest is computed.
 """
 
 from __future__ import annotations
@@ -26,23 +29,52 @@ def _figure(section: str, title: str, fig: Any) -> dict[str, Any]:
     return {"section": section, "title": title, "figure": json.loads(fig.to_json())}
 
 
+def _coverage(
+    long: pd.DataFrame, finding_types: Sequence[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """How many reads asked each finding type of the protocol, and notes where not all did."""
+    total = len(long.drop_duplicates(["reader", "case", "arm"]))
+    asked = long.groupby("finding").size().to_dict() if len(long) else {}
+    rows, notes = [], []
+    for ft in finding_types:
+        code, version = ft["code"], int(ft.get("introduced_in") or 1)
+        n = int(asked.get(code, 0))
+        rows.append({**ft, "reads": n, "reads_total": total})
+        added = f" (added in protocol v{version})" if version > 1 else ""
+        if n == 0:
+            notes.append(f"{code}{added}: no read has asked it yet; its endpoints are skipped")
+        elif n < total and version > 1:
+            notes.append(
+                f"{code} added in protocol v{version}: analysed over {n} of {total} reads, "
+                "those opened from then on"
+            )
+        elif n < total:
+            notes.append(f"{code}: analysed over the {n} of {total} reads that asked it")
+    return rows, notes
+
+
 def analyze(
     long: pd.DataFrame,
     *,
     significant: Sequence[str] | None,
     thresholds: dict[str, float],
+    protocol: dict[str, Any] | None = None,
     progress: Progress = _no_progress,
 ) -> dict[str, Any]:
-    """Analyse a study's long frame; raise ``ValueError`` when the data cannot be analysed.
+    """Analyse a study's long frame under ``protocol``; ``ValueError`` when nothing can be.
 
-    Rows without truth are left out (and counted in ``notes``).
+    ``protocol`` is ``{"version", "sha256", "finding_types": [{code, introduced_in,
+    clinically_significant, ai_threshold}]}``; the result repeats it, with per finding type the
+    number of reads that asked it. Rows without truth are left out (and counted in ``notes``).
     """
     from analysis import figures
 
     if long.empty:
         raise ValueError("no submitted reads yet")
+    protocol = dict(protocol or {})
+    coverage, notes = _coverage(long, protocol.get("finding_types", []))
+    protocol["finding_types"] = coverage
     usable = long[long["truth"].notna()].copy()
-    notes = []
     if len(usable) < len(long):
         notes.append(f"{len(long) - len(usable)} rows without ground truth left out")
     if usable.empty:
@@ -102,4 +134,10 @@ def analyze(
         )
     analysis = result.to_dict()
     analysis["notes"] = notes + analysis["notes"]
-    return {"analysis": analysis, "drift": drift, "thresholds": thresholds, "figures": figs}
+    return {
+        "protocol": protocol,
+        "analysis": analysis,
+        "drift": drift,
+        "thresholds": thresholds,
+        "figures": figs,
+    }

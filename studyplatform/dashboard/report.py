@@ -233,6 +233,22 @@ def _time(a: dict[str, Any]) -> list[Table]:
     ]
 
 
+def _protocol(protocol: dict[str, Any] | None) -> list[Table]:
+    if not protocol:
+        return []
+    rows = [
+        [ft["code"], f"v{ft.get('introduced_in') or 1}",
+         "yes" if ft.get("clinically_significant") else "no",
+         DASH if ft.get("ai_threshold") is None else _f(ft["ai_threshold"], 2),
+         f"{ft.get('reads', 0)} of {ft.get('reads_total', 0)}"]
+        for ft in protocol.get("finding_types", [])
+    ]  # fmt: skip
+    return [
+        Table(["finding", "in the protocol since", "clinically significant",
+               "AI threshold (empty: the model's)", "reads that asked it"], rows)
+    ]  # fmt: skip
+
+
 def sections(payload: dict[str, Any]) -> list[Section]:
     """The report's sections from a cached analysis payload."""
     a = payload["analysis"]
@@ -241,7 +257,12 @@ def sections(payload: dict[str, Any]) -> list[Section]:
         figs.setdefault(fig["section"], []).append(
             {"id": f"figure-{i}", "data_id": f"figure-{i}-data", **fig}
         )
+    protocol = payload.get("protocol") or {}
     return [
+        Section("protocol", f"Protocol version {protocol.get('version', DASH)}",
+                "Significance and AI thresholds as this version of the protocol sets them; each "
+                "finding type is analysed over the reads that asked it.",
+                _protocol(protocol)),
         Section("mrmc", "MRMC ROC analysis (Obuchowski-Rockette, random readers and cases)",
                 "Rating: reader confidence 0\u2013100; empirical AUC, jackknife covariance, "
                 "Hillis degrees of freedom.", [_mrmc(a)], figs.get("mrmc", [])),

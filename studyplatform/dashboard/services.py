@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -15,10 +16,9 @@ from studyplatform.audit.services import record
 from studyplatform.dashboard import analysis
 from studyplatform.dashboard.models import AnalysisResult, AnalysisStatus
 from studyplatform.dashboard.selectors import (
-    ai_thresholds,
     data_version,
     long_reads_frame,
-    study_ai_model,
+    protocol_in_force,
 )
 from studyplatform.reading.models import ReadFinding
 from studyplatform.studies.models import Study, StudyState
@@ -42,16 +42,19 @@ def run_analysis(*, analysis_id: int) -> AnalysisResult:
         status=AnalysisStatus.RUNNING, progress=5, stage="loading reads", error=""
     )
     study = row.study
+    protocol = protocol_in_force(study)
+    AnalysisResult.objects.filter(pk=row.pk).update(protocol_version=protocol.version)
     try:
         long = long_reads_frame(study)
-        findings = list(study.finding_types.values_list("code", flat=True))
-        significant = list(
-            study.finding_types.filter(clinically_significant=True).values_list("code", flat=True)
-        )
         result = analysis.analyze(
             long,
-            significant=significant or None,
-            thresholds=ai_thresholds(study_ai_model(study), findings),
+            significant=protocol.significant() or None,
+            thresholds=protocol.thresholds(study),
+            protocol={
+                "version": protocol.version,
+                "sha256": protocol.sha256,
+                "finding_types": protocol.finding_types,
+            },
             progress=lambda percent, stage: _set_progress(row.pk, percent, stage),
         )
     except ValueError as error:  # the data cannot be analysed (yet): say why
@@ -87,6 +90,16 @@ def _long_rows(study: Study) -> int:
     return n_reads
 
 
+def analysis_version(study: Study) -> str:
+    """The cache key of the study's analysis: its data and the protocol version it follows.
+
+    An amendment (a type now clinically significant, a new threshold) changes the analysis of
+    the same reads, so the protocol's digest is part of the key.
+    """
+    key = f"{data_version(study)}|protocol:{protocol_in_force(study).sha256}"
+    return hashlib.sha256(key.encode("ascii")).hexdigest()
+
+
 def analysis_for(*, study: Study, inline_rows: int | None = None) -> AnalysisResult:
     """The analysis of the study's current data: cached, computed now (small), or queued.
 
@@ -96,7 +109,7 @@ def analysis_for(*, study: Study, inline_rows: int | None = None) -> AnalysisRes
     from studyplatform.celery import enqueue
     from studyplatform.dashboard.tasks import analyze_study
 
-    version = data_version(study)
+    version = analysis_version(study)
     existing = AnalysisResult.objects.filter(study=study, data_version=version).first()
     if existing is not None:
         return existing
@@ -114,7 +127,7 @@ def analysis_for(*, study: Study, inline_rows: int | None = None) -> AnalysisRes
 def retry_analysis(*, study: Study) -> AnalysisResult:
     """Forget a failed analysis of the current data and start again."""
     AnalysisResult.objects.filter(
-        study=study, data_version=data_version(study), status=AnalysisStatus.FAILED
+        study=study, data_version=analysis_version(study), status=AnalysisStatus.FAILED
     ).delete()
     return analysis_for(study=study)
 

@@ -23,6 +23,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
+from studyplatform.accounts.middleware import allow_inline_styles
 from studyplatform.dashboard import access, report, selectors, services
 from studyplatform.dashboard.exports import FORMATS, ExportError, build_export
 from studyplatform.dashboard.models import AnalysisResult, AnalysisStatus
@@ -71,6 +72,7 @@ def _payload(row: AnalysisResult) -> dict[str, Any]:
 
 @login_required
 @require_GET
+@allow_inline_styles  # plotly.js inserts <style> elements
 def analysis_report(request: HttpRequest, slug: str) -> HttpResponse:
     study = access.results_study_for(request.user, slug, what="analysis report")
     row = services.analysis_for(study=study)

@@ -1,8 +1,13 @@
 """Admin for AI models and pre-reads. A model's file hash is recorded once and never edited.
 
+A model pinned by a locked study can be neither changed nor deleted here: the locked study names
+it (by sha256) as the model its readers saw and its analysis used, for good.
+
 Adding a model in the admin goes through the same checks as ``register_model``: the file must
 load in its format and match its spec on a dummy input; the hash and finding codes are recorded
-from the file and the spec, never typed in.
+from the file and the spec, never typed in. Loading a model runs code, so the admin loads only
+what an operator put in place: a file under MODELS_ROOT and an allow-listed factory
+(``registry.check_web_source``). The registration is audited.
 """
 
 from __future__ import annotations
@@ -11,16 +16,33 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 from django.http import HttpRequest
 
 from studyplatform.prereads.models import AIModel, PreRead, PreReadFinding
 from studyplatform.studies.admin_scope import StudyScopedAdmin
+from studyplatform.studies.models import Study, StudyState
+
+
+def _pinned_by_a_locked_study(model: AIModel) -> bool:
+    return Study.objects.filter(
+        state=StudyState.LOCKED,
+        ai_model_name=model.name,
+        ai_model_version=model.version,
+        ai_model_sha256=model.sha256,
+    ).exists()
 
 
 class AIModelForm(forms.ModelForm[AIModel]):
     class Meta:
         model = AIModel
         fields = ["name", "version", "format", "path", "factory", "spec"]
+        help_texts = {
+            "path": "A file or bundle directory under the models folder (MODELS_ROOT), absolute "
+            "or relative to it.",
+            "factory": "For the factory format: one of the allow-listed factories "
+            "(MODEL_FACTORIES).",
+        }
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or self.cleaned_data
@@ -36,6 +58,7 @@ class AIModelForm(forms.ModelForm[AIModel]):
                 fmt=data["format"],
                 spec=data["spec"],
                 factory=data.get("factory", ""),
+                web=True,
             )
         except RegistrationError as error:
             raise forms.ValidationError(str(error)) from None
@@ -56,11 +79,29 @@ class AIModelAdmin(admin.ModelAdmin[AIModel]):
     search_fields = ["name", "version", "sha256"]
     readonly_fields = ["sha256", "finding_codes", "threshold", "registered_at"]
 
+    def save_model(self, request: HttpRequest, obj: AIModel, form: Any, change: bool) -> None:
+        from studyplatform.prereads.registry import record_registration  # torch
+
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if not change:  # a registered model's fields are read-only in the admin
+                record_registration(model=obj, actor=request.user, reason="admin")
+
     def get_readonly_fields(self, request: HttpRequest, obj: AIModel | None = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None:
             fields += ["name", "version", "format", "path", "factory", "spec"]
         return fields
+
+    def has_change_permission(self, request: HttpRequest, obj: AIModel | None = None) -> bool:
+        if obj is not None and _pinned_by_a_locked_study(obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: AIModel | None = None) -> bool:
+        if obj is not None and _pinned_by_a_locked_study(obj):
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 class PreReadFindingInline(admin.TabularInline[PreReadFinding, PreRead]):

@@ -41,7 +41,15 @@ _CHUNK: Final = 1 << 20
 
 
 class ModelRefusedError(Exception):
-    """A model file the platform will not run; the message says which file and why."""
+    """A model file the platform will not run; the message says which file and why.
+
+    ``summary`` says why without the underlying exception's text, which can quote the file's
+    bytes or the repr of objects in memory: it is what a web page may show.
+    """
+
+    def __init__(self, message: str, *, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = message if summary is None else summary
 
 
 def model_digest(path: str | os.PathLike[str]) -> str:
@@ -144,19 +152,27 @@ def _load_factory(path: Path, factory: str) -> nn.Module:
             importlib.import_module(module_name), function_name
         )
     except (ImportError, AttributeError) as exc:
-        raise ModelRefusedError(f"factory {factory!r} cannot be imported: {exc}") from exc
+        raise ModelRefusedError(
+            f"factory {factory!r} cannot be imported: {exc}",
+            summary=f"factory {factory!r} cannot be imported",
+        ) from exc
     network = build()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a state_dict
-        raise ModelRefusedError(f"{path}: not a loadable state_dict ({exc})") from exc
+        raise ModelRefusedError(
+            f"{path}: not a loadable state_dict ({exc})", summary="not a loadable state_dict"
+        ) from exc
     if not isinstance(state, dict):
         raise ModelRefusedError(f"{path}: expected a state_dict, found {type(state).__name__}")
     try:
         network.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0:3]
-        raise ModelRefusedError(f"{path}: weights do not fit {factory}: {' '.join(first)}") from exc
+        raise ModelRefusedError(
+            f"{path}: weights do not fit {factory}: {' '.join(first)}",
+            summary=f"the weights do not fit the network {factory} builds",
+        ) from exc
     return network
 
 
@@ -164,7 +180,10 @@ def _load_torchscript(path: Path) -> nn.Module:
     try:
         module: nn.Module = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
     except Exception as exc:  # RuntimeError for most, but also pickle/zip errors
-        raise ModelRefusedError(f"{path}: not a loadable TorchScript file ({exc})") from exc
+        raise ModelRefusedError(
+            f"{path}: not a loadable TorchScript file ({exc})",
+            summary="not a loadable TorchScript file",
+        ) from exc
     return module
 
 
@@ -197,7 +216,9 @@ def _load_monai_bundle(path: Path) -> nn.Module:
     except ModelRefusedError:
         raise
     except Exception as exc:  # MONAI's config machinery raises many types
-        raise ModelRefusedError(f"{path}: MONAI bundle does not load ({exc})") from exc
+        raise ModelRefusedError(
+            f"{path}: MONAI bundle does not load ({exc})", summary="the MONAI bundle does not load"
+        ) from exc
     return network
 
 
@@ -258,8 +279,10 @@ def check_against_spec(loaded: LoadedModel) -> None:
     except ModelRefusedError:
         raise
     except Exception as exc:  # a shape error deep inside the network, say
+        shape = tuple(dummy.shape)
         raise ModelRefusedError(
-            f"model fails on a dummy input of shape {tuple(dummy.shape)} from the spec: {exc}"
+            f"model fails on a dummy input of shape {shape} from the spec: {exc}",
+            summary=f"model fails on a dummy input of shape {shape} from the spec",
         ) from exc
     expected = (2, len(spec.finding_codes))
     if tuple(logits.shape) != expected:

@@ -75,6 +75,10 @@ class PreRead(models.Model):
     heatmap = models.FileField(upload_to=_heatmap_path, blank=True, max_length=300)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # While running: the run's claim (its task ID) and when it last showed it was alive. A run
+    # whose heartbeat is older than PREREAD_STALE_AFTER is presumed dead and swept back.
+    claim = models.CharField(max_length=64, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.FloatField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -1,26 +1,36 @@
 """Running a batch of pre-reads: decode, preprocess, forward, Grad-CAM, encode, store.
 
-A batch claims its rows (status running, one more attempt), computes in chunks, and commits each
-case on its own in a short transaction that re-checks the row under a lock: a worker killed in
-the middle of a batch leaves every finished case done and the rest pending or running, and the
-redelivered batch skips the done ones and finishes the others.
+A batch claims its rows (status running, one more attempt, its claim token and a heartbeat),
+computes in chunks, beats before each chunk, and commits each case on its own in a short
+transaction that re-checks the row under a lock: a worker killed in the middle of a batch leaves
+every finished case done and the rest pending or running, and the redelivered batch (same claim)
+skips the done ones and finishes the others. Rows that another live run holds (another claim, a
+fresh heartbeat) are skipped, so a second message for the same cases (the sweeper re-queued them)
+computes nothing twice.
+
+Every one of those transactions first takes ``lock_study_for_write`` on the cases' studies: the
+cases of a study locked since they were queued are refused (counted, logged): nothing is stored
+and nothing is marked, so the locked study's data stays as it was signed.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from studyplatform.prereads import gradcam
@@ -33,6 +43,7 @@ from studyplatform.prereads.inference import (
 from studyplatform.prereads.models import PreRead, PreReadFinding, PreReadStatus
 from studyplatform.prereads.services import BatchOutcome, TransientInferenceError
 from studyplatform.prereads.spec import SpecError, parse_spec
+from studyplatform.studies.guards import StudyLockedError, lock_study_for_write
 from studyplatform.studies.imaging import ImageError, read_dicom_pixels, read_png
 from studyplatform.studies.models import FindingType, Image
 
@@ -42,31 +53,62 @@ CPU_CHUNK = 8  # cases per forward pass on the CPU; a GPU takes larger chunks
 GPU_CHUNK = 32
 
 
-def _claim(preread_ids: Sequence[int]) -> list[PreRead]:
+def _writable_studies(study_ids: Iterable[int]) -> set[int]:
+    """Lock each study for the caller's transaction; return those that may still be written."""
+    writable = set()
+    for pk in sorted(set(study_ids)):  # one order everywhere: no deadlock between two batches
+        try:
+            lock_study_for_write(pk)
+        except StudyLockedError as error:
+            logger.warning("pre-reads refused: %s", error)
+        else:
+            writable.add(pk)
+    return writable
+
+
+def _claim(preread_ids: Sequence[int], claim: str) -> tuple[list[PreRead], int]:
+    """Mark the batch's unfinished pre-reads running; returns them and how many were refused."""
     with transaction.atomic():
+        now = timezone.now()
+        alive = now - timedelta(seconds=settings.PREREAD_STALE_AFTER)
+        held_by_another = (
+            Q(status=PreReadStatus.RUNNING) & Q(heartbeat_at__gt=alive) & ~Q(claim=claim)
+        )
+        unfinished = PreRead.objects.filter(pk__in=list(preread_ids)).exclude(
+            status=PreReadStatus.DONE
+        )
+        studies = set(unfinished.values_list("case__study_id", flat=True))
+        writable = _writable_studies(studies)
+        refused = unfinished.exclude(case__study_id__in=writable).count()
         rows = list(
             PreRead.objects.select_for_update()
-            .filter(pk__in=list(preread_ids))
+            .filter(pk__in=list(preread_ids), case__study_id__in=writable)
             .exclude(status=PreReadStatus.DONE)
+            .exclude(held_by_another)
             .select_related("model", "case")
             .order_by("pk")
         )
-        now = timezone.now()
         # One plain UPDATE: every claimed row gets the same values (bulk_update's CASE per row
         # cost more Python time than the model's forward pass).
         PreRead.objects.filter(pk__in=[row.pk for row in rows]).update(
-            status=PreReadStatus.RUNNING, attempts=F("attempts") + 1, started_at=now
+            status=PreReadStatus.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=now,
+            claim=claim,
+            heartbeat_at=now,
         )
         for row in rows:
             row.status = PreReadStatus.RUNNING
             row.attempts += 1
             row.started_at = now
-    return rows
+    return rows, refused
 
 
 def _fail(rows: Iterable[PreRead], error: str) -> int:
-    ids = [row.pk for row in rows]
+    rows = list(rows)
     with transaction.atomic():
+        writable = _writable_studies(row.case.study_id for row in rows)
+        ids = [row.pk for row in rows if row.case.study_id in writable]
         count = (
             PreRead.objects.filter(pk__in=ids)
             .exclude(status=PreReadStatus.DONE)
@@ -77,12 +119,26 @@ def _fail(rows: Iterable[PreRead], error: str) -> int:
     return count
 
 
-def run_batch(*, preread_ids: Sequence[int], chunk_size: int | None = None) -> BatchOutcome:
-    """Compute the given pre-reads (those not done), committing each case as it finishes."""
+def _beat(rows: Sequence[PreRead], claim: str) -> None:
+    """Show the rows' run is alive (those still running under this claim)."""
+    PreRead.objects.filter(
+        pk__in=[row.pk for row in rows], status=PreReadStatus.RUNNING, claim=claim
+    ).update(heartbeat_at=timezone.now())
+
+
+def run_batch(
+    *, preread_ids: Sequence[int], chunk_size: int | None = None, claim: str | None = None
+) -> BatchOutcome:
+    """Compute the given pre-reads (those not done), committing each case as it finishes.
+
+    ``claim`` names this run (the task's ID, which a redelivered message keeps); without one the
+    run gets a fresh name.
+    """
     outcome = BatchOutcome()
     started = time.perf_counter()
-    rows = _claim(preread_ids)
-    outcome.skipped = len(preread_ids) - len(rows)
+    claim = claim or uuid.uuid4().hex
+    rows, outcome.refused = _claim(preread_ids, claim)
+    outcome.skipped = len(preread_ids) - len(rows) - outcome.refused
     if not rows:
         return outcome
     images = _first_images(row.case_id for row in rows)
@@ -110,7 +166,7 @@ def run_batch(*, preread_ids: Sequence[int], chunk_size: int | None = None) -> B
             continue
         size = max(1, chunk_size or (GPU_CHUNK if loaded.device.type == "cuda" else CPU_CHUNK))
         chunks = [group[start : start + size] for start in range(0, len(group), size)]
-        outcome.add(_run_pipeline(loaded, chunks, images, findings))
+        outcome.add(_run_pipeline(loaded, chunks, images, findings, lambda: _beat(rows, claim)))
     return outcome
 
 
@@ -128,8 +184,8 @@ def decode(image: Image) -> np.ndarray[Any, Any]:
         raise ImageError(f"image {image}: no stored file")
     path = Path(field_file.path)
     if path.suffix.lower() in {".dcm", ".dicom", ""}:
-        return read_dicom_pixels(path).pixels
-    return read_png(path)
+        return read_dicom_pixels(path, max_decoded_bytes=settings.IMAGE_MAX_DECODED_BYTES).pixels
+    return read_png(path, max_decoded_bytes=settings.IMAGE_MAX_DECODED_BYTES)
 
 
 @dataclass
@@ -152,6 +208,7 @@ def _run_pipeline(
     chunks: Sequence[Sequence[PreRead]],
     images: dict[int, Image],
     findings: dict[tuple[int, str], FindingType],
+    beat: Callable[[], None],
 ) -> BatchOutcome:
     """Chunk by chunk, overlapping file work with the model and the database.
 
@@ -164,6 +221,7 @@ def _run_pipeline(
         next_prepared = pool.submit(_prepare, loaded, chunks[0], images)
         pending: tuple[_Computed, Future[list[bytes]]] | None = None
         for i in range(len(chunks)):
+            beat()
             prepared, failures = next_prepared.result()
             if i + 1 < len(chunks):
                 next_prepared = pool.submit(_prepare, loaded, chunks[i + 1], images)
@@ -260,14 +318,15 @@ def _finish(
     encoded = pngs.result()
     n = len(computed.items)
     t0 = time.perf_counter()
-    stored = _store(computed.items, computed.probabilities, encoded, findings)
+    stored, refused = _store(computed.items, computed.probabilities, encoded, findings)
     database = (time.perf_counter() - t0) * 1000 / n
     for item in computed.items:
         for stage, ms in item.timings.items():
             outcome.stage_ms[stage] += ms
         outcome.stage_ms["database"] += database
     outcome.done += stored
-    outcome.skipped += n - stored
+    outcome.refused += refused
+    outcome.skipped += n - stored - refused
     return outcome
 
 
@@ -276,14 +335,19 @@ def _store(
     probabilities: np.ndarray[Any, Any],
     pngs: Sequence[bytes],
     findings: dict[tuple[int, str], FindingType],
-) -> int:
+) -> tuple[int, int]:
     """Write a chunk's results in one transaction, skipping cases another run finished first.
 
-    The rows are locked and re-read, so a redelivered or concurrent batch never writes a case
-    twice; returns how many were written.
+    The studies are locked first (a study locked since the claim gets nothing), then the rows
+    are locked and re-read, so a redelivered or concurrent batch never writes a case twice;
+    returns how many were written and how many refused.
     """
     with transaction.atomic():
-        rows = PreRead.objects.select_for_update().in_bulk([item.row.pk for item in items])
+        writable = _writable_studies(item.row.case.study_id for item in items)
+        refused = sum(1 for item in items if item.row.case.study_id not in writable)
+        rows = PreRead.objects.select_for_update().in_bulk(
+            [item.row.pk for item in items if item.row.case.study_id in writable]
+        )
         written: list[PreRead] = []
         results: list[PreReadFinding] = []
         now = timezone.now()
@@ -326,4 +390,4 @@ def _store(
                 timings=row.timings,
                 duration_ms=row.duration_ms,
             )
-    return len(written)
+    return len(written), refused

@@ -1,4 +1,11 @@
-"""Reads of pre-read state for pages and commands: progress per status, a case's pre-read."""
+"""Reads of pre-read state for pages and commands: the study's pinned model, progress, pre-reads.
+
+A study pins one AI model version (name, version and file sha256) before it opens.
+:func:`pinned_model` is the one way to that model: the reading page, the heatmap, the analysis,
+the dashboard and ``manage.py preread`` all ask it, so a model registered later never changes
+what readers see or what is analysed. Other models may pre-read a study for comparison; their
+output is reached only by naming the model.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,52 @@ from dataclasses import dataclass
 from django.db.models import Count
 
 from studyplatform.prereads.models import AIModel, PreRead, PreReadStatus
-from studyplatform.studies.models import Case, Study
+from studyplatform.studies.models import Case, FindingType, Study
+
+
+class PinnedModelError(ValueError):
+    """The study's pinned model is not registered, or not with the pinned file."""
+
+
+def pinned_model(study: Study) -> AIModel | None:
+    """The AI model the study pinned, checked against the registry; None when none is pinned.
+
+    Raises PinnedModelError when the pinned name and version are not registered, or are
+    registered with another file (sha256): never a silent fallback to another model.
+    """
+    if not study.has_pinned_model:
+        return None
+    model = AIModel.objects.filter(name=study.ai_model_name, version=study.ai_model_version).first()
+    if model is None:
+        raise PinnedModelError(
+            f"study {study.slug} pins AI model {study.ai_model_name} {study.ai_model_version} "
+            f"(sha256 {study.ai_model_sha256}), which is not registered"
+        )
+    if model.sha256 != study.ai_model_sha256:
+        raise PinnedModelError(
+            f"study {study.slug} pins AI model {model} with sha256 {study.ai_model_sha256}, but "
+            f"the registered {model} has sha256 {model.sha256}"
+        )
+    return model
+
+
+def finding_thresholds(study: Study, model: AIModel | None) -> dict[str, float]:
+    """The operating threshold per finding code of the study, as readers and the analysis see it.
+
+    The finding type's own ``ai_threshold`` (part of the protocol) when set, else the model's
+    spec threshold for that finding, else the model's threshold (0.5 without a model).
+    """
+    spec: dict[str, object] = {}
+    if model is not None and isinstance(model.spec, dict):
+        spec = model.spec.get("thresholds", {}) or {}
+    default = model.threshold if model is not None else 0.5
+    thresholds = {}
+    for code, override in FindingType.objects.filter(study=study).values_list(
+        "code", "ai_threshold"
+    ):
+        value = spec.get(code, default) if override is None else override
+        thresholds[code] = float(value)  # type: ignore[arg-type]
+    return thresholds
 
 
 @dataclass(frozen=True)
@@ -45,17 +97,12 @@ class PrereadProgress:
 
 
 def preread_progress(study: Study, model: AIModel | None = None) -> PrereadProgress:
-    """Counts per status of the study's pre-reads by ``model``.
+    """Counts per status of the study's pre-reads by ``model`` (default: the pinned model).
 
-    Without a model: the most recently registered model that has pre-reads in the study (the
-    one the study is being pre-read with); with none, everything counts as missing.
+    Without a model and with none pinned, everything counts as missing.
     """
     if model is None:
-        model = (
-            AIModel.objects.filter(prereads__case__study=study)
-            .order_by("-registered_at", "-pk")
-            .first()
-        )
+        model = pinned_model(study)
     cases = Case.objects.filter(study=study).count()
     if model is None:
         return PrereadProgress(cases=cases, pending=0, running=0, done=0, failed=0)
@@ -75,20 +122,24 @@ def preread_progress(study: Study, model: AIModel | None = None) -> PrereadProgr
 
 
 def progress_by_model(study: Study) -> list[tuple[AIModel, PrereadProgress]]:
-    """One progress line per model that has pre-read any of the study's cases."""
+    """One progress line per model that has pre-read any of the study's cases (comparison)."""
     models = AIModel.objects.filter(prereads__case__study=study).distinct()
     return [(model, preread_progress(study, model)) for model in models]
 
 
 def case_preread(case: Case, model: AIModel | None = None) -> PreRead | None:
-    """The case's done pre-read (by ``model``, else the latest model's), with its findings."""
-    prereads = PreRead.objects.filter(case=case, status=PreReadStatus.DONE)
-    if model is not None:
-        prereads = prereads.filter(model=model)
+    """The case's done pre-read by ``model`` (default: its study's pinned model), with findings.
+
+    None when the pre-read is not done, or no model is given and the study pins none.
+    """
+    if model is None:
+        model = pinned_model(case.study)
+        if model is None:
+            return None
     return (
-        prereads.select_related("model")
+        PreRead.objects.filter(case=case, model=model, status=PreReadStatus.DONE)
+        .select_related("model")
         .prefetch_related("findings__finding_type")
-        .order_by("-model__registered_at", "-model_id")
         .first()
     )
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from studyplatform.audit.models import Action
 from studyplatform.audit.services import record as audit_record
 from studyplatform.prereads.models import PreReadFinding
+from studyplatform.prereads.selectors import pinned_model
 from studyplatform.reading.models import (
     AllocationRecord,
     Assignment,
@@ -19,6 +20,7 @@ from studyplatform.reading.models import (
     ReadFinding,
     ReadingSession,
 )
+from studyplatform.reading.rating import MIDPOINT
 from studyplatform.reading.services import open_study, randomize_study, waive_washout
 from studyplatform.studies.models import MemberRole, Study, StudyMembership, Truth
 
@@ -35,6 +37,8 @@ def start_demo_reading(
     *, study: Study, early_readers: Iterable[str] = EARLY_READERS
 ) -> AllocationRecord:
     """Randomize the demo study from its seed, open it in the past, waive some readers' washout.
+
+    The demo model must be pinned first (``run_demo_prereads`` does): the assisted arm needs it.
 
     The study is opened and then placed ``washout_days + LEAD_DAYS`` days in the past, with each
     session ``k`` scheduled ``(k - 1) * washout_days`` after that, so the simulated readers'
@@ -109,7 +113,9 @@ def simulate_demo_reads(
     ai = {
         (case_id, ft_id): probability
         for case_id, ft_id, probability in PreReadFinding.objects.filter(
-            preread__case__study=study, preread__status="done"
+            preread__case__study=study,
+            preread__model=pinned_model(study),
+            preread__status="done",
         ).values_list("preread__case_id", "finding_type_id", "probability")
     }
     finding_types = list(study.finding_types.order_by("order"))
@@ -166,7 +172,8 @@ def simulate_demo_reads(
                 score += 0.25 * float(np.clip(np.log(p / (1 - p)), -2.0, 2.0))
             confidence = round(100 / (1 + float(np.exp(-score))))
             answers.append(
-                ReadFinding(finding_type=ft, present=confidence >= 50, confidence=confidence)
+                # The call follows the rating, so no simulated read contradicts it.
+                ReadFinding(finding_type=ft, present=confidence >= MIDPOINT, confidence=confidence)
             )
         findings.append(answers)
     codes = {ft.pk: ft.code for ft in finding_types}

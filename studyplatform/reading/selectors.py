@@ -8,22 +8,25 @@ gets AI output while reading it unassisted, nor after the assisted read is submi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.fields.files import FieldFile
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from PIL import Image as PILImage
 
 from studyplatform.accounts.roles import COORDINATOR, READER, STATISTICIAN
 from studyplatform.prereads.models import PreRead, PreReadStatus
+from studyplatform.prereads.selectors import finding_thresholds, pinned_model
 from studyplatform.reading.models import Assignment, Read, ReadDraft, Reader, ReadingSession
 from studyplatform.reading.services.washout import Opening, opening
-from studyplatform.studies.models import FindingType, Image, Study, StudyState
+from studyplatform.studies.models import FindingType, Image, Protocol, Study, StudyState
 
 
 @dataclass(frozen=True)
@@ -189,29 +192,33 @@ class AIView:
     has_heatmap: bool
 
 
-def _done_preread(case_id: int) -> PreRead | None:
-    return (
-        PreRead.objects.filter(case_id=case_id, status=PreReadStatus.DONE)
-        .select_related("model")
-        .order_by("-finished_at", "-pk")
-        .first()
-    )
+def _done_preread(assignment: Assignment) -> PreRead | None:
+    """The case's done pre-read by the study's pinned model (never another model's)."""
+    model = pinned_model(assignment.session.study)
+    if model is None:
+        return None
+    preread = PreRead.objects.filter(
+        case_id=assignment.case_id, model=model, status=PreReadStatus.DONE
+    ).first()
+    if preread is not None:
+        preread.model = model
+    return preread
 
 
 def ai_view(assignment: Assignment) -> AIView | None:
     """The AI's pre-read of the case for an assignment that may show it; None otherwise."""
     if not ai_visible(assignment):
         return None
-    preread = _done_preread(assignment.case_id)
+    preread = _done_preread(assignment)
     if preread is None:
         return AIView(model="", findings=(), has_heatmap=False)
-    thresholds: dict[str, Any] = (preread.model.spec or {}).get("thresholds", {}) or {}
+    thresholds = finding_thresholds(assignment.session.study, preread.model)
     findings = []
     for f in preread.findings.select_related("finding_type").order_by(
         "finding_type__order", "finding_type__code"
     ):
         code = f.finding_type.code
-        threshold = float(thresholds.get(code, preread.model.threshold))
+        threshold = thresholds[code]
         findings.append(
             AIFinding(
                 code=code,
@@ -230,7 +237,7 @@ def heatmap_file(assignment: Assignment) -> Any | None:
     """The heatmap file of the case's pre-read, only where ``ai_visible``; else None."""
     if not ai_visible(assignment):
         return None
-    preread = _done_preread(assignment.case_id)
+    preread = _done_preread(assignment)
     if preread is None or not preread.heatmap:
         return None
     return preread.heatmap
@@ -257,6 +264,8 @@ class ReadingPage:
     done: int
     ai: AIView | None
     earlier_step: dict[str, Any] | None
+    rating_scale: str
+    contradiction_rule: str
 
 
 def case_images(case_id: int) -> tuple[ImageView, ...]:
@@ -270,6 +279,31 @@ def case_images(case_id: int) -> tuple[ImageView, ...]:
 
 def finding_types_of(study_id: int) -> tuple[FindingType, ...]:
     return tuple(FindingType.objects.filter(study_id=study_id).order_by("order", "code"))
+
+
+def _version_at(study_id: int, moment: datetime) -> Coalesce:
+    """The study's protocol version in force at ``moment`` (1 before any was stored), in SQL."""
+    latest = (
+        Protocol.objects.filter(study_id=study_id, created_at__lte=moment)
+        .order_by("-version")
+        .values("version")[:1]
+    )
+    return Coalesce(Subquery(latest), Value(1))
+
+
+def finding_types_for(assignment: Assignment) -> tuple[FindingType, ...]:
+    """The finding types a read of ``assignment`` asks, for the page, the submit and corrections.
+
+    Those of the protocol version in force when the reader opened the case: a finding type added
+    by a later amendment is asked from the next case opened, never half-way through a read.
+    """
+    study_id = assignment.session.study_id
+    version = _version_at(study_id, assignment.opened_at or timezone.now())
+    return tuple(
+        FindingType.objects.filter(study_id=study_id, introduced_in__lte=version).order_by(
+            "order", "code"
+        )
+    )
 
 
 def read_answers(read: Read) -> dict[str, Any]:
@@ -314,13 +348,89 @@ def reading_page(assignment: Assignment) -> ReadingPage:
     return ReadingPage(
         assignment=assignment,
         images=case_images(assignment.case_id),
-        finding_types=finding_types_of(assignment.session.study_id),
+        finding_types=finding_types_for(assignment),
         draft=draft.data if draft else {},
         started_at=draft.started_at if draft else assignment.opened_at,
         total=progress["total"],
         done=progress["done"],
         ai=ai_view(assignment),
         earlier_step=earlier_step,
+        rating_scale=assignment.session.study.get_rating_scale_display(),
+        contradiction_rule=assignment.session.study.contradiction_rule,
+    )
+
+
+def ai_arm_assignments(*, reader_id: int, case_id: int) -> QuerySet[Assignment]:
+    """The reader's assignments of the case in an arm that shows the AI, opened or not."""
+    return Assignment.objects.filter(
+        reader_id=reader_id, case_id=case_id, arm__shows_ai=True
+    ).order_by("opened_at", "pk")
+
+
+def correction_refusal(*, study: Study, assisted: Iterable[Assignment]) -> str | None:
+    """Why the reader's reads of a case can no longer be corrected, in the reader's words.
+
+    ``assisted`` are the reader's assignments of the case in arms that show the AI
+    (:func:`ai_arm_assignments`). A read may be corrected only while the study is open and the
+    reader has not opened any of them: once the AI's output for the case has been on screen, a
+    changed answer would carry it, whatever the arm of the read being corrected. None when a
+    correction is allowed.
+    """
+    if study.state == StudyState.LOCKED:
+        return (
+            "The study is locked for analysis: its reads are final and can no longer be "
+            "corrected. If a read holds an error, tell the study coordinator."
+        )
+    exposed = next((a for a in assisted if a.opened_at is not None), None)
+    if exposed is not None:
+        return (
+            "You have already seen the AI's output for this case (opened in session "
+            f"{exposed.session.number} on {exposed.opened_at:%Y-%m-%d %H:%M} UTC). A read can "
+            "only be corrected before the AI's findings for the case have been on your screen: "
+            "a changed answer now could carry what the AI showed, and the study compares reads "
+            "with and without it. Your read stays as you submitted it; if it holds a clerical "
+            "error, tell the study coordinator."
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class CorrectionPage:
+    """The correction form of an assignment's latest read, or why it cannot be corrected."""
+
+    read: Read
+    answers: dict[str, Any]
+    finding_types: tuple[FindingType, ...]
+    refusal: str | None
+    rating_scale: str
+    contradiction_rule: str
+
+
+def latest_read(assignment: Assignment) -> Read | None:
+    """The assignment's effective read: the original, or the latest correction of it."""
+    return (
+        Read.objects.filter(assignment=assignment, superseded_by__isnull=True)
+        .order_by("-submitted_at", "-pk")
+        .first()
+    )
+
+
+def correction_page(assignment: Assignment) -> CorrectionPage | None:
+    """What the correction page shows for the reader's own ``assignment``; None without a read."""
+    read = latest_read(assignment)
+    if read is None:
+        return None
+    study = assignment.session.study
+    assisted = ai_arm_assignments(
+        reader_id=assignment.reader_id, case_id=assignment.case_id
+    ).select_related("session")
+    return CorrectionPage(
+        read=read,
+        answers=read_answers(read),
+        finding_types=finding_types_for(assignment),
+        refusal=correction_refusal(study=study, assisted=assisted),
+        rating_scale=study.get_rating_scale_display(),
+        contradiction_rule=study.contradiction_rule,
     )
 
 

@@ -1,18 +1,27 @@
 """The coordinators' admin for studies, cases and ground truth.
 
-Fields that must not change once a study is open (design, arms) turn read-only then; image
-files and their hashes are always read-only because they are written by the import. The seed is
-drawn by the server and never shown here while the study runs (only its SHA-256 commitment).
+Fields that must not change once a study is open (design, arms) turn read-only then; so does
+the whole protocol (finding types and their significance and thresholds, scale, rule, model,
+washout, endpoint, margin), which changes only by a signed amendment ("Amend protocol…"). The
+save path refuses a protocol change of an opened study whatever was posted. Image files and
+their hashes are always read-only because they are written by the import. The AI model is pinned
+by choosing a registered model while the study is a draft: its name, version and sha256 are
+copied from the registry, never typed. The seed is drawn by the server and never shown here
+while the study runs (only its SHA-256 commitment).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
+from django.forms import BaseModelFormSet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from studyplatform.audit.admin import (
     AuditedModelAdmin,
@@ -20,9 +29,12 @@ from studyplatform.audit.admin import (
     StudySigningAdminMixin,
 )
 from studyplatform.audit.selectors import allocation_revealed
+from studyplatform.prereads.models import AIModel
+from studyplatform.prereads.services import pin_model
 from studyplatform.reading.services import ReadingError, randomize_study
 from studyplatform.studies.admin_scope import StudyScopedAdmin
 from studyplatform.studies.concealment import CONCEALED, seed_commitment
+from studyplatform.studies.guards import FrozenStudyError, lock_study_for_write
 from studyplatform.studies.models import (
     Arm,
     Case,
@@ -35,8 +47,26 @@ from studyplatform.studies.models import (
     StudyMembership,
     Truth,
 )
+from studyplatform.studies.services.protocol import protocol_content
 
 _FROZEN_WHEN_OPEN = ("design", "washout_days", "split_plot_groups", "readers_per_case")
+_PROTOCOL_FIELDS = (
+    "design",
+    "washout_days",
+    "split_plot_groups",
+    "readers_per_case",
+    "rating_scale",
+    "contradiction_rule",
+    "primary_endpoint",
+    "ni_margin",
+    "ai_model_name",
+    "ai_model_version",
+    "ai_model_sha256",
+)
+
+
+def _protocol_frozen(obj: Study | None) -> bool:
+    return obj is not None and (obj.protocol_frozen or obj.allocation_frozen)
 
 
 class ArmInline(admin.TabularInline[Arm, Study]):
@@ -44,17 +74,24 @@ class ArmInline(admin.TabularInline[Arm, Study]):
     extra = 0
 
     def has_change_permission(self, request: HttpRequest, obj: Study | None = None) -> bool:
-        return (obj is None or not obj.allocation_frozen) and super().has_change_permission(
-            request, obj
-        )
+        return not _protocol_frozen(obj) and super().has_change_permission(request, obj)
 
     has_add_permission = has_change_permission
     has_delete_permission = has_change_permission
 
 
 class FindingTypeInline(admin.TabularInline[FindingType, Study]):
+    """Finding types are protocol: editable in a draft, amended (signed) once the study opened."""
+
     model = FindingType
     extra = 0
+    readonly_fields = ["introduced_in"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Study | None = None) -> bool:
+        return not _protocol_frozen(obj) and super().has_change_permission(request, obj)
+
+    has_add_permission = has_change_permission
+    has_delete_permission = has_change_permission
 
 
 class MembershipInline(admin.TabularInline[StudyMembership, Study]):
@@ -63,20 +100,72 @@ class MembershipInline(admin.TabularInline[StudyMembership, Study]):
     autocomplete_fields = ["user"]
 
 
+_PINNED_FIELDS = ("ai_model_name", "ai_model_version", "ai_model_sha256")
+
+
+class StudyAdminForm(forms.ModelForm[Study]):
+    """The admin builds the model fields (its ``readonly_fields`` hold the pinned model's name,
+    version and sha256, copied from the registry); this adds the choice of registered model."""
+
+    pinned_model = forms.ModelChoiceField(
+        queryset=AIModel.objects.all(),
+        required=False,
+        label="AI model",
+        help_text="The registered model version readers see and the analysis uses (pinned with "
+        "its sha256; fixed once the study opens).",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        study = self.instance
+        if "pinned_model" in self.fields and study.has_pinned_model:
+            self.fields["pinned_model"].initial = AIModel.objects.filter(
+                name=study.ai_model_name,
+                version=study.ai_model_version,
+                sha256=study.ai_model_sha256,
+            ).first()
+
+
 @admin.register(Study)
 class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAdmin[Study]):
     study_path = "pk"
     list_display = ["slug", "title", "design", "state", "case_count", "created_at"]
     list_filter = ["state", "design"]
     search_fields = ["slug", "title"]
-    readonly_fields = ["state", "created_at", "opened_at", "locked_at", "allocation_seed"]
+    form = StudyAdminForm
+    readonly_fields = [
+        "state",
+        "created_at",
+        "opened_at",
+        "locked_at",
+        "allocation_seed",
+        "protocol",
+        *_PINNED_FIELDS,
+    ]
     # The server draws the seed (``generate_seed``); nobody types it, nobody reads it until lock.
     exclude = ["seed"]
     inlines = [ArmInline, FindingTypeInline, MembershipInline]
     actions = ["randomize"]
 
     def save_model(self, request: HttpRequest, obj: Study, form: Any, change: bool) -> None:
+        if change:
+            # The admin's change view runs in one transaction: hold the study's row from here
+            # to the inlines' save, and remember the protocol to compare in save_related.
+            stored = lock_study_for_write(obj)
+            request._protocol_before = protocol_content(stored)  # type: ignore[attr-defined]
+            # The admin writes the form's fields only: state, protocol version and the signed
+            # times come from the locked row, never from the object the form was built on.
+            for field in Study._meta.concrete_fields:
+                if field.name not in form.base_fields and not field.primary_key:
+                    setattr(obj, field.attname, getattr(stored, field.attname))
         super().save_model(request, obj, form, change)
+        if form is not None and "pinned_model" in form.cleaned_data:
+            chosen = form.cleaned_data["pinned_model"]
+            current = (obj.ai_model_name, obj.ai_model_version, obj.ai_model_sha256)
+            wanted = (chosen.name, chosen.version, chosen.sha256) if chosen else ("", "", "")
+            if wanted != current:
+                actor = request.user if request.user.is_authenticated else None
+                pin_model(study=obj, model=chosen, actor=actor)
         user_id = request.user.pk
         if not change and user_id is not None and not getattr(request.user, "is_superuser", False):
             # Staff see only their studies in the admin: who creates a study coordinates it.
@@ -92,7 +181,7 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
             try:
                 actor = request.user if request.user.is_authenticated else None
                 record = randomize_study(study=study, actor=actor)
-            except ReadingError as error:
+            except (ReadingError, FrozenStudyError) as error:
                 self.message_user(request, f"{study.slug}: {error}", messages.ERROR)
             else:
                 self.message_user(
@@ -101,6 +190,43 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
                     f"concealed), fingerprint {record.fingerprint or '-'}",
                     messages.SUCCESS,
                 )
+
+    def save_formset(
+        self, request: HttpRequest, form: Any, formset: BaseModelFormSet[Any, Any], change: bool
+    ) -> None:
+        if change:
+            lock_study_for_write(form.instance)
+        super().save_formset(request, form, formset, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        before = getattr(request, "_protocol_before", None)
+        if change and before is not None and protocol_content(form.instance) != before:
+            # Whatever was posted: an opened study's protocol changes only by amendment. The
+            # refusal rolls the whole admin save back.
+            lock_study_for_write(form.instance, protocol=True)
+
+    @admin.display(description="protocol")
+    def protocol(self, obj: Study) -> str:
+        if not obj.protocol_frozen:
+            return "Draft: not frozen yet (it freezes as version 1 when the study opens)."
+        text = format_html(
+            "Version {} in force, frozen since the study opened: read-only here.",
+            obj.protocol_version,
+        )
+        if obj.is_locked:
+            return text
+        return format_html(
+            '{} <a href="{}">Amend protocol…</a>',
+            text,
+            reverse("admin:studies_study_amend_protocol", args=[obj.pk]),
+        )
+
+    @admin.display(description="AI model")
+    def pinned_model(self, obj: Study) -> str:
+        if not obj.has_pinned_model:
+            return "-"
+        return f"{obj.ai_model_name} {obj.ai_model_version} (sha256 {obj.ai_model_sha256})"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
         return super().get_queryset(request).annotate(_case_count=Count("cases"))
@@ -118,7 +244,9 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
     def get_readonly_fields(self, request: HttpRequest, obj: Study | None = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and obj.allocation_frozen:
-            fields += list(_FROZEN_WHEN_OPEN)
+            fields += [*_FROZEN_WHEN_OPEN, "pinned_model"]
+        if _protocol_frozen(obj):
+            fields += [f for f in _PROTOCOL_FIELDS if f not in fields]
         if obj is not None and obj.is_locked:
             fields += ["slug", "title", "description"]
         return fields

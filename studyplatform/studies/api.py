@@ -8,15 +8,16 @@ no CSRF: the token is not a cookie) or by a coordinator's session (CSRF checked)
 Received files are held in memory only (never in a temporary file: they still carry PHI) and
 go through the same import service as ``import_cases``. Answers: 201 with the case, 200 with
 the stored case for a resend of the same bytes, 400 naming the bad field or file, 401/403, 409
-for a case ID taken by other images (or a locked study), 413 for an oversized request.
+for a case ID taken by other images, a locked study or final truth, 413 for an oversized request,
+429 (with Retry-After) past INTAKE_RATE_LIMIT requests a minute from one site token.
 """
 
 from __future__ import annotations
 
 import io
-import json
 from typing import Any, Final, NamedTuple
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files.uploadedfile import InMemoryUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
@@ -26,13 +27,15 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from studyplatform.jsontext import JSONTextError, parse_json
+from studyplatform.studies.guards import FrozenStudyError
 from studyplatform.studies.importing import Upload
 from studyplatform.studies.models import Case, MemberRole, Study, StudyMembership
 from studyplatform.studies.services import (
     CaseConflictError,
     ImportRefusedError,
-    StudyLockedError,
     authenticate_site_token,
+    claim_intake_request,
     receive_case,
 )
 
@@ -107,6 +110,15 @@ def _authenticate(request: HttpRequest, slug: str) -> _Caller:
             raise _RefusedError(_unauthorized("unknown or revoked site token"))
         if site_token.study.slug != slug:
             raise _RefusedError(_error(403, "this site token is for another study"))
+        wait = claim_intake_request(site_token=site_token)
+        if wait:
+            limited = _error(
+                429,
+                f"more than {settings.INTAKE_RATE_LIMIT} requests a minute from this site token; "
+                f"try again in {wait} s",
+            )
+            limited["Retry-After"] = str(wait)
+            raise _RefusedError(limited)
         return _Caller(site_token.study, site_token.site.code, None, f"site token {site_token.pk}")
     user = request.user
     if not user.is_authenticated:
@@ -127,11 +139,9 @@ def _authenticate(request: HttpRequest, slug: str) -> _Caller:
 def _metadata(request: HttpRequest) -> dict[str, Any]:
     if "metadata" in request.POST:
         try:
-            metadata = json.loads(request.POST["metadata"])
-        except json.JSONDecodeError as exc:
-            raise _RefusedError(
-                _error(400, f"metadata is not valid JSON ({exc})", field="metadata")
-            ) from None
+            metadata = parse_json(request.POST["metadata"], what="metadata")
+        except JSONTextError as exc:
+            raise _RefusedError(_error(400, str(exc), field="metadata")) from None
         if not isinstance(metadata, dict):
             raise _RefusedError(_error(400, "metadata must be a JSON object", field="metadata"))
     else:
@@ -244,7 +254,9 @@ def arrive_case(request: HttpRequest, slug: str) -> HttpResponse:
             actor=caller.user,
             via=caller.via,
         )
-    except (CaseConflictError, StudyLockedError) as exc:
+    except FrozenStudyError as exc:
+        return _error(409, str(exc), problems=[{"where": caller.study.slug, "reason": str(exc)}])
+    except CaseConflictError as exc:
         return _error(409, str(exc), problems=_problems(exc))
     except ImportRefusedError as exc:
         return _error(400, str(exc), problems=_problems(exc))

@@ -9,8 +9,13 @@ fixes what that package leaves open for a trial:
   yields the same de-identified file (re-imports are recognisable) and instances of one patient
   stay grouped, yet the original UIDs cannot be recovered without the salt;
 - PatientID and PatientName become the study's case ID (the trial's pseudonym);
-- the rules are applied inside every sequence item as well, not only at the top level;
-- private elements, overlays, curves and the file preamble are removed;
+- the rules are applied inside every sequence item as well, at any depth, not only at the top
+  level;
+- whole groups are removed wherever they occur: private groups (with their creators), overlays
+  (60xx: data, description, label), curves (50xx) and the other retired groups that carry free
+  text or pixels (1000, 1010, 4000, 4008, 7Fxx other than Pixel Data);
+- the file meta information is rebuilt from scratch with only the required elements (no Source
+  or Sending AE Title, no Private Information), and the file preamble is zeroed;
 - the result is checked: any identifying value seen before de-identification (names, IDs, birth
   date) that is still present afterwards stops the file (:class:`DeidentificationError`).
 
@@ -26,9 +31,9 @@ from functools import cache
 from typing import Any, Final
 
 from dicomanonymizer import simpledicomanonymizer as annex_e
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import PYDICOM_ROOT_UID, generate_uid
+from pydicom.uid import PYDICOM_ROOT_UID, UID, generate_uid
 from pydicom.valuerep import PersonName
 
 #: The edition of Table E.1-1 applied; recorded in each file's DeidentificationMethod.
@@ -36,6 +41,19 @@ TABLE_EDITION: Final = "dicomfields_2026c"
 # DeidentificationMethod is LO (64 characters per value), so the record takes two values.
 METHOD: Final = ("DICOM PS3.15 E.1 Basic Profile", "Table E.1-1 2026c, dicom-anonymizer 2.1.0")
 _BASIC_PROFILE_CODE: Final = ("113100", "DCM", "Basic Application Confidentiality Profile")
+
+#: Written into every de-identified file's meta information: the files this platform wrote.
+#: (generate_uid(PYDICOM_ROOT_UID, entropy_srcs=["studyplatform", "implementation class"]))
+IMPLEMENTATION_CLASS_UID: Final = UID(
+    "1.2.826.0.1.3680043.8.498.67534600336952199966391938929502209198"
+)
+IMPLEMENTATION_VERSION_NAME: Final = "STUDYPLATFORM010"  # SH, at most 16 characters
+
+# Groups removed whole, wherever they occur: command (0000) and meta (0002) elements have no
+# place in a data set; 1000 (escape triplets), 1010 (zonal map), 4000 (text), 4008 (results:
+# interpretations, physicians' names) are retired groups of free text; 7F00-7F1E are retired
+# variable pixel data. Overlays, curves and private groups are recognised by their ranges.
+_REMOVED_GROUPS: Final = frozenset({0x0000, 0x0002, 0x1000, 0x1010, 0x4000, 0x4008})
 
 # Value representations that carry free text or names, where leftovers are searched for.
 _TEXT_VRS: Final = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "DA", "DT"})
@@ -133,6 +151,33 @@ def _items(dataset: Dataset) -> Iterator[Dataset]:
                 yield item
 
 
+def _removed_group(group: int) -> bool:
+    return (
+        group % 2 == 1  # private: values and their private creators alike
+        or group in _REMOVED_GROUPS
+        or 0x5000 <= group <= 0x501E  # curves (retired)
+        or 0x6000 <= group <= 0x601E  # overlays: data, description, label, comments
+        or 0x7F00 <= group <= 0x7F1E  # variable pixel data (retired); 7FE0 is kept
+    )
+
+
+def _remove_groups(dataset: Dataset) -> None:
+    for tag in [element.tag for element in dataset if _removed_group(element.tag.group)]:
+        del dataset[tag]
+
+
+def _file_meta(dataset: Dataset, transfer_syntax: UID) -> FileMetaDataset:
+    """Only the required group 0002 elements, for the de-identified instance (PS3.10 7.1)."""
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID  # the replacement UID
+    meta.TransferSyntaxUID = transfer_syntax
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    return meta
+
+
 def _strings(value: Any) -> Iterator[str]:
     if value is None:
         return
@@ -163,7 +208,7 @@ def _leftovers(dataset: Dataset, tokens: set[str]) -> list[str]:
     found: list[str] = []
 
     def visit(ds: Dataset, element: Any) -> None:
-        if element.VR not in _TEXT_VRS:
+        if element.VR not in _TEXT_VRS and not _removed_group(element.tag.group):
             return
         for text in _strings(element.value):
             words = set(text.upper().replace("^", " ").replace("=", " ").split())
@@ -171,6 +216,9 @@ def _leftovers(dataset: Dataset, tokens: set[str]) -> list[str]:
                 found.append(element.keyword or str(element.tag))
 
     dataset.walk(visit)
+    meta = getattr(dataset, "file_meta", None)
+    if meta is not None:
+        meta.walk(visit)
     return found
 
 
@@ -193,13 +241,24 @@ def deidentify(dataset: Dataset, *, pseudonym: str, salt: str) -> DeidResult:
         raise ValueError("pseudonym must not be empty")
     tokens = _identifying_tokens(dataset) - {pseudonym.upper()}
     had_private = any(element.tag.is_private for element in dataset.iterall())
+    meta = getattr(dataset, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        raise DeidentificationError("the file meta information has no transfer syntax")
+    transfer_syntax = UID(meta.TransferSyntaxUID)
     rules = _rules(pseudonym=pseudonym, salt=salt)
     for item in list(_items(dataset)):
+        _remove_groups(item)
         _apply(item, rules)
+    _remove_groups(dataset)
     _apply(dataset, rules)
     # The package keeps a module-level cache of the random UIDs it made for D-action UIDs;
     # clearing it keeps a long-running web process from accumulating them.
     annex_e.dictionary.clear()
+    if "SOPClassUID" not in dataset or "SOPInstanceUID" not in dataset:
+        raise DeidentificationError("the data set has no SOP Class or SOP Instance UID")
+    # Built anew, not cleaned: whatever else the sender put there (AE titles, private
+    # information) is left behind.
+    dataset.file_meta = _file_meta(dataset, transfer_syntax)
 
     if hasattr(dataset, "preamble") and dataset.preamble is not None:
         dataset.preamble = b"\0" * 128  # hybrid TIFF/DICOM files hide data in the preamble

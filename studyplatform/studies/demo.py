@@ -18,6 +18,7 @@ from django.contrib.auth.models import Group
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
 
+from studyplatform.accounts.changes import acting_as
 from studyplatform.accounts.roles import COORDINATOR, READER, STATISTICIAN, ensure_roles
 from studyplatform.prereads.services import run_demo_prereads
 from studyplatform.reading.demo import simulate_demo_reads, start_demo_reading
@@ -275,26 +276,30 @@ def _default_window(pixels: np.ndarray) -> tuple[float, float]:
 
 def _create_accounts(study: Study) -> tuple[DemoAccount, ...]:
     ensure_roles()
-    user_model = get_user_model()
-    for account in ACCOUNTS:
-        user, _ = user_model.objects.get_or_create(username=account.username)
-        user.set_password(account.password)
-        user.is_staff = account.role in {COORDINATOR, STATISTICIAN}
-        user.is_active = True
-        user.save()
-        user.groups.set([Group.objects.get(name=account.role)])
-        if account.role == READER:
-            assert account.reader_code is not None
-            reader, _ = Reader.objects.update_or_create(
-                user=user, defaults={"code": account.reader_code}
-            )
-            Enrolment.objects.create(study=study, reader=reader)
-        else:
-            StudyMembership.objects.create(
-                study=study,
-                user=user,
-                role=MemberRole.COORDINATOR
-                if account.role == COORDINATOR
-                else MemberRole.STATISTICIAN,
-            )
+    # The account hooks audit each creation, password reset and role change; this names why.
+    with acting_as(None, reason="demo accounts"):
+        for account in ACCOUNTS:
+            _demo_account(study, account)
     return ACCOUNTS
+
+
+def _demo_account(study: Study, account: DemoAccount) -> None:
+    user_model = get_user_model()
+    user, _ = user_model.objects.get_or_create(username=account.username)
+    user.set_password(account.password)
+    user.is_staff = account.role in {COORDINATOR, STATISTICIAN}
+    user.is_active = True
+    user.save()
+    user.groups.set([Group.objects.get(name=account.role)])
+    if account.role == READER:
+        assert account.reader_code is not None
+        reader, _ = Reader.objects.update_or_create(
+            user=user, defaults={"code": account.reader_code}
+        )
+        Enrolment.objects.create(study=study, reader=reader)
+    else:
+        StudyMembership.objects.create(
+            study=study,
+            user=user,
+            role=MemberRole.COORDINATOR if account.role == COORDINATOR else MemberRole.STATISTICIAN,
+        )

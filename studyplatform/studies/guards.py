@@ -21,7 +21,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 
-from studyplatform.studies.models import Study, StudyState
+from studyplatform.studies.models import Case, Site, Study, StudyState
 
 
 class FrozenStudyError(PermissionDenied):
@@ -81,10 +81,13 @@ def lock_study_for_write(
         raise Study.DoesNotExist(f"study {pk} does not exist")
     current = found[0]
     if current.state == StudyState.LOCKED:
-        raise StudyLockedError(f"study {current.slug} is locked: it accepts no change")
+        when = f" on {current.locked_at:%Y-%m-%d %H:%M} UTC" if current.locked_at else ""
+        raise StudyLockedError(
+            f"study {current.slug} is locked (study-lock signature{when}): it accepts no change"
+        )
     if truth and current.truth_finalized_at is not None:
         raise TruthFinalizedError(
-            f"the ground truth of study {current.slug} was finalized on "
+            f"the ground truth of study {current.slug} was finalized by electronic signature on "
             f"{current.truth_finalized_at:%Y-%m-%d %H:%M} UTC: it accepts no change"
         )
     if protocol and current.protocol_version > 0:
@@ -93,3 +96,16 @@ def lock_study_for_write(
             "since it opened: change it by a signed protocol amendment"
         )
     return current
+
+
+def lock_site_for_write(site: Site | int) -> list[Study]:
+    """Lock every study that has cases at ``site`` before the site is changed or deleted.
+
+    Sites are shared between studies: a site whose cases belong to a locked study is part of
+    that study's frozen data (its code and name appear in the analysis and the exports), so it is
+    refused like any other change to the study. Studies are locked in primary-key order, so two
+    writers never wait for each other crosswise. Must be called inside ``transaction.atomic()``.
+    """
+    pk = site.pk if isinstance(site, Site) else int(site)
+    studies = set(Case.objects.filter(site_id=pk).values_list("study_id", flat=True).order_by())
+    return [lock_study_for_write(study_pk) for study_pk in sorted(studies)]

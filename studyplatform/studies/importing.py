@@ -102,6 +102,8 @@ def _default_window(pixels: imaging.IntArray) -> tuple[float, float]:
 
 def _display(pixels: imaging.IntArray, name: str) -> tuple[imaging.IntArray, int]:
     """Unsigned 16-bit values for the derivative and the offset added to get them."""
+    if pixels.dtype == np.uint16:
+        return pixels, 0  # already what the derivative holds: no copy
     low, high = int(pixels.min()), int(pixels.max())
     offset = -low if low < 0 else 0
     if high + offset > np.iinfo(np.uint16).max:
@@ -109,13 +111,20 @@ def _display(pixels: imaging.IntArray, name: str) -> tuple[imaging.IntArray, int
     return (pixels.astype(np.int64) + offset).astype(np.uint16), offset
 
 
-def _prepare_dicom(upload: Upload, *, pseudonym: str, salt: str) -> PreparedImage:
+def _prepare_dicom(
+    upload: Upload, *, pseudonym: str, salt: str, max_decoded_bytes: int
+) -> PreparedImage:
     try:
         ds = dcmread(io.BytesIO(upload.data))
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
         raise ImageError(f"{upload.name}: not a readable DICOM file ({exc})") from exc
     if "PixelData" not in ds:
         raise ImageError(f"{upload.name}: DICOM file has no pixel data (not an image)")
+    # The pixel data is still encoded here (pydicom decodes only on request): refuse a bomb
+    # before de-identifying, writing or decoding anything.
+    size = imaging.dicom_decoded_size(ds, name=upload.name)
+    imaging.check_decoded_size(size, name=upload.name, max_bytes=max_decoded_bytes)
+    imaging.check_dicom_frames(ds, size, name=upload.name)
     if "TransferSyntaxUID" not in ds.file_meta:
         # A file without meta information is implicit VR little endian (PS3.5 A.1).
         ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
@@ -128,7 +137,9 @@ def _prepare_dicom(upload: Upload, *, pseudonym: str, salt: str) -> PreparedImag
         raise ImageError(f"{upload.name}: cannot write the de-identified file ({exc})") from exc
     original = buffer.getvalue()
     # Decode what will be stored, not what was received: the stored file is proven usable.
-    image = imaging.read_dicom_pixels(io.BytesIO(original), name=upload.name)
+    image = imaging.read_dicom_pixels(
+        io.BytesIO(original), name=upload.name, max_decoded_bytes=max_decoded_bytes
+    )
     pixels, offset = _display(image.pixels, upload.name)
     bits = max(1, min(16, max(image.bits_stored, int(pixels.max()).bit_length())))
     return PreparedImage(
@@ -151,8 +162,10 @@ def _prepare_dicom(upload: Upload, *, pseudonym: str, salt: str) -> PreparedImag
     )
 
 
-def _prepare_bitmap(upload: Upload, *, source_format: str) -> PreparedImage:
-    pixels = imaging.read_png(io.BytesIO(upload.data), name=upload.name)
+def _prepare_bitmap(upload: Upload, *, source_format: str, max_decoded_bytes: int) -> PreparedImage:
+    pixels = imaging.read_png(
+        io.BytesIO(upload.data), name=upload.name, max_decoded_bytes=max_decoded_bytes
+    )
     if pixels.ndim != 2 or pixels.size == 0:
         raise ImageError(f"{upload.name}: expected a 2-D image, got shape {pixels.shape}")
     # The stored original is a fresh PNG of the pixel values alone: text chunks and EXIF (where
@@ -179,23 +192,34 @@ def _prepare_bitmap(upload: Upload, *, source_format: str) -> PreparedImage:
     )
 
 
-def prepare_image(upload: Upload, *, pseudonym: str, salt: str) -> PreparedImage:
+def prepare_image(
+    upload: Upload,
+    *,
+    pseudonym: str,
+    salt: str,
+    max_decoded_bytes: int = imaging.DEFAULT_MAX_DECODED_BYTES,
+) -> PreparedImage:
     """De-identify one received file and derive the viewer's image.
 
-    Raises :class:`ImageError` (unreadable, not an image, undecodable pixel data) or
-    :class:`DeidentificationError`; both name the file.
+    Raises :class:`ImageError` (unreadable, not an image, undecodable pixel data, or a header
+    promising more than ``max_decoded_bytes`` of decoded pixels: :class:`ImageTooLargeError`,
+    raised before anything is decoded) or :class:`DeidentificationError`; both name the file.
     """
     if not upload.data:
         raise ImageError(f"{upload.name}: empty file")
     head = upload.data[:8]
     try:
         if head.startswith(_PNG_SIGNATURE):
-            return _prepare_bitmap(upload, source_format="png")
+            return _prepare_bitmap(upload, source_format="png", max_decoded_bytes=max_decoded_bytes)
         if head.startswith(_JPEG_SIGNATURE):
-            return _prepare_bitmap(upload, source_format="jpeg")
+            return _prepare_bitmap(
+                upload, source_format="jpeg", max_decoded_bytes=max_decoded_bytes
+            )
         if upload.data[128:132] != b"DICM" and not _looks_like_headerless_dicom(upload.data):
             raise ImageError(f"{upload.name}: not a DICOM, PNG or JPEG file")
-        return _prepare_dicom(upload, pseudonym=pseudonym, salt=salt)
+        return _prepare_dicom(
+            upload, pseudonym=pseudonym, salt=salt, max_decoded_bytes=max_decoded_bytes
+        )
     except ImageError:
         raise
     except DeidentificationError as exc:

@@ -383,6 +383,9 @@ class SiteToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The intake rate limit's counter: requests in the minute that started at window_start.
+    window_start = models.DateTimeField(null=True, blank=True, editable=False)
+    window_requests = models.PositiveIntegerField(default=0, editable=False)
 
     objects = SiteTokenQuerySet.as_manager()
 

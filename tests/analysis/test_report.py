@@ -113,3 +113,15 @@ def test_cli_report_unwritable_output_is_one_line_on_stderr(
     assert main(["report", str(csv), "--out", str(tmp_path / "no" / "dir" / "r.html")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot write" in err
+
+
+def test_a_significant_type_without_reads_is_left_out_of_the_pool_with_a_note(
+    long: pd.DataFrame,
+) -> None:
+    res = analyze_long_frame(long[long["finding"] == "nodule"], significant=["nodule", "effusion"])
+    assert "no reads left out of the pooled missed-finding analysis: effusion" in " ".join(
+        res.notes
+    )
+    pooled = [fm for fm in res.missed.findings if fm.finding == "pooled"]
+    assert [fm.findings_pooled for fm in pooled] == [("nodule",)]
+    assert set(res.mrmc) == {"nodule"}

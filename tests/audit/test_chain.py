@@ -47,13 +47,14 @@ def _tamper(sql, params=()):
 
 
 def test_record_links_events_in_sequence():
-    first, second, third = _events(3)
-    assert [first.sequence, second.sequence, third.sequence] == [1, 2, 3]
-    assert first.previous_hash == GENESIS_HASH
+    first, second, third = _events(3)  # after the event of the actor's account creation
+    assert [first.sequence, second.sequence, third.sequence] == [2, 3, 4]
+    assert AuditEvent.objects.get(sequence=1).previous_hash == GENESIS_HASH
+    assert first.previous_hash == AuditEvent.objects.get(sequence=1).hash
     assert second.previous_hash == first.hash and third.previous_hash == second.hash
-    assert chain_head() == ChainHead(3, third.hash)
+    assert chain_head() == ChainHead(4, third.hash)
     report = verify_chain()
-    assert report.ok and report.events == 3
+    assert report.ok and report.events == 4
 
 
 def test_record_keeps_actor_object_study_and_json_values():
@@ -133,9 +134,9 @@ def test_removed_newest_events_are_detected_against_a_recorded_head(capsys):
 
 
 def test_verify_audit_reports_an_intact_chain(capsys):
-    events = _events(2)
-    call_command("verify_audit", "--expect-head", f"2:{events[-1].hash}")
-    assert f"audit chain intact: 2 events, head 2:{events[-1].hash}" in capsys.readouterr().out
+    events = _events(2)  # and the account's creation
+    call_command("verify_audit", "--expect-head", f"3:{events[-1].hash}")
+    assert f"audit chain intact: 3 events, head 3:{events[-1].hash}" in capsys.readouterr().out
 
 
 def test_verify_audit_refuses_a_malformed_head():
@@ -166,7 +167,7 @@ def test_postgresql_refuses_update_and_delete_of_audit_events(sql):
         cursor.execute(sql)
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditEvent.objects.all().delete()
-    assert AuditEvent.objects.count() == 1
+    assert AuditEvent.objects.count() == 2  # the account's creation and the event
 
 
 @pytest.mark.django_db(transaction=True)

@@ -93,6 +93,17 @@ def test_a_draft_or_locked_study_cannot_be_locked(roles):
         lock_study(study=draft, user=_coordinator(draft), password=PASSWORD)
 
 
+def test_a_locked_study_cannot_be_locked_again_or_get_final_truth(roles):
+    study = _study_with_truth()
+    user = _coordinator(study)
+    lock_study(study=study, user=user, password=PASSWORD)
+    with pytest.raises(SignatureStateError, match=r"is locked .*only an open study"):
+        lock_study(study=study, user=user, password=PASSWORD)
+    with pytest.raises(SignatureStateError, match="is locked"):
+        finalize_truth(study=study, user=user, password=PASSWORD)
+    assert Signature.objects.filter(study=study).count() == 1
+
+
 def test_finalize_truth_needs_complete_truth_then_freezes_it(roles):
     study = _study_with_truth()
     user = _coordinator(study)

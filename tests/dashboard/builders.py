@@ -64,9 +64,11 @@ def build_study(
     n_cases: int = 30,
     findings: tuple[str, ...] = ("nodule", "pneumothorax"),
     read_fraction: float = 1.0,
+    sessions_read: tuple[int, ...] = (1, 2),
     staff: bool = True,
 ) -> BuiltStudy:
-    """A crossover study with reads from a simulated long frame (``read_fraction`` of them)."""
+    """A crossover study with reads from a simulated long frame (``read_fraction`` of them,
+    in ``sessions_read``: ``(1,)`` is every reader part-way, session 1 done)."""
     ensure_roles()
     long = simulate_long_frame(
         seed, n_readers=n_readers, n_cases=n_cases, findings=findings, study=slug
@@ -79,6 +81,10 @@ def build_study(
         seed=seed,
         state="open",
         opened_at=now - timedelta(days=20),
+        # The model created below, pinned as opening requires for an assisted arm.
+        ai_model_name=f"{slug}-model",
+        ai_model_version="1",
+        ai_model_sha256="0" * 64,
     )
     arms: dict[Any, Arm] = {
         a.name: a
@@ -175,21 +181,25 @@ def build_study(
         ]
     )  # fmt: skip
     n_read = round(read_fraction * len(reads_frame))
+    chosen = [
+        i
+        for i, r in enumerate(reads_frame.itertuples())
+        if i < n_read and int(r.session) in sessions_read
+    ]
+    rows = list(reads_frame.itertuples())
     reads = Read.objects.bulk_create(
         [
             Read(
-                assignment=a,
-                started_at=pd.Timestamp(r.started_at, tz="UTC").to_pydatetime(),
-                submitted_at=pd.Timestamp(r.submitted_at, tz="UTC").to_pydatetime(),
-                idempotency_key=f"{slug}-{a.pk}",
-                submitted_by=a.reader.user,
+                assignment=assignments[i],
+                started_at=pd.Timestamp(rows[i].started_at, tz="UTC").to_pydatetime(),
+                submitted_at=pd.Timestamp(rows[i].submitted_at, tz="UTC").to_pydatetime(),
+                idempotency_key=f"{slug}-{assignments[i].pk}",
+                submitted_by=assignments[i].reader.user,
             )
-            for a, r in zip(assignments[:n_read], reads_frame.itertuples(), strict=False)
+            for i in chosen
         ]
-    )  # fmt: skip
-    key = {
-        (r.reader, r.case, r.arm): i for i, r in enumerate(reads_frame.itertuples()) if i < n_read
-    }
+    )
+    key = {(rows[i].reader, rows[i].case, rows[i].arm): j for j, i in enumerate(chosen)}
     ReadFinding.objects.bulk_create(
         [
             ReadFinding(read=reads[key[(r.reader, r.case, r.arm)]], finding_type=fts[r.finding],

@@ -32,7 +32,7 @@ def test_statistician_opens_dashboard_and_report_with_charts_and_no_js_error(
     n_plots = page.locator("#report div.plot").count()
     assert n_plots >= 6
     page.wait_for_function(
-        f"document.querySelectorAll('#report div.plot .main-svg').length >= {n_plots}"
+        f"() => document.querySelectorAll('#report div.plot .main-svg').length >= {n_plots}"
     )
     assert "AI score drift" in page.inner_text("#section-drift")
     assert errors == []

@@ -13,7 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from analysis.report import LONG_COLUMNS
 from studyplatform.dashboard.exports.formats import long_csv_chunks
 from studyplatform.dashboard.selectors import data_version, iter_long_rows, long_reads_frame
+from studyplatform.prereads.models import PreRead, PreReadFinding, PreReadStatus
 from studyplatform.reading.models import Read, ReadFinding
+from studyplatform.studies.models import Study
+from tests.factories import AIModelFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -64,6 +67,19 @@ def test_a_correction_replaces_the_answer_but_keeps_the_original_reading_time(bu
     assert row["duration_s"] == pytest.approx(
         (original.submitted_at - original.started_at).total_seconds()
     )
+    # Flagged, with what was first submitted and when it was corrected.
+    assert row["corrected"] == 1
+    assert (row["original_call"], row["original_confidence"]) == (
+        int(finding.present),
+        finding.confidence,
+    )
+    assert row["submitted_at"].startswith(original.submitted_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert row["corrected_at"].startswith(correction.submitted_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    others = frame[frame["corrected"] == 0]
+    assert len(others) == len(frame) - 2  # the corrected read's two findings
+    assert others["corrected_at"].isna().all()
+    assert (others["original_call"] == others["call"]).all()
+    assert (others["original_confidence"] == others["confidence"]).all()
 
 
 def test_streamed_csv_equals_the_frame(built) -> None:
@@ -76,6 +92,21 @@ def test_streamed_csv_equals_the_frame(built) -> None:
     pd.testing.assert_frame_equal(streamed, expected, check_dtype=False)
 
 
+def _correct(read: Read, key: str) -> Read:
+    """A correction of ``read`` that flips its first finding (reads are append-only)."""
+    correction = Read.objects.create(
+        assignment=read.assignment, supersedes=read, correction_reason="typo",
+        started_at=read.started_at, submitted_at=read.submitted_at + timedelta(days=1),
+        idempotency_key=key, submitted_by=read.submitted_by,
+    )  # fmt: skip
+    for i, f in enumerate(read.findings.order_by("finding_type_id")):
+        ReadFinding.objects.create(
+            read=correction, finding_type=f.finding_type,
+            present=f.present != (i == 0), confidence=f.confidence,
+        )  # fmt: skip
+    return correction
+
+
 def test_data_version_changes_when_a_read_or_truth_changes(built) -> None:
     before = data_version(built.study)
     assert data_version(built.study) == before
@@ -84,6 +115,35 @@ def test_data_version_changes_when_a_read_or_truth_changes(built) -> None:
     truth.save()
     after_truth = data_version(built.study)
     assert after_truth != before
-    Read.objects.filter(assignment__session__study=built.study).last().findings.all().delete()
-    Read.objects.filter(assignment__session__study=built.study).last().delete()
+    _correct(Read.objects.filter(assignment__session__study=built.study).last(), "fix-1")
     assert data_version(built.study) != after_truth
+
+
+def test_data_version_changes_with_significance_threshold_and_protocol_version(built) -> None:
+    versions = {data_version(built.study)}
+    finding = built.study.finding_types.order_by("pk").first()
+    finding.clinically_significant = not finding.clinically_significant
+    finding.save()
+    versions.add(data_version(built.study))
+    finding.ai_threshold = 0.3
+    finding.save()
+    versions.add(data_version(built.study))
+    Study.objects.filter(pk=built.study.pk).update(protocol_version=2)
+    versions.add(data_version(built.study))
+    assert len(versions) == 4
+
+
+def test_data_version_follows_the_pinned_models_probabilities_only(built) -> None:
+    before = data_version(built.study)
+    other = AIModelFactory(name="challenger", finding_codes=["nodule", "pneumothorax"])
+    for case in built.study.cases.all()[:3]:
+        preread = PreRead.objects.create(case=case, model=other, status=PreReadStatus.DONE)
+        for finding in built.study.finding_types.all():
+            PreReadFinding.objects.create(preread=preread, finding_type=finding, probability=0.5)
+    assert data_version(built.study) == before  # a comparison model changes no analysis input
+    pinned = PreReadFinding.objects.filter(
+        preread__case__study=built.study, preread__model__name=built.study.ai_model_name
+    ).first()
+    pinned.probability = 1.0 - pinned.probability
+    pinned.save()
+    assert data_version(built.study) != before

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from studyplatform.audit.models import AuditEvent
 from studyplatform.dashboard.models import AnalysisResult
+from studyplatform.studies.models import Truth
 from tests.dashboard.builders import build_study
 
 pytestmark = pytest.mark.django_db
@@ -130,6 +131,31 @@ def test_report_shows_every_endpoint_and_is_cached(client, built) -> None:
     assert AnalysisResult.objects.filter(study=built.study, status="done").count() == 1
     _get(client, built.statistician, "dashboard:report", "sim")
     assert AnalysisResult.objects.filter(study=built.study).count() == 1
+
+
+def test_report_recomputes_when_truth_moves_between_cases_of_equal_count_and_id_sum(
+    client, built
+) -> None:
+    finding = built.study.finding_types.order_by("pk").first()
+    truths = list(Truth.objects.filter(finding_type=finding).order_by("case_id")[:4])
+    ids = [t.case_id for t in truths]
+    assert ids[0] + ids[3] == ids[1] + ids[2]  # cases {1, 4} and {2, 3}
+    for truth, present in zip(truths, (True, False, False, True), strict=True):
+        Truth.objects.filter(pk=truth.pk).update(present=present)
+    first = _get(client, built.statistician, "dashboard:report", "sim")
+    assert first.status_code == 200
+    version = AnalysisResult.objects.get(study=built.study).data_version
+    for truth, present in zip(truths, (False, True, True, False), strict=True):
+        Truth.objects.filter(pk=truth.pk).update(present=present)
+
+    second = _get(client, built.statistician, "dashboard:report", "sim")
+
+    row = AnalysisResult.objects.get(study=built.study)  # the old one is dropped
+    assert row.data_version != version
+    assert f'data-version="{row.data_version}"' in second.content.decode()
+    assert f'data-version="{version}"' in first.content.decode()
+    before = first.context["row"].result["analysis"]
+    assert second.context["row"].result["analysis"] != before  # the new truth's numbers
 
 
 def test_long_export_streams_csv_and_is_audited(client, built) -> None:

@@ -64,6 +64,21 @@ def opened(client):
     return assignment
 
 
+@pytest.fixture
+def opened_unassisted(client):
+    """An opened unassisted read whose case the reader has not seen with the AI: correctable.
+
+    The sequential design's first step is unassisted, and its assisted step is not opened yet.
+    """
+    study = make_study(n_cases=1, n_readers=1, design="sequential", with_images=True)
+    randomize_study(study=study)
+    open_study(study=study)
+    assignment = Assignment.objects.filter(step=1).get()
+    client.force_login(assignment.reader.user)
+    assert client.get(reverse("readers-assignment", args=[assignment.pk])).status_code == 200
+    return assignment
+
+
 def _post_json(client, url: str, body: bytes | str) -> Any:
     return client.post(url, body, content_type="application/json")
 
@@ -151,7 +166,10 @@ def test_hostile_free_text_is_stored_or_refused_and_shown_escaped(client, opened
 
 
 @pytest.mark.parametrize("text", HOSTILE)
-def test_hostile_correction_reason_is_stored_or_refused_and_shown_escaped(client, opened, text):
+def test_hostile_correction_reason_is_stored_or_refused_and_shown_escaped(
+    client, opened_unassisted, text
+):
+    opened = opened_unassisted
     submitted = _post_json(
         client,
         reverse("readers-submit", args=[opened.pk]),

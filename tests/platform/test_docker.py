@@ -61,3 +61,15 @@ def test_every_setting_read_from_the_environment_is_in_env_example():
     listed = set(re.findall(r"^([A-Z_]+)=", example, flags=re.MULTILINE))
     assert read, "no settings found: the pattern no longer matches settings.py"
     assert read <= listed, f"missing from docker/.env.example: {sorted(read - listed)}"
+
+
+def test_only_the_proxy_publishes_ports_and_it_is_the_trusted_proxy():
+    published = {name for name, service in COMPOSE["services"].items() if service.get("ports")}
+    assert published == {"proxy"}
+    proxy = COMPOSE["services"]["proxy"]
+    address = proxy["networks"]["default"]["ipv4_address"]
+    example = (ROOT / "docker" / ".env.example").read_text()
+    (trusted,) = re.findall(r"^TRUSTED_PROXIES=(.*)$", example, flags=re.MULTILINE)
+    assert trusted.split(",") == [address]
+    caddyfile = (ROOT / "docker" / "Caddyfile").read_text()
+    assert "reverse_proxy web:8000" in caddyfile

@@ -13,6 +13,7 @@ from studyplatform.prereads.demo_model import FACTORY, DemoCNN
 from studyplatform.prereads.demo_model.training import demo_spec
 from studyplatform.prereads.models import AIModel
 from studyplatform.prereads.registry import register_demo_model, register_model
+from studyplatform.prereads.services import pin_model
 from studyplatform.studies import imaging
 from studyplatform.studies.models import Case, FindingType, Image, Study
 from studyplatform.studies.phantoms import FINDING_NAMES, FINDING_TYPES, generate_phantom
@@ -46,8 +47,13 @@ def add_case(
     return case
 
 
-def make_study(n_cases: int, *, size: int = 256, slug: str | None = None) -> Study:
+def make_study(
+    n_cases: int, *, size: int = 256, slug: str | None = None, model: AIModel | None = None
+) -> Study:
+    """A draft study of phantom cases; with ``model``, the study pins that model."""
     study: Study = StudyFactory(**({"slug": slug} if slug else {}))  # type: ignore[assignment]
+    if model is not None:
+        pin_model(study=study, model=model)
     for order, code in enumerate(FINDING_TYPES, start=1):
         FindingType.objects.create(study=study, code=code, name=FINDING_NAMES[code], order=order)
     for number in range(1, n_cases + 1):

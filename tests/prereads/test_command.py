@@ -27,7 +27,7 @@ def test_preread_sync_runs_every_case_and_shows_progress(study_factory, ai_model
 
 
 def test_preread_again_changes_nothing(study_factory, ai_model):
-    study = study_factory(2)
+    study = study_factory(2, model=ai_model)
     run(study.slug, "--sync")
 
     out, _ = run(study.slug, "--sync")
@@ -37,7 +37,7 @@ def test_preread_again_changes_nothing(study_factory, ai_model):
 
 
 def test_preread_no_wait_only_queues(study_factory, ai_model, django_capture_on_commit_callbacks):
-    study = study_factory(2)
+    study = study_factory(2, model=ai_model)
 
     with django_capture_on_commit_callbacks(execute=False):
         out, _ = run(study.slug, "--no-wait")
@@ -54,7 +54,10 @@ def test_preread_refuses_unknown_study_and_model(study_factory, ai_model):
         run(study.slug, "--model", "nope", "--sync")
 
 
-def test_preread_without_any_model_says_to_register_one(study_factory):
+def test_preread_of_a_study_that_pins_no_model_says_to_pin_one(study_factory, ai_model):
     study = study_factory(1)
-    with pytest.raises(CommandError, match="no AI model is registered"):
-        run(study.slug)
+
+    with pytest.raises(CommandError, match=f"study {study.slug} pins no AI model"):
+        run(study.slug, "--sync")
+
+    assert not PreRead.objects.exists()

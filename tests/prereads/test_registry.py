@@ -10,6 +10,8 @@ import torch
 from django.core.management import CommandError, call_command
 from torch import nn
 
+from studyplatform.audit.models import Action, AuditEvent
+from studyplatform.audit.selectors import verify_chain
 from studyplatform.prereads import demo_model
 from studyplatform.prereads.demo_model import DemoCNN, pool_scores
 from studyplatform.prereads.inference import (
@@ -81,6 +83,24 @@ def test_registering_the_same_file_again_changes_nothing(db, weights):
     assert not created
     assert again.pk == first.pk
     assert AIModel.objects.count() == 1
+    assert AuditEvent.objects.filter(action=Action.MODEL_REGISTER).count() == 1
+
+
+def test_the_same_file_moved_is_followed_and_audited(db, weights, tmp_path):
+    register_model(
+        name="cnn", version="1", path=weights, fmt="factory", spec=spec_json(), factory=FACTORY
+    )
+    moved = tmp_path / "elsewhere" / "weights.pt"
+    moved.parent.mkdir()
+    moved.write_bytes(weights.read_bytes())
+
+    model, created = register_model(
+        name="cnn", version="1", path=moved, fmt="factory", spec=spec_json(), factory=FACTORY
+    )
+
+    assert not created and model.path == str(moved)
+    event = AuditEvent.objects.get(action=Action.MODEL_MOVE)
+    assert (event.before, event.after) == ({"path": str(weights)}, {"path": str(moved)})
 
 
 def test_file_that_is_not_a_model_is_refused(db, tmp_path):
@@ -243,7 +263,12 @@ def test_spec_errors_name_the_field(change, message):
         parse_spec(spec_json(**change))
 
 
-def test_register_model_command_registers_and_refuses_with_a_clear_message(db, weights, tmp_path):
+def test_register_model_command_registers_and_refuses_with_a_clear_message(
+    db, weights, tmp_path, settings
+):
+    # The operator's tool: no allow-list, any path (the web admin's limits do not apply).
+    settings.MODEL_FACTORIES = []
+    settings.MODELS_ROOT = tmp_path / "models"
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps(spec_json()))
     from io import StringIO
@@ -254,6 +279,11 @@ def test_register_model_command_registers_and_refuses_with_a_clear_message(db, w
         "--spec", str(spec_file), "--factory", FACTORY, stdout=out,
     )  # fmt: skip
     assert "Registered cnn 1 (factory" in out.getvalue()
+    event = AuditEvent.objects.get(action=Action.MODEL_REGISTER)
+    assert (event.actor_id, event.reason) == (None, "manage.py register_model")
+    assert (event.after or {})["sha256"] == model_digest(weights)
+    assert (event.after or {})["path"] == str(weights)
+    assert verify_chain().ok
 
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"junk")

@@ -26,7 +26,7 @@ def pending_ids(study, model):
 def test_request_creates_pending_prereads_and_queues_batches_after_commit(
     study_factory, ai_model, django_capture_on_commit_callbacks
 ):
-    study = study_factory(5)
+    study = study_factory(5, model=ai_model)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         queued = request_prereads(study=study, model=ai_model, batch_size=2)
@@ -54,7 +54,7 @@ def test_task_run_twice_stores_each_result_once(study_factory, ai_model):
 
 
 def test_done_preread_has_probabilities_heatmap_and_timings(study_factory, ai_model):
-    study = study_factory(2)
+    study = study_factory(2, model=ai_model)
     run_prereads_now(study=study, model=ai_model)
     case = study.cases.first()
 
@@ -81,7 +81,7 @@ def test_probabilities_match_the_model_run_by_hand(study_factory, ai_model):
     from studyplatform.prereads.spec import parse_spec
     from studyplatform.studies.imaging import read_png
 
-    study = study_factory(1)
+    study = study_factory(1, model=ai_model)
     run_prereads_now(study=study, model=ai_model)
     case = study.cases.get()
     net = DemoCNN().eval()
@@ -95,7 +95,7 @@ def test_probabilities_match_the_model_run_by_hand(study_factory, ai_model):
 
 
 def test_corrupt_image_fails_its_case_with_the_error_and_the_rest_are_done(study_factory, ai_model):
-    study = study_factory(3)
+    study = study_factory(3, model=ai_model)
     broken = study.cases.order_by("case_id").first()
     Path(Image.objects.get(case=broken).display.path).write_bytes(b"\x89PNG truncated")
 
@@ -125,7 +125,7 @@ def test_model_file_changed_since_registration_fails_the_batch_with_the_reason(
 
 
 def test_failed_prereads_are_tried_again_on_the_next_request(study_factory, ai_model):
-    study = study_factory(2)
+    study = study_factory(2, model=ai_model)
     broken = study.cases.order_by("case_id").first()
     path = Path(Image.objects.get(case=broken).display.path)
     good = path.read_bytes()

@@ -18,6 +18,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 from studyplatform.prereads.models import PreRead, PreReadFinding, PreReadStatus
+from studyplatform.prereads.services import pin_model
 from studyplatform.reading.models import Assignment, Read
 from studyplatform.reading.services import open_study, randomize_study
 from studyplatform.studies import imaging, phantoms
@@ -30,13 +31,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
 # Strings that only AI output contains: the pre-read's probabilities as the page would print
 # them, the panel's and the overlay's names, and the heatmap URL.
-AI_MARKERS = ("ai-panel", "ai-data", "heatmap", "probabilit", "0.91", "0.07", "grad-cam")
+# Not "probability" alone: the report form states its rating scale in that word.
+AI_MARKERS = ("ai-panel", "ai-data", "heatmap", '"probability"', "0.91", "0.07", "grad-cam",
+              "ai pre-read", "flagged")  # fmt: skip
 TEXT_TYPES = ("text/", "application/json", "javascript")
 
 
 def _add_phantom_images_and_prereads(study) -> None:
     """Replace the helper's tiny gradients with phantom radiographs and Grad-CAM-like maps."""
     model = AIModelFactory(name="demo-cnn", finding_codes=["nodule", "effusion"], threshold=0.5)
+    pin_model(study=study, model=model)
     findings = list(study.finding_types.order_by("order"))
     for number, case in enumerate(study.cases.order_by("case_id"), start=1):
         phantom = phantoms.generate_phantom(
@@ -75,7 +79,7 @@ def _add_phantom_images_and_prereads(study) -> None:
 
 @pytest.fixture
 def study(roles):
-    study = make_study(n_cases=4, n_readers=1, slug="chest")
+    study = make_study(n_cases=4, n_readers=1, slug="chest", pin=False)
     _add_phantom_images_and_prereads(study)
     randomize_study(study=study)
     return open_study(study=study)
@@ -100,12 +104,35 @@ def _save_screenshot(page, tmp_path: Path, name: str) -> None:
 
 
 def _answer(page, code: str, present: bool, confidence: int) -> None:
+    """Choose the call and type the rating: the form has no default rating to fall back on."""
     page.check(f'input[name="{code}-present"][value="{"present" if present else "absent"}"]')
-    page.eval_on_selector(
-        f'input[name="{code}-confidence"]',
-        "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }",
-        str(confidence),
+    page.fill(f'input[name="{code}-confidence"]', str(confidence))
+    assert page.get_attribute(f'input[name="{code}-slider"]', "class") == ""
+    assert page.input_value(f'input[name="{code}-slider"]') == str(confidence)
+
+
+def _refuses_unset_and_contradicting_ratings(page) -> None:
+    """A fresh case: no rating is set; an unset or contradicting rating does not submit."""
+    for code in ("nodule", "effusion"):
+        assert page.input_value(f'input[name="{code}-confidence"]') == ""
+        assert "unset" in (page.get_attribute(f'input[name="{code}-slider"]', "class") or "")
+    assert "Probability that the finding is present, 0-100" in page.inner_text("#report")
+    page.check('input[name="nodule-present"][value="absent"]')
+    page.check('input[name="effusion-present"][value="absent"]')
+    url = page.url
+    page.click("#submit")
+    assert page.inner_text("#report-error") == (
+        "Set the rating (probability that the finding is present, 0-100) for: Lung nodule, "
+        "Pleural effusion; a rating has no default."
     )
+    page.fill('input[name="nodule-confidence"]', "90")
+    page.fill('input[name="effusion-confidence"]', "10")
+    page.click("#submit")
+    assert page.inner_text("#report-error") == (
+        "Lung nodule: absent with probability 90 contradicts the call; "
+        "change the call or the rating."
+    )
+    assert page.url == url
 
 
 def _wait_draft_saved(page) -> None:
@@ -175,14 +202,15 @@ def test_reader_reads_both_arms_with_viewer_overlay_drafts_and_blinding(
             page.mouse.down()
             page.mouse.move(cx + 120, cy + 40, steps=6)
             page.mouse.up()
+            # Functions, not string expressions: the page's CSP forbids eval of a string.
             page.wait_for_function(
-                f"document.querySelector('#viewer').dataset.windowWidth != '{before}'"
+                f"() => document.querySelector('#viewer').dataset.windowWidth != '{before}'"
             )
             page.keyboard.press("+")
-            page.wait_for_function("document.querySelector('#viewer').dataset.zoom > 1")
+            page.wait_for_function("() => document.querySelector('#viewer').dataset.zoom > 1")
             page.keyboard.press("r")
             page.wait_for_function(
-                f"document.querySelector('#viewer').dataset.windowWidth == '{before}'"
+                f"() => document.querySelector('#viewer').dataset.windowWidth == '{before}'"
             )
             # A mark on the image, in image coordinates.
             page.click('button.mark[data-code="nodule"]')
@@ -203,6 +231,8 @@ def test_reader_reads_both_arms_with_viewer_overlay_drafts_and_blinding(
                 "#overlay-opacity",
                 "el => { el.value = 60; el.dispatchEvent(new Event('input')); }",
             )
+        if len(seen_arms) == 1:
+            _refuses_unset_and_contradicting_ratings(page)
         # Answer; on one case, reload mid-way and find the draft restored.
         _answer(page, "nodule", True, 77)
         if not reloaded:

@@ -10,7 +10,7 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 from PIL import Image as PILImage
 
-from studyplatform.prereads.models import PreReadFinding, PreReadStatus
+from studyplatform.prereads.models import AIModel, PreReadFinding, PreReadStatus
 from studyplatform.reading.models import Enrolment
 from studyplatform.studies.models import Image, Study
 from tests.factories import (
@@ -55,8 +55,13 @@ def make_study(
     with_prereads: bool = False,
     probabilities: tuple[float, ...] = (0.8731, 0.1234),
     slug: str | None = None,
+    pin: bool = True,
 ) -> Study:
-    """A draft study: two arms, two finding types, cases over two sites with truth, readers."""
+    """A draft study: two arms, two finding types, cases over two sites with truth, readers.
+
+    With ``pin`` the study pins a registered model (the one that pre-read it, with
+    ``with_prereads``), as a study with an assisted arm must before it opens.
+    """
     kwargs = {"design": design}
     if slug:
         kwargs["slug"] = slug
@@ -69,10 +74,14 @@ def make_study(
     ]
     sites = [SiteFactory(code="north"), SiteFactory(code="south")]
     model = (
-        AIModelFactory(finding_codes=["nodule", "effusion"], threshold=0.5)
-        if with_prereads
+        cast(AIModel, AIModelFactory(finding_codes=["nodule", "effusion"], threshold=0.5))
+        if with_prereads or pin
         else None
     )
+    if pin and model is not None:  # as pin_model does, without its audit event
+        study.ai_model_name, study.ai_model_version = model.name, model.version
+        study.ai_model_sha256 = model.sha256
+        study.save(update_fields=["ai_model_name", "ai_model_version", "ai_model_sha256"])
     for i in range(n_cases):
         case = CaseFactory(study=study, case_id=f"C{i:03d}", site=sites[i % 2])
         for j, finding in enumerate(findings):
@@ -94,7 +103,7 @@ def make_study(
                     f"{case.case_id}-{position}.png", ContentFile(png16()), save=False
                 )
                 image.save()
-        if model is not None:
+        if with_prereads and model is not None:
             preread = PreReadFactory(
                 case=case, model=model, status=PreReadStatus.DONE, finished_at=timezone.now()
             )

@@ -19,7 +19,7 @@ from studyplatform.reading.services import (
     stored_allocation,
     verify_allocation,
 )
-from studyplatform.studies.models import Study
+from studyplatform.studies.models import Case, Study
 from studyplatform.studies.randomization import ProspectiveAllocator, allocate
 from tests.factories import CaseFactory, SiteFactory
 from tests.reading.helpers import make_study
@@ -262,3 +262,63 @@ def test_randomizing_and_opening_are_audited():
     assert allocation["seed_sha256"] == hashlib.sha256(str(study.seed).encode()).hexdigest()
     assert frozen["version"] == 1
     assert opened["state"] == "open"
+
+
+def _signed_locked_study(design: str = "crossover") -> Study:
+    from tests.signing import sign_lock
+
+    study = make_study(n_cases=4, design=design)
+    randomize_study(study=study)
+    open_study(study=study)
+    sign_lock(study)
+    return study
+
+
+def _allocation_state(study: Study) -> tuple[list[tuple[int, int, int]], int]:
+    from studyplatform.audit.models import AuditEvent
+
+    rows = list(
+        Assignment.objects.filter(session__study=study)
+        .order_by("pk")
+        .values_list("pk", "arm_id", "position")
+    )
+    return rows, AuditEvent.objects.count()
+
+
+def test_randomize_command_on_a_locked_study_is_refused_and_changes_nothing(roles):
+    study = _signed_locked_study()
+    before = _allocation_state(study)
+    with pytest.raises(CommandError, match=f"study {study.slug} is locked"):
+        call_command("randomize", study.slug, "--replace", stdout=StringIO())
+    with pytest.raises(CommandError, match="is locked"):
+        call_command("randomize", study.slug, "--open", stdout=StringIO())
+    assert _allocation_state(study) == before
+
+
+def test_admin_randomize_action_on_a_locked_study_is_refused_with_a_message(client, roles):
+    from tests.factories import UserFactory
+
+    study = _signed_locked_study()
+    admin = UserFactory(username="admin", is_staff=True, is_superuser=True)  # audited itself
+    before = _allocation_state(study)
+    client.force_login(admin)
+    response = client.post(
+        "/admin/studies/study/",
+        {"action": "randomize", "_selected_action": [study.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert f"study {study.slug} is locked" in response.content.decode()
+    assert _allocation_state(study) == before
+
+
+def test_a_case_arriving_in_a_locked_prospective_study_is_not_allocated(roles):
+    from studyplatform.studies.guards import StudyLockedError
+
+    study = _signed_locked_study(design="prospective")
+    # Stored before the lock, allocated after it (the allocation runs once the case commits).
+    late = Case.objects.create(study=study, case_id="LATE", site=study.cases.first().site)
+    before = _allocation_state(study)
+    with pytest.raises(StudyLockedError, match="is locked"):
+        allocate_arriving_case(case=late)
+    assert _allocation_state(study) == before

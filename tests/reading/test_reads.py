@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
-from studyplatform.reading.models import Read, ReadingSession
+from studyplatform.reading.demo import simulate_demo_reads
+from studyplatform.reading.models import Assignment, Read, ReadFinding, ReadingSession
+from studyplatform.reading.rating import contradicts
 from studyplatform.reading.selectors import assignment_for_reader, case_images, finding_types_of
 from studyplatform.reading.services import (
     NotAvailableError,
@@ -17,6 +24,7 @@ from studyplatform.reading.services import (
     randomize_study,
     submit_read,
 )
+from studyplatform.studies.models import Study, StudyState
 from tests.reading.helpers import make_study
 
 pytestmark = pytest.mark.django_db
@@ -96,3 +104,64 @@ def test_a_session_opens_only_after_the_previous_one_and_its_washout(session):
         available_from=timezone.now() - timedelta(seconds=1)
     )
     assert open_assignment(assignment=_loaded(assignment)).opened_at is not None
+
+
+def test_simulated_demo_reads_never_contradict_their_ratings(session):
+    reader = session.reader.code
+    assert simulate_demo_reads(study=session.study, seed=7, readers=[reader]) == 8
+    answers = ReadFinding.objects.filter(read__assignment__session__study=session.study)
+    assert answers.count() == 16
+    assert not [
+        (a.present, a.confidence)
+        for a in answers
+        if contradicts(present=a.present, confidence=a.confidence)
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_submit_waiting_on_a_lock_being_signed_is_refused_after_it(roles):
+    """The study is locked in a transaction that commits while the submit is in flight: the
+    submit waits for it on the study's row and is refused, although the request loaded the
+    study while it was still open."""
+    study = make_study(n_cases=2, n_readers=1, with_images=True)
+    randomize_study(study=study)
+    open_study(study=study)
+    first = Assignment.objects.filter(session__number=1).order_by("position", "step").first()
+    client = Client()
+    client.force_login(first.reader.user)
+    assert client.get(reverse("readers-assignment", args=[first.pk])).status_code == 200
+    held, submitting = threading.Event(), threading.Event()
+
+    def sign_lock() -> None:
+        try:
+            with transaction.atomic():
+                locked = Study.objects.select_for_update().get(pk=study.pk)
+                locked.state = StudyState.LOCKED
+                locked.locked_at = timezone.now()
+                locked.save(update_fields=["state", "locked_at"])
+                held.set()
+                submitting.wait(10)
+                # Let the submit reach the study's row lock before this commits.
+                threading.Event().wait(0.5)
+        finally:
+            connection.close()
+
+    signer = threading.Thread(target=sign_lock)
+    signer.start()
+    assert held.wait(10)
+    submitting.set()
+    body = {
+        "idempotency_key": "key-in-flight-01",
+        "findings": {
+            "nodule": {"present": True, "confidence": 60},
+            "effusion": {"present": False, "confidence": 20},
+        },
+    }
+    response = client.post(
+        reverse("readers-submit", args=[first.pk]),
+        json.dumps(body),
+        content_type="application/json",
+    )
+    signer.join(10)
+    assert response.status_code == 409 and "locked" in response.json()["error"]
+    assert not Read.objects.exists()

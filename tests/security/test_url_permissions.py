@@ -148,6 +148,9 @@ PAGES: dict[str, Check] = {
     "admin/studies/study/<int:study_id>/finalize-truth/": Check(
         "GET", expect(allow={C, SU}, login={ANON, R, R2}), lambda w: {"study_id": w.alpha.pk}
     ),
+    "admin/studies/study/<int:study_id>/amend-protocol/": Check(
+        "GET", expect(allow={C, SU}, login={ANON, R, R2}), lambda w: {"study_id": w.alpha.pk}
+    ),
 }
 
 

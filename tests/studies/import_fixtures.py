@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,8 @@ from PIL import Image as PILImage
 from PIL import PngImagePlugin
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import RLELossless
 
 # Planted identifying values: unusual enough that finding one anywhere means it leaked.
 PHI_NAME = "Quixote^Alonso"
@@ -86,6 +90,47 @@ def jpeg_with_phi() -> bytes:
     exif[0x010E] = f"{PHI_NAME} {PHI_ID}"  # ImageDescription
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=95, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_bomb(side: int = 13_000) -> bytes:
+    """A valid 8-bit gray PNG of ``side`` x ``side`` black pixels (13000: ~160 KB on disk, 169 MB
+    decoded), compressed row by row so that building it never holds the decoded image."""
+    compressor = zlib.compressobj(9)
+    row = bytes(side + 1)  # filter byte 0 and a row of zeros
+    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def rle_bomb_dicom(side: int = 12_000) -> bytes:
+    """A valid RLE Lossless 16-bit DICOM of ``side`` x ``side`` zeros (12000: 4.5 MB on disk,
+    288 MB decoded; 30000: 28 MB on disk, 1.8 GB decoded), its segments built by hand from
+    replicate runs of 128 bytes (PS3.5 G.3.1)."""
+    plane = side * side
+    full, rest = divmod(plane, 128)
+    # Two segments (high and low byte of each 16-bit sample), each all runs of zero.
+    segment = b"\x81\x00" * full + (bytes([257 - rest, 0]) if rest else b"")
+    segment += b"\x00" * (len(segment) % 2)
+    header = struct.pack("<16I", 2, 64, 64 + len(segment), *([0] * 13))
+    ds = pydicom.dcmread(pydicom_file("MR_small.dcm"))
+    ds.Rows = ds.Columns = side
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = 0
+    ds.file_meta.TransferSyntaxUID = RLELossless
+    ds.PixelData = encapsulate([header + segment + segment])
+    ds["PixelData"].VR = "OB"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
 
 

@@ -226,8 +226,48 @@ def test_a_locked_study_refuses_arrivals(client, study, token):
     study.opened_at = study.locked_at = timezone.now()
     study.save()
 
-    assert _post(client, study, token=token).status_code == 409
+    response = _post(client, study, token=token)
+
+    assert response.status_code == 409
+    assert "study pros is locked" in response.json()["error"]
+    assert response.json()["problems"][0]["where"] == "pros"
     assert not Case.objects.exists()
+
+
+def test_a_case_with_truth_is_refused_once_the_truth_is_signed_final(
+    client, study, token, roles, followups
+):
+    from tests.signing import sign_final_truth
+
+    first = _post(client, study, token=token, metadata={"case_id": "P-001", "truth": {"nodule": 1}})
+    assert first.status_code == 201
+    study.state, study.opened_at = StudyState.OPEN, timezone.now()
+    study.save()
+    sign_final_truth(study)
+
+    response = _post(
+        client,
+        study,
+        token=token,
+        metadata={"case_id": "P-002", "truth": {"nodule": 0}},
+        images=[_dicom("CT_small.dcm")],
+    )
+
+    assert response.status_code == 409
+    assert "finalized by electronic signature" in response.json()["error"]
+    assert list(Case.objects.values_list("case_id", flat=True)) == ["P-001"]
+
+
+def test_a_locked_study_gets_no_new_site_token(study, north):
+    from django.core.management import CommandError, call_command
+
+    study.state = StudyState.LOCKED
+    study.opened_at = study.locked_at = timezone.now()
+    study.save()
+
+    with pytest.raises(CommandError, match=r"is locked .*no token was issued"):
+        call_command("issue_site_token", study.slug, north.code)
+    assert not study.site_tokens.exists()
 
 
 def test_only_post_is_allowed(client, study, token):
@@ -277,13 +317,16 @@ def test_metadata_may_come_as_plain_form_fields(client, study, token, followups)
     assert (response.json()["case_id"], response.json()["modality"]) == ("F-1", "MR")
 
 
-def test_an_arriving_case_gets_a_pending_preread_queued_with_the_current_model(
+def test_an_arriving_case_gets_a_pending_preread_queued_with_the_pinned_model(
     client, study, token, monkeypatch, django_capture_on_commit_callbacks
 ):
     from studyplatform.prereads.models import PreRead
+    from studyplatform.prereads.services import pin_model
     from tests.factories import AIModelFactory
 
     model = AIModelFactory()
+    pin_model(study=study, model=model)
+    AIModelFactory()  # registered later, not pinned: it pre-reads nothing of this study
     sent: list[dict[str, object]] = []
     monkeypatch.setattr(
         "studyplatform.prereads.services.enqueue", lambda task, **kwargs: sent.append(kwargs)

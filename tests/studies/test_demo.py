@@ -11,6 +11,8 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
 from django.db import models
 
+from studyplatform.audit.models import Action, AuditEvent
+from studyplatform.audit.selectors import verify_chain
 from studyplatform.reading.models import Enrolment
 from studyplatform.studies.demo import ACCOUNTS, SITES
 from studyplatform.studies.models import Case, Image, Study, StudyMembership, Truth
@@ -83,6 +85,22 @@ def test_demo_builds_sites_modalities_truth_images_and_accounts(settings, roles)
         user = authenticate(username=account.username, password=account.password)
         assert user is not None, account.username
         assert list(user.groups.values_list("name", flat=True)) == [account.role]
+
+
+def test_demo_accounts_and_their_password_resets_are_audited(settings, roles):
+    settings.DEBUG = True
+    existing = get_user_model().objects.create_user("coordinator", password="own secret 42")
+
+    call_command("demo", cases=3, stdout=StringIO())
+
+    demo_events = AuditEvent.objects.filter(reason="demo accounts", actor__isnull=True)
+    reset = demo_events.get(action=Action.USER_PASSWORD_CHANGE, object_id=str(existing.pk))
+    assert reset.after == {"password": "changed"}
+    created = set(demo_events.filter(action=Action.USER_CREATE).values_list("object_id", flat=True))
+    others = get_user_model().objects.filter(username__in=[a.username for a in ACCOUNTS[1:]])
+    assert created == {str(user.pk) for user in others}
+    assert demo_events.filter(action=Action.USER_GROUPS_CHANGE).count() == len(ACCOUNTS)
+    assert verify_chain().ok
 
 
 def test_demo_refuses_published_passwords_in_production(settings):

@@ -135,6 +135,34 @@ def test_a_locked_study_refuses_truth(study, tmp_path):
     assert not Truth.objects.exists()
 
 
+def test_truth_import_after_the_truth_is_signed_final_is_refused_and_changes_nothing(
+    study, tmp_path, roles
+):
+    from studyplatform.audit.models import AuditEvent
+    from tests.signing import sign_final_truth
+
+    study.finding_types.filter(code="effusion").delete()
+    _import(study, _csv(tmp_path, "case_id,finding,present\nA1,nodule,1\nA2,nodule,0\n"))
+    signature = sign_final_truth(study)
+    before, events = _truth(), AuditEvent.objects.count()
+
+    err = StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command(
+            "import_truth",
+            study.slug,
+            str(_csv(tmp_path, "case_id,finding,present\nA2,nodule,1\n")),
+            stdout=StringIO(),
+            stderr=err,
+        )
+
+    message = str(refused.value)
+    assert "finalized by electronic signature" in message
+    assert f"{signature.signed_at:%Y-%m-%d %H:%M} UTC" in message
+    assert "no truth was imported" in message
+    assert _truth() == before and AuditEvent.objects.count() == events
+
+
 def test_a_truth_correction_is_audited_with_before_and_after(study, tmp_path):
     from studyplatform.audit.models import AuditEvent
 

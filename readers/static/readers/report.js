@@ -1,5 +1,7 @@
-// The report form: per finding present/absent, confidence 0-100 and marks; free text.
-// Saves a draft as the reader works (debounced POST; also when the tab is hidden), restores it
+// The report form: per finding present/absent, a rating on the protocol's scale (the probability
+// 0-100 that the finding is present; unset until the reader sets it, never a default) and marks;
+// free text. A call that contradicts its rating (present below 50, absent above 50) is refused
+// here as on the server, or submitted after the reader confirms it (the study's rule). Saves a draft as the reader works (debounced POST; also when the tab is hidden), restores it
 // on reload, and submits once: the idempotency key of this page load travels in the draft and
 // the submission, so a repeated submit returns the stored read instead of a second one.
 (function () {
@@ -16,7 +18,7 @@
 
   const state = { idempotency_key: data.idempotencyKey, findings: {}, free_text: "" };
   data.findings.forEach(function (f) {
-    state.findings[f.code] = { present: null, confidence: 50, marks: [] };
+    state.findings[f.code] = { present: null, confidence: null, marks: [] };
   });
   const start = data.draft && data.draft.findings ? data.draft : data.earlierStep;
   if (start) {
@@ -24,12 +26,16 @@
       const saved = (start.findings || {})[code];
       if (saved) Object.assign(state.findings[code], {
         present: typeof saved.present === "boolean" ? saved.present : null,
-        confidence: Number.isInteger(saved.confidence) ? saved.confidence : 50,
+        confidence: validRating(saved.confidence),
         marks: Array.isArray(saved.marks) ? saved.marks : [],
       });
     });
     state.free_text = typeof start.free_text === "string" ? start.free_text : "";
   }
+  function validRating(value) {
+    return Number.isInteger(value) && value >= 0 && value <= 100 ? value : null;
+  }
+
   let markingCode = null;
   let saveTimer = null;
   let submitted = false;
@@ -46,8 +52,10 @@
         radio.checked = s.present !== null && (radio.value === "present") === s.present;
       });
       const slider = box.querySelector('input[type="range"]');
-      slider.value = String(s.confidence);
-      box.querySelector("output").textContent = String(s.confidence);
+      const number = box.querySelector('input[type="number"]');
+      slider.classList.toggle("unset", s.confidence === null);
+      slider.value = s.confidence === null ? "50" : String(s.confidence);
+      number.value = s.confidence === null ? "" : String(s.confidence);
       box.querySelector(".marks").textContent = s.marks.length ? s.marks.length + " mark" + (s.marks.length > 1 ? "s" : "") : "";
       box.querySelector("button.mark").classList.toggle("active", markingCode === f.code);
       box.style.setProperty("--mark-color", colors[i % colors.length]);
@@ -106,17 +114,38 @@
       changed();
     }
   });
+  function setRating(box, value) {
+    const rating = validRating(value);
+    state.findings[box.dataset.code].confidence = rating;
+    const slider = box.querySelector('input[type="range"]');
+    slider.classList.toggle("unset", rating === null);
+    if (rating !== null) slider.value = String(rating);
+    changed();
+  }
+
   form.addEventListener("input", function (event) {
     const target = event.target;
     const box = target.closest("fieldset.finding");
     if (box && target.type === "range") {
-      state.findings[box.dataset.code].confidence = parseInt(target.value, 10);
-      box.querySelector("output").textContent = target.value;
-      changed();
+      setRating(box, parseInt(target.value, 10));
+      box.querySelector('input[type="number"]').value = target.value;
+    } else if (box && target.type === "number") {
+      // Empty or out of range leaves the rating unset (and the submit asks for it).
+      setRating(box, target.value.trim() === "" ? null : Number(target.value));
     } else if (target.name === "free_text") {
       state.free_text = target.value;
       changed();
     }
+  });
+  // A click on the slider sets the rating even where it lands on the hidden thumb's value.
+  form.querySelectorAll('input[type="range"]').forEach(function (slider) {
+    slider.addEventListener("pointerup", function () {
+      const box = slider.closest("fieldset.finding");
+      if (state.findings[box.dataset.code].confidence === null) {
+        setRating(box, parseInt(slider.value, 10));
+        box.querySelector('input[type="number"]').value = slider.value;
+      }
+    });
   });
   form.querySelectorAll("button.mark").forEach(function (button) {
     button.addEventListener("click", function () {
@@ -146,21 +175,76 @@
     render();
   });
 
+  function names(list) {
+    return list.map(function (f) { return f.name; }).join(", ");
+  }
+
+  // The protocol's rule, as the server applies it: present below 50 or absent above 50.
+  function contradictions() {
+    return data.findings.filter(function (f) {
+      const s = state.findings[f.code];
+      return s.present === null || s.confidence === null ? false
+        : (s.present ? s.confidence < 50 : s.confidence > 50);
+    }).map(function (f) {
+      const s = state.findings[f.code];
+      return { name: f.name, present: s.present, confidence: s.confidence };
+    });
+  }
+
+  function describe(list) {
+    return list.map(function (c) {
+      return c.name + ": " + (c.present ? "present" : "absent") + " with probability " +
+        c.confidence + " contradicts the call";
+    }).join("; ");
+  }
+
+  function confirmed(list) {
+    return window.confirm(
+      "These calls contradict their ratings:\n\n" + describe(list).split("; ").join("\n") +
+      "\n\nSubmit them as they are? (Cancel to change the call or the rating.)"
+    );
+  }
+
   function submit() {
     errorLine.textContent = "";
-    const missing = data.findings.filter(function (f) { return state.findings[f.code].present === null; });
-    if (missing.length) {
-      errorLine.textContent = "Choose present or absent for: " + missing.map(function (f) { return f.name; }).join(", ");
+    const noCall = data.findings.filter(function (f) { return state.findings[f.code].present === null; });
+    if (noCall.length) {
+      errorLine.textContent = "Choose present or absent for: " + names(noCall);
       return;
     }
+    const noRating = data.findings.filter(function (f) { return state.findings[f.code].confidence === null; });
+    if (noRating.length) {
+      errorLine.textContent = "Set the rating (" + data.ratingScale.toLowerCase() + ") for: " +
+        names(noRating) + "; a rating has no default.";
+      return;
+    }
+    const found = contradictions();
+    let confirm = false;
+    if (found.length) {
+      if (data.contradictionRule !== "confirm") {
+        errorLine.textContent = describe(found) + "; change the call or the rating.";
+        return;
+      }
+      if (!confirmed(found)) return;
+      confirm = true;
+    }
+    send(confirm);
+  }
+
+  function send(confirm) {
     submitButton.disabled = true;
     window.clearTimeout(saveTimer);
-    post(data.submitUrl, state).then(function (response) {
+    const body = Object.assign({}, state, { confirm_contradictions: confirm });
+    post(data.submitUrl, body).then(function (response) {
       return response.json().then(function (body) { return { ok: response.ok, body: body }; });
     }).then(function (result) {
       if (!result.ok) {
-        errorLine.textContent = result.body.error || "The read was not submitted.";
         submitButton.disabled = false;
+        if (result.body.confirm && !confirm && confirmed(result.body.contradictions)) {
+          send(true);
+          return;
+        }
+        errorLine.textContent = result.body.error || "The read was not submitted.";
         return;
       }
       submitted = true;

@@ -1,9 +1,14 @@
 """The one bridge from the database to the statistics: a study's reads as the long frame.
 
-One row per reader x case x arm x finding type, with the DESIGN.md columns. Only the effective
-read of each assignment counts: the original read, or its latest correction (the read that no
-other read supersedes). A correction fixes the answer, not the reading: ``started_at``,
-``submitted_at`` and ``duration_s`` are those of the original read.
+One row per reader x case x arm x finding type, with the DESIGN.md columns, then the correction
+columns. Only the effective read of each assignment counts: the original read, or its latest
+correction (the read that no other read supersedes). A correction fixes the answer, not the
+reading: ``started_at``, ``submitted_at`` and ``duration_s`` are those of the original read,
+``call`` and ``confidence`` the corrected ones. ``corrected`` (0/1) flags the row,
+``original_call`` and ``original_confidence`` hold what the reader first submitted (equal to
+``call`` and ``confidence`` on an uncorrected row, so an analysis of the reads as first submitted
+needs no other source), and ``corrected_at`` is the time of the latest correction (empty when
+none).
 
 Reads come from one query of plain values (no model instances); cases, truth, AI
 probabilities, readers, arms and finding types come from small per-study lookups (their size
@@ -14,47 +19,41 @@ constant memory through a server-side cursor.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from django.db import transaction
-from django.db.models import Count, Max, Q, Sum
+from django.db import connection, transaction
 
 from analysis.report import LONG_COLUMNS
-from studyplatform.prereads.models import AIModel, PreRead, PreReadFinding, PreReadStatus
+from studyplatform.prereads.models import AIModel, PreReadFinding, PreReadStatus
+from studyplatform.prereads.selectors import PinnedModelError, finding_thresholds, pinned_model
 from studyplatform.reading.models import Read, Reader, ReadFinding
 from studyplatform.studies.models import Case, Study, Truth
 
 # Bump when the analysis or its inputs change meaning, so cached results are recomputed.
-ANALYSIS_SCHEMA = "1"
+ANALYSIS_SCHEMA = "2"
 
 LongRow = tuple[Any, ...]
 _FRAME_SLICE = 100_000
 
 
 def study_ai_model(study: Study) -> AIModel | None:
-    """The AI model whose probabilities the study's analysis uses.
+    """The AI model whose probabilities the study's analysis uses: the study's pinned model.
 
-    The model with the most finished pre-reads of the study's cases (the latest registered on a
-    tie); ``None`` when no pre-read has finished.
+    ``None`` when the study pins none; PinnedModelError (a ValueError: the analysis fails with
+    its message) when the pinned model is not registered with the pinned sha256.
     """
-    return (
-        AIModel.objects.filter(prereads__case__study=study, prereads__status=PreReadStatus.DONE)
-        .annotate(n_done=Count("prereads"))
-        .order_by("-n_done", "-registered_at", "-pk")
-        .first()
-    )
+    return pinned_model(study)
 
 
-def ai_thresholds(model: AIModel | None, findings: list[str]) -> dict[str, float]:
-    """The operating threshold per finding type (the spec's, else the model's, else 0.5)."""
-    if model is None:
-        return dict.fromkeys(findings, 0.5)
-    spec = model.spec.get("thresholds", {}) if isinstance(model.spec, dict) else {}
-    return {code: float(spec.get(code, model.threshold)) for code in findings}
+def ai_thresholds(study: Study, findings: list[str]) -> dict[str, float]:
+    """The operating threshold per finding type: the finding type's ``ai_threshold`` when set,
+    else the pinned model's spec threshold, else the model's threshold (0.5 without a model)."""
+    thresholds = finding_thresholds(study, study_ai_model(study))
+    return {code: thresholds.get(code, 0.5) for code in findings}
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,34 @@ class _Lookups:
     truth: dict[tuple[int, int], int]
     ai: dict[tuple[int, int], float]
     original_times: dict[int, tuple[datetime, datetime]]
+    original_answers: dict[tuple[int, int], tuple[bool, int]]
+
+
+@dataclass(frozen=True)
+class _Originals:
+    original_times: dict[int, tuple[datetime, datetime]]
+    answers: dict[tuple[int, int], tuple[bool, int]]
+
+
+def _originals(study: Study) -> _Originals:
+    """The original reads of corrected assignments: their times and answers (few rows)."""
+    times: dict[int, tuple[datetime, datetime]] = {}
+    answers: dict[tuple[int, int], tuple[bool, int]] = {}
+    for assignment, finding, present, confidence, started, submitted in ReadFinding.objects.filter(
+        read__assignment__session__study=study,
+        read__supersedes__isnull=True,
+        read__superseded_by__isnull=False,
+    ).values_list(
+        "read__assignment_id",
+        "finding_type_id",
+        "present",
+        "confidence",
+        "read__started_at",
+        "read__submitted_at",
+    ):
+        times[assignment] = (started, submitted)
+        answers[(assignment, finding)] = (present, confidence)
+    return _Originals(original_times=times, answers=answers)
 
 
 def _lookups(study: Study, model: AIModel | None) -> _Lookups:
@@ -80,6 +107,7 @@ def _lookups(study: Study, model: AIModel | None) -> _Lookups:
                 preread__status=PreReadStatus.DONE,
             ).values_list("preread__case_id", "finding_type_id", "probability")
         }
+    originals = _originals(study)
     return _Lookups(
         study=study.slug,
         readers=dict(
@@ -100,15 +128,8 @@ def _lookups(study: Study, model: AIModel | None) -> _Lookups:
             )
         },
         ai=ai,
-        # Only assignments with a correction: their original read's times (few rows).
-        original_times={
-            assignment: (started, submitted)
-            for assignment, started, submitted in Read.objects.filter(
-                assignment__session__study=study,
-                supersedes__isnull=True,
-                superseded_by__isnull=False,
-            ).values_list("assignment_id", "started_at", "submitted_at")
-        },
+        original_times=originals.original_times,
+        original_answers=originals.answers,
     )
 
 
@@ -173,8 +194,17 @@ def _iso(moment: datetime) -> str:
 def _row(values: tuple[Any, ...], lk: _Lookups) -> LongRow:
     reader, case, arm, session, finding, present, confidence = values[:7]
     started, submitted, assignment, supersedes = values[7:11]
+    original_call: int | None = int(present)
+    original_confidence: int | None = confidence
+    corrected_at: str | None = None
     if supersedes is not None:
+        corrected_at = _iso(submitted)
         started, submitted = lk.original_times.get(assignment, (started, submitted))
+        first = lk.original_answers.get((assignment, finding))
+        # A finding type the original read lacked (added by an amendment) has no original.
+        original_call, original_confidence = (
+            (int(first[0]), first[1]) if first is not None else (None, None)
+        )
     case_id, site, modality, manufacturer = lk.cases[case]
     return (
         lk.study,
@@ -193,6 +223,10 @@ def _row(values: tuple[Any, ...], lk: _Lookups) -> LongRow:
         _iso(started),
         _iso(submitted),
         round((submitted - started).total_seconds(), 3),
+        int(supersedes is not None),
+        original_call,
+        original_confidence,
+        corrected_at,
     )
 
 
@@ -219,7 +253,8 @@ def long_reads_frame(study: Study) -> pd.DataFrame:
     """The study's long reads frame (DESIGN.md columns); empty with those columns if no reads.
 
     ``truth`` is a nullable integer (missing where the case has no truth for that finding),
-    ``ai_probability`` a float (NaN without a finished pre-read).
+    ``ai_probability`` a float (NaN without a finished pre-read), ``original_call`` and
+    ``original_confidence`` nullable integers, ``corrected_at`` a string or None.
     """
     lk = _lookups(study, study_ai_model(study))
     parts: list[pd.DataFrame] = []
@@ -237,45 +272,151 @@ def long_reads_frame(study: Study) -> pd.DataFrame:
     )
     frame["truth"] = frame["truth"].astype("Int64")
     frame["ai_probability"] = pd.to_numeric(frame["ai_probability"]).astype("float64")
-    for col in ("session", "call", "confidence"):
+    for col in ("session", "call", "confidence", "corrected"):
         frame[col] = frame[col].astype("int64")
+    for col in ("original_call", "original_confidence"):
+        frame[col] = frame[col].astype("Int64")
     frame["duration_s"] = frame["duration_s"].astype("float64")
     return frame
 
 
-def data_version(study: Study) -> str:
-    """A hash that changes whenever the analysis of ``study`` could change.
+class _Digest:
+    """A sha256 fed section by section, one ``repr`` line per input row, in a fixed order."""
 
-    It covers reads (count and last ID: reads are never edited, a correction is a new read),
-    truth (count and the sum of IDs of present findings, which flips with any change of a
-    finding's status), pre-reads (finished count, last finish time, sum of probabilities), the
-    cases, the chosen AI model and its thresholds.
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._lines: list[str] = []
+
+    def section(self, name: str, rows: Iterable[Any]) -> None:
+        self._hash.update(f"\x00{name}\x00".encode())
+        for row in rows:
+            self._lines.append(repr(row))
+            if len(self._lines) >= _DIGEST_SLICE:
+                self._flush()
+        self._flush()
+
+    def section_bytes(self, name: str, chunks: Iterable[bytes]) -> None:
+        self._hash.update(f"\x00{name}\x00".encode())
+        for chunk in chunks:
+            self._hash.update(chunk)
+
+    def _flush(self) -> None:
+        if self._lines:
+            self._hash.update(("\n".join(self._lines) + "\n").encode())
+            self._lines = []
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+_DIGEST_SLICE = 10_000
+
+
+def _stream(query: Any) -> Iterator[bytes]:
+    """The rows of a values query as text lines, streamed in constant memory.
+
+    On PostgreSQL the server writes them (``COPY ... TO STDOUT``: no Python object per row,
+    several times faster than iterating a cursor); elsewhere one ``repr`` line per row through
+    a server-side cursor. Either form is a fixed function of the values, in the query's order.
     """
-    reads = Read.objects.filter(assignment__session__study=study).aggregate(
-        n=Count("id"), last=Max("id")
+    if connection.vendor == "postgresql":
+        sql, params = query.query.get_compiler(using=query.db).as_sql()
+        with connection.cursor() as cursor:
+            raw = cursor.cursor  # psycopg's own cursor: Django's wrapper has no copy()
+            with raw.copy(f"COPY ({sql}) TO STDOUT", params) as copy:
+                yield from (bytes(chunk) for chunk in copy)
+        return
+    # In a transaction: outside one, the server-side cursor is declared WITH HOLD and PostgreSQL
+    # would materialize the whole result first (see _effective_findings).
+    with transaction.atomic():
+        lines: list[str] = []
+        for row in query.iterator(chunk_size=_DIGEST_SLICE):
+            lines.append(repr(row))
+            if len(lines) >= _DIGEST_SLICE:
+                yield ("\n".join(lines) + "\n").encode()
+                lines = []
+        yield ("\n".join(lines) + "\n").encode()
+
+
+def data_version(study: Study) -> str:
+    """A digest of every input value the analysis of ``study`` uses.
+
+    In a fixed order: the analysis schema, the protocol version and the pinned model (name,
+    version, sha256); arms; finding types with significance and thresholds; readers; cases
+    (site, modality, manufacturer); truth values; the pinned model's pre-read probabilities;
+    and every read's findings (read, assignment, the read a correction supersedes, finding,
+    call, confidence: reads are append-only, so a read's ID stands for its times). Any change
+    of any of these values changes the version, whatever the counts or ID sums.
+
+    The reads are streamed (PostgreSQL's COPY, else a server-side cursor) and hashed chunk by
+    chunk, so a million-row study takes memory for one chunk only.
+    """
+    digest = _Digest()
+    current = Study.objects.get(pk=study.pk)  # the stored protocol and pin, not the caller's
+    try:
+        model = pinned_model(current)
+        pin_problem = ""
+    except PinnedModelError as error:  # the analysis fails with this message; key it too
+        model, pin_problem = None, str(error)
+    pin = (current.ai_model_name, current.ai_model_version, current.ai_model_sha256)
+    digest.section(
+        "study", [(ANALYSIS_SCHEMA, study.pk, current.protocol_version, *pin, pin_problem)]
     )
-    truths = Truth.objects.filter(case__study=study).aggregate(
-        n=Count("id"), present=Sum("id", filter=Q(present=True))
+    digest.section("arms", study.arms.order_by("pk").values_list("pk", "name", "shows_ai"))
+    codes = dict(study.finding_types.values_list("pk", "code"))
+    digest.section(
+        "finding_types",
+        study.finding_types.order_by("pk").values_list(
+            "pk", "code", "clinically_significant", "ai_threshold", "introduced_in"
+        ),
     )
-    pre = PreRead.objects.filter(case__study=study, status=PreReadStatus.DONE).aggregate(
-        n=Count("id"), last=Max("finished_at")
+    digest.section("thresholds", sorted(finding_thresholds(current, model).items()))
+    digest.section(
+        "readers",
+        Reader.objects.filter(sessions__study=study)
+        .values_list("pk", "code")
+        .distinct()
+        .order_by("pk"),
     )
-    probs = PreReadFinding.objects.filter(preread__case__study=study).aggregate(
-        s=Sum("probability")
+    digest.section(
+        "cases",
+        Case.objects.filter(study=study)
+        .order_by("pk")
+        .values_list("pk", "case_id", "site__code", "modality", "manufacturer"),
     )
-    cases = Case.objects.filter(study=study).aggregate(n=Count("id"), last=Max("id"))
-    model = study_ai_model(study)
-    findings = list(study.finding_types.values_list("code", flat=True))
-    parts = [
-        ANALYSIS_SCHEMA,
-        study.pk,
-        reads,
-        truths,
-        pre,
-        None if probs["s"] is None else round(probs["s"], 9),
-        cases,
-        findings,
-        list(study.arms.values_list("name", flat=True)),
-        None if model is None else (model.pk, sorted(ai_thresholds(model, findings).items())),
-    ]
-    return hashlib.sha256(repr(parts).encode()).hexdigest()
+    digest.section(
+        "truth",
+        (
+            (case, codes[finding], present)
+            for case, finding, present in Truth.objects.filter(case__study=study)
+            .order_by("case_id", "finding_type_id")
+            .values_list("case_id", "finding_type_id", "present")
+        ),
+    )
+    probabilities: Iterable[tuple[Any, ...]] = ()
+    if model is not None:
+        probabilities = (
+            (case, codes[finding], probability)
+            for case, finding, probability in PreReadFinding.objects.filter(
+                preread__case__study=study,
+                preread__model=model,
+                preread__status=PreReadStatus.DONE,
+            )
+            .order_by("preread__case_id", "finding_type_id")
+            .values_list("preread__case_id", "finding_type_id", "probability")
+        )
+    digest.section("ai", probabilities)
+    reads = (
+        ReadFinding.objects.filter(read__assignment__session__study_id=study.pk)
+        .order_by("read_id", "finding_type_id")
+        .values_list(
+            "read_id",
+            "read__assignment_id",
+            "read__supersedes_id",
+            "finding_type_id",  # its code is in the finding_types section
+            "present",
+            "confidence",
+        )
+    )
+    digest.section_bytes("reads", _stream(reads))
+    return digest.hexdigest()

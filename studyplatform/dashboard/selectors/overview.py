@@ -20,7 +20,9 @@ from typing import Any
 from django.db.models import Count, Func, IntegerField, Max, Q
 from django.utils import timezone
 
+from studyplatform.dashboard.selectors.protocol import ProtocolHistory, protocol_history
 from studyplatform.prereads.models import PreRead, PreReadStatus
+from studyplatform.prereads.selectors import PinnedModelError, pinned_model, preread_progress
 from studyplatform.reading.models import Assignment, Read, Reader, ReadingSession
 from studyplatform.reading.services.washout import SessionTimes, violations
 from studyplatform.studies.models import Design, Study, Truth
@@ -74,7 +76,7 @@ class FailedPreRead:
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str  # idle_reader, failed_prereads, imbalance, and the washout module's violations
+    kind: str  # idle_reader, failed_prereads, imbalance, pinned_model, washout violations
     message: str
 
 
@@ -94,6 +96,7 @@ class StudyOverview:
     alerts: list[Alert] = field(default_factory=list)
     results: bool = True  # outcomes by arm shown (statistician, or after the lock)
     balance_counts: bool = True  # per-arm counts in the balance table
+    protocol: ProtocolHistory | None = None
 
     @property
     def percent(self) -> float:
@@ -467,19 +470,17 @@ def study_overview(
         )
         for s in sessions.values()
     ]
-    prereads = dict.fromkeys(PreReadStatus.values, 0)
-    prereads.update(
-        dict(
-            PreRead.objects.filter(case__study=study)
-            .values_list("status")
-            .annotate(n=Count("id"))
-            .order_by()
-        )
-    )
+    # The pinned model's pre-reads: the ones readers see (other models' are for comparison).
+    try:
+        model, pin_problem = pinned_model(study), ""
+    except PinnedModelError as error:
+        model, pin_problem = None, str(error)
+    progress_ai = preread_progress(study, model) if model is not None else None
+    prereads = {status: getattr(progress_ai, status, 0) for status in PreReadStatus.values}
     failed = [
         FailedPreRead(case, f"{name} {version}", error.strip().splitlines()[-1][:300], attempts)
         for case, name, version, error, attempts in PreRead.objects.filter(
-            case__study=study, status=PreReadStatus.FAILED
+            case__study=study, model=model, status=PreReadStatus.FAILED
         )
         .order_by("case__case_id")
         .values_list("case__case_id", "model__name", "model__version", "error", "attempts")[
@@ -488,6 +489,8 @@ def study_overview(
     ]
     balance = _balance(study, sessions, arms, len(readers))
     alerts = _idle_alerts(study, sessions, readers, progress, reads, now)
+    if pin_problem:
+        alerts.append(Alert("pinned_model", pin_problem))
     if prereads[PreReadStatus.FAILED]:
         alerts.append(
             Alert("failed_prereads", f"{prereads[PreReadStatus.FAILED]} pre-reads failed.")
@@ -523,6 +526,7 @@ def study_overview(
         alerts=alerts,
         results=results,
         balance_counts=balance_counts,
+        protocol=protocol_history(study),
     )
 
 

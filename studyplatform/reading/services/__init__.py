@@ -18,10 +18,13 @@ from studyplatform.reading.services.allocation import (
 from studyplatform.reading.services.concealment import unblind_study
 from studyplatform.reading.services.errors import (
     AllocationError,
+    ContradictionError,
+    CorrectionRefusedError,
     InvalidReadError,
     NotAvailableError,
     OutOfOrderError,
     ReadingError,
+    StudyClosedError,
 )
 from studyplatform.reading.services.reads import (
     correct_read,
@@ -34,10 +37,13 @@ from studyplatform.reading.services.washout import WaiverError, session_opening,
 
 __all__ = [
     "AllocationError",
+    "ContradictionError",
+    "CorrectionRefusedError",
     "InvalidReadError",
     "NotAvailableError",
     "OutOfOrderError",
     "ReadingError",
+    "StudyClosedError",
     "WaiverError",
     "allocate_arriving_case",
     "case_infos",

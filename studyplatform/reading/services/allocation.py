@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from studyplatform.audit.models import Action
 from studyplatform.audit.services import record as audit_record
+from studyplatform.prereads.selectors import PinnedModelError, pinned_model
 from studyplatform.reading.models import (
     AllocationRecord,
     Assignment,
@@ -26,6 +27,7 @@ from studyplatform.reading.models import (
 )
 from studyplatform.reading.services.errors import AllocationError
 from studyplatform.studies.concealment import arm_commitment, seed_commitment
+from studyplatform.studies.guards import lock_study_for_write
 from studyplatform.studies.models import Arm, Case, Design, Study, StudyState, Truth
 from studyplatform.studies.randomization import (
     Allocation,
@@ -124,10 +126,12 @@ def randomize_study(
     Running it again when an allocation exists regenerates the allocation from the seed and
     checks that it fingerprints to the stored one, changing nothing. If the cases, readers or
     arms changed since (the fingerprints differ), the draft study's allocation is rebuilt only
-    with ``replace=True``. Once the study is open or locked, the allocation cannot be redone.
+    with ``replace=True``. Once the study is open, the allocation cannot be redone; a locked study
+    refuses the call (``StudyLockedError``).
     """
     with transaction.atomic():
-        study = Study.objects.select_for_update().get(pk=study.pk)
+        # Exclusive: two randomizations of one study must not interleave.
+        study = lock_study_for_write(study, exclusive=True)
         record = AllocationRecord.objects.filter(study=study).first()
         if study.state != StudyState.DRAFT:
             if record is None:
@@ -283,14 +287,18 @@ def _randomize_prospective(
 def open_study(*, study: Study, actor: User | None = None) -> Study:
     """Move a randomized draft study to open: reading may start, the allocation is frozen.
 
+    Refused when an arm shows the AI and the study pins no model, or when the pinned model is
+    not registered with the pinned sha256.
+
     Session ``k`` of every reader becomes available ``(k - 1) * washout_days`` after opening
     (and, once the reader finishes session ``k - 1``, no earlier than that plus the washout).
     """
     with transaction.atomic():
-        study = Study.objects.select_for_update().get(pk=study.pk)
+        study = lock_study_for_write(study, exclusive=True)
         if study.state != StudyState.DRAFT:
             raise AllocationError(f"study {study.slug!r} is already {study.state}")
         verify_allocation(study)
+        _check_pinned_model(study)
         now = timezone.now()
         study.state = StudyState.OPEN
         study.opened_at = now
@@ -310,23 +318,37 @@ def open_study(*, study: Study, actor: User | None = None) -> Study:
         return study
 
 
+def _check_pinned_model(study: Study) -> None:
+    """An arm that shows the AI needs a pinned model, registered with the pinned file."""
+    assisted = list(study.arms.filter(shows_ai=True).values_list("name", flat=True))
+    if assisted and not study.has_pinned_model:
+        raise AllocationError(
+            f"study {study.slug!r} has an arm that shows the AI ({', '.join(assisted)}) but pins "
+            "no AI model: pin a registered model version before opening it"
+        )
+    try:
+        pinned_model(study)
+    except PinnedModelError as error:
+        raise AllocationError(f"{error}: the study cannot open") from None
+
+
 def allocate_arriving_case(*, case: Case) -> list[Assignment]:
     """Randomize one arriving case of a prospective study to an arm and to readers.
 
     The arm is the ``index``-th of the site's permuted-block sequence, where ``index`` counts the
-    site's cases allocated before; the readers are the least loaded of the pool. Idempotent: a
+    site's cases allocated before; the readers are the least loaded of the pool. A locked study
+    refuses (``StudyLockedError``). Idempotent: a
     case already allocated returns its assignments. Returns ``[]`` (and allocates nothing) while
     the study has not been randomized yet: ``randomize_study`` then allocates it in arrival order.
     """
     with transaction.atomic():
-        study = Study.objects.select_for_update().get(pk=case.study_id)
+        # Exclusive: arrivals are numbered per site, so two of them must not interleave.
+        study = lock_study_for_write(case.study_id, exclusive=True)
         if study.design != Design.PROSPECTIVE:
             raise AllocationError(
                 f"study {study.slug!r} has a fixed {study.design} allocation; only prospective "
                 "studies allocate cases on arrival"
             )
-        if study.state == StudyState.LOCKED:
-            raise AllocationError(f"study {study.slug!r} is locked and accepts no new case")
         record = AllocationRecord.objects.filter(study=study).first()
         if record is None:
             return []

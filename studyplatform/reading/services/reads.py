@@ -3,7 +3,17 @@
 Times are the server's. Opening stamps ``opened_at`` once (the start of the read, and the moment
 the arm stops being concealed). Submitting writes the Read and its findings once: a second submit
 (same idempotency key, a retry, or a second tab) returns the first. A submitted read never
-changes; ``correct_read`` adds a new Read that supersedes it and says why.
+changes; ``correct_read`` adds a new Read that supersedes it and says why, and only while the
+reader has not seen the AI's output for the case.
+
+Every write here starts its transaction with the study guard (:func:`_lock_open_study`): the
+study's state is read from its locked row, so a lock signed while a reader works refuses the
+next write, and a write in flight holds the signature back until it commits.
+
+A report holds, per finding type, the call (present or absent) and a rating on the protocol's
+scale (the probability 0-100 that the finding is present), both required: there is no default.
+A call that contradicts its rating (``studyplatform.reading.rating``) is refused, or accepted
+once the reader confirms it, as the study's ``contradiction_rule`` says.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from django.utils import timezone
 
 from studyplatform.audit.models import Action
 from studyplatform.audit.services import record as audit_record
+from studyplatform.reading import selectors
 from studyplatform.reading.models import (
     Assignment,
     Read,
@@ -27,14 +38,18 @@ from studyplatform.reading.models import (
     ReadFinding,
     ReadingSession,
 )
+from studyplatform.reading.rating import contradicts, describe_contradiction
 from studyplatform.reading.services.errors import (
+    ContradictionError,
+    CorrectionRefusedError,
     InvalidReadError,
     NotAvailableError,
     OutOfOrderError,
-    ReadingError,
+    StudyClosedError,
 )
 from studyplatform.reading.services.washout import session_opening
-from studyplatform.studies.models import FindingType, StudyState
+from studyplatform.studies.guards import StudyLockedError, lock_study_for_write
+from studyplatform.studies.models import ContradictionRule, FindingType, Study, StudyState
 
 __all__ = [
     "MAX_DRAFT_BYTES",
@@ -90,6 +105,7 @@ def open_assignment(*, assignment: Assignment, now: datetime | None = None) -> A
     if _earlier_unsubmitted(assignment):
         raise OutOfOrderError("an earlier case of this session is not submitted yet")
     with transaction.atomic():
+        _lock_open_study(session.study_id)
         updated = Assignment.objects.filter(pk=assignment.pk, opened_at__isnull=True).update(
             opened_at=now
         )
@@ -104,6 +120,26 @@ def open_assignment(*, assignment: Assignment, now: datetime | None = None) -> A
         else:
             assignment.refresh_from_db(fields=["opened_at"])
     return assignment
+
+
+def _lock_open_study(study_id: int) -> Study:
+    """The first statement of every reader write: lock the study's row, refuse unless it is open.
+
+    The state comes from the locked row, not from the request's copy of the study: a lock
+    signed after the page loaded refuses the write, and the signature waits for a write that
+    got here first.
+    """
+    try:
+        study = lock_study_for_write(study_id)
+    except StudyLockedError as error:
+        raise StudyClosedError(
+            "the study is locked for analysis: it accepts no new read, draft or correction"
+        ) from error
+    if study.state != StudyState.OPEN:
+        raise NotAvailableError(
+            f"the study is {study.get_state_display().lower()}, not open for reading"
+        )
+    return study
 
 
 def _locked_message(session: ReadingSession) -> str:
@@ -131,12 +167,14 @@ def save_draft(*, assignment: Assignment, data: Any) -> ReadDraft:
         raise InvalidReadError("a draft may not contain NUL characters")
     if assignment.opened_at is None:
         raise NotAvailableError("open the case before saving a draft")
-    updated = ReadDraft.objects.filter(assignment=assignment).update(
-        data=data, updated_at=timezone.now()
-    )
-    if not updated:
-        # No draft: the read was submitted (the draft is removed then) - nothing to save.
-        raise NotAvailableError("this case is already submitted")
+    with transaction.atomic():
+        _lock_open_study(assignment.session.study_id)
+        updated = ReadDraft.objects.filter(assignment=assignment).update(
+            data=data, updated_at=timezone.now()
+        )
+        if not updated:
+            # No draft: the read was submitted (the draft is removed then) - nothing to save.
+            raise NotAvailableError("this case is already submitted")
     return ReadDraft(assignment=assignment, data=data)
 
 
@@ -145,8 +183,10 @@ def parse_findings(
 ) -> dict[int, FindingAnswer]:
     """Validate a report's findings: ``{code: {present, confidence, marks}}`` for every type.
 
-    ``image_sizes`` maps image position to (rows, columns); marks must fall inside the image.
-    Returns answers by finding type primary key.
+    The call and the rating (``confidence``: the probability 0-100 that the finding is present)
+    are both required; a rating left unset is refused, never taken as a default. ``image_sizes``
+    maps image position to (rows, columns); marks must fall inside the image. Returns answers by
+    finding type primary key.
     """
     if not isinstance(raw, dict):
         raise InvalidReadError("findings must be an object keyed by finding code")
@@ -161,10 +201,15 @@ def parse_findings(
         present, confidence = item.get("present"), item.get("confidence")
         if not isinstance(present, bool):
             raise InvalidReadError(f"{ft.name}: choose present or absent")
+        if confidence is None or confidence == "":
+            raise InvalidReadError(
+                f"{ft.name}: set the probability (0-100) that the finding is present; "
+                "it has no default"
+            )
         if isinstance(confidence, bool) or not isinstance(confidence, int):
-            raise InvalidReadError(f"{ft.name}: confidence must be a whole number 0-100")
+            raise InvalidReadError(f"{ft.name}: the probability must be a whole number 0-100")
         if not 0 <= confidence <= 100:
-            raise InvalidReadError(f"{ft.name}: confidence {confidence} is outside 0-100")
+            raise InvalidReadError(f"{ft.name}: probability {confidence} is outside 0-100")
         answers[ft.pk] = FindingAnswer(present, confidence, _marks(ft, item.get("marks", [])))
     return answers
 
@@ -194,6 +239,45 @@ def _check_marks(answers: dict[int, FindingAnswer], sizes: dict[int, tuple[int, 
                 raise InvalidReadError(f"mark ({mark['x']}, {mark['y']}) is outside the image")
 
 
+def _contradictions(
+    answers: dict[int, FindingAnswer], finding_types: list[FindingType]
+) -> list[dict[str, Any]]:
+    return [
+        {"code": ft.code, "name": ft.name, "present": a.present, "confidence": a.confidence}
+        for ft in finding_types
+        if (a := answers.get(ft.pk)) is not None
+        and contradicts(present=a.present, confidence=a.confidence)
+    ]
+
+
+def _apply_contradiction_rule(
+    study: Study,
+    answers: dict[int, FindingAnswer],
+    finding_types: list[FindingType],
+    *,
+    confirmed: bool,
+) -> bool:
+    """Refuse contradictions as the study's rule says; return whether confirmed ones are kept."""
+    found = _contradictions(answers, finding_types)
+    if not found:
+        return False
+    text = "; ".join(
+        describe_contradiction(name=c["name"], present=c["present"], confidence=c["confidence"])
+        for c in found
+    )
+    if study.contradiction_rule == ContradictionRule.CONFIRM:
+        if confirmed:
+            return True
+        raise ContradictionError(
+            f"{text}; confirm that you mean it, or change the call or the rating",
+            contradictions=found,
+            confirmable=True,
+        )
+    raise ContradictionError(
+        f"{text}; change the call or the rating", contradictions=found, confirmable=False
+    )
+
+
 def submit_read(
     *,
     assignment: Assignment,
@@ -203,12 +287,16 @@ def submit_read(
     free_text: str,
     finding_types: list[FindingType],
     image_sizes: dict[int, tuple[int, int]],
+    confirm_contradictions: bool = False,
 ) -> tuple[Read, bool]:
     """Store the read of an opened assignment once; return it and whether it was created.
 
     A second submit with the same key - or any submit once the assignment has its read -
     returns the stored read unchanged. The last read of a session completes the session and
-    starts the washout clock of the reader's next one.
+    starts the washout clock of the reader's next one. A call that contradicts its rating is
+    refused unless the study's rule is "confirm" and ``confirm_contradictions`` is true (the
+    read then records ``contradiction_confirmed``). The read records the protocol version in
+    force, read from the locked study.
     """
     if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 64:
         raise InvalidReadError("the submission needs an idempotency key of 8-64 characters")
@@ -220,17 +308,19 @@ def submit_read(
             return existing, False
     if assignment.opened_at is None:
         raise NotAvailableError("open the case before submitting it")
-    if assignment.session.study.state != StudyState.OPEN:
-        raise NotAvailableError("the study is not open for reading")
     if not isinstance(free_text, str) or len(free_text) > 10_000:
         raise InvalidReadError("free text must be at most 10000 characters")
     if "\x00" in free_text:
         raise InvalidReadError("free text may not contain NUL characters")
     answers = parse_findings(finding_types, findings, image_sizes)
     _check_marks(answers, image_sizes)
-    now = timezone.now()
     try:
         with transaction.atomic():
+            study = _lock_open_study(assignment.session.study_id)
+            confirmed = _apply_contradiction_rule(
+                study, answers, finding_types, confirmed=confirm_contradictions
+            )
+            now = timezone.now()
             # The draft was created at the first opening with started_at = opened_at.
             read = Read.objects.create(
                 assignment=assignment,
@@ -239,6 +329,8 @@ def submit_read(
                 submitted_at=now,
                 idempotency_key=idempotency_key,
                 submitted_by=user,
+                protocol_version=study.protocol_version,
+                contradiction_confirmed=confirmed,
             )
             _create_findings(read, answers)
             ReadDraft.objects.filter(assignment=assignment).delete()
@@ -320,22 +412,39 @@ def correct_read(
     finding_types: list[FindingType],
     image_sizes: dict[int, tuple[int, int]],
     idempotency_key: str,
+    confirm_contradictions: bool = False,
 ) -> Read:
     """Record a correction: a new Read superseding ``read`` (the latest of its chain).
 
     The original stays as it was; the correction keeps the original's start time, its own
-    submission time, the reason and who made it.
+    submission time, the reason and who made it. Refused once the study is locked, and once
+    the reader has opened any assignment of the same case in an arm that shows the AI (the
+    crossover's assisted session, the sequential design's assisted step): after that, a changed
+    answer could carry the AI's output. The contradiction rule applies as on submission.
     """
     reason = (reason or "").strip()
     if not reason:
         raise InvalidReadError("a correction needs a reason")
     if _has_nul([reason, free_text]):
         raise InvalidReadError("the reason and free text may not contain NUL characters")
-    if read.assignment.session.study.state == StudyState.LOCKED:
-        raise ReadingError("the study is locked: its reads can no longer be corrected")
     answers = parse_findings(finding_types, findings, image_sizes)
     _check_marks(answers, image_sizes)
+    assignment = Assignment.objects.select_related("session").get(pk=read.assignment_id)
     with transaction.atomic():
+        study = _lock_open_study(assignment.session.study_id)
+        # Lock the reader's assisted assignments of the case, opened or not: an opening racing
+        # this correction either commits first (and is seen here) or waits for it.
+        assisted = list(
+            selectors.ai_arm_assignments(reader_id=assignment.reader_id, case_id=assignment.case_id)
+            .select_related("session")
+            .select_for_update(of=("self",))
+        )
+        refusal = selectors.correction_refusal(study=study, assisted=assisted)
+        if refusal is not None:
+            raise CorrectionRefusedError(refusal)
+        confirmed = _apply_contradiction_rule(
+            study, answers, finding_types, confirmed=confirm_contradictions
+        )
         latest = Read.objects.select_for_update().get(pk=read.pk)
         if Read.objects.filter(supersedes=latest).exists():
             raise InvalidReadError(
@@ -350,13 +459,15 @@ def correct_read(
             submitted_at=timezone.now(),
             idempotency_key=idempotency_key,
             submitted_by=user,
+            protocol_version=study.protocol_version,
+            contradiction_confirmed=confirmed,
         )
         _create_findings(correction, answers)
         audit_record(
             actor=user,
             action=Action.READ_CORRECT,
             obj=correction,
-            study=correction.assignment.session.study,
+            study=study,
             before={"read": latest.pk, "free_text": latest.free_text, "findings": _stored(latest)},
             after=_audit_view(correction, answers, finding_types),
             reason=reason,

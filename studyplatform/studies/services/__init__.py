@@ -2,7 +2,7 @@
 
 - cases: ``import_case``, ``receive_case`` (the arrival API), ``import_cases`` (a folder);
 - truth: ``import_truth``;
-- tokens: ``issue_site_token``, ``authenticate_site_token``.
+- tokens: ``issue_site_token``, ``authenticate_site_token``, ``claim_intake_request``.
 """
 
 from studyplatform.studies.services.cases import (
@@ -16,9 +16,12 @@ from studyplatform.studies.services.cases import (
 from studyplatform.studies.services.errors import (
     CaseConflictError,
     ImportRefusedError,
-    StudyLockedError,
 )
-from studyplatform.studies.services.tokens import authenticate_site_token, issue_site_token
+from studyplatform.studies.services.tokens import (
+    authenticate_site_token,
+    claim_intake_request,
+    issue_site_token,
+)
 from studyplatform.studies.services.truth import TruthReport, import_truth
 
 __all__ = [
@@ -26,9 +29,9 @@ __all__ = [
     "CaseImport",
     "ImportRefusedError",
     "ImportReport",
-    "StudyLockedError",
     "TruthReport",
     "authenticate_site_token",
+    "claim_intake_request",
     "deid_salt",
     "import_case",
     "import_cases",

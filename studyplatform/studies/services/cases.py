@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 
 from studyplatform.audit.services import record
 from studyplatform.studies.deid import DeidentificationError
+from studyplatform.studies.guards import FrozenStudyError, lock_study_for_write
 from studyplatform.studies.imaging import ImageError
 from studyplatform.studies.importing import (
     MANIFEST_NAME,
@@ -43,11 +44,7 @@ from studyplatform.studies.models import (
     Truth,
     TruthSource,
 )
-from studyplatform.studies.services.errors import (
-    CaseConflictError,
-    ImportRefusedError,
-    refuse_locked,
-)
+from studyplatform.studies.services.errors import CaseConflictError, ImportRefusedError
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +111,14 @@ def _prepare_all(study: Study, case_id: str, uploads: Sequence[Upload]) -> list[
     salt = deid_salt(study)
     for upload in uploads:
         try:
-            prepared.append(prepare_image(upload, pseudonym=case_id, salt=salt))
+            prepared.append(
+                prepare_image(
+                    upload,
+                    pseudonym=case_id,
+                    salt=salt,
+                    max_decoded_bytes=settings.IMAGE_MAX_DECODED_BYTES,
+                )
+            )
         except (ImageError, DeidentificationError) as exc:
             message = str(exc)
             prefix = f"{upload.name}: "
@@ -225,31 +229,37 @@ def import_case(
     """Store one case with its images (de-identified) and optional truth; idempotent.
 
     Sending the same case again (same ID, site and file bytes) returns the stored case with
-    ``created=False``. Raises :class:`StudyLockedError`, :class:`CaseConflictError` (the ID is
+    ``created=False``. Raises :class:`~studyplatform.studies.guards.FrozenStudyError` (a locked
+    study, or final truth for a case sent with truth), :class:`CaseConflictError` (the ID is
     taken by different content) or :class:`ImportRefusedError` (bad input, every bad file listed).
     """
     truth = dict(truth or {})
-    refuse_locked(study)
     if reason := check_case_id(case_id):
         raise ImportRefusedError([Problem("case_id", reason)])
     if not uploads:
         raise ImportRefusedError([Problem(case_id, "no image files")])
-    site = Site.objects.filter(code=site_code).first()
-    if site is None:
-        raise ImportRefusedError([Problem(case_id, f"unknown site {site_code!r}")])
-    findings = _check_truth(study, truth, case_id)
     hashes = [upload.sha256 for upload in uploads]
+    with transaction.atomic():
+        # Refused before any file is read: a locked study (or final truth, for a case with
+        # truth) takes no case. The resend below may add truth, under the same lock.
+        lock_study_for_write(study, truth=bool(truth))
+        site = Site.objects.filter(code=site_code).first()
+        if site is None:
+            raise ImportRefusedError([Problem(case_id, f"unknown site {site_code!r}")])
+        findings = _check_truth(study, truth, case_id)
+        existing = Case.objects.filter(study=study, case_id=case_id).first()
+        if existing is not None:
+            _check_resend(existing, site=site, hashes=hashes, truth=truth)
+            _add_missing_truth(existing, truth, findings)
+            return CaseImport(existing, created=False)
 
-    existing = Case.objects.filter(study=study, case_id=case_id).first()
-    if existing is not None:
-        _check_resend(existing, site=site, hashes=hashes, truth=truth)
-        _add_missing_truth(existing, truth, findings)
-        return CaseImport(existing, created=False)
-
+    # De-identification is the slow part: done outside the study's row lock.
     prepared = _prepare_all(study, case_id, uploads)
     chosen = _modality(prepared, modality, case_id)
     try:
         with transaction.atomic():
+            # Checked again where it is written: the study may have been locked meanwhile.
+            lock_study_for_write(study, truth=bool(truth))
             case = _store(
                 study=study,
                 case_id=case_id,
@@ -363,9 +373,12 @@ def _unlisted_files(directory: Path, listed: set[str]) -> list[str]:
 def import_cases(*, study: Study, directory: Path) -> ImportReport:
     """Import every case of ``directory/manifest.csv``; bad files are reported, not fatal.
 
-    Each case is stored in its own transaction, so a bad case never undoes a good one.
+    Each case is stored in its own transaction, so a bad case never undoes a good one. A locked
+    study refuses the whole import (``FrozenStudyError``) before any file is read; a study
+    locked part-way refuses the cases after it, and the cases stored before stay.
     """
-    refuse_locked(study)
+    with transaction.atomic():
+        lock_study_for_write(study)
     report = ImportReport()
     codes = set(study.finding_types.values_list("code", flat=True))
     rows, problems = read_manifest(directory / MANIFEST_NAME, finding_codes=codes)
@@ -397,6 +410,12 @@ def import_cases(*, study: Study, directory: Path) -> ImportReport:
                 modality=row.modality,
                 via=f"import_cases {MANIFEST_NAME} line {row.line}",
             )
+        except FrozenStudyError as exc:
+            # Locked (or truth finalized) part-way: this case and the rest are not stored.
+            report.problems.append(
+                Problem(f"{MANIFEST_NAME} line {row.line}", f"case {row.case_id}: {exc}")
+            )
+            break
         except ImportRefusedError as exc:
             report.problems.extend(
                 Problem(

@@ -1,11 +1,14 @@
-"""Why an import was refused: every problem names the file or row and the reason."""
+"""Why an import was refused: every problem names the file or row and the reason.
+
+A study whose state forbids the change (locked, final truth) is refused by the guard instead:
+``studyplatform.studies.guards.FrozenStudyError``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from studyplatform.studies.importing import Problem
-from studyplatform.studies.models import Study
 
 
 class ImportRefusedError(Exception):
@@ -16,14 +19,5 @@ class ImportRefusedError(Exception):
         super().__init__("; ".join(str(p) for p in self.problems))
 
 
-class StudyLockedError(ImportRefusedError):
-    pass
-
-
 class CaseConflictError(ImportRefusedError):
     """The case ID is taken by a case with other images, site or truth."""
-
-
-def refuse_locked(study: Study) -> None:
-    if study.is_locked:
-        raise StudyLockedError([Problem(study.slug, "the study is locked; it takes no new data")])

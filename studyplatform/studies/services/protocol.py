@@ -18,7 +18,13 @@ from studyplatform.audit.models import Action, canonical_json
 from studyplatform.audit.services import record, to_json
 from studyplatform.studies.models import Protocol, Study
 
-__all__ = ["freeze_protocol", "protocol_content", "protocol_sha256", "store_protocol_version"]
+__all__ = [
+    "describe_changes",
+    "freeze_protocol",
+    "protocol_content",
+    "protocol_sha256",
+    "store_protocol_version",
+]
 
 
 def protocol_content(study: Study) -> dict[str, Any]:
@@ -103,3 +109,45 @@ def freeze_protocol(*, study: Study, actor: AbstractBaseUser | None) -> Protocol
     return store_protocol_version(
         study=study, actor=actor, reason="opened for reading", action=Action.PROTOCOL_FREEZE
     )
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict) and "name" in value:
+        return " ".join(str(value.get(k) or "") for k in ("name", "version")).strip()
+    return str(value)
+
+
+def describe_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What changed between two versions' contents, one sentence per change, in field order."""
+    changes = []
+    old_types = {f["code"]: f for f in before.get("finding_types", [])}
+    new_types = {f["code"]: f for f in after.get("finding_types", [])}
+    for code, new in new_types.items():
+        old = old_types.get(code)
+        if old is None:
+            threshold = new.get("ai_threshold")
+            changes.append(
+                f"finding type {code} ({new.get('name')}) added"
+                f"{', clinically significant' if new.get('clinically_significant') else ''}"
+                f"{f', AI threshold {threshold}' if threshold is not None else ''}"
+            )
+            continue
+        for key, label in (
+            ("clinically_significant", "clinically significant"),
+            ("ai_threshold", "AI threshold"),
+            ("name", "name"),
+        ):
+            if old.get(key) != new.get(key):
+                changes.append(
+                    f"{code}: {label} {_show(old.get(key))} \u2192 {_show(new.get(key))}"
+                )
+    changes += [f"finding type {code} removed" for code in old_types if code not in new_types]
+    for key in after:
+        if key != "finding_types" and before.get(key) != after.get(key):
+            label = key.replace("_", " ")
+            changes.append(f"{label}: {_show(before.get(key))} \u2192 {_show(after.get(key))}")
+    return changes

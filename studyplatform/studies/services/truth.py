@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,11 @@ from django.db import transaction
 
 from studyplatform.audit.models import Action
 from studyplatform.audit.services import record as audit_record
+from studyplatform.jsontext import JSONTextError, parse_json
+from studyplatform.studies.guards import lock_study_for_write
 from studyplatform.studies.importing import Problem, csv_problem
 from studyplatform.studies.models import Case, FindingType, Study, Truth, TruthSource
-from studyplatform.studies.services.errors import ImportRefusedError, refuse_locked
+from studyplatform.studies.services.errors import ImportRefusedError
 
 
 @dataclass(frozen=True)
@@ -78,11 +79,9 @@ def _parse_truth_rows(
         location: Any = None
         if values.get("location"):
             try:
-                location = json.loads(values["location"])
-            except json.JSONDecodeError:
-                reasons.append("location is not valid JSON")
-            except RecursionError:
-                reasons.append("location is nested too deeply")
+                location = parse_json(values["location"], what="location")
+            except JSONTextError as error:
+                reasons.append(str(error))
             else:
                 if not isinstance(location, dict | list):
                     reasons.append("location must be a JSON object or list")
@@ -99,8 +98,17 @@ def _parse_truth_rows(
 
 
 def import_truth(*, study: Study, path: Path) -> TruthReport:
-    """Import ground truth from CSV; all rows or none (every bad row named by its number)."""
-    refuse_locked(study)
+    """Import ground truth from CSV; all rows or none (every bad row named by its number).
+
+    Refused (``FrozenStudyError``) once the study is locked or its truth finalized: the check
+    and the write happen under the study's row lock, so a finalization cannot slip between them.
+    """
+    with transaction.atomic():
+        lock_study_for_write(study, truth=True)
+        return _import_truth_locked(study=study, path=path)
+
+
+def _import_truth_locked(*, study: Study, path: Path) -> TruthReport:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -110,47 +118,46 @@ def import_truth(*, study: Study, path: Path) -> TruthReport:
         raise ImportRefusedError([Problem(f"{path.name} {p.where}", p.reason) for p in problems])
     created = updated = unchanged = 0
     changes: list[dict[str, Any]] = []
-    with transaction.atomic():
-        stored = {
-            (t.case_id, t.finding_type_id): t
-            for t in Truth.objects.select_for_update().filter(case__study=study)
-        }
-        for case, finding, present, source, location in rows:
-            truth = stored.get((case.pk, finding.pk))
-            if truth is None:
-                Truth.objects.create(
-                    case=case,
-                    finding_type=finding,
-                    present=present,
-                    source=source,
-                    location=location,
-                )
-                created += 1
-            elif (truth.present, truth.source, truth.location) != (present, source, location):
-                changes.append(
-                    {
-                        "case": case.case_id,
-                        "finding": finding.code,
-                        "before": [truth.present, truth.source, truth.location],
-                        "after": [present, source, location],
-                    }
-                )
-                truth.present, truth.source, truth.location = present, source, location
-                truth.save(update_fields=["present", "source", "location"])
-                updated += 1
-            else:
-                unchanged += 1
-        if created or updated:
-            # One event per import: the counts and every changed row (corrections matter most).
-            audit_record(
-                actor=None,
-                action=Action.TRUTH_IMPORT,
-                obj=study,
-                after={
-                    "file": path.name,
-                    "created": created,
-                    "updated": updated,
-                    "changes": changes,
-                },
+    stored = {
+        (t.case_id, t.finding_type_id): t
+        for t in Truth.objects.select_for_update().filter(case__study=study)
+    }
+    for case, finding, present, source, location in rows:
+        truth = stored.get((case.pk, finding.pk))
+        if truth is None:
+            Truth.objects.create(
+                case=case,
+                finding_type=finding,
+                present=present,
+                source=source,
+                location=location,
             )
+            created += 1
+        elif (truth.present, truth.source, truth.location) != (present, source, location):
+            changes.append(
+                {
+                    "case": case.case_id,
+                    "finding": finding.code,
+                    "before": [truth.present, truth.source, truth.location],
+                    "after": [present, source, location],
+                }
+            )
+            truth.present, truth.source, truth.location = present, source, location
+            truth.save(update_fields=["present", "source", "location"])
+            updated += 1
+        else:
+            unchanged += 1
+    if created or updated:
+        # One event per import: the counts and every changed row (corrections matter most).
+        audit_record(
+            actor=None,
+            action=Action.TRUTH_IMPORT,
+            obj=study,
+            after={
+                "file": path.name,
+                "created": created,
+                "updated": updated,
+                "changes": changes,
+            },
+        )
     return TruthReport(created=created, updated=updated, unchanged=unchanged)

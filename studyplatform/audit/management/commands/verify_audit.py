@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studyplatform.audit.selectors import ChainHead, signature_problems, verify_chain
+from studyplatform.audit.verification import signed_data_problems
 
 
 def parse_head(value: str) -> ChainHead:
@@ -20,8 +21,11 @@ def parse_head(value: str) -> ChainHead:
 class Command(BaseCommand):
     help = (
         "Check that no audit event was edited, deleted or reordered (every event's hash, its "
-        "link to the previous event, the numbering) and that every signature matches its "
-        "event. Exits 1 naming the first bad sequence or signature."
+        "link to the previous event, the numbering), that every signature matches its event, "
+        "and that the data of every locked study and every final truth still give the digest "
+        "that was signed: each read against the audit event that recorded it (and none after "
+        "the lock), the truth against the final-truth event, the allocation against its "
+        "fingerprint. Exits 1 naming the first bad sequence, signature or record."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -40,6 +44,11 @@ class Command(BaseCommand):
                 f"({report.events} events before it are intact)"
             )
         problems = signature_problems()
+        checked, data_problems = signed_data_problems()
+        problems += data_problems
         if problems:
             raise CommandError("; ".join(problems))
-        self.stdout.write(f"audit chain intact: {report.events} events, head {report.head}")
+        self.stdout.write(
+            f"audit chain intact: {report.events} events, head {report.head}; "
+            f"{checked} signed data digest(s) recomputed and matching"
+        )

@@ -40,9 +40,12 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(data, allow_nan=False))
             return
         a = payload["analysis"]
+        protocol = payload.get("protocol") or {}
         lines = [
             f"study {study.slug}: {a['n_readers']} readers, {a['n_cases']} cases, "
             f"{a['n_rows']} rows (data version {row.data_version[:12]})",
+            f"protocol version {protocol.get('version', '-')} "
+            f"({str(protocol.get('sha256', ''))[:12]})",
             "",
             "MRMC ROC (OR, RRRC, jackknife, Hillis df): AUC unassisted / assisted, p",
         ]

@@ -10,7 +10,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studyplatform.prereads import services
 from studyplatform.prereads.models import AIModel
-from studyplatform.prereads.selectors import PrereadProgress, preread_progress
+from studyplatform.prereads.selectors import (
+    PinnedModelError,
+    PrereadProgress,
+    pinned_model,
+    preread_progress,
+)
+from studyplatform.studies.guards import FrozenStudyError
 from studyplatform.studies.models import Study
 
 
@@ -25,14 +31,19 @@ def progress_line(progress: PrereadProgress, width: int = 30) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Queue AI pre-reads of every case of STUDY on the inference queue and show a progress "
-        "bar until they are done (or run them in this process with --sync). Cases already "
-        "pre-read by the model are left alone; failed ones are tried again."
+        "Queue AI pre-reads of every case of STUDY by its pinned model on the inference queue and "
+        "show a progress bar until they are done (or run them in this process with --sync). "
+        "Cases already pre-read by the model are left alone; failed ones are tried again. With "
+        "--model another model pre-reads the study for comparison: readers and the analysis "
+        "never see its output. A locked study takes no pre-reads."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("study", help="Study slug.")
-        parser.add_argument("--model", help="Model name (latest version); default: latest model.")
+        parser.add_argument(
+            "--model",
+            help="Model name (latest version), for comparison; default: the study's pinned model.",
+        )
         parser.add_argument("--sync", action="store_true", help="Run here instead of on workers.")
         parser.add_argument("--no-wait", action="store_true", help="Queue and return at once.")
         parser.add_argument("--timeout", type=float, default=3600, help="Seconds to wait.")
@@ -57,9 +68,15 @@ class Command(BaseCommand):
             if model is None:
                 raise CommandError(f"no model named {options['model']!r}; see register_model")
         else:
-            model = services.default_model()
+            try:
+                model = pinned_model(study)
+            except PinnedModelError as error:
+                raise CommandError(str(error)) from None
             if model is None:
-                raise CommandError("no AI model is registered; run register_model first")
+                raise CommandError(
+                    f"study {study.slug} pins no AI model: pin a registered model in the study's "
+                    "admin page (or name one with --model, for comparison)"
+                )
         tty = sys.stderr.isatty()
 
         def show(progress: PrereadProgress, final: bool = False) -> None:
@@ -70,6 +87,18 @@ class Command(BaseCommand):
                 self.stderr.write(line)
             self.stderr.flush()
 
+        try:
+            self._run(study, model, options, show)
+        except FrozenStudyError as error:
+            raise CommandError(str(error)) from None
+
+    def _run(
+        self,
+        study: Study,
+        model: AIModel,
+        options: dict[str, Any],
+        show: Any,
+    ) -> None:
         if options["sync"]:
             services.run_prereads_now(
                 study=study,

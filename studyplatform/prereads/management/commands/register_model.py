@@ -14,7 +14,9 @@ class Command(BaseCommand):
     help = (
         "Register a model: load it, check it against its spec on a dummy input, record its "
         "sha256 (checked again before every run). Registering the same file again changes "
-        "nothing; a different file needs a new version."
+        "nothing; a different file needs a new version. Loading a model runs its code: this "
+        "command takes any path and factory (the web admin only MODELS_ROOT and "
+        "MODEL_FACTORIES). The registration is audited."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -36,6 +38,7 @@ class Command(BaseCommand):
                 fmt=options["fmt"],
                 spec=read_spec_file(options["spec"]),
                 factory=options["factory"],
+                reason="manage.py register_model",
             )
         except RegistrationError as error:
             raise CommandError(str(error)) from None

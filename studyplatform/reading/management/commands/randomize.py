@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from studyplatform.reading.models import Assignment
 from studyplatform.reading.services import ReadingError, open_study, randomize_study
 from studyplatform.studies.concealment import seed_commitment
+from studyplatform.studies.guards import FrozenStudyError
 from studyplatform.studies.models import Study
 
 
@@ -39,7 +40,7 @@ class Command(BaseCommand):
             record = randomize_study(study=study, replace=options["replace"])
             if options["open"]:
                 study = open_study(study=study)
-        except ReadingError as error:
+        except (ReadingError, FrozenStudyError) as error:
             raise CommandError(str(error)) from None
         per_arm = Counter(
             Assignment.objects.filter(session__study=study).values_list("arm__name", flat=True)

@@ -8,8 +8,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from studyplatform.studies.guards import FrozenStudyError
 from studyplatform.studies.models import Study
-from studyplatform.studies.services import StudyLockedError, import_cases
+from studyplatform.studies.services import import_cases
 
 
 class Command(BaseCommand):
@@ -35,8 +36,8 @@ class Command(BaseCommand):
         started = time.perf_counter()
         try:
             report = import_cases(study=study, directory=directory)
-        except StudyLockedError as error:
-            raise CommandError(str(error)) from None
+        except FrozenStudyError as error:
+            raise CommandError(f"{error}; no case was imported") from None
         elapsed = time.perf_counter() - started
         for case_id in report.imported:
             self.stdout.write(f"imported   {case_id}")

@@ -7,8 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from studyplatform.studies.guards import FrozenStudyError
 from studyplatform.studies.models import Study
-from studyplatform.studies.services import ImportRefusedError, StudyLockedError, import_truth
+from studyplatform.studies.services import ImportRefusedError, import_truth
 
 
 class Command(BaseCommand):
@@ -16,7 +17,8 @@ class Command(BaseCommand):
         "Import ground truth from a CSV with columns case_id, finding, present (0/1) and optional "
         "source (import, adjudication, follow_up) and location (JSON). All rows or none: every "
         "unknown case or finding is reported with its row number. Running it again changes "
-        "nothing; a changed row updates the stored truth."
+        "nothing; a changed row updates the stored truth. Refused once the truth is finalized "
+        "(signed) or the study is locked."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -29,8 +31,8 @@ class Command(BaseCommand):
             raise CommandError(f"no study {options['study']!r}")
         try:
             report = import_truth(study=study, path=options["file"])
-        except StudyLockedError as error:
-            raise CommandError(str(error)) from None
+        except FrozenStudyError as error:
+            raise CommandError(f"{error}; no truth was imported") from None
         except ImportRefusedError as error:
             for problem in error.problems:
                 self.stderr.write(f"error  {problem}")

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from studyplatform.studies.guards import FrozenStudyError
 from studyplatform.studies.models import Site, Study
 from studyplatform.studies.services import issue_site_token
 
@@ -29,7 +30,8 @@ class Command(BaseCommand):
         site = Site.objects.filter(code=options["site"]).first()
         if site is None:
             raise CommandError(f"no site {options['site']!r}")
-        if study.is_locked:
-            raise CommandError(f"study {study.slug!r} is locked; it takes no new cases")
-        token = issue_site_token(study=study, site=site, name=options["name"])
+        try:
+            token = issue_site_token(study=study, site=site, name=options["name"])
+        except FrozenStudyError as error:
+            raise CommandError(f"{error}; no token was issued") from None
         self.stdout.write(token)
