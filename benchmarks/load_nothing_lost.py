@@ -67,6 +67,8 @@ def build_study(*, slug: str, n_readers: int, n_cases: int) -> dict[str, list[in
     from django.core.files.base import ContentFile
     from PIL import Image as PILImage
 
+    from studyplatform.prereads.registry import register_demo_model
+    from studyplatform.prereads.services import pin_model
     from studyplatform.reading.models import Assignment, Enrolment, Reader
     from studyplatform.reading.services import open_study, randomize_study
     from studyplatform.studies.models import Arm, Case, FindingType, Image, Site, Study, Truth
@@ -113,6 +115,8 @@ def build_study(*, slug: str, n_readers: int, n_cases: int) -> dict[str, list[in
         user.save(update_fields=["password"])
         reader = Reader.objects.create(user=user, code=f"{slug}-R{i:02d}")
         Enrolment.objects.create(study=study, reader=reader)
+    # The assisted arm needs a pinned model to open; the shipped demo model (registered once).
+    pin_model(study=study, model=register_demo_model())
     randomize_study(study=study)
     open_study(study=study)
     plan: dict[str, list[int]] = {}
@@ -322,11 +326,12 @@ def open_case(client: HttpClient, assignment_id: int) -> OpenedCase:
     if csrf is None or data is None:
         raise RuntimeError(f"assignment {assignment_id}: the reading page lacks its data")
     info = json.loads(data.group(1))
+    # A probability and the call it implies: the study refuses a call that contradicts it.
+    probability = 30 + assignment_id % 41
     findings = {
-        f["code"]: {"present": assignment_id % 2 == 0, "confidence": 40 + assignment_id % 50,
-                    "marks": []}
+        f["code"]: {"present": probability >= 50, "confidence": probability, "marks": []}
         for f in info["findings"]
-    }  # fmt: skip
+    }
     body = json.dumps(
         {"idempotency_key": info["idempotencyKey"], "findings": findings, "free_text": ""}
     ).encode()

@@ -170,8 +170,7 @@ def _arrive(client: Client, study: Study, token: str, case_id: str) -> float:
 
 @pytest.mark.django_db(transaction=True)
 def test_cases_arriving_while_redis_is_down_are_preread_once_when_it_returns(tmp_path):
-    study = make_study(0, slug="heal-redis")
-    register_random_model(tmp_path)
+    study = make_study(0, slug="heal-redis", model=register_random_model(tmp_path))
     token = issue_site_token(study=study, site=SiteFactory(code="north"), name="PACS")
     port = _free_port()
     broker = f"redis://127.0.0.1:{port}/0"

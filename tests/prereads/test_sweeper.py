@@ -18,7 +18,7 @@ from django.utils import timezone
 from studyplatform.celery import MAX_TASK_TIME_LIMIT, app
 from studyplatform.prereads.models import PreRead, PreReadFinding, PreReadStatus
 from studyplatform.prereads.runner import run_batch
-from studyplatform.prereads.services import request_prereads
+from studyplatform.prereads.services import pin_model, request_prereads
 from studyplatform.prereads.tasks import run_preread_batch, sweep_lost_prereads
 from studyplatform.studies.models import Case, Design, FindingType
 from studyplatform.studies.services import issue_site_token
@@ -117,6 +117,7 @@ def test_arriving_case_is_stored_and_answered_at_once_while_the_broker_is_down(
     client, ai_model, broker_down, caplog, django_capture_on_commit_callbacks
 ):
     study = StudyFactory(slug="pros", design=Design.PROSPECTIVE)
+    pin_model(study=study, model=ai_model)  # arrivals are pre-read by the pinned model
     FindingType.objects.create(study=study, code="nodule", name="Nodule", order=1)
     token = issue_site_token(study=study, site=SiteFactory(code="north"), name="PACS")
     dicom = pydicom_file("MR_small.dcm")
