@@ -33,10 +33,11 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for folder in (ROOT, ROOT / "benchmarks"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
-from benchmarks.load_nothing_lost import (  # noqa: E402
+from load_nothing_lost import (  # noqa: E402
     HttpClient,
     build_study,
     free_port,
