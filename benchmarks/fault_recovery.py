@@ -344,16 +344,19 @@ def count_prereads(slug: str, case_ids: list[str], model_id: int) -> PrereadCoun
 def build_intake_study(slug: str) -> tuple[str, int]:
     """A study for arriving cases, a site token and the demo model; returns token and model id."""
     from studyplatform.prereads.registry import register_demo_model
+    from studyplatform.prereads.services import pin_model
     from studyplatform.studies.models import FindingType, Site, Study
     from studyplatform.studies.phantoms import FINDING_NAMES, FINDING_TYPES
     from studyplatform.studies.services import issue_site_token
 
     study = Study.objects.create(slug=slug, title="Fault recovery intake", seed=7)
+    model = register_demo_model()
+    pin_model(study=study, model=model)  # arriving cases are pre-read by the study's pinned model
     for order, code in enumerate(FINDING_TYPES, start=1):
         FindingType.objects.create(study=study, code=code, name=FINDING_NAMES[code], order=order)
     site = Site.objects.create(code=f"{slug}-pacs", name="PACS")
     token = issue_site_token(study=study, site=site, name="PACS router")
-    return token, register_demo_model().pk
+    return token, model.pk
 
 
 def main(argv: list[str] | None = None) -> int:
