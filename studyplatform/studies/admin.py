@@ -32,7 +32,7 @@ from studyplatform.audit.selectors import allocation_revealed
 from studyplatform.prereads.models import AIModel
 from studyplatform.prereads.services import pin_model
 from studyplatform.reading.services import ReadingError, randomize_study
-from studyplatform.studies.admin_scope import StudyScopedAdmin
+from studyplatform.studies.admin_scope import StudyScopedAdmin, may_change_site, visible_sites
 from studyplatform.studies.concealment import CONCEALED, seed_commitment
 from studyplatform.studies.guards import FrozenStudyError, lock_study_for_write
 from studyplatform.studies.models import (
@@ -254,8 +254,25 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
 
 @admin.register(Site)
 class SiteAdmin(AuditedModelAdmin[Site]):
+    """Sites are shared between studies: staff see those their studies use (and new, unused
+    ones) and change or delete one only when every study using it is theirs; the page of a site
+    that another study also uses is read-only, and a POST to it is refused (403)."""
+
     list_display = ["code", "name"]
     search_fields = ["code", "name"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Site]:
+        return super().get_queryset(request).filter(pk__in=visible_sites(request.user).values("pk"))
+
+    def has_change_permission(self, request: HttpRequest, obj: Site | None = None) -> bool:
+        if obj is not None and not may_change_site(request.user, obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Site | None = None) -> bool:
+        if obj is not None and not may_change_site(request.user, obj):
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 class ImageInline(admin.TabularInline[Image, Case]):
