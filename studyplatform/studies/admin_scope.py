@@ -3,7 +3,7 @@
 The role groups say what kind of object a coordinator or statistician may view or change;
 StudyMembership says on which studies. Every study-bound ModelAdmin names the way from its model
 to the study (``study_path``); its list, its object pages (an object of another study is "not
-found") and the study and case choices of its forms hold only the user's studies.
+found") and the study, case and finding type choices of its forms hold only the user's studies.
 Sites are shared between studies: staff see the sites their studies use (cases or site tokens)
 and change one only when every study using it is theirs (:func:`visible_sites`,
 :func:`may_change_site`). Superusers see everything.
@@ -20,7 +20,7 @@ from django.db.models.fields.related import ForeignKey
 from django.forms import ModelChoiceField
 from django.http import HttpRequest
 
-from studyplatform.studies.models import Case, Site, Study
+from studyplatform.studies.models import Case, FindingType, Site, Study
 
 _M = TypeVar("_M", bound=Model)
 _ListFilter = Any  # what get_list_filter returns (django-stubs keeps its alias private)
@@ -99,5 +99,6 @@ class StudyScopedAdmin(admin.ModelAdmin[_M]):
                 kwargs["queryset"] = Study.objects.filter(pk__in=studies.values("pk"))
             elif db_field.related_model is Case:
                 kwargs["queryset"] = Case.objects.filter(study__in=studies.values("pk"))
-
+            elif db_field.related_model is FindingType:
+                kwargs["queryset"] = FindingType.objects.filter(study__in=studies.values("pk"))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
