@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -102,7 +103,17 @@ def main() -> None:
         sampler.start()
         t0 = time.perf_counter()
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        conn.request("GET", f"/dashboard/{SLUG}/export/long/", headers={"Cookie": cookie})
+        # The export is a form POST: the CSRF cookie and the same secret in the body.
+        csrf = secrets.token_hex(16)  # 32 characters, as a CSRF secret
+        conn.request(
+            "POST",
+            f"/dashboard/{SLUG}/export/",
+            body=f"format=long&csrfmiddlewaretoken={csrf}",
+            headers={
+                "Cookie": f"{cookie}; csrftoken={csrf}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
         response = conn.getresponse()
         if response.status != 200:
             raise SystemExit(f"HTTP {response.status} {response.getheader('Location')}")

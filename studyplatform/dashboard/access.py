@@ -18,6 +18,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 
+from studyplatform.dashboard.exports import FORMATS
 from studyplatform.dashboard.services import record_interim_view
 from studyplatform.studies.models import MemberRole, Study, StudyState
 
@@ -93,7 +94,15 @@ def results_study_for(
 
 
 def export_study_for(user: User | AnonymousUser, slug: str, fmt: str) -> Study:
-    """The study if ``user`` may export it in ``fmt`` now (formats with arms are results)."""
-    if fmt in RESULT_EXPORTS:
-        return results_study_for(user, slug, what=f"export {fmt}", permission=EXPORT)
-    return study_for(user, slug, EXPORT)
+    """The study if ``user`` may export it in ``fmt`` now (formats with arms are results).
+
+    An unknown format counts as one with arms, so that who may not see results is refused
+    whatever the request says. Records nothing: the export view validates the request and
+    builds the export first, then records it, with the interim look before the lock
+    (:func:`services.record_export`).
+    """
+    study = study_for(user, slug, EXPORT)
+    with_arms = fmt in RESULT_EXPORTS or fmt not in FORMATS
+    if with_arms and not may_see_results(user, study):
+        raise PermissionDenied(RESULTS_REFUSED.format(slug=slug))
+    return study

@@ -138,15 +138,23 @@ def record_export(
     study: Study,
     fmt: str,
     details: dict[str, Any] | None = None,
+    interim_what: str = "",
 ) -> None:
-    """Put an export in the audit trail (who took which study's data, in which format)."""
-    record(
-        actor=user,
-        action="study.export",
-        obj=study,
-        study=study,
-        after={"format": fmt, **(details or {})},
-    )
+    """Put an export in the audit trail (who took which study's data, in which format).
+
+    ``interim_what`` names an export that carries results by arm: before the study's lock it is
+    also recorded as an interim look, in the same transaction.
+    """
+    with transaction.atomic():
+        if interim_what:
+            record_interim_view(user=user, study=study, what=interim_what)
+        record(
+            actor=user,
+            action="study.export",
+            obj=study,
+            study=study,
+            after={"format": fmt, **(details or {})},
+        )
 
 
 def record_interim_view(

@@ -11,5 +11,5 @@ urlpatterns = [
     path("<slug:slug>/report/", views.analysis_report, name="report"),
     path("<slug:slug>/report/status/", views.analysis_status, name="report_status"),
     path("<slug:slug>/report/retry/", views.analysis_retry, name="report_retry"),
-    path("<slug:slug>/export/<str:fmt>/", views.export, name="export"),
+    path("<slug:slug>/export/", views.export, name="export"),
 ]

@@ -25,8 +25,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from studyplatform.accounts.middleware import allow_inline_styles
 from studyplatform.dashboard import access, report, selectors, services
-from studyplatform.dashboard.exports import FORMATS, ExportError, build_export
+from studyplatform.dashboard.exports import ExportError, build_export
+from studyplatform.dashboard.forms import ExportForm
 from studyplatform.dashboard.models import AnalysisResult, AnalysisStatus
+
+_TEXT = "text/plain; charset=utf-8"
 
 
 @require_GET
@@ -110,25 +113,36 @@ def analysis_retry(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-@require_GET
-def export(request: HttpRequest, slug: str, fmt: str) -> HttpResponseBase:
-    study = access.export_study_for(request.user, slug, fmt)
-    if fmt not in FORMATS:
-        return HttpResponseBadRequest(f"unknown format {fmt!r}")
-    finding = request.GET.get("finding") or None
+@require_POST
+def export(request: HttpRequest, slug: str) -> HttpResponseBase:
+    """One export, asked for by a form (POST, CSRF-protected): ``format`` and ``finding``.
+
+    Nothing is recorded until the request is valid and the export is built: a bad format or
+    finding type is a 400 that leaves the audit trail alone.
+    """
+    study = access.export_study_for(request.user, slug, request.POST.get("format", ""))
+    form = ExportForm(request.POST, study=study)
+    if not form.is_valid():
+        return HttpResponseBadRequest(form.error_text(), content_type=_TEXT)
+    fmt: str = form.cleaned_data["format"]
+    finding: str | None = form.cleaned_data["finding"]
     analysis = None
     if fmt in ("json", "html"):
         row = services.analysis_for(study=study)
         if row.status != AnalysisStatus.DONE:
             message = row.error or f"the analysis is {row.status} ({row.progress}%); try again soon"
-            return HttpResponse(message, status=409, content_type="text/plain; charset=utf-8")
+            return HttpResponse(message, status=409, content_type=_TEXT)
         analysis = _payload(row)
     try:
         result = build_export(study, fmt, finding=finding, analysis=analysis)
     except ExportError as error:
-        return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
+        return HttpResponseBadRequest(str(error), content_type=_TEXT)
     services.record_export(
-        user=request.user, study=study, fmt=fmt, details={"finding": finding, "via": "web"}
+        user=request.user,
+        study=study,
+        fmt=fmt,
+        details={"finding": finding, "via": "web"},
+        interim_what=f"export {fmt}" if fmt in access.RESULT_EXPORTS else "",
     )
     response = StreamingHttpResponse(result.chunks, content_type=result.content_type)
     response["Content-Disposition"] = f'attachment; filename="{result.filename}"'

@@ -32,7 +32,7 @@ from studyplatform.audit.selectors import allocation_revealed
 from studyplatform.prereads.models import AIModel
 from studyplatform.prereads.services import pin_model
 from studyplatform.reading.services import ReadingError, randomize_study
-from studyplatform.studies.admin_scope import StudyScopedAdmin
+from studyplatform.studies.admin_scope import StudyScopedAdmin, may_change_site, visible_sites
 from studyplatform.studies.concealment import CONCEALED, seed_commitment
 from studyplatform.studies.guards import FrozenStudyError, lock_study_for_write
 from studyplatform.studies.models import (
@@ -254,8 +254,25 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
 
 @admin.register(Site)
 class SiteAdmin(AuditedModelAdmin[Site]):
+    """Sites are shared between studies: staff see those their studies use (and new, unused
+    ones) and change or delete one only when every study using it is theirs; the page of a site
+    that another study also uses is read-only, and a POST to it is refused (403)."""
+
     list_display = ["code", "name"]
     search_fields = ["code", "name"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Site]:
+        return super().get_queryset(request).filter(pk__in=visible_sites(request.user).values("pk"))
+
+    def has_change_permission(self, request: HttpRequest, obj: Site | None = None) -> bool:
+        if obj is not None and not may_change_site(request.user, obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Site | None = None) -> bool:
+        if obj is not None and not may_change_site(request.user, obj):
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 class ImageInline(admin.TabularInline[Image, Case]):
@@ -269,10 +286,45 @@ class ImageInline(admin.TabularInline[Image, Case]):
         return False
 
 
+class TruthAdminForm(forms.ModelForm[Truth]):
+    """Truth names a finding type of its case's own study, whatever was posted."""
+
+    class Meta:
+        model = Truth
+        fields = ["case", "finding_type", "present", "source", "location"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        case = data.get("case") or (
+            Case.objects.filter(pk=self.instance.case_id).first() if self.instance.case_id else None
+        )
+        finding_type = data.get("finding_type")
+        if case is not None and finding_type is not None and finding_type.study_id != case.study_id:
+            self.add_error(
+                "finding_type",
+                f"finding type {finding_type.code} belongs to another study than case "
+                f"{case.case_id}: choose one of study {case.study.slug}'s finding types",
+            )
+        return data
+
+
+def _limit_finding_types(form: type[forms.ModelForm[Any]], case: Case | None) -> None:
+    """Offer only the finding types of ``case``'s study (a form class made for one request)."""
+    field = form.base_fields.get("finding_type")
+    if case is not None and isinstance(field, forms.ModelChoiceField):
+        field.queryset = FindingType.objects.filter(study_id=case.study_id)
+
+
 class TruthInline(FrozenTruthInlineMixin[Truth, Case], admin.TabularInline[Truth, Case]):
     model = Truth
+    form = TruthAdminForm
     extra = 0
     readonly_fields = ["recorded_at"]
+
+    def get_formset(self, request: HttpRequest, obj: Case | None = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        _limit_finding_types(formset.form, obj)
+        return formset
 
 
 @admin.register(Case)
@@ -294,6 +346,16 @@ class TruthAdmin(StudyScopedAdmin[Truth], AuditedModelAdmin[Truth]):
     search_fields = ["case__case_id"]
     list_select_related = ["case__study", "finding_type"]
     readonly_fields = ["recorded_at"]
+    form = TruthAdminForm
+
+    def get_form(
+        self, request: HttpRequest, obj: Truth | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        # The add form offers the finding types of the staff member's studies (the scoped
+        # admin's choice); a truth's own page, those of its case's study.
+        form = super().get_form(request, obj, change, **kwargs)
+        _limit_finding_types(form, obj.case if obj is not None else None)
+        return form
 
 
 @admin.register(SiteToken)

@@ -3,8 +3,10 @@
 The role groups say what kind of object a coordinator or statistician may view or change;
 StudyMembership says on which studies. Every study-bound ModelAdmin names the way from its model
 to the study (``study_path``); its list, its object pages (an object of another study is "not
-found") and the study and case choices of its forms hold only the user's studies. Superusers
-see everything.
+found") and the study, case and finding type choices of its forms hold only the user's studies.
+Sites are shared between studies: staff see the sites their studies use (cases or site tokens)
+and change one only when every study using it is theirs (:func:`visible_sites`,
+:func:`may_change_site`). Superusers see everything.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from django.db.models.fields.related import ForeignKey
 from django.forms import ModelChoiceField
 from django.http import HttpRequest
 
-from studyplatform.studies.models import Case, Study
+from studyplatform.studies.models import Case, FindingType, Site, Study
 
 _M = TypeVar("_M", bound=Model)
 _ListFilter = Any  # what get_list_filter returns (django-stubs keeps its alias private)
@@ -30,6 +32,31 @@ def member_studies(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Study]:
     if not user.is_authenticated or pk is None:
         return Study.objects.none()
     return Study.objects.filter(memberships__user_id=pk)
+
+
+def site_studies(site: Site) -> QuerySet[Study]:
+    """The studies that use ``site``: those with cases from it or a site token for it."""
+    return Study.objects.filter(Q(cases__site=site) | Q(site_tokens__site=site)).distinct()
+
+
+def visible_sites(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Site]:
+    """The sites ``user`` may see in the admin: every one for a superuser; for staff, the sites
+    their studies use, and sites no study uses yet (a new site, before its first case)."""
+    if getattr(user, "is_superuser", False):
+        return Site.objects.all()
+    studies = member_studies(user).values("pk")
+    used = Q(cases__isnull=False) | Q(tokens__isnull=False)
+    mine = Q(cases__study__in=studies) | Q(tokens__study__in=studies)
+    # A subquery on the primary key: the paths through cases and tokens never repeat rows.
+    return Site.objects.filter(pk__in=Site.objects.filter(mine | ~used).values("pk"))
+
+
+def may_change_site(user: AbstractBaseUser | AnonymousUser, site: Site) -> bool:
+    """Whether ``user`` may change ``site``: a superuser always; staff when every study using the
+    site is one of theirs (a site another study also uses is that study's data too)."""
+    if getattr(user, "is_superuser", False):
+        return True
+    return not site_studies(site).exclude(pk__in=member_studies(user).values("pk")).exists()
 
 
 class StudyScopedAdmin(admin.ModelAdmin[_M]):
@@ -72,4 +99,6 @@ class StudyScopedAdmin(admin.ModelAdmin[_M]):
                 kwargs["queryset"] = Study.objects.filter(pk__in=studies.values("pk"))
             elif db_field.related_model is Case:
                 kwargs["queryset"] = Case.objects.filter(study__in=studies.values("pk"))
+            elif db_field.related_model is FindingType:
+                kwargs["queryset"] = FindingType.objects.filter(study__in=studies.values("pk"))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)

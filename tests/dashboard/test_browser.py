@@ -36,3 +36,22 @@ def test_statistician_opens_dashboard_and_report_with_charts_and_no_js_error(
     )
     assert "AI score drift" in page.inner_text("#section-drift")
     assert errors == []
+
+
+def test_statistician_downloads_an_export_with_one_click_on_its_form(roles, live_server, page):
+    from studyplatform.audit.models import AuditEvent
+
+    built = build_study("web", n_readers=2, n_cases=8)
+    page.goto(f"{live_server.url}/login/?next=/dashboard/web/")
+    page.fill("#id_username", built.statistician.username)
+    page.fill("#id_password", f"pw-{built.statistician.username}")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#exports")
+    with page.expect_download() as download:
+        page.click("#exports form.export button:text('Long reads CSV')")
+    assert download.value.suggested_filename == "web-long.csv"
+    with page.expect_download() as download:
+        page.locator("#exports tbody tr").first.locator("button:text('CSV')").click()
+    assert download.value.suggested_filename.startswith("web-mrmcaov-")
+    formats = [(e.after or {})["format"] for e in AuditEvent.objects.filter(action="study.export")]
+    assert formats == ["long", "mrmcaov"]

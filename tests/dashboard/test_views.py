@@ -23,6 +23,11 @@ def _get(client, user, name, *args, **query):
     return client.get(url, query)
 
 
+def _export(client, user, fmt, **data):
+    client.force_login(user)
+    return client.post(reverse("dashboard:export", args=["sim"]), {"format": fmt, **data})
+
+
 def test_coordinator_sees_progress_washout_prereads_and_balance(client, built) -> None:
     response = _get(client, built.coordinator, "dashboard:study", "sim")
     assert response.status_code == 200
@@ -42,16 +47,12 @@ def test_coordinator_sees_no_outcome_by_arm_before_the_lock(client, built) -> No
     assert not overview.results and 'id="blinded"' in text
     assert all(r.arm == "" and r.median_seconds is None for r in overview.progress)
     assert "Median time" not in text and reverse("dashboard:report", args=["sim"]) not in text
-    assert reverse("dashboard:export", args=["sim", "long"]) not in text
-    for name, args in (
-        ("dashboard:report", ["sim"]),
-        ("dashboard:report_status", ["sim"]),
-        ("dashboard:export", ["sim", "long"]),
-        ("dashboard:export", ["sim", "json"]),
-        ("dashboard:export", ["sim", "mrmcaov"]),
-    ):
-        refused = _get(client, built.coordinator, name, *args)
-        assert refused.status_code == 403, name
+    assert reverse("dashboard:export", args=["sim"]) not in text
+    refusals = [_get(client, built.coordinator, name, "sim") for name in ("dashboard:report",
+                "dashboard:report_status")]  # fmt: skip
+    refusals += [_export(client, built.coordinator, f) for f in ("long", "json", "mrmcaov", "?")]
+    for refused in refusals:
+        assert refused.status_code == 403
         assert b"statistician until the study is locked" in refused.content
     assert not AuditEvent.objects.filter(action="analysis.interim_view").exists()
 
@@ -76,7 +77,7 @@ def test_after_the_lock_coordinators_see_results_without_an_interim_record(clien
     response = _get(client, built.coordinator, "dashboard:study", "sim")
     assert response.context["overview"].results
     assert _get(client, built.coordinator, "dashboard:report", "sim").status_code == 200
-    assert _get(client, built.coordinator, "dashboard:export", "sim", "long").status_code == 200
+    assert _export(client, built.coordinator, "long").status_code == 200
     assert not AuditEvent.objects.filter(action="analysis.interim_view").exists()
 
 
@@ -93,8 +94,6 @@ def test_study_list_shows_only_the_users_studies(client, built) -> None:
         ("dashboard:study", ("sim",)),
         ("dashboard:report", ("sim",)),
         ("dashboard:report_status", ("sim",)),
-        ("dashboard:export", ("sim", "long")),
-        ("dashboard:export", ("sim", "mrmcaov")),
         ("dashboard:studies", ()),
     ],
 )
@@ -102,18 +101,29 @@ def test_readers_are_forbidden(client, built, name, args) -> None:
     assert _get(client, built.reader_users[0], name, *args).status_code == 403
 
 
+@pytest.mark.parametrize("fmt", ["long", "mrmcaov", "nonsense"])
+def test_readers_are_forbidden_to_export(client, built, fmt) -> None:
+    before = AuditEvent.objects.count()
+    assert _export(client, built.reader_users[0], fmt, finding="nodule").status_code == 403
+    assert AuditEvent.objects.count() == before
+
+
 @pytest.mark.parametrize(
     "name,args",
     [
         ("dashboard:study", ("sim",)),
         ("dashboard:report", ("sim",)),
-        ("dashboard:export", ("sim", "long")),
-        ("dashboard:export", ("sim", "json")),
     ],
 )
 def test_staff_of_another_study_are_forbidden(client, built, name, args) -> None:
     other = build_study("other", n_readers=2, n_cases=6, findings=("nodule",))
     assert _get(client, other.coordinator, name, *args).status_code == 403
+
+
+@pytest.mark.parametrize("fmt", ["long", "json"])
+def test_staff_of_another_study_are_forbidden_to_export(client, built, fmt) -> None:
+    other = build_study("other", n_readers=2, n_cases=6, findings=("nodule",))
+    assert _export(client, other.statistician, fmt).status_code == 403
 
 
 def test_anonymous_users_are_sent_to_login(client, built) -> None:
@@ -160,7 +170,7 @@ def test_report_recomputes_when_truth_moves_between_cases_of_equal_count_and_id_
 
 def test_long_export_streams_csv_and_is_audited(client, built) -> None:
     before = AuditEvent.objects.count()
-    response = _get(client, built.statistician, "dashboard:export", "sim", "long")
+    response = _export(client, built.statistician, "long")
     assert response.status_code == 200 and response.streaming
     assert response["Content-Type"].startswith("text/csv")
     frame = pd.read_csv(io.BytesIO(b"".join(response.streaming_content)))
@@ -173,15 +183,53 @@ def test_long_export_streams_csv_and_is_audited(client, built) -> None:
     assert interim.after["what"] == "export long"
 
 
+def test_export_refuses_get_and_a_post_without_the_csrf_token(built) -> None:
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(built.statistician)
+    url = reverse("dashboard:export", args=["sim"])
+    before = AuditEvent.objects.count()
+    assert browser.get(url, {"format": "long"}).status_code == 405
+    assert browser.post(url, {"format": "long"}).status_code == 403
+    assert AuditEvent.objects.count() == before
+    page = browser.get(reverse("dashboard:study", args=["sim"]))
+    token = page.cookies["csrftoken"].value
+    response = browser.post(url, {"format": "long", "csrfmiddlewaretoken": token})
+    assert response.status_code == 200 and response.streaming
+    assert AuditEvent.objects.count() == before + 2
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"format": "xlsx"}, b"format: Select a valid choice"),
+        ({}, b"format: This field is required"),
+        ({"format": "mrmcaov", "finding": "effusion"}, b"no finding type 'effusion'"),
+        ({"format": "imrmc", "finding": "x" * 41}, b"finding: Ensure this value"),
+        ({"format": "imrmc", "finding": "nod\x00ule"}, b"finding: Null characters"),
+        ({"format": "long", "finding": "nodule"}, b"format long takes no finding type"),
+        ({"format": "mrmcaov"}, b"choose one of"),
+    ],
+)
+def test_bad_export_parameters_are_a_400_that_records_nothing(client, built, data, message):
+    before = AuditEvent.objects.count()
+    client.force_login(built.statistician)
+    response = client.post(reverse("dashboard:export", args=["sim"]), data)
+    assert response.status_code == 400 and message in response.content
+    assert response["Content-Type"].startswith("text/plain")
+    assert AuditEvent.objects.count() == before
+
+
 def test_per_finding_export_needs_a_known_finding(client, built) -> None:
-    response = _get(client, built.statistician, "dashboard:export", "sim", "mrmcaov")
+    response = _export(client, built.statistician, "mrmcaov")
     assert response.status_code == 400 and b"nodule" in response.content
-    response = _get(client, built.statistician, "dashboard:export", "sim", "imrmc", finding="x")
+    response = _export(client, built.statistician, "imrmc", finding="x")
     assert response.status_code == 400
 
 
 def test_json_export_is_the_analysis_without_figures(client, built) -> None:
-    response = _get(client, built.statistician, "dashboard:export", "sim", "json")
+    response = _export(client, built.statistician, "json")
     data = json.loads(b"".join(response.streaming_content))
     assert set(data) >= {"analysis", "drift", "data_version"} and "figures" not in data
 
@@ -214,7 +262,7 @@ def test_a_large_studys_report_shows_progress_until_the_worker_is_done(
     assert b'id="analysis-progress"' in response.content and len(sent) == 1
     status = _get(client, built.statistician, "dashboard:report_status", "sim").json()
     assert status["status"] == "pending"
-    assert _get(client, built.statistician, "dashboard:export", "sim", "json").status_code == 409
+    assert _export(client, built.statistician, "json").status_code == 409
     analyze_study(**sent[0])
     assert _get(client, built.statistician, "dashboard:report_status", "sim").json() == {
         "status": "done", "progress": 100, "stage": "done", "error": "",

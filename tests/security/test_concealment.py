@@ -151,7 +151,7 @@ def test_the_lock_reveals_the_seed_and_opens_results_to_coordinators(world):
     page = coordinator.get(f"/admin/reading/allocationrecord/{record.pk}/change/")
     assert str(world.alpha.seed) in page.content.decode()
     assert coordinator.get(reverse("dashboard:report", args=["alpha"])).status_code == 200
-    long = coordinator.get(reverse("dashboard:export", args=["alpha", "long"]))
+    long = coordinator.post(reverse("dashboard:export", args=["alpha"]), {"format": "long"})
     assert long.status_code == 200
 
 

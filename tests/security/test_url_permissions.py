@@ -55,6 +55,7 @@ class Check:
     expected: dict[str, str | int]
     kwargs: Callable[[World], dict[str, Any]] = lambda w: {}
     query: str = ""
+    data: tuple[tuple[str, str], ...] = ()  # the POST body
 
 
 # --- The table: every non-admin pattern -------------------------------------------------------
@@ -105,8 +106,11 @@ PAGES: dict[str, Check] = {
     "dashboard/<slug:slug>/report/retry/": Check(
         "POST", expect(allow={S, SU}, login={ANON}), lambda w: {"slug": "alpha"}
     ),
-    "dashboard/<slug:slug>/export/<str:fmt>/": Check(
-        "GET", expect(allow={S, SU}, login={ANON}), lambda w: {"slug": "alpha", "fmt": "long"}
+    "dashboard/<slug:slug>/export/": Check(
+        "POST",
+        expect(allow={S, SU}, login={ANON}),
+        lambda w: {"slug": "alpha"},
+        data=(("format", "long"),),
     ),
     # Arrival: a site token or the study's coordinator (a superuser is no coordinator here).
     "api/studies/<slug:slug>/cases/": Check("POST", expect(allow={C}), lambda w: {"slug": "alpha"}),
@@ -264,8 +268,10 @@ def _path(route: str, kwargs: dict[str, Any], query: str) -> str:
     return path + (f"?{query}" if query else "")
 
 
-def _outcome(client: Client, method: str, path: str) -> str | int:
-    response = getattr(client, method.lower())(path)
+def _outcome(
+    client: Client, method: str, path: str, data: tuple[tuple[str, str], ...] = ()
+) -> str | int:
+    response = client.post(path, dict(data)) if data else getattr(client, method.lower())(path)
     for _ in range(3):
         if response.status_code not in (301, 302):
             break
@@ -316,7 +322,7 @@ def test_every_role_gets_exactly_what_the_table_allows(world, settings):
         for role in ROLES:
             # A log-out ends the session: it gets a client of its own.
             client = logged_in(role) if "logout" in route else clients[role]
-            got = _outcome(client, check.method, path)
+            got = _outcome(client, check.method, path, check.data)
             expected = check.expected[role]
             if isinstance(expected, str) and got in (301, 302):
                 got = ALLOW
