@@ -21,9 +21,7 @@ import argparse
 import os
 import re
 import secrets
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -44,8 +42,8 @@ from load_nothing_lost import (  # noqa: E402
     gunicorn,
     open_case,
     percentile,
-    server_environment,
     session_cookies,
+    set_up_django,
 )
 
 _FORM_CSRF = re.compile(rb'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -149,21 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.database_url.startswith("postgres"):
         parser.error("give a PostgreSQL --database-url (or LOAD_DATABASE_URL)")
 
-    var_dir = Path(tempfile.mkdtemp(prefix="load-lock-"))
-    env = server_environment(args.database_url, var_dir, debug=False)
-    os.environ.update(env)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "studyplatform.settings"
-    for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
-        subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    import django
-
-    django.setup()
+    env, var_dir = set_up_django(args.database_url, prefix="load-lock-")
     from django.core.management import call_command
     from django.core.management.base import CommandError
 

@@ -198,6 +198,28 @@ def server_environment(database_url: str, var_dir: Path, *, debug: bool) -> dict
     return env
 
 
+def set_up_django(database_url: str, *, prefix: str) -> tuple[dict[str, str], Path]:
+    """Production settings on ``database_url`` with a fresh var folder: migrate, collect the
+    static files, and set Django up in this process too (to build the study and count reads).
+    Returns the server's environment and the var folder."""
+    var_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    env = server_environment(database_url, var_dir, debug=False)
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "studyplatform.settings"
+    for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    import django
+
+    django.setup()
+    return env, var_dir
+
+
 @contextmanager
 def gunicorn(env: Mapping[str, str], *, port: int, workers: int, log: Path) -> Iterator[None]:
     """A gunicorn server on 127.0.0.1:port, up (answering /health/) when the block starts."""
@@ -540,21 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give a PostgreSQL --database-url (or LOAD_DATABASE_URL)")
     n_cases = max(1, args.reads // args.readers)
 
-    var_dir = Path(tempfile.mkdtemp(prefix="load-nothing-lost-"))
-    env = server_environment(args.database_url, var_dir, debug=False)
-    os.environ.update(env)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "studyplatform.settings"
-    for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
-        subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    import django
-
-    django.setup()
+    env, var_dir = set_up_django(args.database_url, prefix="load-nothing-lost-")
     slug = f"load-{int(time.time())}"
     started = time.perf_counter()
     plan = build_study(slug=slug, n_readers=args.readers, n_cases=n_cases)
