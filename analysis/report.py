@@ -409,7 +409,7 @@ def render_html(result: ReportResult, long: pd.DataFrame) -> str:
     figs = []
     for finding in result.findings:
         figs.append((f"ROC curves: {finding}", figures.roc_curves_figure(
-            mrmc_frame(f, finding), title=f"ROC curves, {finding} (confidence)")))  # fmt: skip
+            mrmc_frame(f, finding), title=f"ROC curves, {finding} (probability)")))  # fmt: skip
         if finding in result.mrmc:
             figs.append((f"Reader AUC: {finding}", figures.auc_forest_figure(
                 result.mrmc[finding], title=f"Reader AUC, {finding}")))  # fmt: skip
@@ -442,7 +442,8 @@ def render_html(result: ReportResult, long: pd.DataFrame) -> str:
 ({html.escape(", ".join(result.findings))}), {result.n_rows} rows.</p>
 {f'<h2>Notes</h2><ul class="notes">{notes}</ul>' if notes else ""}
 <h2>MRMC ROC analysis (Obuchowski-Rockette, random readers and cases)</h2>
-<p>Rating: reader confidence 0&ndash;100. Empirical AUC, jackknife covariance, Hillis df.</p>
+<p>Rating: the reader's probability that the finding is present, 0&ndash;100. Empirical AUC,
+jackknife covariance, Hillis df.</p>
 {_mrmc_section(result)}
 {"".join(blocks["roc"])}
 <h2>Missed findings and false positives</h2>

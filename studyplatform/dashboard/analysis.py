@@ -97,7 +97,7 @@ def analyze(
                 "mrmc",
                 f"ROC curves, {finding}",
                 figures.roc_curves_figure(
-                    mrmc_frame(usable, finding), title=f"ROC curves, {finding} (confidence)"
+                    mrmc_frame(usable, finding), title=f"ROC curves, {finding} (probability)"
                 ),
             )
         )

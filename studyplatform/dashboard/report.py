@@ -264,8 +264,9 @@ def sections(payload: dict[str, Any]) -> list[Section]:
                 "finding type is analysed over the reads that asked it.",
                 _protocol(protocol)),
         Section("mrmc", "MRMC ROC analysis (Obuchowski-Rockette, random readers and cases)",
-                "Rating: reader confidence 0\u2013100; empirical AUC, jackknife covariance, "
-                "Hillis degrees of freedom.", [_mrmc(a)], figs.get("mrmc", [])),
+                "Rating: the reader's probability that the finding is present, 0\u2013100; "
+                "empirical AUC, jackknife covariance, Hillis degrees of freedom.",
+                [_mrmc(a)], figs.get("mrmc", [])),
         Section("missed", "Missed findings, false positives, sensitivity and specificity",
                 "Primary: OR MRMC analysis of the binary calls; sensitivity analysis: GEE logistic "
                 "model with cases as clusters.", _rates(a), figs.get("missed", [])),

@@ -177,7 +177,8 @@ def imrmc_text(frame: pd.DataFrame, *, study: str, finding: str) -> str:
         raise ExportError("modality ID '0' is reserved for truth rows in iMRMC")
     lines = [
         "iMRMC input exported by the reader-study platform",
-        f"study {study}, finding type {finding}; score = reader confidence 0-100",
+        f"study {study}, finding type {finding}; "
+        "score = the reader's probability that the finding is present, 0-100",
         "",
         f"NR: {len(readers)}",
         f"N0: {int((truth == 0).sum())}",
