@@ -41,7 +41,6 @@ from studyplatform.studies.models import (
     FindingType,
     MemberRole,
     Study,
-    StudyMembership,
     StudyState,
 )
 from studyplatform.studies.services.amendment import InvalidAmendmentError, apply_amendment
@@ -81,9 +80,7 @@ def may_sign(user: AbstractBaseUser | AnonymousUser, study: Study, kind: str) ->
         return False
     if getattr(user, "is_superuser", False):
         return True
-    coordinates = StudyMembership.objects.filter(
-        study=study, user_id=user.pk, role=MemberRole.COORDINATOR
-    ).exists()
+    coordinates = study.has_member(user.pk, MemberRole.COORDINATOR)
     permission = _REQUIRED_PERMISSION[Signature.Kind(kind)]
     return coordinates and isinstance(user, PermissionsMixin) and user.has_perm(permission)
 

@@ -172,6 +172,10 @@ class Study(models.Model):
     def truth_finalized(self) -> bool:
         return self.truth_finalized_at is not None
 
+    def has_member(self, user_id: int, role: str) -> bool:
+        """Whether the user is on the study's staff in ``role`` (a MemberRole)."""
+        return self.memberships.filter(user_id=user_id, role=role).exists()
+
     @property
     def has_pinned_model(self) -> bool:
         return bool(self.ai_model_name and self.ai_model_version and self.ai_model_sha256)

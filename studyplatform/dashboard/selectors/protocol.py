@@ -36,15 +36,12 @@ class ProtocolInForce:
         return [f["code"] for f in self.finding_types if f.get("clinically_significant")]
 
     def thresholds(self, study: Study) -> dict[str, float]:
-        """Each finding type's AI threshold: the protocol's, else the pinned model's."""
-        codes = [f["code"] for f in self.finding_types]
-        model = ai_thresholds(study, codes)
-        return {
-            f["code"]: float(f["ai_threshold"])
-            if f.get("ai_threshold") is not None
-            else model[f["code"]]
-            for f in self.finding_types
-        }
+        """Each finding type's AI threshold: the protocol's, else the pinned model's.
+
+        The one rule of ``ai_thresholds``: a finding type's threshold is stored with the
+        protocol version that set it, so the study's finding types hold this version's values.
+        """
+        return ai_thresholds(study, [f["code"] for f in self.finding_types])
 
 
 def protocol_in_force(study: Study) -> ProtocolInForce:

@@ -27,7 +27,7 @@ def may_unblind(user: User, study: Study) -> bool:
         return False
     if user.is_superuser:
         return True
-    return study.memberships.filter(user_id=user.pk, role=MemberRole.STATISTICIAN).exists()
+    return study.has_member(user.pk, MemberRole.STATISTICIAN)
 
 
 def unblind_study(*, study: Study, user: User, reason: str) -> Study:

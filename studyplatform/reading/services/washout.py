@@ -101,7 +101,7 @@ def _may_waive(user: User, study: Study) -> bool:
         return False
     if user.is_superuser:
         return True
-    return study.memberships.filter(user_id=user.pk, role=MemberRole.COORDINATOR).exists()
+    return study.has_member(user.pk, MemberRole.COORDINATOR)
 
 
 def waive_washout(*, session: ReadingSession, user: User, reason: str) -> ReadingSession:
