@@ -13,6 +13,7 @@ from studyplatform.audit.selectors import verify_chain
 from studyplatform.audit.services import record
 from studyplatform.studies.admin import TruthInline
 from studyplatform.studies.models import Case, Site, Study, Truth
+from tests.admin_forms import study_form_fields
 from tests.factories import StudyFactory, TruthFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -24,19 +25,7 @@ def superuser():
 
 
 def _study_form(study, **changes):
-    data = {
-        "slug": study.slug,
-        "title": study.title,
-        "description": study.description,
-        "design": study.design,
-        "seed": study.seed,
-        "washout_days": study.washout_days,
-        "split_plot_groups": study.split_plot_groups,
-        "readers_per_case": study.readers_per_case,
-        "rating_scale": study.rating_scale,
-        "contradiction_rule": study.contradiction_rule,
-        "primary_endpoint": study.primary_endpoint,
-    }
+    data = study_form_fields(study)
     for prefix in ("arms", "finding_types", "memberships"):
         data |= {f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0}
     return data | changes

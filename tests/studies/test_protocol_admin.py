@@ -8,6 +8,7 @@ from django.urls import reverse
 from studyplatform.audit.models import AuditEvent
 from studyplatform.studies.admin import StudyAdmin
 from studyplatform.studies.models import FindingType, Study
+from tests.admin_forms import study_form_fields
 from tests.amendments import coordinator_of, opened_study
 from tests.reading.helpers import make_study
 
@@ -20,22 +21,7 @@ def _change_url(study: Study) -> str:
 
 def _form(study: Study, *, editable_inlines: bool = False, **changes):
     """The change form as the admin renders it: inlines read-only once the protocol froze."""
-    data = {
-        "slug": study.slug,
-        "title": study.title,
-        "description": study.description,
-        "design": study.design,
-        "seed": study.seed,
-        "washout_days": study.washout_days,
-        "split_plot_groups": study.split_plot_groups,
-        "readers_per_case": study.readers_per_case,
-        "rating_scale": study.rating_scale,
-        "contradiction_rule": study.contradiction_rule,
-        "primary_endpoint": study.primary_endpoint,
-        "ni_margin": "",
-        "ai_model_name": "",
-        "ai_model_version": "",
-        "ai_model_sha256": "",
+    data = study_form_fields(study) | {
         "arms-TOTAL_FORMS": 0,
         "arms-INITIAL_FORMS": 0,
         "memberships-TOTAL_FORMS": 0,
