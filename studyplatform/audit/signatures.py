@@ -70,10 +70,6 @@ class SignatureStateError(ValidationError):
     """The study is not in a state that this signature can approve."""
 
 
-def is_truth_finalized(study: Study) -> bool:
-    return Study.objects.filter(pk=study.pk, truth_finalized_at__isnull=False).exists()
-
-
 def may_sign(user: AbstractBaseUser | AnonymousUser, study: Study, kind: str) -> bool:
     """Superusers, and coordinators of this study who hold the signature's permission."""
     if not user.is_authenticated or not user.is_active:

@@ -14,7 +14,6 @@ from studyplatform.audit.signatures import (
     SignatureRefusedError,
     SignatureStateError,
     finalize_truth,
-    is_truth_finalized,
     lock_study,
 )
 from studyplatform.studies.models import StudyMembership
@@ -114,7 +113,7 @@ def test_finalize_truth_needs_complete_truth_then_freezes_it(roles):
     signature = finalize_truth(study=study, user=user, password=PASSWORD)
     assert signature.kind == Signature.Kind.TRUTH_FINALIZE
     study.refresh_from_db()
-    assert study.truth_finalized_at == signature.signed_at and is_truth_finalized(study)
+    assert study.truth_finalized_at == signature.signed_at and study.truth_finalized
     with pytest.raises(SignatureStateError, match="already finalized"):
         finalize_truth(study=study, user=user, password=PASSWORD)
 
@@ -124,7 +123,8 @@ def test_finalize_truth_with_a_wrong_password_is_refused_and_audited(roles):
     with pytest.raises(SignatureRefusedError):
         finalize_truth(study=study, user=_coordinator(study), password="nope")
     assert AuditEvent.objects.filter(action=Action.TRUTH_FINALIZE_REFUSED).count() == 1
-    assert not is_truth_finalized(study)
+    study.refresh_from_db()
+    assert not study.truth_finalized
 
 
 # --- the signature page ---------------------------------------------------------------------
