@@ -11,7 +11,13 @@ import pytest
 from analysis.cli import main
 from analysis.missed import missed_findings
 from analysis.mrmc import or_analysis
-from analysis.report import analyze_long_frame, mrmc_frame, report_dict, write_report
+from analysis.report import (
+    analyze_long_frame,
+    mrmc_frame,
+    read_long_csv,
+    report_dict,
+    write_report,
+)
 from analysis.simulate import simulate_long_frame
 
 
@@ -92,6 +98,12 @@ def test_cli_report_writes_html_and_json(
          "non-numeric or out-of-range confidence 'high' in data row 1"),
         (lambda d: d.assign(truth=2), "truth must be 0 or 1"),
         (lambda d: d[d["arm"] == "assisted"], "both arms"),
+        (lambda d: d.assign(ai_probability=d["ai_probability"].where(d.index != 6, -3)),
+         "ai_probability must be between 0 and 1, got -3 in data row 7"),
+        (lambda d: d.assign(ai_probability=d["ai_probability"].where(d.index != 2, 1.7)),
+         "ai_probability must be between 0 and 1, got 1.7 in data row 3"),
+        (lambda d: d.assign(arm=d["arm"].where(d.index != 4, "second-reader")),
+         "unknown arm(s) 'second-reader' (first in data row 5)"),
     ],
 )  # fmt: skip
 def test_cli_report_bad_input_is_one_line_on_stderr(
@@ -103,6 +115,42 @@ def test_cli_report_bad_input_is_one_line_on_stderr(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (lambda tmp: str(tmp), "is a directory, not a CSV file"),
+        (lambda tmp: str(tmp / ("x" * 5000)), "cannot read"),
+        (lambda tmp: str(tmp / "absent.csv"), "no such file"),
+    ],
+)
+def test_cli_report_unreadable_input_is_one_line_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], path, message: str
+) -> None:
+    assert main(["report", path(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and len(err) < 400
+
+
+@pytest.mark.parametrize("threshold", ["7", "0", "1", "-0.2"])
+def test_cli_report_refuses_an_ai_threshold_outside_0_1(
+    long: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str], threshold: str
+) -> None:
+    csv = tmp_path / "long.csv"
+    long.to_csv(csv, index=False)
+    argv = ["report", str(csv), "--out", str(tmp_path / "r.html"), "--ai-threshold", threshold]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "AI threshold must be between 0 and 1" in err
+
+
+def test_read_long_csv_checks_unless_told_not_to(long: pd.DataFrame, tmp_path: Path) -> None:
+    csv = tmp_path / "long.csv"
+    long.assign(ai_probability=2.0).to_csv(csv, index=False)
+    assert len(read_long_csv(csv, validate=False)) == len(long)
+    with pytest.raises(ValueError, match="ai_probability must be between 0 and 1"):
+        read_long_csv(csv)
 
 
 def test_cli_report_unwritable_output_is_one_line_on_stderr(
