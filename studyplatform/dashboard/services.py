@@ -11,15 +11,16 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from analysis.study import analyze_study
 from studyplatform.audit.models import Action
 from studyplatform.audit.services import record
-from studyplatform.dashboard import analysis
 from studyplatform.dashboard.models import AnalysisResult, AnalysisStatus
 from studyplatform.dashboard.selectors import (
     data_version,
     long_reads_frame,
     protocol_in_force,
 )
+from studyplatform.dashboard.selectors.readers import complete_readers
 from studyplatform.reading.models import ReadFinding
 from studyplatform.studies.models import Study, StudyState
 
@@ -46,7 +47,7 @@ def run_analysis(*, analysis_id: int) -> AnalysisResult:
     AnalysisResult.objects.filter(pk=row.pk).update(protocol_version=protocol.version)
     try:
         long = long_reads_frame(study)
-        result = analysis.analyze(
+        result = analyze_study(
             long,
             significant=protocol.significant() or None,
             thresholds=protocol.thresholds(study),
@@ -55,6 +56,7 @@ def run_analysis(*, analysis_id: int) -> AnalysisResult:
                 "sha256": protocol.sha256,
                 "finding_types": protocol.finding_types,
             },
+            complete_readers=complete_readers(study),
             progress=lambda percent, stage: _set_progress(row.pk, percent, stage),
         )
     except ValueError as error:  # the data cannot be analysed (yet): say why

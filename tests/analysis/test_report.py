@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -12,13 +13,18 @@ from analysis.cli import main
 from analysis.missed import missed_findings
 from analysis.mrmc import or_analysis
 from analysis.report import (
+    ALL_AVAILABLE,
+    COMPLETE_CASE,
     analyze_long_frame,
+    complete_readers,
     mrmc_frame,
     read_long_csv,
     report_dict,
-    write_report,
 )
+from analysis.sections import render_html, sections, write_html
 from analysis.simulate import simulate_long_frame
+from analysis.study import analyze_file
+from tests.report_tables import table_texts
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +61,7 @@ def test_missed_results_match_the_missed_module(long: pd.DataFrame) -> None:
 def test_html_is_one_self_contained_file_with_plotly_inlined_once(
     long: pd.DataFrame, tmp_path: Path
 ) -> None:
-    _, path = write_report(long, tmp_path / "r.html")
+    path = write_html(analyze_file(long), tmp_path / "r.html")
     text = path.read_text()
     assert text.startswith("<!DOCTYPE html>")
     assert text.count("plotly.js v") == 1  # the library's banner: inlined exactly once
@@ -70,11 +76,87 @@ def test_html_is_one_self_contained_file_with_plotly_inlined_once(
         assert heading in text  # fmt: skip
 
 
-def test_design_that_is_not_crossed_is_reported_in_notes(long: pd.DataFrame) -> None:
+def test_a_reader_missing_an_arm_is_left_out_of_the_complete_case_analysis_by_name(
+    long: pd.DataFrame,
+) -> None:
     partial = long[~((long["reader"] == "reader-1") & (long["arm"] == "assisted"))]
     res = analyze_long_frame(partial)
-    assert res.mrmc == {}
-    assert any("MRMC ROC analysis of nodule skipped" in n for n in res.notes)
+    assert set(res.mrmc) == {"pneumothorax", "nodule"}
+    assert res.readers.included == ("reader-2", "reader-3", "reader-4")
+    assert res.readers.excluded == (
+        ("reader-1", "has not finished both arms (40 cases read unassisted, 0 assisted, "
+                     "0 in both arms)"),
+    )  # fmt: skip
+    assert any("left out: reader-1 has not finished both arms" in n for n in res.notes)
+    ref = or_analysis(mrmc_frame(long[long["reader"] != "reader-1"], "nodule"))
+    assert res.mrmc["nodule"].to_dict() == ref.to_dict()
+    assert res.reading_time is not None and res.reading_time.arms[0].n_reads == 4 * 40
+
+
+def _part_way(long: pd.DataFrame, reader: str, n_cases: int) -> pd.DataFrame:
+    """``reader`` has read only their first ``n_cases`` reads (in reading order): part-way."""
+    reads = long[long["reader"] == reader].drop_duplicates(["case", "arm"])
+    done = reads.sort_values("started_at").head(n_cases)[["case", "arm"]]
+    mine = long["reader"] == reader
+    keep = long[mine].merge(done, on=["case", "arm"])
+    return pd.concat([long[~mine], keep], ignore_index=True)
+
+
+def test_a_reader_part_way_leaves_the_primary_analysis_answering(long: pd.DataFrame) -> None:
+    partial = _part_way(long, "reader-1", 5)
+    assert complete_readers(partial).included == ("reader-2", "reader-3", "reader-4")
+    d = analyze_file(partial)["analysis"]
+    assert d["label"] == COMPLETE_CASE and d["readers"]["excluded"][0]["reader"] == "reader-1"
+    assert set(d["mrmc"]) == {"pneumothorax", "nodule"}
+    assert all(fm["missed"]["or_difference"] is not None for fm in d["missed"]["findings"])
+    assert all(fs["versus_readers"] is not None for fs in d["standalone"]["findings"])
+    assert {r["rater_a"] for r in d["agreement"] if r["comparison"] == "reader-truth"} == {
+        "reader-2", "reader-3", "reader-4"
+    }  # fmt: skip
+    assert d["all_available"]["label"] == ALL_AVAILABLE
+
+
+def test_no_reader_finished_is_said_not_raised(long: pd.DataFrame) -> None:
+    first_session = long[long["session"] == 1]
+    d = analyze_file(first_session)["analysis"]
+    assert d["mrmc"] == {} and d["missed"] is None and d["readers"]["included"] == []
+    assert "no reader has finished both arms yet" in " ".join(d["notes"])
+    assert d["mrmc_notes"]["nodule"] == ["complete-case analysis not possible: no complete reader"]
+    assert d["standalone"]["findings"][0]["overall"]["auc"] is not None
+
+
+_CI = re.compile(r"^(-?\d+\.\d+) \((-?\d+\.\d+), (-?\d+\.\d+)\)")
+
+
+def test_every_rendered_estimate_lies_inside_its_rendered_interval_and_names_its_method(
+    long: pd.DataFrame,
+) -> None:
+    payload = analyze_file(_part_way(long, "reader-1", 5))
+    checked = 0
+    for section in sections(payload):
+        for table in section.tables:
+            for row in table.rows:
+                for cell in row:
+                    m = _CI.match(cell.removeprefix("OR "))
+                    if m:
+                        est, lo, hi = (float(x) for x in m.groups())
+                        assert lo <= est <= hi, (section.key, row)
+                        checked += 1
+            if "estimate; interval" in table.header:
+                col = table.header.index("estimate; interval")
+                assert all(r[col] == "reader-averaged; OR single-treatment" for r in table.rows)
+    assert checked > 50
+
+
+def test_identical_ratings_are_noted_in_the_json_and_the_table(long: pd.DataFrame) -> None:
+    flat = long.assign(confidence=50)
+    payload = analyze_file(flat)
+    notes = payload["analysis"]["mrmc_notes"]["nodule"]
+    assert "every rating is 50, so every AUC is 0.5" in notes[0]
+    assert notes[0] in payload["analysis"]["notes"]
+    mrmc = next(s for s in sections(payload) if s.key == "mrmc").tables[0]
+    row = next(r for r in mrmc.rows if r[0] == "nodule" and r[1] == COMPLETE_CASE)
+    assert row[-1].startswith("nodule: every rating is 50")
 
 
 def test_cli_report_writes_html_and_json(
@@ -87,7 +169,12 @@ def test_cli_report_writes_html_and_json(
     assert status == 0
     assert out.stat().st_size > 100_000
     d = json.loads(capsys.readouterr().out)
-    assert d["missed"]["findings"][-1]["findings_pooled"] == ["nodule"]
+    assert set(d) == {"protocol", "analysis", "drift", "thresholds"}
+    assert d["analysis"]["missed"]["findings"][-1]["findings_pooled"] == ["nodule"]
+    assert d["thresholds"] == {"pneumothorax": 0.5, "nodule": 0.5}
+    assert set(d["drift"]) >= {"reference", "rows"}
+    assert set(d["drift"]["rows"][0]) >= {"finding", "site", "n", "ks_p_value", "psi", "level"}
+    assert '<section id="section-drift">' in out.read_text()
 
 
 @pytest.mark.parametrize(
@@ -151,6 +238,16 @@ def test_read_long_csv_checks_unless_told_not_to(long: pd.DataFrame, tmp_path: P
     assert len(read_long_csv(csv, validate=False)) == len(long)
     with pytest.raises(ValueError, match="ai_probability must be between 0 and 1"):
         read_long_csv(csv)
+
+
+def test_the_html_file_shows_the_tables_of_the_sections(long: pd.DataFrame) -> None:
+    payload = analyze_file(long)
+    page = render_html(payload)
+    expected = []
+    for section in sections(payload):
+        assert f'<section id="section-{section.key}">' in page
+        expected += [[t.header, *t.rows] for t in section.tables]
+    assert table_texts(page) == expected
 
 
 def test_cli_report_unwritable_output_is_one_line_on_stderr(

@@ -47,13 +47,17 @@ class Command(BaseCommand):
             f"protocol version {protocol.get('version', '-')} "
             f"({str(protocol.get('sha256', ''))[:12]})",
             "",
+            f"readers in the {a.get('label', 'analysis')}: "
+            f"{', '.join(a['readers']['included']) or 'none'}",
+            *(f"  left out: {x['reader']} {x['reason']}" for x in a["readers"]["excluded"]),
+            "",
             "MRMC ROC (OR, RRRC, jackknife, Hillis df): AUC unassisted / assisted, p",
         ]
         for finding, r in a["mrmc"].items():
             values = " / ".join(_f(v) for v in r["treatment_value"].values())
             lines.append(f"  {finding:<16}{values}   p {_f(r['global_test']['p_value'], 4)}")
         lines += ["", "Missed-finding rate unassisted / assisted"]
-        for fm in a["missed"]["findings"]:
+        for fm in (a["missed"] or {}).get("findings", []):
             rates = " / ".join(_f(x["rate"]) for x in fm["missed"]["arms"])
             lines.append(f"  {fm['finding']:<16}{rates}")
         lines += ["", "AI standalone AUC"]

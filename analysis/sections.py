@@ -1,0 +1,470 @@
+"""The analysis report as sections of tables and figures, and its one-file HTML rendering.
+
+:func:`sections` turns the analysis object of :func:`analysis.study.analyze_study` into a list of
+:class:`Section`: plain tables of formatted strings, notes, and plotly figures (as JSON). Every
+rendering of the report renders this one list, so the numbers read the same everywhere: the
+platform's page and its one-file export (a Django template), and :func:`render_html`, the
+command line's self-contained HTML file (plotly's JavaScript inlined once, no network needed).
+
+Every rate or AUC with an interval is shown with what it estimates and how its interval is made
+(reader-averaged with the OR interval, or pooled with a case-clustered one), and every analysis
+involving readers names the readers it includes.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+DASH = "\u2013"
+ARMS = ("unassisted", "assisted")
+
+
+@dataclass(frozen=True)
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    intro: str = ""
+    tables: list[Table] = field(default_factory=list)
+    figures: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return DASH
+    return f"{x:.{digits}f}"
+
+
+def _p(x: Any) -> str:
+    if x is None:
+        return DASH
+    return "< 0.0001" if x < 1e-4 else f"{x:.4f}"
+
+
+def _ci(est: Any, lo: Any, hi: Any, digits: int = 3) -> str:
+    if est is None:
+        return DASH
+    return f"{_f(est, digits)} ({_f(lo, digits)}, {_f(hi, digits)})"
+
+
+def _neg(x: Any) -> Any:
+    return None if x is None else -x
+
+
+def _readers_line(a: dict[str, Any]) -> str:
+    readers = a.get("readers") or {}
+    included = readers.get("included") or []
+    return f"Readers: {', '.join(included) or 'none'} ({a.get('label', '')})."
+
+
+def _auc_row(finding: str, label: str, r: dict[str, Any], test: str, note: str) -> list[str]:
+    st = r["single_treatment"]
+    d = r["differences"][0]
+    # the engines name the pair "unassisted - assisted"; the table shows assisted - unassisted
+    if d["pair"] == f"{ARMS[0]} - {ARMS[1]}":
+        diff = (_neg(d["estimate"]), _neg(d["ci_upper"]), _neg(d["ci_lower"]))
+    else:
+        diff = (d["estimate"], d["ci_lower"], d["ci_upper"])
+    return [
+        finding,
+        label,
+        *(
+            _ci(st[arm]["estimate"], st[arm]["ci_lower"], st[arm]["ci_upper"])
+            if arm in st
+            else DASH
+            for arm in ARMS
+        ),
+        _ci(*diff),
+        test,
+        _f(d["df"], 2),
+        _p(d["p_value"]),
+        note,
+    ]
+
+
+def _mrmc(a: dict[str, Any]) -> Table:
+    rows = []
+    available = (a.get("all_available") or {}).get("mrmc") or {}
+    all_label = (a.get("all_available") or {}).get("label", "all available data")
+    for finding in a["findings"]:
+        notes = list((a.get("mrmc_notes") or {}).get(finding, []))
+        r = a["mrmc"].get(finding)
+        if r is not None:
+            g = r["global_test"]
+            test = f"{g['statistic_name']} = {_f(g['statistic'], 3)}"
+            rows.append(
+                _auc_row(
+                    finding, a.get("label", ""), r, test, "; ".join(notes + r.get("notes", []))
+                )
+            )
+        else:
+            rows.append([finding, a.get("label", ""), DASH, DASH, DASH, DASH, DASH, DASH,
+                         "; ".join(notes) or "not computed"])  # fmt: skip
+        u = available.get(finding)
+        if u is not None:
+            rows.append(_auc_row(finding, all_label, u, "t", "; ".join(u.get("notes", []))))
+    return Table(
+        ["finding", "analysis", "AUC unassisted (95% CI)", "AUC assisted (95% CI)",
+         "assisted \u2212 unassisted (95% CI)", "test", "df", "p", "notes"],
+        rows,
+        "Reader-averaged empirical AUC. Complete case: Obuchowski-Rockette, jackknife covariance, "
+        "Hillis df. All available data: U-statistic variance (iMRMC), BDG df.",
+    )  # fmt: skip
+
+
+def _method(arms: list[dict[str, Any]]) -> str:
+    """What an arm rate estimates and how its interval is made, as the missed module says."""
+
+    def one(x: dict[str, Any]) -> str:
+        estimand = x.get("estimand") or "reader-averaged"
+        method = x.get("method") or x.get("ci_method") or DASH
+        return f"{estimand}; {method}"
+
+    said = [one(x) for x in arms]
+    if len(set(said)) == 1:
+        return said[0]
+    return "; ".join(f"{x['arm']}: {s}" for x, s in zip(arms, said, strict=True))
+
+
+def _or_difference(d: dict[str, Any] | None) -> str:
+    if d is None:
+        return DASH
+    return f"{_ci(d['estimate'], d['ci_lower'], d['ci_upper'])}, p {_p(d['p_value'])}"
+
+
+def _gee(g: dict[str, Any] | None) -> str:
+    if g is None:
+        return DASH
+    return f"OR {_ci(g['odds_ratio'], g['or_ci_lower'], g['or_ci_upper'], 2)}, p {_p(g['p_value'])}"
+
+
+def _rates(a: dict[str, Any]) -> list[Table]:
+    missed = a.get("missed")
+    if not missed:
+        return []
+    sens_rows, rate_rows = [], []
+    for fm in missed["findings"]:
+        for kind, label in (("missed", "sensitivity"), ("false_positive", "specificity")):
+            part = fm[kind]
+            arms = part["arms"]
+            rate_rows.append(
+                [
+                    fm["finding"],
+                    "missed" if kind == "missed" else "false positive",
+                    *(
+                        f"{_ci(x['rate'], x['ci_lower'], x['ci_upper'])} [{x['events']}/{x['n']}]"
+                        for x in arms
+                    ),
+                    _method(arms),
+                    _or_difference(part["or_difference"]) if part["or_difference"]
+                    else f"{DASH} ({part.get('or_error') or 'not computed'})",
+                    _gee(part["gee"]) if part["gee"]
+                    else f"{DASH} ({part.get('gee_error') or 'not computed'})",
+                ]
+            )  # fmt: skip
+            sens_rows.append(
+                [
+                    fm["finding"],
+                    label,
+                    *(
+                        _ci(
+                            None if x["rate"] is None else 1 - x["rate"],
+                            None if x["ci_upper"] is None else 1 - x["ci_upper"],
+                            None if x["ci_lower"] is None else 1 - x["ci_lower"],
+                        )
+                        for x in arms
+                    ),
+                    _method(arms),
+                ]
+            )
+    split_rows = [
+        [fm["finding"], s["arm"], str(s["missed"]), str(s["ai_flagged_reader_dismissed"]),
+         str(s["ai_missed_too"]), str(s["ai_unavailable"])]
+        for fm in missed["findings"]
+        for s in fm["split"]
+    ]  # fmt: skip
+    return [
+        Table(
+            ["finding", "rate", "unassisted (95% CI) [events/n]", "assisted (95% CI) [events/n]",
+             "estimate; interval", "difference, OR MRMC (primary)",
+             "GEE logistic (sensitivity analysis)"],
+            rate_rows,
+        ),
+        Table(["finding", "metric", "unassisted (95% CI)", "assisted (95% CI)",
+               "estimate; interval"], sens_rows,
+              "Sensitivity and specificity of the readers' calls (1 \u2212 the rates above)"),
+        Table(["finding", "arm", "missed", "AI flagged, reader dismissed", "AI missed too",
+               "AI unavailable"], split_rows, "Misses: did the AI flag them?"),
+    ]  # fmt: skip
+
+
+def _standalone(a: dict[str, Any]) -> list[Table]:
+    standalone = a.get("standalone")
+    if not standalone:
+        return []
+    rows, vs_rows = [], []
+    for fs in standalone["findings"]:
+        for perf in (fs["overall"], *fs["subgroups"]):
+            rows.append(
+                [
+                    fs["finding"],
+                    "overall" if perf["group"] == "all" else f"{perf['group']} = {perf['level']}",
+                    f"{perf['n_positive']} / {perf['n_negative']}",
+                    _ci(perf["auc"], perf["auc_ci_lower"], perf["auc_ci_upper"]),
+                    _ci(perf["sensitivity"]["estimate"], perf["sensitivity"]["ci_lower"],
+                        perf["sensitivity"]["ci_upper"]),
+                    _ci(perf["specificity"]["estimate"], perf["specificity"]["ci_lower"],
+                        perf["specificity"]["ci_upper"]),
+                ]
+            )  # fmt: skip
+        v = fs["versus_readers"]
+        vs_rows.append(
+            [
+                fs["finding"],
+                _f(fs["threshold"], 2),
+                DASH if v is None else _f(v["ai_auc"]),
+                DASH if v is None else _f(v["readers_auc"]),
+                fs["versus_readers_error"] or _ci(v["estimate"], v["ci_lower"], v["ci_upper"]),
+                DASH if v is None else _p(v["p_value"]),
+            ]
+        )
+    return [
+        Table(["finding", "cases", "positive / negative", "AUC (95% DeLong CI)",
+               "sensitivity (Wilson CI)", "specificity (Wilson CI)"], rows,
+              "AI standalone, one score per case, overall and by site, manufacturer and modality"),
+        Table(["finding", "threshold", "AI AUC", "readers' AUC (unassisted, reader-averaged)",
+               "AI \u2212 readers (95% CI, 2T-RRRC)", "p"], vs_rows,
+              f"AI against the readers. {_readers_line(a)}"),
+    ]  # fmt: skip
+
+
+def _psi(r: dict[str, Any]) -> str:
+    if r.get("psi_ci_lower") is None and r.get("psi_ci_upper") is None:
+        return _f(r["psi"])
+    return _ci(r["psi"], r.get("psi_ci_lower"), r.get("psi_ci_upper"))
+
+
+def _drift(drift: dict[str, Any] | None) -> list[Table]:
+    if drift is None:
+        return []
+    adjusted = any("ks_p_adjusted" in r for r in drift["rows"])
+    rows = [
+        [r["finding"], r.get("stratum", "all"), r["site"], str(r["n"]), _f(r.get("mean")),
+         _f(r.get("median")), _f(r.get("ks_statistic")), _p(r["ks_p_value"]),
+         *([_p(r.get("ks_p_adjusted"))] if adjusted else []), _psi(r), r["level"]]
+        for r in drift["rows"]
+    ]  # fmt: skip
+    return [
+        Table(
+            ["finding", "cases", "site", "n", "mean score", "median score", "KS D", "KS p",
+             *(["KS p (adjusted)"] if adjusted else []), "PSI", "shift"],
+            rows,
+            f"Each site against the reference site {drift['reference']}",
+        )
+    ]  # fmt: skip
+
+
+def _agreement(a: dict[str, Any]) -> list[Table]:
+    rows = [
+        [r["arm"], r["finding"], r["comparison"], r["rater_a"], r["rater_b"], str(r["n"]),
+         _f(r["percent_agreement"], 1), _ci(r["kappa"], r["ci_lower"], r["ci_upper"])]
+        for r in a["agreement"]
+    ]  # fmt: skip
+    return [
+        Table(
+            ["arm", "finding", "comparison", "rater A", "rater B", "n", "% agreement",
+             "kappa (95% CI)"],
+            rows,
+            _readers_line(a),
+        )
+    ]  # fmt: skip
+
+
+def _time(a: dict[str, Any]) -> list[Table]:
+    rt = a["reading_time"]
+    if rt is None:
+        return []
+    rows = [
+        [x["arm"], str(x["n_reads"]), _f(x["median"], 1), f"{_f(x['q1'], 1)}{DASH}{_f(x['q3'], 1)}",
+         _f(x["geometric_mean"], 1)]
+        for x in rt["arms"]
+    ]  # fmt: skip
+    model = rt["model_error"] or rt["model"]
+    ratio = [["assisted / unassisted", _ci(rt["ratio"], rt["ci_lower"], rt["ci_upper"]),
+              _p(rt["p_value"]), model]]  # fmt: skip
+    return [
+        Table(["arm", "reads", "median (s)", "IQR (s)", "geometric mean (s)"], rows,
+              "Every submitted read, all readers"),
+        Table(["ratio", "estimate (95% CI)", "p", "model"], ratio),
+    ]  # fmt: skip
+
+
+def _protocol(protocol: dict[str, Any] | None) -> list[Table]:
+    if not protocol:
+        return []
+    rows = [
+        [ft["code"], f"v{ft.get('introduced_in') or 1}",
+         "yes" if ft.get("clinically_significant") else "no",
+         DASH if ft.get("ai_threshold") is None else _f(ft["ai_threshold"], 2),
+         f"{ft.get('reads', 0)} of {ft.get('reads_total', 0)}"]
+        for ft in protocol.get("finding_types", [])
+    ]  # fmt: skip
+    return [
+        Table(["finding", "in the protocol since", "clinically significant",
+               "AI threshold (empty: the model's)", "reads that asked it"], rows)
+    ]  # fmt: skip
+
+
+def _summary(a: dict[str, Any]) -> Section:
+    readers = a.get("readers") or {"included": [], "excluded": [], "rule": ""}
+    rows = [[r, a.get("label", ""), "finished both arms"] for r in readers["included"]] + [
+        [x["reader"], "reading time and the all-available-data analysis only", x["reason"]]
+        for x in readers["excluded"]
+    ]
+    findings = a["findings"]
+    intro = (
+        f"{a['n_readers']} readers, {a['n_cases']} cases, {len(findings)} finding types "
+        f"({', '.join(findings)}), {a['n_rows']} rows."
+    )
+    table = Table(["reader", "in the analyses", "why"], rows,
+                  f"Readers ({readers.get('rule', '')})")  # fmt: skip
+    return Section("summary", "Summary", intro, [table], notes=list(a.get("notes", [])))
+
+
+def sections(payload: dict[str, Any]) -> list[Section]:
+    """The report's sections from an analysis object (:func:`analysis.study.analyze_study`)."""
+    a = payload["analysis"]
+    figs: dict[str, list[dict[str, Any]]] = {}
+    for i, fig in enumerate(payload.get("figures", [])):
+        figs.setdefault(fig["section"], []).append(
+            {"id": f"figure-{i}", "data_id": f"figure-{i}-data", **fig}
+        )
+    protocol = payload.get("protocol") or {}
+    version = protocol.get("version")
+    return [
+        _summary(a),
+        Section("protocol", f"Protocol version {DASH if version is None else version}",
+                "Significance and AI thresholds as this version of the protocol sets them; each "
+                "finding type is analysed over the reads that asked it.",
+                _protocol(protocol)),
+        Section("mrmc", "MRMC ROC analysis (random readers and cases)",
+                "Rating: the reader's probability that the finding is present, 0\u2013100. "
+                f"{_readers_line(a)} The all-available-data analysis uses every read.",
+                [_mrmc(a)], figs.get("mrmc", [])),
+        Section("missed", "Missed findings, false positives, sensitivity and specificity",
+                "Primary: OR MRMC analysis of the binary calls; sensitivity analysis: GEE logistic "
+                f"model with cases as clusters. {_readers_line(a)}", _rates(a),
+                figs.get("missed", [])),
+        Section("standalone", "AI standalone", "", _standalone(a), figs.get("standalone", [])),
+        Section("drift", "AI score drift between sites",
+                "Two-sample Kolmogorov-Smirnov test and population stability index (PSI < 0.1 "
+                "stable, 0.1\u20130.25 moderate, > 0.25 major shift) of the AI probability, one "
+                "value per case.", _drift(payload.get("drift")), figs.get("drift", [])),
+        Section("agreement", "Agreement (Cohen's and Fleiss' kappa of the calls)", "",
+                _agreement(a)),
+        Section("time", "Reading time", "", _time(a)),
+    ]  # fmt: skip
+
+
+# -- one-file HTML ------------------------------------------------------------------------------
+
+
+@cache
+def plotly_js() -> str:
+    """plotly.js as bundled with the plotly package (no CDN: there may be no internet)."""
+    from plotly.offline import get_plotlyjs
+
+    return str(get_plotlyjs())
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;
+color:#222;padding:0 1em}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}
+th,td{border:1px solid #ddd;padding:.3em .6em;text-align:left}th{background:#f2f5fa}
+.notes li{color:#8a4b00}
+"""
+
+# Draws every figure from its JSON; the platform's one-file export runs the same script.
+PLOT_SCRIPT = """(function () {
+  document.querySelectorAll("#report div.plot").forEach(function (el) {
+    var fig = JSON.parse(document.getElementById(el.id + "-data").textContent);
+    Plotly.newPlot(el, fig.data, fig.layout || {}, {responsive: true, displaylogo: false});
+  });
+})();"""
+
+_JSON_ESCAPES = {ord(">"): "\\u003E", ord("<"): "\\u003C", ord("&"): "\\u0026"}
+
+
+def _table_html(t: Table) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in t.header)
+    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in t.rows)
+    caption = f"<h3>{e(t.caption)}</h3>" if t.caption else ""
+    return (
+        f'{caption}<table class="report-table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+def _section_html(s: Section) -> str:
+    e = html.escape
+    parts = [f'<section id="section-{e(s.key)}">', f"<h2>{e(s.title)}</h2>"]
+    if s.intro:
+        parts.append(f"<p>{e(s.intro)}</p>")
+    if s.notes:
+        parts.append('<ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in s.notes) + "</ul>")
+    parts.extend(_table_html(t) for t in s.tables)
+    for f in s.figures:
+        data = json.dumps(f["figure"]).translate(_JSON_ESCAPES)
+        parts.append(
+            f'<div class="plot" id="{e(f["id"])}" title="{e(f["title"])}"></div>'
+            f'<script id="{e(f["data_id"])}" type="application/json">{data}</script>'
+        )
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def render_html(payload: dict[str, Any], *, title: str = "") -> str:
+    """One self-contained HTML page of :func:`sections`: plotly.js inlined once, no network."""
+    study = payload["analysis"].get("study") or ""
+    heading = html.escape(title or (f"Reader study report: {study}" if study else "Reader study"))
+    body = "\n".join(_section_html(s) for s in sections(payload))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{heading}</title>
+<style>{CSS}</style>
+<script>{plotly_js()}</script>
+</head><body>
+<h1>{heading}</h1>
+<div id="report">
+{body}
+</div>
+<script>
+{PLOT_SCRIPT}
+</script>
+</body></html>
+"""
+
+
+def write_html(payload: dict[str, Any], out: str | Path) -> Path:
+    """Write :func:`render_html` to ``out``; a one-line ``ValueError`` when it cannot be written."""
+    path = Path(out)
+    try:
+        path.write_text(render_html(payload), encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"cannot write {path}: {error.strerror or error}") from None
+    return path
