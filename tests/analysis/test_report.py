@@ -270,3 +270,24 @@ def test_a_significant_type_without_reads_is_left_out_of_the_pool_with_a_note(
     pooled = [fm for fm in res.missed.findings if fm.finding == "pooled"]
     assert [fm.findings_pooled for fm in pooled] == [("nodule",)]
     assert set(res.mrmc) == {"nodule"}
+
+
+def test_the_command_line_validates_the_frame_once(
+    long: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import analysis.report
+    import analysis.study
+
+    calls = []
+    check = analysis.report.check_long_frame
+
+    def counted(frame: pd.DataFrame) -> pd.DataFrame:
+        calls.append(len(frame))
+        return check(frame)
+
+    monkeypatch.setattr(analysis.report, "check_long_frame", counted)
+    monkeypatch.setattr(analysis.study, "check_long_frame", counted)
+    csv = tmp_path / "long.csv"
+    long.to_csv(csv, index=False)
+    assert main(["report", str(csv), "--out", str(tmp_path / "r.html")]) == 0
+    assert calls == [len(long)]
