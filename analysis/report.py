@@ -343,6 +343,18 @@ def _degenerate(frame: pd.DataFrame, finding: str) -> list[str]:
     return notes
 
 
+def _zero_variance(result: ORResult, finding: str) -> list[str]:
+    """Notes on OR standard errors of zero: their intervals have zero width."""
+    flat = [f"AUC {arm}" for arm, st in result.single_treatment.items() if not st.se > 0]
+    flat += [f"difference {d.pair}" for d in result.differences if not d.se > 0]
+    if not flat:
+        return []
+    return [
+        f"{finding}: zero variance for the {', '.join(flat)}: the interval has zero width and "
+        "carries no information"
+    ]
+
+
 def analyze_checked(
     f: pd.DataFrame,
     *,
@@ -389,6 +401,9 @@ def analyze_checked(
             mrmc[finding] = or_analysis(frame, alpha=alpha)
         except ValueError as error:
             found.append(f"MRMC ROC analysis of {finding} skipped: {error}")
+        else:
+            if not found:
+                found.extend(_zero_variance(mrmc[finding], finding))
         notes.extend(found)
         if found:
             mrmc_notes[finding] = tuple(found)

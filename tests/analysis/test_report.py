@@ -291,3 +291,14 @@ def test_the_command_line_validates_the_frame_once(
     long.to_csv(csv, index=False)
     assert main(["report", str(csv), "--out", str(tmp_path / "r.html")]) == 0
     assert calls == [len(long)]
+
+
+def test_zero_variance_is_noted_in_the_json(long: pd.DataFrame) -> None:
+    # every reader separates the truth perfectly: every AUC is 1 and every variance 0
+    d = analyze_file(long.assign(confidence=long["truth"] * 100))["analysis"]
+    st = d["mrmc"]["nodule"]["single_treatment"]["assisted"]
+    assert st["ci_lower"] == st["ci_upper"] == 1.0
+    assert d["mrmc_notes"]["nodule"] == [
+        "nodule: zero variance for the AUC unassisted, AUC assisted, difference "
+        "unassisted - assisted: the interval has zero width and carries no information"
+    ]
