@@ -192,17 +192,20 @@ def or_pooled_proportion(
     left = n_tot[:, None] - n
     if np.any(left == 0):
         raise ValueError("a reader's reads in an arm all come from one case")
-    loo = (a_tot[:, None] - a) / left
-    centred = loo - loo.mean(axis=1, keepdims=True)
-    cov = (n_cases - 1) / n_cases * (centred @ centred.T)
+    loo = ((a_tot[:, None] - a) / left).reshape(t, r, n_cases)
+    centred = loo - loo.mean(axis=2, keepdims=True)
+    factor = (n_cases - 1) / n_cases
+    # RRRC needs only averages of the covariances between different readers, so sum over
+    # readers first: sum_{j != j'} c_ij c_i'j' = S_i S_i' - sum_j c_ij c_i'j, per case
+    by_arm = centred.sum(axis=1)  # (t, K)
+    total = by_arm @ by_arm.T
+    same_reader = np.einsum("ijk,ljk->il", centred, centred)
+    between = factor * (total - same_reader) / (r * (r - 1))  # (t, t): cov2_i and cov3
+    cov2 = float(np.mean(np.diag(between)))
+    cov3 = float(between[0, 1])
 
     table = values.reshape(t, r)
     ms = mean_squares(table)
-    c = cov.reshape(t, r, t, r)
-    same_t = np.eye(t, dtype=bool)[:, None, :, None]
-    same_r = np.eye(r, dtype=bool)[None, :, None, :]
-    cov2 = float(c[np.broadcast_to(same_t & ~same_r, c.shape)].mean())
-    cov3 = float(c[np.broadcast_to(~same_t & ~same_r, c.shape)].mean())
     denominator = ms.TR + r * max(cov2 - cov3, 0.0)
     df2 = denominator**2 / (ms.TR**2 / (r - 1)) if ms.TR > 0 else math.inf
     means = table.mean(axis=1)
@@ -212,11 +215,10 @@ def or_pooled_proportion(
     p_value = t_two_sided_p(_ratio(estimate, se), df2)
 
     arms = []
-    off = ~np.eye(r, dtype=bool)
     for i in range(t):
         v = table[i]
         ms_r = float(np.sum((v - v.mean()) ** 2)) / (r - 1)
-        cov2_i = max(float(c[i, :, i, :][off].mean()), 0.0)
+        cov2_i = max(float(between[i, i]), 0.0)
         se_i = math.sqrt(ms_r / r + cov2_i)
         df_i = (ms_r + r * cov2_i) ** 2 / (ms_r**2 / (r - 1)) if ms_r > 0 else math.inf
         arms.append(_t_interval(float(v.mean()), se_i, df_i, alpha, clip=True))
