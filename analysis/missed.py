@@ -1,29 +1,38 @@
-"""Missed findings and false positives per arm, with reader- and case-clustered inference.
+"""Missed findings and false positives per arm, with case-clustered inference.
 
 Estimands (per finding type, and pooled over a chosen set of clinically significant types):
 
-* **missed-finding rate** of an arm: the reader-averaged proportion of truth-present findings
-  that the reader called absent, ``1 - sensitivity``; the difference ``assisted - unassisted``;
-* **false-positive rate**: the reader-averaged proportion of truth-absent findings called
+* **missed-finding rate** of an arm: the proportion of a reader's reads of truth-present findings
+  that called the finding absent, ``1 - sensitivity``; the difference ``assisted - unassisted``;
+* **false-positive rate**: the proportion of a reader's reads of truth-absent findings called
   present, ``1 - specificity``, and its difference likewise.
 
-Primary analysis: the Obuchowski-Rockette MRMC analysis of the binary call
-(:func:`analysis.mrmc.or_analysis` with ``metric="sensitivity"`` / ``"specificity"``, jackknife
-covariance, random readers and random cases, Hillis df), as MRMCaov's ``binary_sens`` /
-``binary_spec``. Because ``missed = 1 - sensitivity``, the OR difference
-``sens(unassisted) - sens(assisted)`` *is* ``missed(assisted) - missed(unassisted)``, with the same
-SE, df and p-value; the per-arm intervals are ``1 -`` the OR single-treatment intervals. The OR
-analysis needs a fully crossed design (every reader reads every case in both arms); otherwise it
-is skipped and the reason is kept in ``or_error``. In the pooled analysis the unit that OR calls a
-"case" is one finding of one case (``case|finding``).
+In the pooled entry a reader's rate is the pooled proportion over all of that reader's reads of
+the pooled finding types (a case with two present findings contributes two reads).
 
-Sensitivity analysis: a GEE logistic model (Liang & Zeger 1986) ``logit P(miss) = b0 + b1
-assisted`` fitted with statsmodels on the reads of truth-present findings, **clusters = cases with
-an exchangeable working correlation** (reads of one case by several readers and arms are
-correlated; there are usually too few readers for a reader-clustered sandwich), robust
-(sandwich) covariance. It reports the odds ratio ``exp(b1)`` with its Wald CI and p-value, and
-the rate difference ``expit(b0 + b1) - expit(b0)`` with a delta-method CI. Reader-level
-clustering is not modelled by the GEE, which is why it is secondary.
+Primary analysis (fully crossed designs): the Obuchowski-Rockette MRMC analysis (random readers
+and cases, Hillis df) of the reader x arm rates, with the jackknife over **cases** for the error
+covariance (:func:`analysis.case_clustered.or_pooled_proportion`). Leaving a case out removes
+all of its findings, so the pooled analysis clusters on the case as the per-type one does; with
+one finding type it is MRMCaov's ``binary_sens`` / ``binary_spec`` analysis (``missed = 1 -
+sensitivity``: same SE, df and p-value). Each arm shows the **reader-averaged** rate with its
+OR single-treatment interval (clipped to [0, 1]).
+
+When the design is not fully crossed (a reader part-way, a missing arm, duplicate reads) the OR
+analysis is skipped and its reason kept in ``or_error``; each arm then shows the **pooled** rate
+``events / n`` over all reads with a Wilson interval on the case-clustered effective sample size
+(Korn & Graubard 1998, :func:`analysis.case_clustered.clustered_proportion`). A rate is never
+shown with an interval computed for another estimand: :class:`ArmRate` names both.
+
+Secondary analysis: a GEE logistic model (Liang & Zeger 1986) ``logit P(event) = b0 + b1
+assisted`` on the reads of the truth class, **clusters = cases** (all reads of a case, every
+reader, arm and finding), exchangeable working correlation, robust (sandwich) covariance, fitted
+on per-case counts (:func:`analysis.case_clustered.gee_logit_exchangeable`, the estimator of
+statsmodels' GEE). It reports the odds ratio ``exp(b1)`` with its Wald CI and p-value, and the
+rate difference ``expit(b0 + b1) - expit(b0)`` with a delta-method CI. Reader variability is not
+modelled by the GEE, so its test is anti-conservative when readers differ in their benefit from
+the AI (type I error measured in ``benchmarks/validate_missed_kappa.md``), which is why it is
+secondary.
 
 Split of misses: each missed finding is "AI flagged, reader dismissed" when the AI's probability
 was at or above the model's operating threshold, "AI missed too" otherwise (or "AI unavailable").
@@ -35,49 +44,72 @@ and multiple tests. Commun Stat Simul Comput 24(2):285-308. doi:10.1080/03610919
 Hillis SL (2007). Stat Med 26(3):596-619. doi:10.1002/sim.2532
 Liang KY, Zeger SL (1986). Longitudinal data analysis using generalized linear models.
 Biometrika 73(1):13-22. doi:10.1093/biomet/73.1.13
+Korn EL, Graubard BI (1998). Confidence intervals for proportions with small expected number of
+positive counts estimated from survey data. Survey Methodology 24(2):193-201.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from scipy import special
 
 from analysis._common import jsonable_float as _num
-from analysis.standalone import wilson
+from analysis.case_clustered import (
+    clustered_proportion,
+    gee_logit_exchangeable,
+    or_pooled_proportion,
+)
 
 ARMS: tuple[str, str] = ("unassisted", "assisted")
 Kind = Literal["missed", "false_positive"]
+Estimand = Literal["reader-averaged", "pooled"]
+IntArray = NDArray[np.int64]
 _NEEDED = ("reader", "case", "arm", "finding", "truth", "call", "ai_probability")
+OR_METHOD = "OR single-treatment interval (RRRC, case jackknife)"
+POOLED_METHOD = "Wilson interval on the case-clustered effective sample size (Korn-Graubard)"
 
 
 @dataclass(frozen=True)
 class ArmRate:
-    """A rate in one arm: reader-averaged proportion, pooled counts and its interval."""
+    """A rate in one arm, the estimand it is and the interval computed for that estimand.
+
+    ``estimand`` is ``"reader-averaged"`` (mean of the readers' rates, OR interval) or
+    ``"pooled"`` (``events / n`` over all reads, case-clustered interval); ``method`` names the
+    interval. ``n`` and ``events`` are the pooled counts in either case.
+    """
 
     arm: str
     n: int
     events: int
+    estimand: Estimand
     rate: float
     ci_lower: float
     ci_upper: float
-    ci_method: str  # "OR single-treatment" or "Wilson (ignores clustering)"
+    method: str
+
+    @property
+    def ci_method(self) -> str:
+        """The interval's method (the name the figures use)."""
+        return self.method
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "arm": self.arm,
             "n": self.n,
             "events": self.events,
+            "estimand": self.estimand,
             "rate": _num(self.rate),
             "ci_lower": _num(self.ci_lower),
             "ci_upper": _num(self.ci_upper),
-            "ci_method": self.ci_method,
+            "method": self.method,
+            "ci_method": self.method,
         }
 
 
@@ -113,6 +145,7 @@ class GeeComparison:
     p_value: float
     difference: Comparison
     working_correlation: float
+    n_clusters: int
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +156,7 @@ class GeeComparison:
             "difference": self.difference.to_dict(),
             "working_correlation": _num(self.working_correlation),
             "clusters": "case",
+            "n_clusters": self.n_clusters,
             "cov_struct": "exchangeable",
         }
 
@@ -205,155 +239,183 @@ class MissedFindingsResult:
         }
 
 
-def _check(long: pd.DataFrame) -> pd.DataFrame:
+@dataclass(frozen=True)
+class _Reads:
+    """The reads of the two arms as integer codes (names kept aside), for vectorised counting."""
+
+    reader: IntArray
+    case: IntArray
+    finding: IntArray
+    assisted: NDArray[np.bool_]
+    truth: IntArray
+    call: IntArray
+    ai_probability: NDArray[np.float64]
+    readers: tuple[str, ...]
+    findings: tuple[str, ...]
+
+    def take(self, mask: NDArray[np.bool_]) -> _Reads:
+        return _Reads(
+            self.reader[mask],
+            self.case[mask],
+            self.finding[mask],
+            self.assisted[mask],
+            self.truth[mask],
+            self.call[mask],
+            self.ai_probability[mask],
+            self.readers,
+            self.findings,
+        )
+
+
+def _codes(values: pd.Series) -> tuple[IntArray, tuple[str, ...]]:
+    """Integer codes in order of first appearance, of the values as strings."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    names = np.asarray([str(u) for u in uniques], dtype=object)
+    # values that differ but print alike (1 and "1") are one ID
+    merged, labels = pd.factorize(names)
+    return merged[codes].astype(np.int64), tuple(str(x) for x in labels)
+
+
+def _check(long: pd.DataFrame) -> _Reads:
     missing = [c for c in _NEEDED if c not in long.columns]
     if missing:
         raise ValueError(f"missing column(s): {', '.join(missing)}")
-    arms = set(long["arm"].astype(str))
-    if not set(ARMS) <= arms:
-        raise ValueError(f"need both arms {ARMS[0]!r} and {ARMS[1]!r}, got {sorted(arms)}")
+    arm_code, arm_names = _codes(long["arm"])
+    if not set(ARMS) <= set(arm_names):
+        raise ValueError(f"need both arms {ARMS[0]!r} and {ARMS[1]!r}, got {sorted(arm_names)}")
+    binary = {}
     for col in ("truth", "call"):
-        values = pd.to_numeric(long[col], errors="coerce")
-        if not values.isin([0, 1]).all():
+        values = pd.to_numeric(long[col], errors="coerce").to_numpy(dtype=np.float64)
+        if not np.isin(values, (0.0, 1.0)).all():
             raise ValueError(f"{col} must be 0 or 1 in every row")
-    out = long.loc[long["arm"].astype(str).isin(ARMS), list(_NEEDED)].copy()
-    out["arm"] = out["arm"].astype(str)
-    out["reader"] = out["reader"].astype(str)
-    out["case"] = out["case"].astype(str)
-    out["finding"] = out["finding"].astype(str)
-    out["truth"] = pd.to_numeric(out["truth"]).astype(np.int64)
-    out["call"] = pd.to_numeric(out["call"]).astype(np.int64)
-    out["ai_probability"] = pd.to_numeric(out["ai_probability"], errors="coerce")
-    return out
+        binary[col] = values.astype(np.int64)
+    assisted_code = arm_names.index(ARMS[1])
+    keep = np.isin(arm_code, [arm_names.index(a) for a in ARMS])
+    reader, readers = _codes(long["reader"])
+    case, _ = _codes(long["case"])
+    finding, findings = _codes(long["finding"])
+    ai = pd.to_numeric(long["ai_probability"], errors="coerce").to_numpy(dtype=np.float64)
+    return _Reads(
+        reader, case, finding, arm_code == assisted_code, binary["truth"], binary["call"], ai,
+        readers, findings,
+    ).take(keep)  # fmt: skip
 
 
-def _wilson(events: int, n: int, alpha: float) -> tuple[float, float]:
-    interval = wilson(events, n, alpha)
-    return interval.ci_lower, interval.ci_upper
-
-
-def _or_part(
-    reads: pd.DataFrame, kind: Kind, alpha: float
-) -> tuple[dict[str, tuple[float, float, float]] | None, Comparison | None, str | None]:
-    """OR MRMC on the binary call: per-arm (rate, lo, hi) and the assisted - unassisted diff."""
-    from analysis.mrmc import or_analysis
-
-    frame = pd.DataFrame(
-        {
-            "reader": reads["reader"],
-            "treatment": reads["arm"],
-            "case": reads["unit"],
-            "truth": reads["truth"],
-            "rating": reads["call"],
-        }
-    )
-    # unassisted first, so the OR pair "unassisted - assisted" of sensitivity (specificity) is
-    # the assisted - unassisted difference of the missed (false-positive) rate
-    frame = frame.sort_values("treatment", key=lambda s: s.map(ARMS.index), kind="stable")
-    try:
-        res = or_analysis(
-            frame,
-            metric="sensitivity" if kind == "missed" else "specificity",
-            cov="jackknife",
-            factors="RRRC",
-            alpha=alpha,
+def _crossing_error(reads: _Reads) -> str | None:
+    """Why the OR analysis cannot run on these reads (None when fully crossed)."""
+    n_findings = len(reads.findings)
+    unit_raw = reads.case * n_findings + reads.finding
+    present = np.bincount(unit_raw) > 0
+    unit = (np.cumsum(present) - 1)[unit_raw]
+    n_units = int(present.sum())
+    reader_present = np.bincount(reads.reader, minlength=len(reads.readers)) > 0
+    r_index = np.cumsum(reader_present) - 1
+    readers = [name for name, p in zip(reads.readers, reader_present, strict=True) if p]
+    r = len(readers)
+    cell = (reads.assisted.astype(np.int64) * r + r_index[reads.reader]) * n_units + unit
+    counts = np.bincount(cell, minlength=2 * r * n_units).reshape(2, r, n_units)
+    if np.any(counts > 1):
+        i, j, _ = np.argwhere(counts > 1)[0]
+        return f"reader {readers[j]!r} read a finding of a case more than once in arm {ARMS[i]!r}"
+    short = counts.sum(axis=2) < n_units
+    if np.any(short):
+        i, j = np.argwhere(short)[0]
+        return (
+            f"not fully crossed: reader {readers[j]!r} read {int(counts[i, j].sum())} of "
+            f"{n_units} case findings in arm {ARMS[i]!r}; the OR analysis needs every reader to "
+            "read every case in both arms"
         )
-    except ValueError as error:
-        return None, None, str(error)
-    arms = {
-        arm: (1.0 - s.estimate, 1.0 - s.ci_upper, 1.0 - s.ci_lower)
-        for arm, s in res.single_treatment.items()
-    }
-    d = res.differences[0]
-    if d.pair == f"{ARMS[0]} - {ARMS[1]}":
-        comp = Comparison(d.estimate, d.se, d.df, d.ci_lower, d.ci_upper, d.p_value)
-    else:  # the engine named the pair the other way round: flip it
-        comp = Comparison(-d.estimate, d.se, d.df, -d.ci_upper, -d.ci_lower, d.p_value)
-    return arms, comp, None
+    positives = np.bincount(unit, weights=reads.truth.astype(np.float64), minlength=n_units)
+    reads_per_unit = np.bincount(unit, minlength=n_units)
+    if np.any((positives > 0) & (positives < reads_per_unit)):
+        return "truth differs between reads of the same case and finding"
+    return None
 
 
-def _gee_part(reads: pd.DataFrame, alpha: float) -> tuple[GeeComparison | None, str | None]:
-    """GEE logistic, clusters = cases, exchangeable working correlation, robust covariance."""
-    import statsmodels.api as sm
-    from statsmodels.genmod.cov_struct import Exchangeable
+def _arm_rate(
+    arm: str, event: NDArray[np.bool_], case: IntArray, or_arm: Any, alpha: float
+) -> ArmRate:
+    n, events = int(event.size), int(event.sum())
+    if or_arm is not None:
+        return ArmRate(arm, n, events, "reader-averaged", or_arm.estimate, or_arm.ci_lower,
+                       or_arm.ci_upper, OR_METHOD)  # fmt: skip
+    rate, lower, upper = clustered_proportion(case, event, alpha)
+    return ArmRate(arm, n, events, "pooled", rate, lower, upper, POOLED_METHOD)
 
-    y = reads["event"].to_numpy(dtype=np.float64)
-    x = (reads["arm"] == ARMS[1]).to_numpy(dtype=np.float64)
-    for arm_value in (0.0, 1.0):
-        share = y[x == arm_value].mean() if (x == arm_value).any() else math.nan
-        if not 0.0 < share < 1.0:
-            return None, "no events or all events in an arm: the logistic model is not estimable"
-    exog = np.column_stack([np.ones_like(x), x])
-    groups = pd.factorize(reads["unit"])[0]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = sm.GEE(y, exog, groups=groups, family=sm.families.Binomial(),
-                           cov_struct=Exchangeable())  # fmt: skip
-            fit = model.fit()
-    except (ValueError, np.linalg.LinAlgError) as error:
-        return None, f"GEE failed: {error}"
-    b = np.asarray(fit.params, dtype=np.float64)
-    cov = np.asarray(fit.cov_params(), dtype=np.float64)
+
+def _gee_part(sub: _Reads, event: NDArray[np.bool_], alpha: float) -> GeeComparison:
+    """GEE logistic on per-case counts (module docstring); raises ValueError if not estimable."""
+    fit = gee_logit_exchangeable(sub.case, sub.assisted, event)
+    b0, b1 = fit.params
+    cov = fit.cov
     z = -float(special.ndtri(alpha / 2))
-    se1 = math.sqrt(cov[1, 1])
-    p = 2.0 * float(special.ndtr(-(abs(b[1]) / se1)))
-    p_u, p_a = float(special.expit(b[0])), float(special.expit(b[0] + b[1]))
+    se1 = math.sqrt(max(float(cov[1, 1]), 0.0))
+    p = 2.0 * float(special.ndtr(-(abs(b1) / se1))) if se1 > 0 else math.nan
+    p_u, p_a = float(special.expit(b0)), float(special.expit(b0 + b1))
     # delta method for p_a - p_u: gradient w.r.t. (b0, b1)
     grad = np.array([p_a * (1 - p_a) - p_u * (1 - p_u), p_a * (1 - p_a)])
     se_d = math.sqrt(max(float(grad @ cov @ grad), 0.0))
     diff = p_a - p_u
     p_d = 2.0 * float(special.ndtr(-(abs(diff) / se_d))) if se_d > 0 else math.nan
     comp = Comparison(diff, se_d, None, diff - z * se_d, diff + z * se_d, p_d)
-    rho = float(getattr(model.cov_struct, "dep_params", math.nan))
-    return (
-        GeeComparison(
-            math.exp(b[1]), math.exp(b[1] - z * se1), math.exp(b[1] + z * se1), p, comp, rho
-        ),
-        None,
-    )
+    return GeeComparison(math.exp(b1), math.exp(b1 - z * se1), math.exp(b1 + z * se1), p, comp,
+                         fit.rho, fit.n_clusters)  # fmt: skip
 
 
-def _rate_analysis(reads: pd.DataFrame, kind: Kind, alpha: float) -> RateAnalysis:
+def _rate_analysis(reads: _Reads, kind: Kind, crossing: str | None, alpha: float) -> RateAnalysis:
     truth_value = 1 if kind == "missed" else 0
-    sub = reads[reads["truth"] == truth_value].copy()
+    sub = reads.take(reads.truth == truth_value)
     # a miss is a present finding called absent; a false positive an absent one called present
-    sub["event"] = (sub["call"] != truth_value).astype(np.int64)
-    or_arms, or_diff, or_error = _or_part(reads, kind, alpha)
-    arms = []
-    for arm in ARMS:
-        a = sub[sub["arm"] == arm]
-        n, events = len(a), int(a["event"].sum())
-        if or_arms is not None:
-            rate, lo, hi = or_arms[arm]
-            method = "OR single-treatment"
+    event = sub.call != truth_value
+    or_diff: Comparison | None = None
+    or_error = crossing
+    or_arms: tuple[Any, Any] = (None, None)
+    if or_error is None:
+        try:
+            res = or_pooled_proportion(
+                sub.reader, sub.assisted.astype(np.int64), sub.case, event, alpha
+            )
+        except ValueError as error:
+            or_error = str(error)
         else:
-            per_reader = a.groupby("reader")["event"].mean()
-            rate = float(per_reader.mean()) if len(per_reader) else math.nan
-            lo, hi = _wilson(events, n, alpha)
-            method = "Wilson (ignores clustering)"
-        arms.append(ArmRate(arm, n, events, rate, lo, hi, method))
-    gee, gee_error = _gee_part(sub, alpha) if len(sub) else (None, "no reads")
+            d = res.difference
+            or_diff = Comparison(d.estimate, d.se, d.df, d.ci_lower, d.ci_upper, res.p_value)
+            or_arms = res.arms
+    arms = []
+    for i, arm in enumerate(ARMS):
+        in_arm = sub.assisted == (i == 1)
+        arms.append(_arm_rate(arm, event[in_arm], sub.case[in_arm], or_arms[i], alpha))
+    gee: GeeComparison | None = None
+    gee_error: str | None = None
+    if event.size == 0:
+        gee_error = "no reads"
+    else:
+        try:
+            gee = _gee_part(sub, event, alpha)
+        except (ValueError, np.linalg.LinAlgError) as error:
+            gee_error = str(error)
     return RateAnalysis(kind, tuple(arms), or_diff, or_error, gee, gee_error)
 
 
-def _split(reads: pd.DataFrame, thresholds: dict[str, float], default: float) -> list[MissSplit]:
-    miss = reads[(reads["truth"] == 1) & (reads["call"] == 0)]
-    thr = miss["finding"].map(lambda f: thresholds.get(f, default)).to_numpy(dtype=np.float64)
-    prob = miss["ai_probability"].to_numpy(dtype=np.float64)
+def _split(reads: _Reads, thresholds: NDArray[np.float64]) -> list[MissSplit]:
+    miss = (reads.truth == 1) & (reads.call == 0)
+    prob = reads.ai_probability[miss]
     avail = ~np.isnan(prob)
-    flagged = avail & (prob >= thr)
-    arm = miss["arm"].to_numpy()
-    return [
-        MissSplit(
-            a,
-            int((arm == a).sum()),
-            int((flagged & (arm == a)).sum()),
-            int((avail & ~flagged & (arm == a)).sum()),
-            int((~avail & (arm == a)).sum()),
+    flagged = avail & (prob >= thresholds[reads.finding[miss]])
+    assisted = reads.assisted[miss]
+    out = []
+    for i, a in enumerate(ARMS):
+        in_arm = assisted == (i == 1)
+        out.append(
+            MissSplit(
+                a,
+                int(in_arm.sum()),
+                int((flagged & in_arm).sum()),
+                int((avail & ~flagged & in_arm).sum()),
+                int((~avail & in_arm).sum()),
+            )
         )
-        for a in ARMS
-    ]
+    return out
 
 
 def missed_findings(
@@ -382,37 +444,42 @@ def missed_findings(
     Returns
     -------
     MissedFindingsResult
-        Methods and references: module docstring.
+        Per arm the reader-averaged rate with its OR interval when the design is fully crossed,
+        else the pooled rate with a case-clustered interval and the reason in ``or_error``;
+        the OR and GEE comparisons. Methods and references: module docstring.
 
     Raises
     ------
     ValueError
         Missing columns, an arm missing, ``truth``/``call`` not 0/1, unknown significant types.
     """
-    reads = _check(long)
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    reads = _check(long)
     thresholds = ai_threshold if isinstance(ai_threshold, dict) else {}
     default = 0.5 if isinstance(ai_threshold, dict) else float(ai_threshold)
-    types = list(pd.unique(reads["finding"]))
+    present = np.bincount(reads.finding, minlength=len(reads.findings)) > 0
+    types = [f for f, p in zip(reads.findings, present, strict=True) if p]
     pool = list(types if significant is None else significant)
     unknown = sorted(set(pool) - set(types))
     if unknown:
         raise ValueError(f"significant finding type(s) not in the data: {', '.join(unknown)}")
+    thr = np.array([thresholds.get(f, default) for f in reads.findings], dtype=np.float64)
     groups: list[tuple[str, list[str]]] = [(t, [t]) for t in types]
     if len(pool) > 1 or (significant is not None and pool):
         groups.append(("pooled", pool))
     out = []
     for name, members in groups:
-        sub = reads[reads["finding"].isin(members)].copy()
-        sub["unit"] = sub["case"] + "|" + sub["finding"] if len(members) > 1 else sub["case"]
+        codes = [reads.findings.index(m) for m in members]
+        sub = reads.take(np.isin(reads.finding, codes))
+        crossing = _crossing_error(sub)
         out.append(
             FindingMisses(
                 finding=name,
                 findings_pooled=tuple(members),
-                missed=_rate_analysis(sub, "missed", alpha),
-                false_positive=_rate_analysis(sub, "false_positive", alpha),
-                split=tuple(_split(sub, thresholds, default)),
+                missed=_rate_analysis(sub, "missed", crossing, alpha),
+                false_positive=_rate_analysis(sub, "false_positive", crossing, alpha),
+                split=tuple(_split(sub, thr)),
             )
         )
     all_thr = {t: thresholds.get(t, default) for t in types}

@@ -16,6 +16,7 @@ from analysis.agreement import (
     cohen_kappa,
     cohen_kappa_table,
     fleiss_kappa,
+    fleiss_kappa_null_test,
     kappa_analysis,
     long_frame_agreement,
 )
@@ -69,12 +70,57 @@ def test_kappa_and_se_match_statsmodels_on_random_tables(weights: str, wt: str |
         assert ours.se == pytest.approx(ref.std_kappa, rel=1e-10)
 
 
-def test_fleiss_kappa_matches_irr_diagnoses() -> None:
+def test_fleiss_kappa_and_null_test_match_irr_diagnoses() -> None:
     counts, _ = sm.aggregate_raters(DIAGNOSES)
     est = fleiss_kappa(counts)
     assert est.kappa == pytest.approx(0.4302445, abs=1e-7)
-    assert est.kappa / est.se == pytest.approx(17.65183, abs=1e-4)
     assert est.kappa == pytest.approx(sm.fleiss_kappa(counts), rel=1e-12)
+    se0, z, p = fleiss_kappa_null_test(counts)
+    assert z == pytest.approx(17.65183, abs=1e-4)
+    assert est.kappa / se0 == pytest.approx(z, rel=1e-12)
+    assert p < 1e-60
+
+
+def _jackknife_by_deletion(counts: np.ndarray) -> float:
+    """Jackknife SE of Fleiss' kappa by recomputing statsmodels' kappa without each item."""
+    n = counts.shape[0]
+    loo = np.array([sm.fleiss_kappa(np.delete(counts, i, axis=0)) for i in range(n)])
+    return math.sqrt((n - 1) / n * float(np.sum((loo - loo.mean()) ** 2)))
+
+
+def test_fleiss_se_is_the_jackknife_over_items() -> None:
+    counts, _ = sm.aggregate_raters(DIAGNOSES)
+    est = fleiss_kappa(counts)
+    assert est.se == pytest.approx(_jackknife_by_deletion(counts), rel=1e-10)
+    t29 = 2.045229642132703  # R: qt(0.975, 29)
+    assert (est.ci_lower, est.ci_upper) == pytest.approx(
+        (est.kappa - t29 * est.se, est.kappa + t29 * est.se), rel=1e-10
+    )
+    rng = np.random.default_rng(11)
+    for _ in range(5):
+        ratings = rng.integers(0, 4, size=(25, 4))
+        table, _ = sm.aggregate_raters(ratings)
+        assert fleiss_kappa(table).se == pytest.approx(_jackknife_by_deletion(table), rel=1e-10)
+
+
+def test_fleiss_interval_through_kappa_analysis_is_clipped_to_one() -> None:
+    # 6 items, 3 raters who agree on all but one item: kappa 0.8, jackknife SE wide
+    ratings = [[1, 1, 1], [2, 2, 2], [1, 1, 1], [2, 2, 2], [1, 1, 1], [1, 2, 2]]
+    rows = [
+        {"rater": f"r{j}", "item": i, "rating": r}
+        for i, item in enumerate(ratings)
+        for j, r in enumerate(item)
+    ]
+    fl = kappa_analysis(pd.DataFrame(rows)).fleiss
+    assert fl.kappa + 2.570581835636314 * fl.se > 1.0  # R: qt(0.975, 5)
+    assert fl.ci_upper == 1.0 and -1.0 <= fl.ci_lower <= fl.kappa
+
+
+def test_cohen_interval_is_clipped_to_one() -> None:
+    # kappa 0.77 on 23 items, ASE 0.22: the unclipped upper limit is 1.21
+    _, est = cohen_kappa(np.r_[np.zeros(21), np.ones(2)], np.r_[np.zeros(20), np.ones(3)])
+    assert est.kappa + 1.959963984540054 * est.se > 1.0
+    assert est.ci_upper == 1.0 and est.ci_lower <= est.kappa
 
 
 def test_kappa_analysis_reproduces_pairwise_and_fleiss() -> None:
@@ -213,3 +259,44 @@ def test_cli_kappa_bad_input_is_one_line_on_stderr(
     path.write_text("rater,item,rating\na,1,x\nb,1,y\n")
     assert main(["kappa", str(path), "--weights", "linear"]) != 0
     assert "numeric" in capsys.readouterr().err
+
+
+def test_cli_kappa_intervals_stay_within_minus_one_and_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from analysis.cli import main
+
+    a = [0] * 21 + [1] * 2
+    b = [0] * 20 + [1] * 3
+    lines = ["rater,item,rating"]
+    lines += [
+        f"{rater},{i},{r}" for rater, calls in (("a", a), ("b", b)) for i, r in enumerate(calls)
+    ]
+    path = tmp_path / "k.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["kappa", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    pair = out["pairs"][0]
+    assert pair["kappa"] + 1.959963984540054 * pair["se"] > 1.0
+    assert pair["ci_upper"] == 1.0
+    for est in (pair, out["fleiss"]):
+        assert -1.0 <= est["ci_lower"] <= est["kappa"] <= est["ci_upper"] <= 1.0
+
+
+def test_long_frame_agreement_fleiss_row_uses_the_jackknife_se() -> None:
+    rng = np.random.default_rng(4)
+    rows = []
+    calls = rng.random((3, 30)) < 0.4
+    for j in range(3):
+        for k in range(30):
+            rows.append(
+                {"reader": f"r{j}", "case": k, "arm": "assisted", "finding": "nodule",
+                 "truth": 0, "call": int(calls[j, k] or calls[0, k]), "ai_probability": np.nan}
+            )  # fmt: skip
+    out = long_frame_agreement(pd.DataFrame(rows))
+    fl = next(r for r in out if r.comparison == "fleiss")
+    wide = np.array([[row["call"] for row in rows if row["reader"] == f"r{j}"] for j in range(3)])
+    table, _ = sm.aggregate_raters(wide.T)
+    assert fl.estimate.se == pytest.approx(_jackknife_by_deletion(table), rel=1e-10)
