@@ -61,6 +61,7 @@ ARMS: tuple[str, str] = ("unassisted", "assisted")
 
 COMPLETE_CASE = "complete-case (protocol)"
 ALL_AVAILABLE = "all available data (U-statistic, iMRMC)"
+ALL_READS = "all available data (every read)"
 # One rule, said the same way whether the platform knows the assignments or a file is read, so
 # both entry points give the same analysis object for the same reads.
 COMPLETE_RULE = (
@@ -90,7 +91,8 @@ class ReportResult:
     """All results of :func:`analyze_long_frame`.
 
     ``mrmc``, ``missed``, ``agreement`` and ``standalone`` are the complete-case analyses of
-    ``readers.included``; ``all_available`` holds, per finding type, the iMRMC analysis of every
+    ``readers.included``; ``missed_all_reads`` is the missed-finding analysis of every read when
+    some reader is left out; ``all_available`` holds, per finding type, the iMRMC analysis of every
     read (its ``to_dict()``); ``reading_time`` uses every read.
     """
 
@@ -106,6 +108,7 @@ class ReportResult:
     reading_time: ReadingTimeResult | None
     readers: ReaderSelection
     all_available: dict[str, dict[str, Any]] = field(default_factory=dict)
+    missed_all_reads: MissedFindingsResult | None = None
     mrmc_notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     notes: tuple[str, ...] = field(default=())
 
@@ -126,6 +129,9 @@ class ReportResult:
             "standalone": self.standalone.to_dict(),
             "reading_time": None if self.reading_time is None else self.reading_time.to_dict(),
             "all_available": {"label": ALL_AVAILABLE, "mrmc": dict(self.all_available)},
+            "missed_all_available": None
+            if self.missed_all_reads is None
+            else {"label": ALL_READS, **self.missed_all_reads.to_dict()},
             "notes": list(self.notes),
         }
 
@@ -430,6 +436,13 @@ def analyze_checked(
                         f"OR {part.kind} analysis of {fm.finding} skipped: {part.or_error}"
                     )
         agreement = long_frame_agreement(cc, ai_threshold=ai_threshold, alpha=alpha)
+    missed_all_reads: MissedFindingsResult | None = None
+    if readers.excluded:
+        # Every read, as the missed module analyses it: OR where the design allows, else the
+        # pooled rate with a case-clustered interval (each rate names its estimand and method).
+        missed_all_reads = missed_findings(
+            f, significant=significant, ai_threshold=ai_threshold, alpha=alpha
+        )
     # The AI's performance is per case: the complete-case readers read every case of a crossover;
     # the comparison with the readers takes their unassisted reads.
     standalone = ai_standalone(cc if has_arms else f, ai_threshold=ai_threshold, alpha=alpha)
@@ -460,6 +473,7 @@ def analyze_checked(
         standalone=standalone,
         reading_time=rt,
         readers=readers,
+        missed_all_reads=missed_all_reads,
         mrmc_notes=mrmc_notes,
         notes=tuple(notes),
     )

@@ -151,19 +151,17 @@ def _gee(g: dict[str, Any] | None) -> str:
     return f"OR {_ci(g['odds_ratio'], g['or_ci_lower'], g['or_ci_upper'], 2)}, p {_p(g['p_value'])}"
 
 
-def _rates(a: dict[str, Any]) -> list[Table]:
-    missed = a.get("missed")
-    if not missed:
-        return []
-    sens_rows, rate_rows = [], []
+def _rate_rows(label: str, missed: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
+    rate_rows, sens_rows = [], []
     for fm in missed["findings"]:
-        for kind, label in (("missed", "sensitivity"), ("false_positive", "specificity")):
+        for kind, metric in (("missed", "sensitivity"), ("false_positive", "specificity")):
             part = fm[kind]
             arms = part["arms"]
             rate_rows.append(
                 [
                     fm["finding"],
                     "missed" if kind == "missed" else "false positive",
+                    label,
                     *(
                         f"{_ci(x['rate'], x['ci_lower'], x['ci_upper'])} [{x['events']}/{x['n']}]"
                         for x in arms
@@ -178,6 +176,7 @@ def _rates(a: dict[str, Any]) -> list[Table]:
             sens_rows.append(
                 [
                     fm["finding"],
+                    metric,
                     label,
                     *(
                         _ci(
@@ -190,24 +189,43 @@ def _rates(a: dict[str, Any]) -> list[Table]:
                     _method(arms),
                 ]
             )
+    return rate_rows, sens_rows
+
+
+def _rates(a: dict[str, Any]) -> list[Table]:
+    analyses = [(a.get("label", ""), a.get("missed"))]
+    every_read = a.get("missed_all_available")
+    if every_read:
+        analyses.append((every_read["label"], every_read))
+    rate_rows, sens_rows = [], []
+    for label, missed in analyses:
+        if missed:
+            rates, sens = _rate_rows(label, missed)
+            rate_rows += rates
+            sens_rows += sens
+    if not rate_rows:
+        return []
+    split_from = a.get("missed") or every_read or {"findings": []}
+    split_label = a.get("label", "") if a.get("missed") else (every_read or {}).get("label", "")
     split_rows = [
         [fm["finding"], s["arm"], str(s["missed"]), str(s["ai_flagged_reader_dismissed"]),
          str(s["ai_missed_too"]), str(s["ai_unavailable"])]
-        for fm in missed["findings"]
+        for fm in split_from["findings"]
         for s in fm["split"]
     ]  # fmt: skip
     return [
         Table(
-            ["finding", "rate", "unassisted (95% CI) [events/n]", "assisted (95% CI) [events/n]",
-             "estimate; interval", "difference, OR MRMC (primary)",
-             "GEE logistic (sensitivity analysis)"],
+            ["finding", "rate", "analysis", "unassisted (95% CI) [events/n]",
+             "assisted (95% CI) [events/n]", "estimate; interval",
+             "difference, OR MRMC (primary)", "GEE logistic (sensitivity analysis)"],
             rate_rows,
         ),
-        Table(["finding", "metric", "unassisted (95% CI)", "assisted (95% CI)",
+        Table(["finding", "metric", "analysis", "unassisted (95% CI)", "assisted (95% CI)",
                "estimate; interval"], sens_rows,
               "Sensitivity and specificity of the readers' calls (1 \u2212 the rates above)"),
         Table(["finding", "arm", "missed", "AI flagged, reader dismissed", "AI missed too",
-               "AI unavailable"], split_rows, "Misses: did the AI flag them?"),
+               "AI unavailable"], split_rows,
+              f"Misses: did the AI flag them? ({split_label})"),
     ]  # fmt: skip
 
 

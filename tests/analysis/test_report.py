@@ -14,6 +14,7 @@ from analysis.missed import missed_findings
 from analysis.mrmc import or_analysis
 from analysis.report import (
     ALL_AVAILABLE,
+    ALL_READS,
     COMPLETE_CASE,
     analyze_long_frame,
     complete_readers,
@@ -38,6 +39,7 @@ def test_report_dict_holds_every_analysis_and_is_strict_json(long: pd.DataFrame)
     assert set(d) >= {"mrmc", "missed", "agreement", "standalone", "reading_time", "notes"}
     assert set(d["mrmc"]) == {"pneumothorax", "nodule"}
     assert d["n_readers"] == 4 and d["n_cases"] == 40 and d["notes"] == []
+    assert d["missed_all_available"] is None  # every reader complete: nothing more to say
     assert json.loads(text) == d
 
 
@@ -123,6 +125,9 @@ def test_no_reader_finished_is_said_not_raised(long: pd.DataFrame) -> None:
     assert "no reader has finished both arms yet" in " ".join(d["notes"])
     assert d["mrmc_notes"]["nodule"] == ["complete-case analysis not possible: no complete reader"]
     assert d["standalone"]["findings"][0]["overall"]["auc"] is not None
+    every_read = d["missed_all_available"]
+    assert every_read["label"] == ALL_READS
+    assert every_read["findings"] == missed_findings(first_session).to_dict()["findings"]
 
 
 _CI = re.compile(r"^(-?\d+\.\d+) \((-?\d+\.\d+), (-?\d+\.\d+)\)")
@@ -143,10 +148,14 @@ def test_every_rendered_estimate_lies_inside_its_rendered_interval_and_names_its
                         assert lo <= est <= hi, (section.key, row)
                         checked += 1
             if "estimate; interval" in table.header:
-                col = table.header.index("estimate; interval")
-                assert all(
-                    r[col].startswith("reader-averaged; OR single-treatment") for r in table.rows
-                )
+                col, by = table.header.index("estimate; interval"), table.header.index("analysis")
+                methods = {(r[by], r[col]) for r in table.rows}
+                assert methods == {
+                    (COMPLETE_CASE, "reader-averaged; OR single-treatment interval (RRRC, case "
+                                    "jackknife)"),
+                    (ALL_READS, "pooled; Wilson interval on the case-clustered effective sample "
+                                "size (Korn-Graubard)"),
+                }  # fmt: skip
     assert checked > 50
 
 

@@ -103,6 +103,10 @@ def test_report_after_an_amendment_adding_a_significant_type_is_computed_with_no
     # every reader is part-way (session 1 read): no complete-case analysis, and the page says why
     assert _result(row)["analysis"]["missed"] is None
     assert "not possible: no reader has finished both arms yet" in body
+    # ... and every read answers, labelled, with the estimand of each rate
+    every_read = _result(row)["analysis"]["missed_all_available"]
+    assert [fm["finding"] for fm in every_read["findings"]] == ["nodule", "pooled"]
+    assert "all available data (every read)" in body
 
 
 def test_a_new_type_is_analysed_over_the_reads_that_asked_it(built):

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from analysis.cli import main
-from analysis.report import ALL_AVAILABLE, COMPLETE_CASE
+from analysis.report import ALL_AVAILABLE, ALL_READS, COMPLETE_CASE
 from studyplatform.dashboard.selectors import long_reads_frame, protocol_in_force
 from studyplatform.reading.models import Assignment, Read, ReadFinding
 from studyplatform.studies.models import Study, Truth
@@ -107,8 +107,11 @@ def test_every_estimate_on_the_page_lies_inside_its_interval_next_to_its_method(
                     assert lo <= est <= hi, row
                     checked += 1
         if "estimate; interval" in header:
-            col = header.index("estimate; interval")
-            assert all(row[col].startswith("reader-averaged; OR") for row in rows)
+            col, by = header.index("estimate; interval"), header.index("analysis")
+            for row in rows:  # the complete case by OR; every read pooled, clustered on cases
+                want = "reader-averaged; OR" if row[by] == COMPLETE_CASE else "pooled; Wilson"
+                assert row[col].startswith(want), row
+            assert {row[by] for row in rows} == {COMPLETE_CASE, ALL_READS}
     assert checked > 100
 
 
