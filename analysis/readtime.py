@@ -1,38 +1,72 @@
-"""Reading time per arm: a linear mixed model on log duration with a reader random effect.
+"""Reading time per arm: a linear mixed model on log duration with crossed reader and case effects.
 
-Estimand: the ratio of geometric-mean reading times, assisted / unassisted, within a reader.
-Model (fitted by REML with ``statsmodels.regression.mixed_linear_model.MixedLM``)::
+Estimand: the ratio of geometric-mean reading times, assisted / unassisted, for a typical reader
+and case. Model, fitted by REML (in lme4's notation, with ``arm`` coded 0 unassisted,
+1 assisted)::
 
-    log(duration_ijk) = b0 + b1 [arm_ijk = assisted] + u_j + e_ijk,
-    u_j ~ N(0, s_u^2)  (reader j),  e_ijk ~ N(0, s_e^2)
+    log(duration_s) ~ arm + session + (1 | case) + (1 + arm || reader)
 
-The ratio is ``exp(b1)`` with the Wald interval ``exp(b1 +/- z se(b1))``. One read is one
-reader x case x arm (x session): the long frame repeats the read's duration on each finding
-type's row, so rows are collapsed to reads first. Cases are crossed with readers; their
-correlation is not modelled here (a crossed case effect would need a different fitter), which
-the docstring of :func:`reading_time` repeats. Reads with a missing or non-positive duration are
-dropped and counted.
+    log(t_ijk) = x_ijk' b + c_k + u_j + a_j [arm = assisted] + e_ijk,
+    c_k ~ N(0, s_c^2)   case k,
+    u_j ~ N(0, s_u^2)   reader j,
+    a_j ~ N(0, s_a^2)   reader j's own change of log time with the AI,
+    e_ijk ~ N(0, s_e^2),
+
+all independent. ``session`` enters as a categorical factor (first session the reference) when
+the reads come from more than one session; in a crossover it absorbs a learning or washout
+effect. The reader intercept and slope are independent (lme4's ``||``): with two arms and 0/1
+coding this gives readers a variance s_u^2 unassisted and s_u^2 + s_a^2 assisted, which is the
+heterogeneity that matters for the arm effect, with one parameter fewer than a correlated pair
+that a few readers can hardly estimate.
+
+The ratio is ``exp(b_arm)`` with the interval ``exp(b_arm +/- t_{df, 1 - alpha/2} se)`` and a
+t-test p-value, ``df`` from Satterthwaite's approximation computed as lmerTest does
+(Kuznetsova et al. 2017): the variance of ``b_arm`` and its gradient in the parameters
+``(s_c/s_e, s_u/s_e, s_a/s_e, s_e)``, the asymptotic covariance of those from the Hessian of the
+REML deviance.
+
+Computation. The REML deviance is profiled over ``s_e`` and evaluated through Henderson's
+mixed-model equations in lme4's relative parametrisation (Bates et al. 2015), so a variance of
+zero is an ordinary point of the search. The case block of ``Z'Z`` is diagonal, so the case
+effects are absorbed by a Schur complement; the cross-products are grouped by the number of reads
+per case once, and an evaluation costs ``O(groups x (2 readers + p)^2)`` plus one Cholesky
+factor of that size, whatever the number of reads. The three relative standard deviations are
+optimised by L-BFGS-B on ``[0, inf)``.
+
+One read is one reader x case x arm (x session): the long frame repeats the read's duration on
+each finding type's row, so rows are collapsed to reads first. Reads with a missing or
+non-positive duration are dropped and counted. When every case has a single read the case
+effect is not identifiable apart from the residual and is left out (the model text says so).
 
 References
 ----------
 Laird NM, Ware JH (1982). Random-effects models for longitudinal data. Biometrics 38(4):963-974.
 doi:10.2307/2529876
+Henderson CR (1975). Best linear unbiased estimation and prediction under a selection model.
+Biometrics 31(2):423-447. doi:10.2307/2529430
+Satterthwaite FE (1946). An approximate distribution of estimates of variance components.
+Biometrics Bulletin 2(6):110-114. doi:10.2307/3002019
+Bates D, Maechler M, Bolker B, Walker S (2015). Fitting linear mixed-effects models using lme4.
+Journal of Statistical Software 67(1). doi:10.18637/jss.v067.i01
+Kuznetsova A, Brockhoff PB, Christensen RHB (2017). lmerTest package: tests in linear mixed
+effects models. Journal of Statistical Software 82(13). doi:10.18637/jss.v082.i13
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special
+from numpy.typing import NDArray
+from scipy import linalg, optimize, sparse, stats
 
 from analysis._common import jsonable_float as _num
 
 ARMS: tuple[str, str] = ("unassisted", "assisted")
+FloatArray = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -58,6 +92,24 @@ class ArmTime:
 
 
 @dataclass(frozen=True)
+class VarianceComponents:
+    """REML variances on the log-time scale; ``case`` is None when the term is left out."""
+
+    case: float | None
+    reader: float
+    reader_arm: float
+    residual: float
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {
+            "case": None if self.case is None else _num(self.case),
+            "reader": _num(self.reader),
+            "reader_arm": _num(self.reader_arm),
+            "residual": _num(self.residual),
+        }
+
+
+@dataclass(frozen=True)
 class ReadingTimeResult:
     """Reading time per arm and the mixed-model ratio assisted / unassisted."""
 
@@ -71,19 +123,31 @@ class ReadingTimeResult:
     n_readers: int
     n_dropped: int
     model_error: str | None
+    model: str = ""
+    se_log_ratio: float = math.nan
+    df: float = math.nan
+    variance_components: VarianceComponents | None = None
+    n_cases: int = 0
+    n_reads: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        vc = self.variance_components
         return {
             "arms": [a.to_dict() for a in self.arms],
             "ratio": _num(self.ratio),
             "ci_lower": _num(self.ci_lower),
             "ci_upper": _num(self.ci_upper),
             "p_value": _num(self.p_value),
+            "se_log_ratio": _num(self.se_log_ratio),
+            "df": _num(self.df),
             "reader_sd": _num(self.reader_sd),
             "residual_sd": _num(self.residual_sd),
+            "variance_components": None if vc is None else vc.to_dict(),
             "n_readers": self.n_readers,
+            "n_cases": self.n_cases,
+            "n_reads": self.n_reads,
             "n_dropped": self.n_dropped,
-            "model": "log(duration) ~ arm + (1 | reader), REML",
+            "model": self.model,
             "model_error": self.model_error,
         }
 
@@ -104,8 +168,227 @@ def reads_with_duration(long: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return reads[ok & reads["arm"].isin(ARMS)], int((~ok).sum())
 
 
+class CrossedReml:
+    """REML of ``y = X b + Z_case c + Z_reader u + Z_reader,arm a + e``, the case block absorbed.
+
+    Parameters
+    ----------
+    y, x
+        Response (n) and fixed-effects design (n x p, full column rank).
+    case, reader
+        Integer codes ``0..K-1`` and ``0..J-1`` of each observation.
+    assisted
+        0/1 arm indicator, the covariate of the reader random slope.
+    with_case
+        False leaves the case effect out (its relative SD is held at 0).
+    """
+
+    def __init__(
+        self,
+        y: FloatArray,
+        x: FloatArray,
+        case: NDArray[np.intp],
+        reader: NDArray[np.intp],
+        assisted: FloatArray,
+        *,
+        with_case: bool = True,
+    ) -> None:
+        n, p = x.shape
+        n_readers = int(reader.max()) + 1
+        n_cases = int(case.max()) + 1
+        f = np.column_stack([x, y])
+        q = p + 1
+        j2 = 2 * n_readers
+        m = j2 + q
+        # R'R for R = [Z_reader, Z_reader,arm, X, y]; the reader columns are indicators, so
+        # their products are per-reader counts and sums
+        n_all = np.bincount(reader, minlength=n_readers).astype(np.float64)
+        n_ai = np.bincount(reader, weights=assisted, minlength=n_readers)
+        rr = np.zeros((m, m))
+        idx = np.arange(n_readers)
+        rr[idx, idx] = n_all
+        rr[idx + n_readers, idx + n_readers] = n_ai
+        rr[idx, idx + n_readers] = rr[idx + n_readers, idx] = n_ai
+        for col in range(q):
+            rr[:n_readers, j2 + col] = np.bincount(reader, f[:, col], n_readers)
+            rr[n_readers:j2, j2 + col] = np.bincount(reader, f[:, col] * assisted, n_readers)
+        rr[j2:, :j2] = rr[:j2, j2:].T
+        rr[j2:, j2:] = f.T @ f
+        # G = Z_case' R (sparse in its reader columns), grouped by the number of reads per case
+        # so that G' diag(w(n_k)) G is a short sum of fixed matrices
+        ones = np.ones(n)
+        g_reader = sparse.csr_array(
+            (
+                np.r_[ones, assisted],
+                (np.r_[case, case], np.r_[reader, reader + n_readers]),
+            ),
+            shape=(n_cases, j2),
+        )
+        g_fixed = np.column_stack([np.bincount(case, f[:, col], n_cases) for col in range(q)])
+        g = sparse.hstack([g_reader, sparse.csr_array(g_fixed)], format="csr")
+        n_case = np.bincount(case, minlength=n_cases)
+        counts, inverse = np.unique(n_case, return_inverse=True)
+        self.groups: list[tuple[float, int, FloatArray]] = []
+        if with_case:
+            for i, c in enumerate(counts):
+                gi = g[np.flatnonzero(inverse == i)]
+                prod = (gi.T @ gi).toarray()
+                self.groups.append((float(c), int((inverse == i).sum()), prod))
+        self.rr = rr
+        self.n, self.p, self.m = n, p, m
+        self.n_readers = n_readers
+        self.with_case = with_case
+
+    def factor(self, lam: FloatArray) -> tuple[FloatArray, float]:
+        """Lower Cholesky factor of the absorbed system and ``log|I + L_case' Z'Z L_case|``."""
+        lc, lr, la = (float(v) for v in lam)
+        mat = self.rr.copy()
+        logdet_case = 0.0
+        if self.with_case and lc != 0.0:
+            lc2 = lc * lc
+            for c, count, prod in self.groups:
+                mat -= (lc2 / (lc2 * c + 1.0)) * prod
+                logdet_case += count * math.log1p(lc2 * c)
+        j = self.n_readers
+        scale = np.r_[np.full(j, lr), np.full(j, la), np.ones(self.p + 1)]
+        mat *= scale[:, None]
+        mat *= scale[None, :]
+        mat[np.arange(2 * j), np.arange(2 * j)] += 1.0
+        return linalg.cholesky(mat, lower=True, check_finite=False), logdet_case
+
+    def pieces(self, lam: FloatArray) -> tuple[float, float, FloatArray]:
+        """``log|C|`` (random and fixed blocks), the penalised RSS, and the Cholesky factor."""
+        chol, logdet_case = self.factor(lam)
+        diag = np.diag(chol)
+        logdet = logdet_case + 2.0 * float(np.log(diag[:-1]).sum())
+        return logdet, float(diag[-1] ** 2), chol
+
+    def profiled_deviance(self, lam: FloatArray) -> float:
+        """REML criterion profiled over the residual variance (lme4's ``REMLcrit``)."""
+        try:
+            logdet, rss, _ = self.pieces(lam)
+        except linalg.LinAlgError:
+            return math.inf
+        if rss <= 0.0:
+            return math.inf
+        dof = self.n - self.p
+        return float(logdet + dof * (1.0 + math.log(2.0 * math.pi * rss / dof)))
+
+    def deviance(self, phi: FloatArray) -> float:
+        """REML deviance at ``phi = (lambda_case, lambda_reader, lambda_arm, sigma)``."""
+        logdet, rss, _ = self.pieces(phi[:3])
+        s2 = float(phi[3]) ** 2
+        return float(logdet + (self.n - self.p) * math.log(2.0 * math.pi * s2) + rss / s2)
+
+    def fixed(self, lam: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """GLS estimate of ``b`` and ``(X' V^-1 X)^-1`` in units of the residual variance."""
+        _, _, chol = self.pieces(lam)
+        j2 = 2 * self.n_readers
+        l_xx = chol[j2:-1, j2:-1]
+        l_yx = chol[-1, j2:-1]
+        beta = linalg.solve_triangular(l_xx.T, l_yx, lower=False)
+        inv = linalg.cho_solve((l_xx, True), np.eye(self.p))
+        return beta, inv
+
+    def fit(self) -> FloatArray:
+        """REML estimates of the relative SDs ``(s_c, s_u, s_a) / s_e``."""
+        bounds = [(0.0, 0.0) if not self.with_case else (0.0, None), (0.0, None), (0.0, None)]
+        c0 = 1.0 if self.with_case else 0.0
+        # two starts (lme4's 1, and a smaller one): the REML surface can have a ridge
+        fits = [
+            optimize.minimize(
+                self.profiled_deviance,
+                np.array([c0 * start, start, start]),
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"ftol": 1e-14, "gtol": 1e-9, "maxiter": 500},
+            )
+            for start in (1.0, 0.3)
+        ]
+        best = min(fits, key=lambda r: float(r.fun))
+        lam = np.asarray(best.x, dtype=np.float64)
+        # snap to the boundary when zero is no worse: L-BFGS-B stops a hair above it
+        for i in range(3):
+            if 0.0 < lam[i] < 1e-4:
+                trial = lam.copy()
+                trial[i] = 0.0
+                if self.profiled_deviance(trial) <= self.profiled_deviance(lam) + 1e-10:
+                    lam = trial
+        return lam
+
+
+def _hessian(fun: Any, x0: FloatArray, steps: FloatArray) -> FloatArray:
+    """Central-difference Hessian with Richardson extrapolation (steps h and h/2)."""
+
+    def once(h: FloatArray) -> FloatArray:
+        k = x0.size
+        out = np.empty((k, k))
+        f0 = fun(x0)
+        for i in range(k):
+            ei = np.zeros(k)
+            ei[i] = h[i]
+            out[i, i] = (fun(x0 + ei) - 2.0 * f0 + fun(x0 - ei)) / h[i] ** 2
+            for j in range(i):
+                ej = np.zeros(k)
+                ej[j] = h[j]
+                out[i, j] = out[j, i] = (
+                    fun(x0 + ei + ej) - fun(x0 + ei - ej) - fun(x0 - ei + ej) + fun(x0 - ei - ej)
+                ) / (4.0 * h[i] * h[j])
+        return out
+
+    return (4.0 * once(steps / 2.0) - once(steps)) / 3.0
+
+
+def _gradient(fun: Any, x0: FloatArray, steps: FloatArray) -> FloatArray:
+    """Central-difference gradient with Richardson extrapolation."""
+
+    def once(h: FloatArray) -> FloatArray:
+        out = np.empty(x0.size)
+        for i in range(x0.size):
+            e = np.zeros(x0.size)
+            e[i] = h[i]
+            out[i] = (fun(x0 + e) - fun(x0 - e)) / (2.0 * h[i])
+        return out
+
+    return (4.0 * once(steps / 2.0) - once(steps)) / 3.0
+
+
+def satterthwaite_df(model: CrossedReml, lam: FloatArray, sigma: float, k: int) -> float:
+    """Satterthwaite df of the ``k``-th fixed effect, as lmerTest's ``contest1D``."""
+    phi: FloatArray = np.append(lam, sigma).astype(np.float64)
+    steps = 1e-3 * np.maximum(np.abs(phi), 0.05)
+    # without a case term its parameter is fixed at 0: leave it out of both derivatives
+    free = np.arange(4) if model.with_case else np.arange(1, 4)
+
+    def full(sub: FloatArray) -> FloatArray:
+        out = phi.copy()
+        out[free] = sub
+        return out
+
+    def var_k(sub: FloatArray) -> float:
+        ph = full(sub)
+        return float(ph[3] ** 2 * model.fixed(ph[:3])[1][k, k])
+
+    hess = _hessian(lambda s: model.deviance(full(s)), phi[free], steps[free])
+    grad = _gradient(var_k, phi[free], steps[free])
+    cov = 2.0 * linalg.pinvh(hess)
+    denom = float(grad @ cov @ grad)
+    v = var_k(phi[free])
+    return 2.0 * v * v / denom if denom > 0 else math.inf
+
+
+def _session_dummies(session: pd.Series) -> tuple[FloatArray, list[str]]:
+    levels = list(pd.unique(session))
+    try:
+        levels.sort(key=float)
+    except ValueError:
+        levels.sort()
+    cols = [(session == lev).to_numpy(dtype=np.float64) for lev in levels[1:]]
+    return (np.column_stack(cols) if cols else np.empty((len(session), 0))), levels
+
+
 def reading_time(long: pd.DataFrame, *, alpha: float = 0.05) -> ReadingTimeResult:
-    """Reading time per arm and the assisted / unassisted ratio from a mixed model.
+    """Reading time per arm and the assisted / unassisted ratio from a crossed mixed model.
 
     Parameters
     ----------
@@ -117,17 +400,16 @@ def reading_time(long: pd.DataFrame, *, alpha: float = 0.05) -> ReadingTimeResul
     Returns
     -------
     ReadingTimeResult
-        Per-arm median, quartiles and geometric mean; ``exp(b1)`` with its Wald interval and
-        p-value, the reader and residual SDs on the log scale. If the model cannot be fitted
-        the ratio is NaN and ``model_error`` says why. Model and caveats: module docstring.
+        Per-arm median, quartiles and geometric mean; ``exp(b_arm)`` with its Satterthwaite t
+        interval and p-value, the REML variance components on the log scale and the model text.
+        If the model cannot be fitted (one reader, no variation, arm confounded with session)
+        the ratio is NaN and ``model_error`` says why. Model and computation: module docstring.
 
     Raises
     ------
     ValueError
         Missing columns or no read with a positive duration in one of the arms.
     """
-    import statsmodels.formula.api as smf
-
     reads, dropped = reads_with_duration(long)
     arms = []
     for arm in ARMS:
@@ -136,39 +418,71 @@ def reading_time(long: pd.DataFrame, *, alpha: float = 0.05) -> ReadingTimeResul
             raise ValueError(f"no read with a positive duration_s in arm {arm!r}")
         q1, med, q3 = np.quantile(d, [0.25, 0.5, 0.75])
         arms.append(ArmTime(arm, int(d.size), med, q1, q3, float(np.exp(np.log(d).mean()))))
-    frame = pd.DataFrame(
-        {
-            "log_t": np.log(reads["duration_s"].to_numpy(dtype=np.float64)),
-            "assisted": (reads["arm"] == ARMS[1]).to_numpy(dtype=np.float64),
-            "reader": reads["reader"].to_numpy(),
-        }
-    )
-    n_readers = int(frame["reader"].nunique())
-    nan = math.nan
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit = smf.mixedlm("log_t ~ assisted", frame, groups=frame["reader"]).fit(reml=True)
-        b1 = float(fit.params["assisted"])
-        se = float(fit.bse["assisted"])
-        if not math.isfinite(se) or se <= 0:
-            raise ValueError("the standard error of the arm effect is not finite")
-    except (ValueError, np.linalg.LinAlgError) as error:
+    y = np.log(reads["duration_s"].to_numpy(dtype=np.float64))
+    assisted: FloatArray = np.asarray(reads["arm"] == ARMS[1], dtype=np.float64)
+    reader, reader_ids = pd.factorize(reads["reader"])
+    case, case_ids = pd.factorize(reads["case"])
+    n_readers, n_cases, n = len(reader_ids), len(case_ids), len(y)
+    terms = ["arm"]
+    sessions = np.empty((n, 0))
+    if "session" in reads.columns and reads["session"].nunique() > 1:
+        sessions, _ = _session_dummies(reads["session"])
+        terms.append("session")
+    with_case = bool(np.bincount(case).max() > 1)
+    random = (["(1 | case)"] if with_case else []) + ["(1 + arm || reader)"]
+    model_text = f"log(duration_s) ~ {' + '.join(terms + random)}, REML, Satterthwaite df"
+    x: FloatArray = np.column_stack([np.ones(n), assisted, sessions]).astype(np.float64)
+
+    def failed(reason: str) -> ReadingTimeResult:
+        nan = math.nan
         return ReadingTimeResult(
-            tuple(arms), nan, nan, nan, nan, nan, nan, n_readers, dropped, str(error)
-        )
-    z = -float(special.ndtri(alpha / 2))
-    p = 2.0 * float(special.ndtr(-(abs(b1) / se)))
-    reader_var = float(np.asarray(fit.cov_re)[0, 0])
+            tuple(arms), nan, nan, nan, nan, nan, nan, n_readers, dropped, reason,
+            model=model_text, n_cases=n_cases, n_reads=n,
+        )  # fmt: skip
+
+    if n_readers < 2:
+        return failed("reader variance needs reads from at least 2 readers")
+    if np.linalg.matrix_rank(x) < x.shape[1]:
+        return failed("arm is confounded with session")
+    if n <= x.shape[1] + 1:
+        return failed("too few reads for the model")
+    resid = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+    if float(resid @ resid) <= 1e-12 * max(1.0, float(y @ y)):
+        return failed("no variation in log reading time beyond arm and session")
+    model = CrossedReml(y, x, case, reader, assisted, with_case=with_case)
+    lam = model.fit()
+    _, rss, _ = model.pieces(lam)
+    sigma2 = rss / (n - x.shape[1])
+    beta, inv = model.fixed(lam)
+    b1 = float(beta[1])
+    se = math.sqrt(sigma2 * float(inv[1, 1]))
+    if not math.isfinite(se) or se <= 0:
+        return failed("the standard error of the arm effect is not finite")
+    df = satterthwaite_df(model, lam, math.sqrt(sigma2), 1)
+    if not math.isfinite(df) or df <= 0:
+        return failed("the Satterthwaite degrees of freedom are not defined")
+    tq = float(stats.t.ppf(1.0 - alpha / 2.0, df))
+    vc = VarianceComponents(
+        case=float(lam[0] ** 2 * sigma2) if with_case else None,
+        reader=float(lam[1] ** 2 * sigma2),
+        reader_arm=float(lam[2] ** 2 * sigma2),
+        residual=sigma2,
+    )
     return ReadingTimeResult(
         arms=tuple(arms),
         ratio=math.exp(b1),
-        ci_lower=math.exp(b1 - z * se),
-        ci_upper=math.exp(b1 + z * se),
-        p_value=p,
-        reader_sd=math.sqrt(max(reader_var, 0.0)),
-        residual_sd=math.sqrt(float(fit.scale)),
+        ci_lower=math.exp(b1 - tq * se),
+        ci_upper=math.exp(b1 + tq * se),
+        p_value=float(2.0 * stats.t.sf(abs(b1) / se, df)),
+        reader_sd=math.sqrt(vc.reader),
+        residual_sd=math.sqrt(sigma2),
         n_readers=n_readers,
         n_dropped=dropped,
         model_error=None,
+        model=model_text,
+        se_log_ratio=se,
+        df=df,
+        variance_components=vc,
+        n_cases=n_cases,
+        n_reads=n,
     )
