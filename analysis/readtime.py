@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy import linalg, optimize, sparse, stats
+from scipy import linalg, optimize, stats
 
 from analysis._common import jsonable_float as _num
 
@@ -153,19 +153,38 @@ class ReadingTimeResult:
 
 
 def reads_with_duration(long: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """One row per read (reader, case, arm, session) with a positive ``duration_s``."""
+    """One row per read (reader, case, arm, session) with a positive ``duration_s``.
+
+    The key columns come back as categoricals of their values written as text; the second
+    value is the number of reads dropped for a missing or non-positive duration.
+    """
     needed = ["reader", "case", "arm", "duration_s"]
     missing = [c for c in needed if c not in long.columns]
     if missing:
         raise ValueError(f"missing column(s): {', '.join(missing)}")
     keys = ["reader", "case", "arm"] + (["session"] if "session" in long.columns else [])
-    rows = (
-        long[keys].astype(str).assign(duration_s=pd.to_numeric(long["duration_s"], errors="coerce"))
-    )
+    # one integer key per read from the factorised key columns: grouping strings is the slow part
+    key = np.zeros(len(long), dtype=np.int64)
+    levels: list[pd.Index] = []
+    for k in keys:
+        codes, uniques = pd.factorize(long[k], use_na_sentinel=False)
+        labels = pd.Index(uniques).astype(str)
+        if not labels.is_unique:  # e.g. 1 and "1": the same read once written as text
+            codes, uniques = pd.factorize(long[k].astype(str), use_na_sentinel=False)
+            labels = pd.Index(uniques)
+        key = key * len(labels) + codes
+        levels.append(labels)
+    duration = pd.to_numeric(long["duration_s"], errors="coerce")
     # the first valid duration of each read (the rows of its finding types repeat it)
-    reads = rows.groupby(keys, sort=False, as_index=False)["duration_s"].first()
+    first = pd.Series(duration.to_numpy(dtype=np.float64)).groupby(key, sort=False).first()
+    rest = first.index.to_numpy(dtype=np.int64)
+    columns: dict[str, Any] = {}
+    for k, labels in zip(keys[::-1], levels[::-1], strict=True):
+        rest, code = np.divmod(rest, len(labels))
+        columns[k] = pd.Categorical.from_codes(code, categories=labels)
+    reads = pd.DataFrame({k: columns[k] for k in keys}).assign(duration_s=first.to_numpy())
     ok = np.isfinite(reads["duration_s"]) & (reads["duration_s"] > 0)
-    return reads[ok & reads["arm"].isin(ARMS)], int((~ok).sum())
+    return reads[ok & reads["arm"].isin(ARMS)].reset_index(drop=True), int((~ok).sum())
 
 
 class CrossedReml:
@@ -182,6 +201,8 @@ class CrossedReml:
     with_case
         False leaves the case effect out (its relative SD is held at 0).
     """
+
+    block_cells = 2_000_000  # cases x columns of G built at once, bounds the memory
 
     def __init__(
         self,
@@ -214,26 +235,36 @@ class CrossedReml:
             rr[n_readers:j2, j2 + col] = np.bincount(reader, f[:, col] * assisted, n_readers)
         rr[j2:, :j2] = rr[:j2, j2:].T
         rr[j2:, j2:] = f.T @ f
-        # G = Z_case' R (sparse in its reader columns), grouped by the number of reads per case
-        # so that G' diag(w(n_k)) G is a short sum of fixed matrices
-        ones = np.ones(n)
-        g_reader = sparse.csr_array(
-            (
-                np.r_[ones, assisted],
-                (np.r_[case, case], np.r_[reader, reader + n_readers]),
-            ),
-            shape=(n_cases, j2),
-        )
-        g_fixed = np.column_stack([np.bincount(case, f[:, col], n_cases) for col in range(q)])
-        g = sparse.hstack([g_reader, sparse.csr_array(g_fixed)], format="csr")
+        # G = Z_case' R, grouped by the number of reads per case so that G' diag(w(n_k)) G is
+        # a short sum of fixed matrices; G is built densely a block of cases at a time
         n_case = np.bincount(case, minlength=n_cases)
         counts, inverse = np.unique(n_case, return_inverse=True)
-        self.groups: list[tuple[float, int, FloatArray]] = []
+        prods = np.zeros((len(counts), m, m)) if with_case else np.zeros((0, m, m))
         if with_case:
-            for i, c in enumerate(counts):
-                gi = g[np.flatnonzero(inverse == i)]
-                prod = (gi.T @ gi).toarray()
-                self.groups.append((float(c), int((inverse == i).sum()), prod))
+            block = max(1, self.block_cells // m)
+            order, starts = None, np.zeros(0, dtype=np.intp)
+            if n_cases > block:
+                order = np.argsort(case, kind="stable")
+                starts = np.searchsorted(case[order], np.arange(n_cases + 1))
+            for c0 in range(0, n_cases, block):
+                c1 = min(n_cases, c0 + block)
+                rows = slice(None) if order is None else order[starts[c0] : starts[c1]]
+                at = (case[rows] - c0) * m
+                size = (c1 - c0) * m
+                g = np.bincount(at + reader[rows], minlength=size).astype(np.float64)
+                g += np.bincount(at + n_readers + reader[rows], assisted[rows], size)
+                for col in range(q):
+                    g += np.bincount(at + j2 + col, f[rows, col], size)
+                g = g.reshape(c1 - c0, m)
+                part = inverse[c0:c1]
+                for i in np.unique(part):
+                    gi = g[part == i]
+                    prods[i] += gi.T @ gi
+        self.groups: list[tuple[float, int, FloatArray]] = [
+            (float(c), int((inverse == i).sum()), prods[i])
+            for i, c in enumerate(counts)
+            if with_case
+        ]
         self.rr = rr
         self.n, self.p, self.m = n, p, m
         self.n_readers = n_readers
@@ -290,26 +321,33 @@ class CrossedReml:
         inv = linalg.cho_solve((l_xx, True), np.eye(self.p))
         return beta, inv
 
+    def _search_deviance(self, lam: FloatArray) -> float:
+        if not self.with_case:
+            lam = np.r_[0.0, lam[1:]]
+        return self.profiled_deviance(lam)
+
     def fit(self) -> FloatArray:
         """REML estimates of the relative SDs ``(s_c, s_u, s_a) / s_e``."""
-        bounds = [(0.0, 0.0) if not self.with_case else (0.0, None), (0.0, None), (0.0, None)]
-        c0 = 1.0 if self.with_case else 0.0
-        # two starts (lme4's 1, and a smaller one): the REML surface can have a ridge
+        # the deviance depends on each relative SD through its square, so it is searched on
+        # the whole line (Powell, derivative-free, more precise here than L-BFGS-B with
+        # finite-difference gradients) and folded back to [0, inf); two starts (lme4's 1,
+        # and a smaller one) guard against a ridge
         fits = [
             optimize.minimize(
-                self.profiled_deviance,
-                np.array([c0 * start, start, start]),
-                method="L-BFGS-B",
-                bounds=bounds,
-                options={"ftol": 1e-14, "gtol": 1e-9, "maxiter": 500},
+                self._search_deviance,
+                np.array([start, start, start]),
+                method="Powell",
+                options={"xtol": 1e-8, "ftol": 1e-14, "maxfev": 20000},
             )
             for start in (1.0, 0.3)
         ]
         best = min(fits, key=lambda r: float(r.fun))
-        lam = np.asarray(best.x, dtype=np.float64)
-        # snap to the boundary when zero is no worse: L-BFGS-B stops a hair above it
+        lam = np.abs(np.asarray(best.x, dtype=np.float64))
+        if not self.with_case:
+            lam[0] = 0.0
+        # snap to the boundary when zero is no worse: the search stops a hair above it
         for i in range(3):
-            if 0.0 < lam[i] < 1e-4:
+            if 0.0 < lam[i] < 1e-2:
                 trial = lam.copy()
                 trial[i] = 0.0
                 if self.profiled_deviance(trial) <= self.profiled_deviance(lam) + 1e-10:

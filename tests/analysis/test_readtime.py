@@ -155,6 +155,21 @@ def test_absorbed_deviance_equals_the_dense_reml_formula(crossed: pd.DataFrame) 
     assert s2 * inv == pytest.approx(np.linalg.inv(xvx), rel=1e-8)
 
 
+def test_case_blocks_built_in_pieces_give_the_same_deviance(
+    crossed: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads, _ = reads_with_duration(crossed)
+    y = np.log(reads["duration_s"].to_numpy(dtype=np.float64))
+    a = (reads["arm"] == "assisted").to_numpy(dtype=np.float64)
+    x = np.column_stack([np.ones(y.size), a])
+    reader, _ = pd.factorize(reads["reader"])
+    case, _ = pd.factorize(reads["case"])
+    phi = np.array([0.7, 0.9, 0.4, 0.35])
+    whole = CrossedReml(y, x, case, reader, a).deviance(phi)
+    monkeypatch.setattr(CrossedReml, "block_cells", 7 * (2 * 8 + 3))  # 7 cases at a time
+    assert CrossedReml(y, x, case, reader, a).deviance(phi) == pytest.approx(whole, rel=1e-12)
+
+
 def test_arm_summaries_count_reads_not_finding_rows(long: pd.DataFrame) -> None:
     res = reading_time(long)
     assert [a.n_reads for a in res.arms] == [6 * 40, 6 * 40]
