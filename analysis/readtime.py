@@ -266,6 +266,8 @@ class CrossedReml:
             if with_case
         ]
         self.rr = rr
+        self.scale = np.ones(m)
+        self.reader_diagonal = np.arange(j2) * (m + 1)
         self.n, self.p, self.m = n, p, m
         self.n_readers = n_readers
         self.with_case = with_case
@@ -281,11 +283,13 @@ class CrossedReml:
                 mat -= (lc2 / (lc2 * c + 1.0)) * prod
                 logdet_case += count * math.log1p(lc2 * c)
         j = self.n_readers
-        scale = np.r_[np.full(j, lr), np.full(j, la), np.ones(self.p + 1)]
+        scale = self.scale
+        scale[:j] = lr
+        scale[j : 2 * j] = la
         mat *= scale[:, None]
         mat *= scale[None, :]
-        mat[np.arange(2 * j), np.arange(2 * j)] += 1.0
-        return linalg.cholesky(mat, lower=True, check_finite=False), logdet_case
+        mat.flat[self.reader_diagonal] += 1.0
+        return np.linalg.cholesky(mat), logdet_case
 
     def pieces(self, lam: FloatArray) -> tuple[float, float, FloatArray]:
         """``log|C|`` (random and fixed blocks), the penalised RSS, and the Cholesky factor."""
@@ -298,7 +302,7 @@ class CrossedReml:
         """REML criterion profiled over the residual variance (lme4's ``REMLcrit``)."""
         try:
             logdet, rss, _ = self.pieces(lam)
-        except linalg.LinAlgError:
+        except np.linalg.LinAlgError:
             return math.inf
         if rss <= 0.0:
             return math.inf
@@ -329,19 +333,14 @@ class CrossedReml:
     def fit(self) -> FloatArray:
         """REML estimates of the relative SDs ``(s_c, s_u, s_a) / s_e``."""
         # the deviance depends on each relative SD through its square, so it is searched on
-        # the whole line (Powell, derivative-free, more precise here than L-BFGS-B with
-        # finite-difference gradients) and folded back to [0, inf); two starts (lme4's 1,
-        # and a smaller one) guard against a ridge
-        fits = [
-            optimize.minimize(
-                self._search_deviance,
-                np.array([start, start, start]),
-                method="Powell",
-                options={"xtol": 1e-8, "ftol": 1e-14, "maxfev": 20000},
-            )
-            for start in (1.0, 0.3)
-        ]
-        best = min(fits, key=lambda r: float(r.fun))
+        # the whole line from lme4's start (Powell, derivative-free, more precise here than
+        # L-BFGS-B with finite-difference gradients) and folded back to [0, inf)
+        best = optimize.minimize(
+            self._search_deviance,
+            np.ones(3),
+            method="Powell",
+            options={"xtol": 1e-7, "ftol": 1e-13, "maxfev": 20000},
+        )
         lam = np.abs(np.asarray(best.x, dtype=np.float64))
         if not self.with_case:
             lam[0] = 0.0
