@@ -30,8 +30,9 @@ mixed-model equations in lme4's relative parametrisation (Bates et al. 2015), so
 zero is an ordinary point of the search. The case block of ``Z'Z`` is diagonal, so the case
 effects are absorbed by a Schur complement; the cross-products are grouped by the number of reads
 per case once, and an evaluation costs ``O(groups x (2 readers + p)^2)`` plus one Cholesky
-factor of that size, whatever the number of reads. The three relative standard deviations are
-optimised by L-BFGS-B on ``[0, inf)``.
+factor of that size, whatever the number of reads. The deviance depends on the three relative
+standard deviations only through their squares, so Powell's method searches them on the whole
+line and the result is folded back to ``[0, inf)``.
 
 One read is one reader x case x arm (x session): the long frame repeats the read's duration on
 each finding type's row, so rows are collapsed to reads first. Reads with a missing or
