@@ -28,7 +28,8 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy import stats
 
-from analysis.readtime import CrossedReml, reading_time, reads_with_duration
+from analysis.crossed_reml import CrossedReml
+from analysis.readtime import reading_time, reads_with_duration
 from analysis.simulate import simulate_long_frame
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "readtime_crossed.csv"
