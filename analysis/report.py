@@ -384,8 +384,8 @@ def _time_section(result: ReportResult) -> str:
         for a in rt.arms
     ]  # fmt: skip
     ratio = (
-        f"<p>Assisted / unassisted reading time (mixed model on log duration, reader random "
-        f"intercept): <b>{_f(rt.ratio)}</b> (95% CI {_f(rt.ci_lower)}&ndash;{_f(rt.ci_upper)}), "
+        f"<p>Assisted / unassisted reading time (mixed model {html.escape(rt.model)}): "
+        f"<b>{_f(rt.ratio)}</b> (95% CI {_f(rt.ci_lower)}&ndash;{_f(rt.ci_upper)}), "
         f"p {_p(rt.p_value)}.</p>"
     )
     return _table(["arm", "reads", "median (s)", "IQR (s)", "geometric mean (s)"], rows) + ratio
