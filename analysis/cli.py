@@ -154,7 +154,8 @@ def _run_report(args: argparse.Namespace) -> int:
 COMMANDS: tuple[Command, ...] = (
     Command(
         "mrmc",
-        "Obuchowski-Rockette MRMC ROC analysis with Hillis degrees of freedom",
+        "Obuchowski-Rockette MRMC ROC analysis with Hillis degrees of freedom (factorial, "
+        "split-plot and nested designs, as MRMCaov)",
         _configure_mrmc,
         _run_mrmc,
     ),
