@@ -62,7 +62,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from analysis._common import jsonable_float as _num
 
@@ -377,6 +376,23 @@ def score_drift(
     )
 
 
+def holm_adjust(p_values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Holm (1979) step-down adjusted p-values, in the input's order (module docstring).
+
+    The same numbers as ``statsmodels.stats.multitest.multipletests(p, method="holm")[1]`` and
+    R's ``p.adjust(p, "holm")``; written out because statsmodels' Holm branch runs a full
+    ``gc.collect()`` on every call (0.2 s in a large process).
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1 or not np.all((p >= 0) & (p <= 1)):
+        raise ValueError("p-values must be a 1-D array of numbers in [0, 1]")
+    order = np.argsort(p, kind="stable")
+    steps = np.maximum.accumulate((p.size - np.arange(p.size)) * p[order])
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(steps, 1.0)
+    return adjusted
+
+
 def _holm(rows: list[dict[str, Any]], *, family: str, alpha: float) -> None:
     """Fill ``ks_p_adjusted`` and ``level`` of the tested rows, Holm within each family."""
     families: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -385,7 +401,7 @@ def _holm(rows: list[dict[str, Any]], *, family: str, alpha: float) -> None:
             key = () if family == "report" else (row["finding"], row["stratum"])
             families.setdefault(key, []).append(row)
     for members in families.values():
-        adjusted = multipletests([r["ks_p_value"] for r in members], method="holm")[1]
+        adjusted = holm_adjust(np.array([r["ks_p_value"] for r in members]))
         for row, p_adj in zip(members, adjusted, strict=True):
             row["ks_p_adjusted"] = float(p_adj)
             row["level"] = _level(float(p_adj), row["psi"], alpha)

@@ -15,6 +15,7 @@ from analysis.drift import (
     DriftResult,
     SiteDrift,
     case_scores,
+    holm_adjust,
     psi,
     psi_interval,
     psi_rows,
@@ -102,6 +103,21 @@ def test_a_real_shift_at_20_cases_per_site_is_flagged_and_graded_by_psi() -> Non
     shifted = rows[("all", "d")]
     assert shifted.ks_p_adjusted <= 0.05 and shifted.level == "major"
     assert {rows[("all", s)].level for s in "bc"} == {"stable"}
+
+
+def test_holm_adjust_equals_statsmodels_and_r() -> None:
+    rng = np.random.default_rng(9)
+    for size in (1, 2, 7, 30):
+        p = rng.uniform(0, 0.2, size) ** 2
+        p[: size // 3] = p[-1]  # ties keep their adjusted value
+        expected = multipletests(p, method="holm")[1]
+        np.testing.assert_allclose(holm_adjust(p), expected, rtol=1e-14, atol=0)
+    # R 4.2.2: p.adjust(c(0.01, 0.04, 0.03, 0.005, 0.5), method = "holm")
+    #   [1] 0.04 0.09 0.09 0.025 0.5
+    got = holm_adjust(np.array([0.01, 0.04, 0.03, 0.005, 0.5]))
+    np.testing.assert_allclose(got, [0.04, 0.09, 0.09, 0.025, 0.5], rtol=1e-12)
+    with pytest.raises(ValueError, match="p-values"):
+        holm_adjust(np.array([0.2, math.nan]))
 
 
 def test_holm_is_over_all_comparisons_of_the_report_by_default() -> None:
