@@ -79,7 +79,7 @@ FloatArray = NDArray[np.float64]
 # iMRMC uses the normal distribution instead of t when df exceeds this.
 _NORMAL_ABOVE_DF = 50.0
 # Rows of negative cases per block of the success matrices: bounds memory, keeps blocks in cache.
-_BLOCK = 512
+_BLOCK = 256
 
 # Biased (V-statistic) sums -> unbiased (U-statistic) sums, iMRMC doAUCmrmcCov.
 _B = np.array(
@@ -418,21 +418,27 @@ def _success_products(
     acc_dtype = np.uint8 if 2 * n_r <= 255 else np.uint16 if 2 * n_r <= 65535 else np.uint32
     same = np.zeros((n_t, n_t))
     all_pairs = np.zeros((n_t, n_t))
-    for start in range(0, k0, _BLOCK):
-        stop = min(k0, start + _BLOCK)
-        summed = np.zeros((n_t, stop - start, k1), dtype=acc_dtype)
+    block = min(k0, _BLOCK)
+    # buffers reused block after block: allocating them anew costs as much as filling them
+    twice = np.empty((n_t, block, k1), dtype=np.uint8)
+    ties = np.empty((block, k1), dtype=np.uint8)
+    product = np.empty((block, k1), dtype=np.uint8)
+    summed = np.empty((n_t, block, k1), dtype=acc_dtype)
+    for start in range(0, k0, block):
+        rows = min(k0, start + block) - start
+        summed[:, :rows] = 0
         for r in range(n_r):
-            doubled = []
             for t in range(n_t):
-                neg = rank_neg[t, r, start:stop, None]
-                twice = np.greater(rank_pos[t, r][None, :], neg).view(np.uint8)
-                twice += np.greater_equal(rank_pos[t, r][None, :], neg).view(np.uint8)
-                summed[t] += twice
-                doubled.append(twice)
+                neg = rank_neg[t, r, start : start + rows, None]
+                pos = rank_pos[t, r][None, :]
+                np.greater(pos, neg, out=twice[t, :rows].view(np.bool_))
+                np.greater_equal(pos, neg, out=ties[:rows].view(np.bool_))
+                np.add(twice[t, :rows], ties[:rows], out=twice[t, :rows])
+                np.add(summed[t, :rows], twice[t, :rows], out=summed[t, :rows])
             for t, u in combinations(range(n_t), 2):
-                product = np.multiply(doubled[t], doubled[u])  # at most 4: fits uint8
-                same[t, u] += float(product.sum(axis=1, dtype=np.uint32).sum(dtype=np.float64))
-        flat = summed.reshape(n_t, -1).astype(np.float64)
+                np.multiply(twice[t, :rows], twice[u, :rows], out=product[:rows])  # <= 4
+                same[t, u] += float(product[:rows].sum(axis=1, dtype=np.uint32).sum())
+        flat = summed[:, :rows].reshape(n_t, -1).astype(np.float64)
         all_pairs += flat @ flat.T
     return same + same.T, all_pairs
 
