@@ -10,11 +10,12 @@ reader-averaged AUC of a treatment is the mean of ``s`` over every read pair of 
 ``sum_r sum_ij s / sum_r n0_r n1_r`` (readers weighted by the pairs they read; the plain mean of
 the reader AUCs when the design is fully crossed). Its variance, and the covariance of two
 treatments, is ``sum_k c_k M_k`` over eight moments ``M_1 .. M_8`` (same or different reader,
-same or different negative case, same or different positive case) with coefficients ``c_k`` that
-follow from the design alone (Gallas 2006; Gallas et al. 2009, eq. 11-19). The moments are
-U-statistics (unbiased: every product of two successes that share no case or reader is counted
-only where it is defined), computed from sums over reader pairs of products of the per-case
-success sums (placement values) and of the success matrices themselves.
+same or different negative case, same or different positive case) with coefficients ``c_k``
+that follow from the design alone (Gallas 2006; Gallas and Brown 2008; Gallas et al. 2009).
+The moments are U-statistics, hence unbiased: each averages products of two successes that
+share exactly the stated readers and cases, over the reads where both exist. They come from sums
+over reader pairs of products of per-case success sums (placement values) and of the success
+matrices themselves (:mod:`analysis.mrmc.imrmc_moments`).
 
 Variance reported. The main numbers are iMRMC's ``Ustat`` table, the unbiased U-statistic
 variance, as ``doIMRMC`` returns first; its ``MLEstat`` table (V-statistic moments, those of
@@ -23,23 +24,26 @@ the empirical distribution, with the same design coefficients) is kept in
 variance can be negative on small or sparsely read data (with missing reads the MLE one too):
 then its df, interval and p-value are null (iMRMC: NA) and a note says so.
 
-Degrees of freedom. ``df`` is iMRMC's ``dfBDG``: the Satterthwaite-type df of Hillis' form,
+Degrees of freedom. ``df`` is iMRMC's ``dfBDG``, a Satterthwaite-type approximation,
 ``var^2 / (B_N^2 / df_N^3 + B_D^2 / df_D^3 + B_R^2 / df_R^3)``, where ``B_N, B_D, B_R`` are the
-negative-case, positive-case and reader components of the BCK decomposition computed from the
-MLE (biased) moments, ``df_N, df_D, df_R`` are ``round(1 / c - 1)`` of their coefficients, and
-the result is raised to ``min(df_N, df_D, df_R)`` when below it (Gaylor 1969). For a difference
+negative-case, positive-case and reader components of the BCK decomposition (Gallas et al.
+2009, eq. 19) computed from the MLE (biased) moments, ``df_N, df_D, df_R`` are
+``round(1 / c - 1)`` of their coefficients, and the result is raised to
+``min(df_N, df_D, df_R)`` when below it (Gaylor and Hopper 1969). For a difference
 each ``df_x`` is the smaller of the two treatments'. Intervals and p-values use a t
 distribution with ``floor(df)`` degrees of freedom, and the normal distribution when
 ``df > 50``, as iMRMC's ``hypothesisTest_t``; single-treatment intervals are not clipped to
 [0, 1] (iMRMC does not clip).
 
 iMRMC and MRMCaov on missing reads. MRMCaov 0.3.0 fits the Obuchowski-Rockette model to the
-reader AUCs, averaging readers with equal weight, and handles only the designs it recognises
-(factorial, split-plot, nested), while iMRMC pools each reader's read pairs and builds the
-variance from U-statistic moments that stay unbiased for any pattern of missing reads, so on the
-same split-plot or partly read data the two give different AUCs and variances. This command
-follows iMRMC, by definition: it is iMRMC's analysis, and its numbers are checked against
-``doIMRMC`` (``tests/data/imrmc_golden.json``).
+reader AUCs, averaging readers with equal weight, and accepts only the designs it recognises from
+the ID codings (fully paired factorial, cases nested within readers or within treatments,
+readers nested within treatments), refusing other patterns of missing reads; iMRMC pools each
+reader's read pairs and builds the variance from U-statistic moments that stay unbiased for any
+pattern of missing reads, so where both run on partly read data they give different AUCs and
+variances. This command follows iMRMC, by definition: it is iMRMC's analysis, defined for every
+design the platform can produce, and its numbers are checked against ``doIMRMC``
+(``tests/data/imrmc_golden.json``).
 
 References
 ----------
@@ -52,8 +56,8 @@ Gallas BD, Brown DG (2008). Reader studies for validation of CAD systems. Neural
 21(2-3):387-397. doi:10.1016/j.neunet.2007.12.013
 Gaylor DW, Hopper FN (1969). Estimating the degrees of freedom for linear combinations of mean
 squares by Satterthwaite's formula. Technometrics 11(4):691-706. doi:10.1080/00401706.1969.10490732
-Gallas BD (2024). iMRMC: Multi-Reader, Multi-Case Analysis Methods (ROC, Agreement, and Other
-Metrics). R package 2.1.2, github.com/DIDSR/iMRMC.
+Gallas BD. iMRMC: Multi-Reader, Multi-Case Analysis Methods (ROC, Agreement, and Other
+Metrics). R package version 2.1.2, github.com/DIDSR/iMRMC.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ from numpy.typing import NDArray
 
 from analysis.io import check_mrmc_frame
 from analysis.mrmc.distributions import t_quantile, t_two_sided_p
+from analysis.mrmc.imrmc_moments import moments as success_moments
 from analysis.mrmc.imrmc_results import IMRMCDifference, IMRMCResult, IMRMCSingle
 from analysis.mrmc.results import ReaderValue
 
@@ -78,9 +83,6 @@ FloatArray = NDArray[np.float64]
 
 # iMRMC uses the normal distribution instead of t when df exceeds this.
 _NORMAL_ABOVE_DF = 50.0
-# Rows of negative cases per block of the success matrices: bounds memory, keeps blocks in cache.
-_BLOCK = 256
-
 # Biased (V-statistic) sums -> unbiased (U-statistic) sums, iMRMC doAUCmrmcCov.
 _B = np.array(
     [
@@ -136,16 +138,6 @@ class _Layout:
 
 
 @dataclass(frozen=True)
-class _Moments:
-    """Per treatment pair: the eight biased numerators and denominators (iMRMC numer/denom)."""
-
-    numer: FloatArray  # (T, T, 8)
-    denom: FloatArray  # (T, T, 8)
-    auc: FloatArray  # (T,)
-    reader_auc: FloatArray  # (T, R), NaN where a reader has no read pair
-
-
-@dataclass(frozen=True)
 class _Cov:
     """iMRMC's ``doAUCmrmcCov`` output for one treatment pair."""
 
@@ -186,7 +178,7 @@ def imrmc_analysis(frame: pd.DataFrame, *, alpha: float = 0.05) -> IMRMCResult:
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be strictly between 0 and 1, got {alpha}")
     layout, notes = _layout(frame)
-    moments = _moments(layout)
+    moments = success_moments(layout.neg, layout.pos)
     n_t = len(layout.treatments)
     covs = {
         (t, u): _cov(moments.numer[t, u], moments.denom[t, u])
@@ -308,139 +300,6 @@ def _layout(frame: pd.DataFrame) -> tuple[_Layout, list[str]]:
                     "there add nothing to that treatment's AUC"
                 )
     return layout, notes
-
-
-def _ranks(neg: FloatArray, pos: FloatArray) -> tuple[NDArray[np.int64], NDArray[np.int64], int]:
-    """Dense ranks of one reader's read ratings; missing negatives +big, positives -big.
-
-    With these ranks ``sign(rank_pos - rank_neg) + 1`` is twice the success, and 0 wherever
-    either case was not read.
-    """
-    values = np.concatenate([neg, pos])
-    read = ~np.isnan(values)
-    ranks = np.empty(values.size, dtype=np.int64)
-    levels, ranks_read = np.unique(values[read], return_inverse=True)
-    big = neg.size + pos.size + 1
-    ranks[read] = ranks_read
-    ranks[: neg.size][~read[: neg.size]] = big
-    ranks[neg.size :][~read[neg.size :]] = -big
-    return ranks[: neg.size], ranks[neg.size :], levels.size
-
-
-def _moments(layout: _Layout) -> _Moments:
-    """The biased moment numerators and denominators of every treatment pair (vectorised)."""
-    neg, pos = layout.neg, layout.pos
-    n_t, n_r, k0 = neg.shape
-    k1 = pos.shape[2]
-    dn = (~np.isnan(neg)).astype(np.float64)
-    dp = (~np.isnan(pos)).astype(np.float64)
-    n0, n1 = dn.sum(axis=2), dp.sum(axis=2)
-
-    # Per reader x treatment: success sums per positive case (col), per negative case (row),
-    # sums of squared successes, and the ranks for the success matrices.
-    col = np.zeros((n_t, n_r, k1))
-    row = np.zeros((n_t, n_r, k0))
-    square = np.zeros((n_t, n_r))
-    big = k0 + k1 + 1
-    rank_dtype = np.int16 if 2 * big < np.iinfo(np.int16).max else np.int32
-    rank_neg = np.empty((n_t, n_r, k0), dtype=rank_dtype)
-    rank_pos = np.empty((n_t, n_r, k1), dtype=rank_dtype)
-    for t in range(n_t):
-        for r in range(n_r):
-            rn, rp, n_levels = _ranks(neg[t, r], pos[t, r])
-            rank_neg[t, r], rank_pos[t, r] = rn, rp
-            read_n, read_p = rn < big, rp > -big
-            neg_at = np.bincount(rn[read_n], minlength=n_levels).astype(np.float64)
-            pos_at = np.bincount(rp[read_p], minlength=n_levels).astype(np.float64)
-            below = np.cumsum(neg_at) - neg_at  # negatives strictly below each level
-            above = pos_at.sum() - np.cumsum(pos_at)  # positives strictly above each level
-            col[t, r, read_p] = below[rp[read_p]] + 0.5 * neg_at[rp[read_p]]
-            row[t, r, read_n] = above[rn[read_n]] + 0.5 * pos_at[rn[read_n]]
-            square[t, r] = float(np.sum(below[rp[read_p]]) + 0.25 * np.sum(neg_at[rp[read_p]]))
-    total = col.sum(axis=2)  # (T, R): sum of successes of each reader
-
-    same_reader, all_pairs = _success_products(rank_neg, rank_pos)
-    cross = same_reader / 4.0
-    for t in range(n_t):
-        cross[t, t] = square[t].sum()
-    all_pairs /= 4.0
-
-    numer = np.empty((n_t, n_t, 8))
-    denom = np.empty((n_t, n_t, 8))
-    col_sum, row_sum = col.sum(axis=1), row.sum(axis=1)
-    for t in range(n_t):
-        for u in range(t, n_t):
-            both0 = np.einsum("ri,ri->r", dn[t], dn[u])
-            both1 = np.einsum("rj,rj->r", dp[t], dp[u])
-            pair0 = dn[t] @ dn[u].T  # (R, R): negatives read by reader r in t and s in u
-            pair1 = dp[t] @ dp[u].T
-            numer[t, u] = (
-                cross[t, u],
-                np.einsum("rj,rj->", col[t], col[u]),
-                np.einsum("ri,ri->", row[t], row[u]),
-                np.dot(total[t], total[u]),
-                all_pairs[t, u],
-                np.dot(col_sum[t], col_sum[u]),
-                np.dot(row_sum[t], row_sum[u]),
-                total[t].sum() * total[u].sum(),
-            )
-            denom[t, u] = (
-                np.dot(both0, both1),
-                np.sum(n0[t] * n0[u] * both1),
-                np.sum(n1[t] * n1[u] * both0),
-                np.sum(n0[t] * n1[t] * n0[u] * n1[u]),
-                np.sum(pair0 * pair1),
-                n0[t] @ pair1 @ n0[u],
-                n1[t] @ pair0 @ n1[u],
-                np.sum(n0[t] * n1[t]) * np.sum(n0[u] * n1[u]),
-            )
-            numer[u, t], denom[u, t] = numer[t, u], denom[t, u]
-    pairs_read = n0 * n1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        reader_auc = np.where(pairs_read > 0, total / pairs_read, np.nan)
-    auc = total.sum(axis=1) / pairs_read.sum(axis=1)
-    return _Moments(numer=numer, denom=denom, auc=auc, reader_auc=reader_auc)
-
-
-def _success_products(
-    rank_neg: NDArray[np.integer], rank_pos: NDArray[np.integer]
-) -> tuple[FloatArray, FloatArray]:
-    """Sums over (negative, positive) case pairs of products of twice the success matrices.
-
-    Returns ``same[t, u] = sum_r sum_ij 2s_tr(i, j) 2s_ur(i, j)`` (the same reader in two
-    treatments; ``t != u`` only) and ``all[t, u] = sum_ij A_t(i, j) A_u(i, j)`` with
-    ``A_t = sum_r 2s_tr``. The success matrices are built block by block of negative cases,
-    ``2s = [rank_pos > rank_neg] + [rank_pos >= rank_neg]`` in small integers: this is the one
-    step whose cost grows with readers x negatives x positives.
-    """
-    n_t, n_r, k0 = rank_neg.shape
-    k1 = rank_pos.shape[2]
-    acc_dtype = np.uint8 if 2 * n_r <= 255 else np.uint16 if 2 * n_r <= 65535 else np.uint32
-    same = np.zeros((n_t, n_t))
-    all_pairs = np.zeros((n_t, n_t))
-    block = min(k0, _BLOCK)
-    # buffers reused block after block: allocating them anew costs as much as filling them
-    twice = np.empty((n_t, block, k1), dtype=np.uint8)
-    ties = np.empty((block, k1), dtype=np.uint8)
-    product = np.empty((block, k1), dtype=np.uint8)
-    summed = np.empty((n_t, block, k1), dtype=acc_dtype)
-    for start in range(0, k0, block):
-        rows = min(k0, start + block) - start
-        summed[:, :rows] = 0
-        for r in range(n_r):
-            for t in range(n_t):
-                neg = rank_neg[t, r, start : start + rows, None]
-                pos = rank_pos[t, r][None, :]
-                np.greater(pos, neg, out=twice[t, :rows].view(np.bool_))
-                np.greater_equal(pos, neg, out=ties[:rows].view(np.bool_))
-                np.add(twice[t, :rows], ties[:rows], out=twice[t, :rows])
-                np.add(summed[t, :rows], twice[t, :rows], out=summed[t, :rows])
-            for t, u in combinations(range(n_t), 2):
-                np.multiply(twice[t, :rows], twice[u, :rows], out=product[:rows])  # <= 4
-                same[t, u] += float(product[:rows].sum(axis=1, dtype=np.uint32).sum())
-        flat = summed[:, :rows].reshape(n_t, -1).astype(np.float64)
-        all_pairs += flat @ flat.T
-    return same + same.T, all_pairs
 
 
 def _cov(numer: FloatArray, denom: FloatArray) -> _Cov:
