@@ -50,7 +50,9 @@ def results():
 def test_golden_records_the_r_and_package_versions():
     assert GOLDEN["imrmc_version"] == "2.1.2"
     assert GOLDEN["r_version"].startswith("R version 4.")
-    assert set(DATASETS) == {"vandyke", "splitplot", "missing", "franken", "three"}
+    assert set(DATASETS) == {
+        "vandyke", "splitplot", "missing", "franken", "three", "nested_cases", "nested_readers"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -197,11 +199,13 @@ def _designs(draw):
     truth[rng.permutation(n_c)[: draw(st.integers(2, n_c - 2))]] = 1
     rows = []
     for r in range(n_r):
-        # every reader reads one case of each class in every treatment, reader 0 every case in
-        # the first; the other reads happen with probability 0.7
+        # every reader reads one case of each class in each treatment it reads (reader 0 every
+        # case in the first and all treatments); the other reads happen with probability 0.7
         keep_neg = rng.choice(np.flatnonzero(truth == 0))
         keep_pos = rng.choice(np.flatnonzero(truth == 1))
         for t in range(n_t):
+            if r > 0 and t > 0 and rng.random() < 0.3:
+                continue  # this reader does not read this treatment at all
             for c in range(n_c):
                 kept = c in (keep_neg, keep_pos) or (r == 0 and t == 0)
                 if kept or rng.random() < 0.7:

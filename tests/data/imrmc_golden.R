@@ -5,8 +5,8 @@
 # with iMRMC 2.1.2 (github.com/DIDSR/iMRMC, Rpackage/iMRMC; its java folder removed) installed in
 # /work/r/lib-imrmc:
 #   R CMD INSTALL --no-docs --no-multiarch -l /work/r/lib-imrmc Rpackage/iMRMC
-# Writes tests/data/imrmc_splitplot.csv, imrmc_missing.csv, imrmc_three.csv (inputs derived
-# from vandyke.csv, seeded) and tests/data/imrmc_golden.json (the doIMRMC outputs). Pairs are
+# Writes tests/data/imrmc_splitplot.csv, imrmc_missing.csv, imrmc_three.csv,
+# imrmc_nested_cases.csv, imrmc_nested_readers.csv (inputs derived from vandyke.csv, seeded) and tests/data/imrmc_golden.json (the doIMRMC outputs). Pairs are
 # named "A - B" in iMRMC's (sorted) modality order; the differences are AUC_A - AUC_B.
 
 .libPaths(c("/work/r/lib-imrmc", .libPaths()))
@@ -55,6 +55,14 @@ three <- rbind(third, vandyke)
 three <- three[runif(nrow(three)) > 0.2, ]
 write.csv(three, "tests/data/imrmc_three.csv", row.names = FALSE, quote = FALSE)
 
+# (f) cases nested within treatments: treatment 1 on the odd-numbered cases, 2 on the even ones.
+# (g) readers nested within treatments: readers 1-2 read treatment 1, readers 3-5 treatment 2.
+nested_cases <- vandyke[(as.integer(vandyke$case) %% 2 == 1) == (vandyke$treatment == "1"), ]
+write.csv(nested_cases, "tests/data/imrmc_nested_cases.csv", row.names = FALSE, quote = FALSE)
+nested_readers <- vandyke[(vandyke$reader %in% c("1", "2")) == (vandyke$treatment == "1"), ]
+write.csv(nested_readers, "tests/data/imrmc_nested_readers.csv", row.names = FALSE,
+          quote = FALSE)
+
 summarise <- function(long) {
   result <- doIMRMC(to_imrmc(long))
   pick <- function(table) {
@@ -94,7 +102,9 @@ golden <- list(
     splitplot = c(list(file = "imrmc_splitplot.csv"), summarise(splitplot)),
     missing = c(list(file = "imrmc_missing.csv"), summarise(missing)),
     franken = c(list(file = "franken.csv"), summarise(franken)),
-    three = c(list(file = "imrmc_three.csv"), summarise(three))
+    three = c(list(file = "imrmc_three.csv"), summarise(three)),
+    nested_cases = c(list(file = "imrmc_nested_cases.csv"), summarise(nested_cases)),
+    nested_readers = c(list(file = "imrmc_nested_readers.csv"), summarise(nested_readers))
   )
 )
 writeLines(toJSON(golden, auto_unbox = TRUE, digits = NA, pretty = TRUE, na = "null"),
