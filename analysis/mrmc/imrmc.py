@@ -381,11 +381,14 @@ def _difference_result(
 
 
 def _variance_notes(what: str, variance: float, variance_mle: float) -> list[str]:
+    """Notes on a variance without inference: negative (iMRMC gives NA) or zero."""
+    tested = what.startswith("difference")  # only differences have a p-value
+    missing = "df, interval and p-value" if tested else "df and interval"
     if variance < 0.0:
         return [
-            f"the U-statistic variance of {what} is negative ({variance:.3g}): its df, interval "
-            f"and p-value are null, as in iMRMC; the MLE variance is {variance_mle:.3g}"
+            f"the U-statistic variance of {what} is negative ({variance:.3g}): its SE, {missing} "
+            f"are null, as in iMRMC; its MLE variance is {variance_mle:.3g}"
         ]
     if variance == 0.0:
-        return [f"the variance of {what} is zero: its df, interval and p-value are undefined"]
+        return [f"the variance of {what} is zero: its {missing} are undefined (null)"]
     return []

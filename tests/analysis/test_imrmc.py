@@ -125,6 +125,17 @@ def test_negative_u_statistic_variance_gives_nulls_and_a_note(results):
     assert len(data["notes"]) == 1 and "difference 1 - 2 is negative" in data["notes"][0]
 
 
+def test_negative_single_treatment_variance_gives_nulls_and_a_note(results):
+    # imrmc_three.csv: iMRMC's Ustat variance of treatment 2 is negative, its CI NA.
+    single = results["three"].single_treatment["2"]
+    assert single.variance < 0
+    assert (single.se, single.df, single.ci_lower, single.ci_upper) == (None,) * 4
+    assert results["three"].notes == (
+        "the U-statistic variance of treatment 2 is negative (-0.000556): its SE, df and "
+        "interval are null, as in iMRMC; its MLE variance is -0.000168",
+    )
+
+
 def test_json_has_exactly_the_contract_keys(results):
     data = results["splitplot"].to_dict()
     assert list(data) == ["n_readers", "n_cases", "treatment_value", "single_treatment",
@@ -272,6 +283,10 @@ def test_zero_variance_difference_is_noted_without_interval():
     d = result.differences[0]
     assert (d.estimate, d.variance) == (0.0, pytest.approx(0.0, abs=1e-15))
     assert d.df is None and d.p_value is None
+    assert result.notes == (
+        "the variance of difference 1 - copy is zero: its df, interval and p-value are undefined "
+        "(null)",
+    )
 
 
 @pytest.mark.parametrize(
