@@ -158,7 +158,19 @@ def variance_components(
     )
 
 
-def _ratio(numerator: float, denominator: float) -> float:
+def rrrc_denominator(
+    ms: MeanSquares, cov2: float, cov3: float, t: int, r: int
+) -> tuple[float, float]:
+    """RRRC error term ``MS_TR + r max(cov2 - cov3, 0)`` and its Hillis df (module docstring).
+
+    The variance of a difference of two treatment means is ``2 / r`` times the error term.
+    """
+    denominator = ms.TR + r * max(cov2 - cov3, 0.0)
+    df2 = denominator**2 / (ms.TR**2 / ((t - 1) * (r - 1))) if ms.TR > 0 else math.inf
+    return denominator, df2
+
+
+def ratio(numerator: float, denominator: float) -> float:
     """``numerator / denominator``, inf or NaN (not an exception) for a zero denominator.
 
     Degenerate data (every reader perfect, identical treatments) give zero mean squares; the
@@ -169,7 +181,7 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator
 
 
-def _interval(
+def interval(
     estimate: float, se: float, df: float | None, alpha: float, clip: bool
 ) -> tuple[float, float]:
     half = t_quantile(1.0 - alpha / 2.0, df) * se
@@ -263,20 +275,19 @@ def or_analysis_design(
     # Denominator of the test and variance of a difference of two treatment means.
     df2: float | None
     if factors == "RRRC":
-        denominator = ms.TR + r * excess
-        df2 = denominator**2 / (ms.TR**2 / ((t - 1) * (r - 1))) if ms.TR > 0 else math.inf
-        statistic = _ratio(ms.T, denominator)
+        denominator, df2 = rrrc_denominator(ms, cov2, cov3, t, r)
+        statistic = ratio(ms.T, denominator)
         global_test = GlobalTest("F", statistic, t - 1, df2, f_upper_p(statistic, t - 1, df2))
         var_difference = 2.0 / r * denominator
     elif factors == "FRRC":
         denominator = var_error - cov1 + (r - 1) * excess
         df2 = None
-        statistic = _ratio((t - 1) * ms.T, denominator)
+        statistic = ratio((t - 1) * ms.T, denominator)
         global_test = GlobalTest("X2", statistic, t - 1, None, chi2_upper_p(statistic, t - 1))
         var_difference = 2.0 / r * denominator
     else:
         df2 = float((t - 1) * (r - 1))
-        statistic = _ratio(ms.T, ms.TR)
+        statistic = ratio(ms.T, ms.TR)
         global_test = GlobalTest("F", statistic, t - 1, df2, f_upper_p(statistic, t - 1, df2))
         var_difference = 2.0 / r * ms.TR
 
@@ -285,7 +296,7 @@ def or_analysis_design(
     differences = []
     for a, b in combinations(range(t), 2):
         estimate = float(means[a] - means[b])
-        lower, upper = _interval(estimate, se_difference, df2, alpha, clip=False)
+        lower, upper = interval(estimate, se_difference, df2, alpha, clip=False)
         differences.append(
             Difference(
                 pair=f"{design.treatments[a]} - {design.treatments[b]}",
@@ -294,7 +305,7 @@ def or_analysis_design(
                 df=df2,
                 ci_lower=lower,
                 ci_upper=upper,
-                p_value=t_two_sided_p(_ratio(estimate, se_difference), df2),
+                p_value=t_two_sided_p(ratio(estimate, se_difference), df2),
             )
         )
 
@@ -388,11 +399,25 @@ def _single_treatment(
     With cases nested in readers ``cov2_i`` is zero, as MRMCaov's ``vcov_comps.mrmc_tests``.
     """
     r = values.size
-    estimate = float(values.mean())
-    ms_r = float(np.sum((values - estimate) ** 2)) / (r - 1)
     var_i = float(np.diag(covariance).mean())
     off_diagonal = ~np.eye(r, dtype=bool)
-    cov2_i = 0.0 if nested_in_readers else max(float(covariance[off_diagonal].mean()), 0.0)
+    cov2_i = 0.0 if nested_in_readers else float(covariance[off_diagonal].mean())
+    return single_treatment_interval(values, var_i, cov2_i, factors, alpha)
+
+
+def single_treatment_interval(
+    values: FloatArray, var_i: float, cov2_i: float, factors: Factors, alpha: float
+) -> SingleTreatment:
+    """One treatment's reader-averaged metric and its interval from its error (co)variances.
+
+    ``values`` are the treatment's per-reader metrics, ``var_i`` its mean error variance and
+    ``cov2_i`` its mean covariance between readers (truncated at 0 here); formulas in the module
+    docstring. The interval is clipped to [0, 1].
+    """
+    r = values.size
+    estimate = float(values.mean())
+    ms_r = float(np.sum((values - estimate) ** 2)) / (r - 1)
+    cov2_i = max(cov2_i, 0.0)
     df: float | None
     if factors == "RRRC":
         se = math.sqrt(ms_r / r + cov2_i)
@@ -403,5 +428,5 @@ def _single_treatment(
     else:
         se = math.sqrt(ms_r / r)
         df = float(r - 1)
-    lower, upper = _interval(estimate, se, df, alpha, clip=True)
+    lower, upper = interval(estimate, se, df, alpha, clip=True)
     return SingleTreatment(estimate=estimate, se=se, df=df, ci_lower=lower, ci_upper=upper)
