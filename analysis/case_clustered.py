@@ -45,31 +45,26 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from analysis.mrmc.distributions import t_quantile, t_two_sided_p
-from analysis.mrmc.obuchowski_rockette import mean_squares
+from analysis.mrmc.distributions import t_two_sided_p
+from analysis.mrmc.obuchowski_rockette import (
+    interval,
+    mean_squares,
+    ratio,
+    rrrc_denominator,
+    single_treatment_interval,
+)
+from analysis.mrmc.results import Difference, SingleTreatment
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 
 @dataclass(frozen=True)
-class Interval:
-    """An estimate with its standard error, df (None: normal) and two-sided interval."""
-
-    estimate: float
-    se: float
-    df: float | None
-    ci_lower: float
-    ci_upper: float
-
-
-@dataclass(frozen=True)
 class PooledOR:
     """OR RRRC analysis of per reader x arm pooled proportions (case jackknife)."""
 
-    arms: tuple[Interval, Interval]
-    difference: Interval  # arm 1 - arm 0
-    p_value: float
+    arms: tuple[SingleTreatment, SingleTreatment]
+    difference: Difference  # pair "1 - 0": arm 1 - arm 0
     n_readers: int
     n_cases: int
 
@@ -132,20 +127,6 @@ def clustered_proportion(
     return p, max(centre - half, 0.0), min(centre + half, 1.0)
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    if denominator == 0.0:
-        return math.nan if numerator == 0.0 else math.copysign(math.inf, numerator)
-    return numerator / denominator
-
-
-def _t_interval(estimate: float, se: float, df: float | None, alpha: float, clip: bool) -> Interval:
-    half = t_quantile(1.0 - alpha / 2.0, df) * se
-    lower, upper = estimate - half, estimate + half
-    if clip:
-        lower, upper = max(lower, 0.0), min(upper, 1.0)
-    return Interval(estimate, se, df, lower, upper)
-
-
 def or_pooled_proportion(
     reader: IntArray, arm: IntArray, case: IntArray, event: NDArray[np.bool_], alpha: float
 ) -> PooledOR:
@@ -205,24 +186,19 @@ def or_pooled_proportion(
     cov3 = float(between[0, 1])
 
     table = values.reshape(t, r)
-    ms = mean_squares(table)
-    denominator = ms.TR + r * max(cov2 - cov3, 0.0)
-    df2 = denominator**2 / (ms.TR**2 / (r - 1)) if ms.TR > 0 else math.inf
+    denominator, df2 = rrrc_denominator(mean_squares(table), cov2, cov3, t, r)
     means = table.mean(axis=1)
     estimate = float(means[1] - means[0])
     se = math.sqrt(2.0 / r * denominator)
-    difference = _t_interval(estimate, se, df2, alpha, clip=False)
-    p_value = t_two_sided_p(_ratio(estimate, se), df2)
-
-    arms = []
-    for i in range(t):
-        v = table[i]
-        ms_r = float(np.sum((v - v.mean()) ** 2)) / (r - 1)
-        cov2_i = max(float(between[i, i]), 0.0)
-        se_i = math.sqrt(ms_r / r + cov2_i)
-        df_i = (ms_r + r * cov2_i) ** 2 / (ms_r**2 / (r - 1)) if ms_r > 0 else math.inf
-        arms.append(_t_interval(float(v.mean()), se_i, df_i, alpha, clip=True))
-    return PooledOR((arms[0], arms[1]), difference, p_value, r, n_cases)
+    lower, upper = interval(estimate, se, df2, alpha, clip=False)
+    p_value = t_two_sided_p(ratio(estimate, se), df2)
+    difference = Difference("1 - 0", estimate, se, df2, lower, upper, p_value)
+    # the single-arm RRRC interval needs only the arm's between-reader covariance
+    arm0, arm1 = (
+        single_treatment_interval(table[i], math.nan, float(between[i, i]), "RRRC", alpha)
+        for i in range(t)
+    )
+    return PooledOR((arm0, arm1), difference, r, n_cases)
 
 
 def gee_logit_exchangeable(

@@ -101,6 +101,29 @@ def _run_dbm(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- imrmc --------------------------------------------------------------------------------------
+
+
+def _configure_imrmc(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file", help="CSV with columns reader,treatment,case,truth,rating (missing reads absent)"
+    )
+    parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _run_imrmc(args: argparse.Namespace) -> int:
+    from analysis.io import read_mrmc_csv
+    from analysis.mrmc import imrmc_analysis
+
+    result = imrmc_analysis(read_mrmc_csv(args.file), alpha=args.alpha)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        sys.stdout.write(result.to_text())
+    return 0
+
+
 # -- kappa --------------------------------------------------------------------------------------
 
 
@@ -163,7 +186,8 @@ def _run_report(args: argparse.Namespace) -> int:
 COMMANDS: tuple[Command, ...] = (
     Command(
         "mrmc",
-        "Obuchowski-Rockette MRMC ROC analysis with Hillis degrees of freedom",
+        "Obuchowski-Rockette MRMC ROC analysis with Hillis degrees of freedom (factorial, "
+        "split-plot and nested designs, as MRMCaov)",
         _configure_mrmc,
         _run_mrmc,
     ),
@@ -172,6 +196,13 @@ COMMANDS: tuple[Command, ...] = (
         "Dorfman-Berbaum-Metz MRMC ROC analysis (jackknife pseudovalues), Hillis df",
         _configure_dbm,
         _run_dbm,
+    ),
+    Command(
+        "imrmc",
+        "iMRMC U-statistic MRMC analysis of the AUC for any design with missing reads "
+        "(BDG df, t on floor(df))",
+        _configure_imrmc,
+        _run_imrmc,
     ),
     Command(
         "kappa",

@@ -20,6 +20,10 @@ Single-treatment intervals use the mean squares of that treatment's pseudovalues
 ``df = (MS_R + max(MS_C - MS_RC, 0))^2 / (MS_R^2 / (r - 1))``; FRRC ``sqrt(MS_C / (r K))`` on
 ``K - 1`` df; RRFC ``sqrt(MS_R / (r K))`` on ``r - 1`` df; clipped to [0, 1].
 
+For sensitivity (specificity) the jackknife runs over the positive (negative) cases only, as in
+the OR analysis, and ``K`` above is their number. DBM needs a fully crossed design; other
+designs go to the OR analysis (``python -m analysis mrmc``), as MRMCaov analyses them.
+
 For the empirical AUC (and the binary sensitivity and specificity) the pseudovalues average to
 the metric itself, and DBM with Hillis' df gives exactly the OR results with jackknife
 covariance (Hillis 2005; tested in ``tests/analysis/test_dbm.py``).
@@ -50,7 +54,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from analysis.io import MRMCDesign, mrmc_design
-from analysis.mrmc.covariance import Metric, metric_placements
+from analysis.mrmc.covariance import Metric, leave_one_out
 from analysis.mrmc.distributions import f_upper_p, t_quantile, t_two_sided_p
 from analysis.mrmc.obuchowski_rockette import FACTORS, Factors, check_options
 from analysis.mrmc.results import (
@@ -60,7 +64,6 @@ from analysis.mrmc.results import (
     _json_float,
     inference_lines,
 )
-from analysis.roc import leave_one_out_auc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -165,15 +168,16 @@ def _num(value: float | None, digits: int) -> str:
 
 
 def pseudovalues(design: MRMCDesign, metric: Metric = "empirical_auc") -> FloatArray:
-    """Jackknife pseudovalues ``(t, r, K)``: ``K theta - (K - 1) theta(-k)``.
+    """Jackknife pseudovalues ``(t, r, n)``: ``n theta - (n - 1) theta(-k)``.
 
-    Cases are in the order positives then negatives (the same for every reader and treatment).
+    Over the ``n`` jackknife cases of :func:`analysis.mrmc.covariance.jackknife_cases` (all
+    cases for the AUC, positives then negatives; only the positives for sensitivity, only the
+    negatives for specificity), the same for every reader and treatment.
     """
-    t, r, K = design.ratings.shape
-    place = metric_placements(design, metric)
-    loo = leave_one_out_auc(place)
-    theta = place.auc[:, np.newaxis]
-    return np.asarray((K * theta - (K - 1) * loo).reshape(t, r, K), dtype=np.float64)
+    t, r, _ = design.ratings.shape
+    theta, loo = leave_one_out(design, metric)
+    n = loo.shape[1]
+    return np.asarray((n * theta[:, np.newaxis] - (n - 1) * loo).reshape(t, r, n), dtype=np.float64)
 
 
 def anova_mean_squares(y: FloatArray) -> DBMMeanSquares:
@@ -262,7 +266,14 @@ def dbm_analysis_design(
         raise ValueError(f"need at least 2 readers, got {r}")
     if design.n_positive < 2 or design.n_negative < 2:
         raise ValueError("need at least 2 positive and 2 negative cases")
+    if not design.fully_paired:
+        raise ValueError(
+            "DBM needs a fully crossed design (every reader reads every case under every "
+            f"treatment), this one is {design.design} with reads missing: use `python -m "
+            "analysis mrmc` (Obuchowski-Rockette, as MRMCaov) or `python -m analysis imrmc`"
+        )
     y = pseudovalues(design, metric)
+    K = y.shape[2]  # the jackknife cases: one truth class for sensitivity or specificity
     ms = anova_mean_squares(y)
     components = DBMVarComponents(
         var_R=(ms.R - ms.TR - ms.RC + ms.TRC) / (t * K),

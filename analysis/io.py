@@ -1,8 +1,9 @@
 """Reading and validating MRMC input: ``reader,treatment,case,truth,rating``.
 
 :func:`read_mrmc_csv` reads the CSV of the DESIGN.md contract into a data frame;
-:func:`mrmc_design` validates a frame and lays it out as a fully crossed
-treatment x reader x case array, the shape every MRMC method here works on. Every problem is
+:func:`mrmc_design` validates a frame and lays it out as a
+treatment x reader x case array (missing reads masked), the shape every MRMC method here works
+on, and :func:`detect_design` names its study design. Every problem is
 reported as a :class:`ValueError` whose message names it.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,18 +23,32 @@ MRMC_COLUMNS = ("reader", "treatment", "case", "truth", "rating")
 _ID_COLUMNS = ("reader", "treatment", "case")
 
 
+Design = Literal["factorial", "split-plot", "cases-nested-in-readers", "cases-nested-in-treatments"]
+DESIGNS: tuple[Design, ...] = (
+    "factorial",
+    "split-plot",
+    "cases-nested-in-readers",
+    "cases-nested-in-treatments",
+)
+
+
 @dataclass(frozen=True)
 class MRMCDesign:
-    """A validated, fully crossed MRMC data set.
+    """A validated MRMC data set laid out as a treatment x reader x case array.
 
     Attributes
     ----------
     ratings : ndarray, shape (t, r, K)
-        ``ratings[i, j, k]`` is reader ``j``'s rating of case ``k`` under treatment ``i``.
+        ``ratings[i, j, k]`` is reader ``j``'s rating of case ``k`` under treatment ``i``; NaN
+        where that read does not exist.
     truth : ndarray of bool, shape (K,)
         True for the truth-positive cases.
     treatments, readers, cases : tuple of str
         IDs as they appear in the input, in order of first appearance.
+    observed : ndarray of bool, shape (t, r, K)
+        Which reads exist (all True for a fully crossed study).
+    design : str
+        The study design detected from ``observed`` by :func:`detect_design`.
     """
 
     ratings: NDArray[np.float64]
@@ -41,6 +56,8 @@ class MRMCDesign:
     treatments: tuple[str, ...]
     readers: tuple[str, ...]
     cases: tuple[str, ...]
+    observed: NDArray[np.bool_]
+    design: Design
 
     @property
     def n_positive(self) -> int:
@@ -49,6 +66,61 @@ class MRMCDesign:
     @property
     def n_negative(self) -> int:
         return int(self.truth.size - self.truth.sum())
+
+    @property
+    def fully_paired(self) -> bool:
+        """Every reader read every case under every treatment."""
+        return bool(self.observed.all())
+
+    @property
+    def n_missing(self) -> int:
+        """Reads absent from the full treatment x reader x case array."""
+        return int(self.observed.size - self.observed.sum())
+
+
+def detect_design(
+    observed: NDArray[np.bool_], treatments: tuple[str, ...], readers: tuple[str, ...]
+) -> Design:
+    """The study design of a treatment x reader x case pattern of reads.
+
+    The rules of MRMCaov 0.3.0 ``get_design`` (``R/utils.R``), which need every reader under
+    every treatment: every case read by exactly one reader is ``cases-nested-in-readers``
+    (MRMCaov design 2); otherwise every case read under exactly one treatment is
+    ``cases-nested-in-treatments`` (design 3); otherwise the design is factorial (design 1, or
+    -1, "factorial (partially paired)", when reads are missing). Partially paired data are
+    called ``split-plot`` when the readers fall into at least two groups that read disjoint
+    case blocks, each reader every case of its group's block under every treatment and no
+    other; any other pattern of missing reads stays ``factorial`` (the analysis adds a note
+    counting the missing reads). Both are analysed as MRMCaov's partially paired design.
+
+    Raises
+    ------
+    ValueError
+        When a reader lacks a treatment: readers nested in treatments (MRMCaov design 4) and
+        incomplete reader x treatment layouts are not supported.
+    """
+    reader_in_treatment = observed.any(axis=2)
+    if not reader_in_treatment.all():
+        i, j = (int(axis[0]) for axis in np.nonzero(~reader_in_treatment))
+        nested = bool((reader_in_treatment.sum(axis=0) == 1).all())
+        kind = "readers nested in treatments are" if nested else "this design is"
+        raise ValueError(
+            f"reader {readers[j]} has no reads under treatment {treatments[i]}: {kind} not "
+            "supported (every reader must read under every treatment)"
+        )
+    if (observed.any(axis=0).sum(axis=0) == 1).all():
+        return "cases-nested-in-readers"
+    if (observed.any(axis=1).sum(axis=0) == 1).all():
+        return "cases-nested-in-treatments"
+    if observed.all():
+        return "factorial"
+    cases_of_reader = observed[0]
+    same_in_all_treatments = bool((observed == cases_of_reader[np.newaxis]).all())
+    blocks = np.unique(cases_of_reader, axis=0)
+    disjoint = bool((blocks.sum(axis=0) == 1).all())  # every case in exactly one block
+    if same_in_all_treatments and disjoint and len(blocks) >= 2:
+        return "split-plot"
+    return "factorial"
 
 
 def read_mrmc_csv(path: str | Path) -> pd.DataFrame:
@@ -68,6 +140,10 @@ def read_mrmc_csv(path: str | Path) -> pd.DataFrame:
         )
     except FileNotFoundError:
         raise ValueError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a directory, not a CSV file") from None
+    except OSError as error:  # no permission, a name too long, ...
+        raise ValueError(f"cannot open {path}: {error.strerror or error}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else "empty file"
         raise ValueError(f"cannot parse {path} as CSV: {first_line}") from None
@@ -122,13 +198,15 @@ def _numeric(frame: pd.DataFrame, column: str) -> NDArray[np.float64]:
 def mrmc_design(frame: pd.DataFrame) -> MRMCDesign:
     """Validate an MRMC frame and arrange it as a treatment x reader x case array.
 
+    Reads may be missing (partially paired and nested designs, see :func:`detect_design`);
+    missing reads are NaN in ``ratings`` and False in ``observed``.
+
     Raises
     ------
     ValueError
         On a missing column, a non-numeric rating, truth other than 0/1, a case whose truth
         differs between rows, a reader without both truth classes, a repeated
-        reader x treatment x case row, or an unbalanced design (a reader x treatment without
-        every case: this engine analyses fully crossed designs only).
+        reader x treatment x case row, or a reader without reads under some treatment.
     """
     import pandas as pd
 
@@ -152,7 +230,6 @@ def mrmc_design(frame: pd.DataFrame) -> MRMCDesign:
         case = cases[c_code[int(np.flatnonzero(conflict)[0])]]
         raise ValueError(f"case {case} has both truth 0 and truth 1")
 
-    # Truth classes per reader (before the balance check, whose message is less specific).
     has_class = np.zeros((r, 2), dtype=bool)
     has_class[r_code, truth_rows.astype(np.intp)] = True
     for j in range(r):
@@ -170,15 +247,8 @@ def mrmc_design(frame: pd.DataFrame) -> MRMCDesign:
             f"reader {readers[j]} rated case {cases[k]} more than once under treatment "
             f"{treatments[i]}"
         )
-    if counts.min() == 0:
-        missing = counts.reshape(t, r, K) == 0
-        i, j = (int(axis[0]) for axis in np.nonzero(missing.any(axis=2)))
-        n_missing = int(missing[i, j].sum())
-        raise ValueError(
-            f"unbalanced design: reader {readers[j]} under treatment {treatments[i]} lacks "
-            f"{n_missing} of the {K} cases (every reader must read every case in every treatment)"
-        )
-    ratings = np.empty(t * r * K, dtype=np.float64)
+    observed = (counts == 1).reshape(t, r, K)
+    ratings = np.full(t * r * K, np.nan, dtype=np.float64)
     ratings[cell] = ratings_rows
     return MRMCDesign(
         ratings=ratings.reshape(t, r, K),
@@ -186,4 +256,6 @@ def mrmc_design(frame: pd.DataFrame) -> MRMCDesign:
         treatments=treatments,
         readers=readers,
         cases=cases,
+        observed=observed,
+        design=detect_design(observed, treatments, readers),
     )

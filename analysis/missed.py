@@ -379,7 +379,7 @@ def _rate_analysis(reads: _Reads, kind: Kind, crossing: str | None, alpha: float
             or_error = str(error)
         else:
             d = res.difference
-            or_diff = Comparison(d.estimate, d.se, d.df, d.ci_lower, d.ci_upper, res.p_value)
+            or_diff = Comparison(d.estimate, d.se, d.df, d.ci_lower, d.ci_upper, d.p_value)
             or_arms = res.arms
     arms = []
     for i, arm in enumerate(ARMS):

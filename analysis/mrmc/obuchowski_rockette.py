@@ -28,6 +28,19 @@ The variance components are reported untruncated:
 ``var_TR = MS_TR - var_error + cov1 + cov2 - cov3`` and
 ``var_R = (MS_R - var_TR - var_error - (t - 1) cov1 + cov2 + (t - 1) cov3) / t``.
 
+Designs (as MRMCaov 0.3.0, detected by :func:`analysis.io.detect_design`): factorial data,
+fully or partially paired (``split-plot`` when reader groups read disjoint case blocks), cases
+nested in readers and cases nested in treatments. Each metric value uses the cases its reader
+read under its treatment, the covariances come from the jackknife or the unbiased estimator
+over the reads that exist (:mod:`analysis.mrmc.covariance`; DeLong needs fully paired data),
+and the covariances a design cannot have are set to zero before the formulas above and below:
+``cov2 = cov3 = 0`` (and ``cov2_i = 0``) with cases nested in readers, ``cov1 = cov3 = 0`` with
+cases nested in treatments (MRMCaov ``vcov_comps``). The FRRC truncation above applies to these
+designs too, so FRRC differs from MRMCaov wherever ``cov2 < cov3`` (in the tests: Franken with
+8% of its reads deleted). Readers nested in treatments (MRMCaov design 4) are not supported.
+Results that carry no uncertainty (a zero standard error, an undefined test) and missing reads
+in a factorial design are reported in :attr:`ORResult.notes`.
+
 Single-treatment intervals (as MRMCaov 0.3.0), with ``MS_R(i)``, ``var_i`` and ``cov2_i`` from
 treatment ``i`` alone: RRRC ``SE = sqrt(MS_R(i) / r + max(cov2_i, 0))`` with
 ``df = (MS_R(i) + r max(cov2_i, 0))^2 / (MS_R(i)^2 / (r - 1))``; FRRC
@@ -58,7 +71,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from analysis.io import MRMCDesign, mrmc_design
+from analysis.io import Design, MRMCDesign, mrmc_design
 from analysis.mrmc.covariance import (
     COV_METHODS,
     METRICS,
@@ -103,8 +116,14 @@ def mean_squares(values: FloatArray) -> MeanSquares:
     return MeanSquares(T=ms_t, R=ms_r, TR=ms_tr)
 
 
-def _covariance_means(covariance: FloatArray, t: int, r: int) -> tuple[float, float, float, float]:
-    """(var_error, cov1, cov2, cov3): averages of the covariance matrix over its blocks."""
+def _covariance_means(
+    covariance: FloatArray, t: int, r: int, design: Design = "factorial"
+) -> tuple[float, float, float, float]:
+    """(var_error, cov1, cov2, cov3): averages of the covariance matrix over its blocks.
+
+    As MRMCaov's ``vcov_comps.mrmc``, covariances the design cannot have are zero: ``cov2`` and
+    ``cov3`` with cases nested in readers, ``cov1`` and ``cov3`` with cases nested in treatments.
+    """
     c = covariance.reshape(t, r, t, r)
     same_t = np.eye(t, dtype=bool)[:, None, :, None]
     same_r = np.eye(r, dtype=bool)[None, :, None, :]
@@ -113,12 +132,15 @@ def _covariance_means(covariance: FloatArray, t: int, r: int) -> tuple[float, fl
         full = np.broadcast_to(mask, c.shape)
         return float(c[full].mean()) if full.any() else math.nan
 
-    return (
-        mean_where(same_t & same_r),
-        mean_where(~same_t & same_r),
-        mean_where(same_t & ~same_r),
-        mean_where(~same_t & ~same_r),
-    )
+    var_error = mean_where(same_t & same_r)
+    cov1 = mean_where(~same_t & same_r)
+    cov2 = mean_where(same_t & ~same_r)
+    cov3 = mean_where(~same_t & ~same_r)
+    if design == "cases-nested-in-readers":
+        cov2 = cov3 = 0.0
+    elif design == "cases-nested-in-treatments":
+        cov1 = cov3 = 0.0
+    return var_error, cov1, cov2, cov3
 
 
 def variance_components(
@@ -136,7 +158,19 @@ def variance_components(
     )
 
 
-def _ratio(numerator: float, denominator: float) -> float:
+def rrrc_denominator(
+    ms: MeanSquares, cov2: float, cov3: float, t: int, r: int
+) -> tuple[float, float]:
+    """RRRC error term ``MS_TR + r max(cov2 - cov3, 0)`` and its Hillis df (module docstring).
+
+    The variance of a difference of two treatment means is ``2 / r`` times the error term.
+    """
+    denominator = ms.TR + r * max(cov2 - cov3, 0.0)
+    df2 = denominator**2 / (ms.TR**2 / ((t - 1) * (r - 1))) if ms.TR > 0 else math.inf
+    return denominator, df2
+
+
+def ratio(numerator: float, denominator: float) -> float:
     """``numerator / denominator``, inf or NaN (not an exception) for a zero denominator.
 
     Degenerate data (every reader perfect, identical treatments) give zero mean squares; the
@@ -147,7 +181,7 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator
 
 
-def _interval(
+def interval(
     estimate: float, se: float, df: float | None, alpha: float, clip: bool
 ) -> tuple[float, float]:
     half = t_quantile(1.0 - alpha / 2.0, df) * se
@@ -171,8 +205,9 @@ def or_analysis(
     ----------
     frame : pandas.DataFrame
         Long data, columns ``reader, treatment, case, truth, rating`` (``truth`` 0/1; higher
-        ratings mean "more likely positive"), fully crossed: every reader reads every case under
-        every treatment.
+        ratings mean "more likely positive"), one row per read. Reads may be missing: the design
+        (factorial, split-plot, cases nested in readers or in treatments) is detected from the
+        data; every reader must read under every treatment.
     metric : {"empirical_auc", "sensitivity", "specificity"}
         The reader performance metric. Sensitivity and specificity take binary (0/1) ratings.
     cov : {"jackknife", "delong", "unbiased"}
@@ -194,7 +229,8 @@ def or_analysis(
     ------
     ValueError
         On invalid input (see :func:`analysis.io.mrmc_design`) or options, fewer than two
-        treatments or readers.
+        treatments or readers, a reader x treatment with fewer than 2 cases of a truth class the
+        metric uses, or DeLong covariance on data that are not fully paired.
     """
     return or_analysis_design(
         mrmc_design(frame), metric=metric, cov=cov, factors=factors, alpha=alpha
@@ -232,27 +268,26 @@ def or_analysis_design(
         raise ValueError(f"need at least 2 readers, got {r}")
     values, covariance = metric_and_covariance(design, metric, cov)
     ms = mean_squares(values)
-    var_error, cov1, cov2, cov3 = _covariance_means(covariance, t, r)
+    var_error, cov1, cov2, cov3 = _covariance_means(covariance, t, r, design.design)
     components = variance_components(ms, var_error, cov1, cov2, cov3, t)
     excess = max(cov2 - cov3, 0.0)
 
     # Denominator of the test and variance of a difference of two treatment means.
     df2: float | None
     if factors == "RRRC":
-        denominator = ms.TR + r * excess
-        df2 = denominator**2 / (ms.TR**2 / ((t - 1) * (r - 1))) if ms.TR > 0 else math.inf
-        statistic = _ratio(ms.T, denominator)
+        denominator, df2 = rrrc_denominator(ms, cov2, cov3, t, r)
+        statistic = ratio(ms.T, denominator)
         global_test = GlobalTest("F", statistic, t - 1, df2, f_upper_p(statistic, t - 1, df2))
         var_difference = 2.0 / r * denominator
     elif factors == "FRRC":
         denominator = var_error - cov1 + (r - 1) * excess
         df2 = None
-        statistic = _ratio((t - 1) * ms.T, denominator)
+        statistic = ratio((t - 1) * ms.T, denominator)
         global_test = GlobalTest("X2", statistic, t - 1, None, chi2_upper_p(statistic, t - 1))
         var_difference = 2.0 / r * denominator
     else:
         df2 = float((t - 1) * (r - 1))
-        statistic = _ratio(ms.T, ms.TR)
+        statistic = ratio(ms.T, ms.TR)
         global_test = GlobalTest("F", statistic, t - 1, df2, f_upper_p(statistic, t - 1, df2))
         var_difference = 2.0 / r * ms.TR
 
@@ -261,7 +296,7 @@ def or_analysis_design(
     differences = []
     for a, b in combinations(range(t), 2):
         estimate = float(means[a] - means[b])
-        lower, upper = _interval(estimate, se_difference, df2, alpha, clip=False)
+        lower, upper = interval(estimate, se_difference, df2, alpha, clip=False)
         differences.append(
             Difference(
                 pair=f"{design.treatments[a]} - {design.treatments[b]}",
@@ -270,13 +305,17 @@ def or_analysis_design(
                 df=df2,
                 ci_lower=lower,
                 ci_upper=upper,
-                p_value=t_two_sided_p(_ratio(estimate, se_difference), df2),
+                p_value=t_two_sided_p(ratio(estimate, se_difference), df2),
             )
         )
 
-    single = {
+    single: dict[str, SingleTreatment] = {
         design.treatments[i]: _single_treatment(
-            values[i], covariance.reshape(t, r, t, r)[i, :, i, :], factors, alpha
+            values[i],
+            covariance.reshape(t, r, t, r)[i, :, i, :],
+            factors,
+            alpha,
+            nested_in_readers=design.design == "cases-nested-in-readers",
         )
         for i in range(t)
     }
@@ -300,19 +339,85 @@ def or_analysis_design(
         differences=tuple(differences),
         single_treatment=single,
         mean_squares=ms,
+        design=design.design,
+        notes=design_notes(design) + degenerate_notes(global_test, differences, single),
     )
 
 
+def design_notes(design: MRMCDesign) -> tuple[str, ...]:
+    """A note when reads are missing from a design called factorial."""
+    if design.design != "factorial" or design.fully_paired:
+        return ()
+    return (
+        f"factorial (partially paired): {design.n_missing} of {design.observed.size} "
+        "reader x treatment x case reads are missing; analysed as MRMCaov's partially paired "
+        "design (each reader's metric from the cases it read)",
+    )
+
+
+def degenerate_notes(
+    global_test: GlobalTest,
+    differences: list[Difference],
+    single: dict[str, SingleTreatment],
+) -> tuple[str, ...]:
+    """Notes for results that carry no uncertainty: a zero standard error or an undefined test.
+
+    Identical ratings, or readers who all agree perfectly, make variances zero; the intervals
+    then have zero width and must not be read as a precise estimate.
+    """
+    notes = []
+    if not math.isfinite(global_test.statistic):
+        notes.append(
+            f"global test undefined ({global_test.statistic_name} = {global_test.statistic}): "
+            "its denominator is 0, the data show no reader or case variation"
+        )
+    for d in differences:
+        if not d.se > 0.0:
+            notes.append(
+                f"difference {d.pair}: standard error {d.se:g}, its interval has zero width "
+                "(no reader or case variation to estimate it)"
+            )
+    for name, value in single.items():
+        if not value.se > 0.0:
+            notes.append(
+                f"treatment {name}: standard error {value.se:g}, its interval has zero width "
+                "(no reader or case variation to estimate it)"
+            )
+    return tuple(notes)
+
+
 def _single_treatment(
-    values: FloatArray, covariance: FloatArray, factors: Factors, alpha: float
+    values: FloatArray,
+    covariance: FloatArray,
+    factors: Factors,
+    alpha: float,
+    *,
+    nested_in_readers: bool = False,
 ) -> SingleTreatment:
-    """Interval for one treatment's reader-averaged metric (formulas in the module docstring)."""
+    """Interval for one treatment's reader-averaged metric (formulas in the module docstring).
+
+    With cases nested in readers ``cov2_i`` is zero, as MRMCaov's ``vcov_comps.mrmc_tests``.
+    """
+    r = values.size
+    var_i = float(np.diag(covariance).mean())
+    off_diagonal = ~np.eye(r, dtype=bool)
+    cov2_i = 0.0 if nested_in_readers else float(covariance[off_diagonal].mean())
+    return single_treatment_interval(values, var_i, cov2_i, factors, alpha)
+
+
+def single_treatment_interval(
+    values: FloatArray, var_i: float, cov2_i: float, factors: Factors, alpha: float
+) -> SingleTreatment:
+    """One treatment's reader-averaged metric and its interval from its error (co)variances.
+
+    ``values`` are the treatment's per-reader metrics, ``var_i`` its mean error variance and
+    ``cov2_i`` its mean covariance between readers (truncated at 0 here); formulas in the module
+    docstring. The interval is clipped to [0, 1].
+    """
     r = values.size
     estimate = float(values.mean())
     ms_r = float(np.sum((values - estimate) ** 2)) / (r - 1)
-    var_i = float(np.diag(covariance).mean())
-    off_diagonal = ~np.eye(r, dtype=bool)
-    cov2_i = max(float(covariance[off_diagonal].mean()), 0.0)
+    cov2_i = max(cov2_i, 0.0)
     df: float | None
     if factors == "RRRC":
         se = math.sqrt(ms_r / r + cov2_i)
@@ -323,5 +428,5 @@ def _single_treatment(
     else:
         se = math.sqrt(ms_r / r)
         df = float(r - 1)
-    lower, upper = _interval(estimate, se, df, alpha, clip=True)
+    lower, upper = interval(estimate, se, df, alpha, clip=True)
     return SingleTreatment(estimate=estimate, se=se, df=df, ci_lower=lower, ci_upper=upper)

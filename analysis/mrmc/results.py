@@ -105,6 +105,8 @@ class ORResult:
     differences: tuple[Difference, ...]
     single_treatment: Mapping[str, SingleTreatment]
     mean_squares: MeanSquares
+    design: str = "factorial"
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The ``python -m analysis mrmc --json`` object (non-finite numbers become null)."""
@@ -119,6 +121,7 @@ class ORResult:
             "metric": self.metric,
             "cov": self.cov,
             "factors": self.factors,
+            "design": self.design,
             "n_readers": self.n_readers,
             "n_cases": self.n_cases,
             "n_positive": self.n_positive,
@@ -131,13 +134,15 @@ class ORResult:
             "global_test": clean(self.global_test),
             "differences": [clean(difference) for difference in self.differences],
             "single_treatment": {key: clean(value) for key, value in self.single_treatment.items()},
+            "notes": list(self.notes),
         }
 
     def to_text(self) -> str:
         """A readable report: values, variance components, test, differences, intervals."""
         lines = [
             "Obuchowski-Rockette MRMC analysis, Hillis degrees of freedom",
-            f"metric {self.metric}, covariance {self.cov}, factors {self.factors}",
+            f"metric {self.metric}, covariance {self.cov}, factors {self.factors}, "
+            f"design {self.design}",
             f"{self.n_readers} readers, {self.n_cases} cases "
             f"({self.n_positive} positive, {self.n_negative} negative)",
             "",
@@ -166,6 +171,8 @@ class ORResult:
             f"p = {_fmt(test.p_value, 4)}",
         ]
         lines += inference_lines(self.differences, self.single_treatment, self.alpha)
+        if self.notes:
+            lines += ["", "notes"] + [f"  - {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
 
 

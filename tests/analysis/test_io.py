@@ -1,9 +1,10 @@
 """Reading and validating MRMC input: every problem is a ValueError that names it."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.io import mrmc_design, read_mrmc_csv
+from analysis.io import detect_design, mrmc_design, read_mrmc_csv
 
 HEADER = "reader,treatment,case,truth,rating\n"
 
@@ -66,16 +67,73 @@ def test_reader_without_positive_cases(tmp_path):
         mrmc_design(read_mrmc_csv(write(tmp_path, rows)))
 
 
-def test_unbalanced_design_names_reader_and_treatment(tmp_path):
+def test_missing_read_is_masked_and_the_design_stays_factorial(tmp_path):
     rows = [row for row in crossed_rows() if row[:3] != ("r2", "B", "c4")]
-    with pytest.raises(ValueError, match="unbalanced design: reader r2 under treatment B lacks 1"):
+    design = mrmc_design(read_mrmc_csv(write(tmp_path, rows)))
+    assert design.design == "factorial"
+    assert not design.fully_paired
+    assert design.n_missing == 1
+    assert not design.observed[1, 1, 3]
+    assert np.isnan(design.ratings[1, 1, 3])
+
+
+def test_reader_without_a_treatment_is_refused_by_name(tmp_path):
+    rows = [row for row in crossed_rows() if row[:2] != ("r2", "B")]
+    with pytest.raises(ValueError, match="reader r2 has no reads under treatment B"):
         mrmc_design(read_mrmc_csv(write(tmp_path, rows)))
+
+
+def test_readers_nested_in_treatments_are_named_as_unsupported(tmp_path):
+    rows = [row for row in crossed_rows() if row[:2] in (("r1", "A"), ("r2", "B"))]
+    with pytest.raises(ValueError, match="readers nested in treatments are not supported"):
+        mrmc_design(read_mrmc_csv(write(tmp_path, rows)))
+
+
+def _observed(pattern):
+    return np.array(pattern, dtype=bool)
+
+
+def test_detects_the_designs_as_mrmcaov_get_design():
+    ids2 = ("a", "b")
+    full = np.ones((2, 2, 4), dtype=bool)
+    assert detect_design(full, ids2, ids2) == "factorial"
+    # reader 1 reads cases 0-1, reader 2 cases 2-3, both under both treatments
+    nested_readers = _observed([[[1, 1, 0, 0], [0, 0, 1, 1]]] * 2)
+    assert detect_design(nested_readers, ids2, ids2) == "cases-nested-in-readers"
+    # treatment 1 has cases 0-1, treatment 2 cases 2-3, read by both readers
+    nested_treatments = _observed([[[1, 1, 0, 0]] * 2, [[0, 0, 1, 1]] * 2])
+    assert detect_design(nested_treatments, ids2, ids2) == "cases-nested-in-treatments"
+    # reader groups {a, b} and {c} read the disjoint blocks {0, 1} and {2, 3} under both
+    # treatments: a split-plot; one read fewer makes it factorial with missing reads
+    split = _observed([[[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1]]] * 2)
+    ids3 = ("a", "b", "c")
+    assert detect_design(split, ids2, ids3) == "split-plot"
+    ragged = split.copy()
+    ragged[1, 0, 0] = False
+    assert detect_design(ragged, ids2, ids3) == "factorial"
+    overlapping = split.copy()
+    overlapping[:, 2, 1] = True
+    assert detect_design(overlapping, ids2, ids3) == "factorial"
 
 
 def test_duplicate_reading(tmp_path):
     rows = [*crossed_rows(), crossed_rows()[0]]
     with pytest.raises(ValueError, match="more than once"):
         mrmc_design(read_mrmc_csv(write(tmp_path, rows)))
+
+
+def test_directory_and_unopenable_paths_are_one_line_errors(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="is a directory"):
+        read_mrmc_csv(tmp_path)
+    with pytest.raises(ValueError, match=r"cannot open .*File name too long"):
+        read_mrmc_csv(tmp_path / ("x" * 300 + ".csv"))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(pd, "read_csv", refuse)
+    with pytest.raises(ValueError, match=r"cannot open .*Permission denied"):
+        read_mrmc_csv(tmp_path / "locked.csv")
 
 
 def test_missing_file_and_empty_frame(tmp_path):

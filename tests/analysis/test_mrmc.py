@@ -131,6 +131,7 @@ def test_to_dict_has_the_design_json_shape(vandyke):
         "metric",
         "cov",
         "factors",
+        "design",
         "n_readers",
         "n_cases",
         "n_positive",
@@ -141,6 +142,7 @@ def test_to_dict_has_the_design_json_shape(vandyke):
         "global_test",
         "differences",
         "single_treatment",
+        "notes",
     ]
     assert (data["n_readers"], data["n_cases"], data["n_positive"], data["n_negative"]) == (
         5,
@@ -183,9 +185,15 @@ def _brute_jackknife(frame, metric):
             return 1 - neg.mean(axis=1)
         return np.array([empirical_auc(p, q) for p, q in zip(pos, neg, strict=True)])
 
-    loo = np.array([value(np.arange(K) != k) for k in range(K)]).T
+    # Sensitivity and specificity are jackknifed over the cases of their truth class only.
+    deleted = {
+        "sensitivity": np.flatnonzero(design.truth),
+        "specificity": np.flatnonzero(~design.truth),
+    }.get(metric, np.arange(K))
+    n = deleted.size
+    loo = np.array([value(np.arange(K) != k) for k in deleted]).T
     centred = loo - loo.mean(axis=1, keepdims=True)
-    return value(np.ones(K, bool)).reshape(t, r), (K - 1) / K * centred @ centred.T
+    return value(np.ones(K, bool)).reshape(t, r), (n - 1) / n * centred @ centred.T
 
 
 @settings(max_examples=15, deadline=None)
@@ -200,8 +208,8 @@ def test_jackknife_from_placements_equals_brute_force_leave_one_out(seed, cases)
 
 @pytest.mark.parametrize("metric", ["sensitivity", "specificity"])
 def test_binary_metrics_jackknife_equals_brute_force(metric):
-    frame = _random_study(7, readers=4, cases=20, levels=2)
-    frame["rating"] = (frame["rating"] >= 1).astype(float)
+    frame = _random_study(7, readers=4, cases=20, levels=3)
+    frame["rating"] = (frame["rating"] >= 2).astype(float)
     design = mrmc_design(frame)
     values, cov = metric_and_covariance(design, metric, "jackknife")
     expected_values, expected_cov = _brute_jackknife(frame, metric)
