@@ -109,6 +109,7 @@ class ReportResult:
     readers: ReaderSelection
     all_available: dict[str, dict[str, Any]] = field(default_factory=dict)
     missed_all_reads: MissedFindingsResult | None = None
+    all_available_notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     mrmc_notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     notes: tuple[str, ...] = field(default=())
 
@@ -128,7 +129,11 @@ class ReportResult:
             "agreement": [r.to_dict() for r in self.agreement],
             "standalone": self.standalone.to_dict(),
             "reading_time": None if self.reading_time is None else self.reading_time.to_dict(),
-            "all_available": {"label": ALL_AVAILABLE, "mrmc": dict(self.all_available)},
+            "all_available": {
+                "label": ALL_AVAILABLE,
+                "mrmc": dict(self.all_available),
+                "notes": {f: list(n) for f, n in self.all_available_notes.items()},
+            },
             "missed_all_available": None
             if self.missed_all_reads is None
             else {"label": ALL_READS, **self.missed_all_reads.to_dict()},
@@ -361,6 +366,33 @@ def _zero_variance(result: ORResult, finding: str) -> list[str]:
     ]
 
 
+def _all_available(
+    f: pd.DataFrame, finding: str, alpha: float
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """iMRMC's U-statistic analysis of every read of ``finding`` (its ``to_dict()``), and notes.
+
+    A reader whose reads so far hold one truth class only adds nothing to an AUC, and iMRMC
+    refuses such a reader: they are left out of this analysis, with a note.
+    """
+    from analysis.mrmc import imrmc_analysis
+
+    frame = mrmc_frame(f, finding)
+    classes = frame.groupby("reader", sort=False)["truth"].nunique()
+    lacking = [str(r) for r in classes.index[classes < 2]]
+    notes = []
+    if lacking:
+        notes.append(
+            f"{finding}: reader(s) {', '.join(lacking)} left out of the all-available-data "
+            "analysis: their reads so far are all of one truth class"
+        )
+        frame = frame[~frame["reader"].isin(lacking)]
+    try:
+        result = imrmc_analysis(frame, alpha=alpha)
+    except ValueError as error:
+        return None, [*notes, f"all-available-data analysis of {finding} skipped: {error}"]
+    return result.to_dict(), notes
+
+
 def analyze_checked(
     f: pd.DataFrame,
     *,
@@ -413,6 +445,15 @@ def analyze_checked(
         notes.extend(found)
         if found:
             mrmc_notes[finding] = tuple(found)
+    all_available: dict[str, dict[str, Any]] = {}
+    all_available_notes: dict[str, tuple[str, ...]] = {}
+    for finding in findings:
+        found_all, said = _all_available(f, finding, alpha)
+        if found_all is not None:
+            all_available[finding] = found_all
+        if said:
+            all_available_notes[finding] = tuple(said)
+            notes.extend(said)
     if significant is not None:
         # A significant type no read has asked yet (added by an amendment, say) is left out of
         # the pool, with a note; the rest of the analysis does not depend on it.
@@ -474,6 +515,8 @@ def analyze_checked(
         reading_time=rt,
         readers=readers,
         missed_all_reads=missed_all_reads,
+        all_available=all_available,
+        all_available_notes=all_available_notes,
         mrmc_notes=mrmc_notes,
         notes=tuple(notes),
     )

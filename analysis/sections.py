@@ -113,9 +113,12 @@ def _mrmc(a: dict[str, Any]) -> Table:
         else:
             rows.append([finding, a.get("label", ""), DASH, DASH, DASH, DASH, DASH, DASH,
                          "; ".join(notes) or "not computed"])  # fmt: skip
+        said = list(((a.get("all_available") or {}).get("notes") or {}).get(finding, []))
         u = available.get(finding)
         if u is not None:
-            rows.append(_auc_row(finding, all_label, u, "t", "; ".join(u.get("notes", []))))
+            rows.append(_auc_row(finding, all_label, u, "t", "; ".join(said + u.get("notes", []))))
+        elif said:
+            rows.append([finding, all_label, DASH, DASH, DASH, DASH, DASH, DASH, "; ".join(said)])
     return Table(
         ["finding", "analysis", "AUC unassisted (95% CI)", "AUC assisted (95% CI)",
          "assisted \u2212 unassisted (95% CI)", "test", "df", "p", "notes"],

@@ -11,7 +11,7 @@ import pytest
 
 from analysis.cli import main
 from analysis.missed import missed_findings
-from analysis.mrmc import or_analysis
+from analysis.mrmc import imrmc_analysis, or_analysis
 from analysis.report import (
     ALL_AVAILABLE,
     ALL_READS,
@@ -105,7 +105,7 @@ def _part_way(long: pd.DataFrame, reader: str, n_cases: int) -> pd.DataFrame:
 
 
 def test_a_reader_part_way_leaves_the_primary_analysis_answering(long: pd.DataFrame) -> None:
-    partial = _part_way(long, "reader-1", 5)
+    partial = _part_way(long, "reader-1", 12)
     assert complete_readers(partial).included == ("reader-2", "reader-3", "reader-4")
     d = analyze_file(partial)["analysis"]
     assert d["label"] == COMPLETE_CASE and d["readers"]["excluded"][0]["reader"] == "reader-1"
@@ -115,7 +115,15 @@ def test_a_reader_part_way_leaves_the_primary_analysis_answering(long: pd.DataFr
     assert {r["rater_a"] for r in d["agreement"] if r["comparison"] == "reader-truth"} == {
         "reader-2", "reader-3", "reader-4"
     }  # fmt: skip
-    assert d["all_available"]["label"] == ALL_AVAILABLE
+    every_read = d["all_available"]
+    assert every_read["label"] == ALL_AVAILABLE
+    for finding in ("pneumothorax", "nodule"):
+        frame = mrmc_frame(partial, finding)
+        if frame[frame["reader"] == "reader-1"]["truth"].nunique() == 2:
+            assert every_read["mrmc"][finding] == imrmc_analysis(frame).to_dict()
+        else:
+            assert "reader-1 left out of the all-available-data" in every_read["notes"][finding][0]
+        assert every_read["mrmc"][finding]["n_readers"] >= 3
 
 
 def test_no_reader_finished_is_said_not_raised(long: pd.DataFrame) -> None:
@@ -128,6 +136,9 @@ def test_no_reader_finished_is_said_not_raised(long: pd.DataFrame) -> None:
     every_read = d["missed_all_available"]
     assert every_read["label"] == ALL_READS
     assert every_read["findings"] == missed_findings(first_session).to_dict()["findings"]
+    for finding in ("pneumothorax", "nodule"):  # every read: the U-statistic analysis answers
+        frame = mrmc_frame(first_session, finding)
+        assert d["all_available"]["mrmc"][finding] == imrmc_analysis(frame).to_dict()
 
 
 _CI = re.compile(r"^(-?\d+\.\d+) \((-?\d+\.\d+), (-?\d+\.\d+)\)")

@@ -91,6 +91,12 @@ def test_a_reader_part_way_leaves_the_protocol_analysis_answering(client, part_w
     assert {row[0] for row in primary} == set(findings)
     assert all(_CI.match(row[2]) and _CI.match(row[3]) for row in primary)
     assert "Readers: R02, R03, R04 (complete-case (protocol))." in page
+    every_read = [row for row in mrmc[1:] if row[1] == ALL_AVAILABLE]
+    assert {row[0] for row in every_read} == set(findings)
+    assert all(_CI.match(row[2]) and _CI.match(row[3]) for row in every_read)
+    for finding in findings:
+        u = a["all_available"]["mrmc"][finding]
+        assert u["n_readers"] == 4 or "R01 left out" in a["all_available"]["notes"][finding][0]
 
 
 def test_every_estimate_on_the_page_lies_inside_its_interval_next_to_its_method(
