@@ -272,30 +272,45 @@ def _standalone(a: dict[str, Any]) -> list[Table]:
     ]  # fmt: skip
 
 
-def _psi(r: dict[str, Any]) -> str:
-    if r.get("psi_ci_lower") is None and r.get("psi_ci_upper") is None:
-        return _f(r["psi"])
-    return _ci(r["psi"], r.get("psi_ci_lower"), r.get("psi_ci_upper"))
+def _psi_interval(r: dict[str, Any]) -> str:
+    # Shown apart from the estimate: PSI is biased upward in small samples and its percentile
+    # bootstrap interval may lie wholly above it (analysis.drift).
+    if r.get("psi_ci_lower") is None or r.get("psi_ci_upper") is None:
+        return DASH
+    return f"{_f(r['psi_ci_lower'])}{DASH}{_f(r['psi_ci_upper'])}"
 
 
 def _drift(drift: dict[str, Any] | None) -> list[Table]:
     if drift is None:
         return []
     adjusted = any("ks_p_adjusted" in r for r in drift["rows"])
+    interval = any("psi_ci_lower" in r for r in drift["rows"])
     rows = [
         [r["finding"], r.get("stratum", "all"), r["site"], str(r["n"]), _f(r.get("mean")),
          _f(r.get("median")), _f(r.get("ks_statistic")), _p(r["ks_p_value"]),
-         *([_p(r.get("ks_p_adjusted"))] if adjusted else []), _psi(r), r["level"]]
+         *([_p(r.get("ks_p_adjusted"))] if adjusted else []), _f(r["psi"]),
+         *([_psi_interval(r)] if interval else []), r["level"]]
         for r in drift["rows"]
     ]  # fmt: skip
     return [
         Table(
             ["finding", "cases", "site", "n", "mean score", "median score", "KS D", "KS p",
-             *(["KS p (adjusted)"] if adjusted else []), "PSI", "shift"],
+             *(["KS p (adjusted)"] if adjusted else []), "PSI",
+             *(["PSI bootstrap interval"] if interval else []), "shift"],
             rows,
             f"Each site against the reference site {drift['reference']}",
         )
     ]  # fmt: skip
+
+
+def _drift_intro(drift: dict[str, Any] | None) -> str:
+    said = (drift or {}).get("method")
+    if said:
+        return f"The AI probability, one value per case. {said}"
+    return (
+        "Two-sample Kolmogorov-Smirnov test and population stability index (PSI) of the AI "
+        "probability, one value per case."
+    )
 
 
 def _agreement(a: dict[str, Any]) -> list[Table]:
@@ -390,10 +405,8 @@ def sections(payload: dict[str, Any]) -> list[Section]:
                 f"model with cases as clusters. {_readers_line(a)}", _rates(a),
                 figs.get("missed", [])),
         Section("standalone", "AI standalone", "", _standalone(a), figs.get("standalone", [])),
-        Section("drift", "AI score drift between sites",
-                "Two-sample Kolmogorov-Smirnov test and population stability index (PSI < 0.1 "
-                "stable, 0.1\u20130.25 moderate, > 0.25 major shift) of the AI probability, one "
-                "value per case.", _drift(payload.get("drift")), figs.get("drift", [])),
+        Section("drift", "AI score drift between sites", _drift_intro(payload.get("drift")),
+                _drift(payload.get("drift")), figs.get("drift", [])),
         Section("agreement", "Agreement (Cohen's and Fleiss' kappa of the calls)", "",
                 _agreement(a)),
         Section("time", "Reading time", "", _time(a)),

@@ -140,7 +140,7 @@ def analyze_study(
     drift: dict[str, Any] | None = None
     figs: list[dict[str, Any]] = []
     try:
-        drift = score_drift(usable).to_dict()
+        drift = score_drift(usable, alpha=alpha).to_dict()
     except ValueError as error:
         notes.append(f"AI score drift skipped: {error}")
     progress(80, "figures")

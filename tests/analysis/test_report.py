@@ -324,3 +324,22 @@ def test_zero_variance_is_noted_in_the_json(long: pd.DataFrame) -> None:
         "nodule: zero variance for the AUC unassisted, AUC assisted, difference "
         "unassisted - assisted: the interval has zero width and carries no information"
     ]
+
+
+def test_drift_is_shown_as_a_test_with_the_psi_interval_apart(long: pd.DataFrame) -> None:
+    payload = analyze_file(long, alpha=0.05)
+    [table] = next(s for s in sections(payload) if s.key == "drift").tables
+    rows = [dict(zip(table.header, r, strict=True)) for r in table.rows]
+    by_site = {(r["finding"], r["stratum"], r["site"]): r for r in payload["drift"]["rows"]}
+    assert len(rows) == len(by_site)
+    for row in rows:
+        raw = by_site[(row["finding"], row["cases"], row["site"])]
+        assert row["shift"] == raw["level"]
+        if raw["level"] == "reference":
+            continue
+        assert row["KS p (adjusted)"] == ("< 0.0001" if raw["ks_p_adjusted"] < 1e-4
+                                          else f"{raw['ks_p_adjusted']:.4f}")  # fmt: skip
+        assert row["PSI bootstrap interval"] == (
+            f"{raw['psi_ci_lower']:.3f}\u2013{raw['psi_ci_upper']:.3f}"
+        )
+        assert raw["level"] == "stable" or raw["ks_p_adjusted"] <= 0.05

@@ -68,7 +68,9 @@ class Command(BaseCommand):
             shifted = [
                 f"{r['finding']}@{r['site']} PSI {_f(r['psi'], 2)}"
                 for r in drift["rows"]
-                if r["stratum"] == "all" and r["level"] in ("moderate", "major")
+                # "stable" unless the site's (multiplicity-adjusted) test rejects
+                if r.get("stratum", "all") == "all"
+                and r["level"] not in ("stable", "reference", "n/a")
             ]
             lines += ["", f"AI score drift vs {drift['reference']}: {', '.join(shifted) or 'none'}"]
         rt = a["reading_time"]
