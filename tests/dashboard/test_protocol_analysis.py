@@ -107,6 +107,12 @@ def test_report_after_an_amendment_adding_a_significant_type_is_computed_with_no
     every_read = _result(row)["analysis"]["missed_all_available"]
     assert [fm["finding"] for fm in every_read["findings"]] == ["nodule", "pooled"]
     assert "all available data (every read)" in body
+    imrmc = _result(row)["analysis"]["all_available"]["mrmc"]["nodule"]
+    assert imrmc["n_readers"] == 4 and all(
+        st["ci_lower"] <= st["estimate"] <= st["ci_upper"]
+        for st in imrmc["single_treatment"].values()
+    )
+    assert "all available data (U-statistic, iMRMC)" in body
 
 
 def test_a_new_type_is_analysed_over_the_reads_that_asked_it(built):
