@@ -93,13 +93,16 @@ def _long_rows(study: Study) -> int:
 
 
 def analysis_version(study: Study) -> str:
-    """The cache key of the study's analysis: its data and the protocol version it follows.
+    """The cache key of the study's analysis: its data, the protocol version it follows, and
+    the readers who have finished.
 
     An amendment (a type now clinically significant, a new threshold) changes the analysis of
-    the same reads, so the protocol's digest is part of the key.
+    the same reads, so the protocol's digest is part of the key; so does a new assignment that
+    leaves a reader unfinished (the complete-case analysis then leaves them out).
     """
-    key = f"{data_version(study)}|protocol:{protocol_in_force(study).sha256}"
-    return hashlib.sha256(key.encode("ascii")).hexdigest()
+    complete = ",".join(complete_readers(study))
+    key = f"{data_version(study)}|protocol:{protocol_in_force(study).sha256}|complete:{complete}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def analysis_for(*, study: Study, inline_rows: int | None = None) -> AnalysisResult:

@@ -18,7 +18,8 @@ from django.utils import timezone
 from analysis.cli import main
 from analysis.report import ALL_AVAILABLE, ALL_READS, COMPLETE_CASE
 from studyplatform.dashboard.selectors import long_reads_frame, protocol_in_force
-from studyplatform.reading.models import Assignment, Read, ReadFinding
+from studyplatform.dashboard.services import analysis_for
+from studyplatform.reading.models import Assignment, Read, ReadFinding, ReadingSession
 from studyplatform.studies.models import Study, Truth
 from tests.report_tables import table_texts
 
@@ -150,3 +151,18 @@ def test_the_command_line_prints_and_shows_what_the_platform_does(
 
     assert results(html.read_text()) == results(_page(client, part_way))
     assert len(results(html.read_text())) >= 9
+
+
+def test_a_new_assignment_that_leaves_a_reader_unfinished_makes_a_new_analysis(built) -> None:
+    first = analysis_for(study=built.study)
+    assert first.result is not None and first.result["analysis"]["readers"]["excluded"] == []
+    done = Assignment.objects.filter(session__study=built.study).first()
+    assert done is not None
+    extra = ReadingSession.objects.create(study=built.study, reader=done.reader, number=3)
+    Assignment.objects.create(
+        session=extra, reader=done.reader, case=done.case, arm=done.arm, position=1
+    )
+    second = analysis_for(study=built.study)
+    assert second.pk != first.pk and second.result is not None
+    [left_out] = second.result["analysis"]["readers"]["excluded"]
+    assert left_out["reader"] == done.reader.code
