@@ -85,6 +85,11 @@ def test_a_reader_part_way_leaves_the_protocol_analysis_answering(client, part_w
     }  # fmt: skip
     assert not any("skipped" in n for n in a["notes"]), a["notes"]
 
+    text = StringIO()
+    call_command("analyze", part_way.slug, stdout=text)
+    assert "left out: R01 has not finished both arms" in text.getvalue()
+    assert f"MRMC ROC, {ALL_AVAILABLE}" in text.getvalue()
+
     page = _page(client, part_way)
     assert "R01" in page and "has not finished both arms" in page
     mrmc = next(t for t in table_texts(page) if "AUC unassisted (95% CI)" in t[0])

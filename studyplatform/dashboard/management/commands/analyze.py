@@ -56,6 +56,11 @@ class Command(BaseCommand):
         for finding, r in a["mrmc"].items():
             values = " / ".join(_f(v) for v in r["treatment_value"].values())
             lines.append(f"  {finding:<16}{values}   p {_f(r['global_test']['p_value'], 4)}")
+        every_read = a.get("all_available") or {}
+        lines += ["", f"MRMC ROC, {every_read.get('label', 'all available data')}"]
+        for finding, r in (every_read.get("mrmc") or {}).items():
+            values = " / ".join(_f(v) for v in r["treatment_value"].values())
+            lines.append(f"  {finding:<16}{values}   p {_f(r['differences'][0]['p_value'], 4)}")
         lines += ["", "Missed-finding rate unassisted / assisted"]
         for fm in (a["missed"] or {}).get("findings", []):
             rates = " / ".join(_f(x["rate"]) for x in fm["missed"]["arms"])
