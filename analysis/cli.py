@@ -166,7 +166,7 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
 
 def _run_report(args: argparse.Namespace) -> int:
     from analysis.report import check_ai_threshold, read_long_csv
-    from analysis.sections import write_html
+    from analysis.report_html import write_html
     from analysis.study import analyze_file
 
     check_ai_threshold(args.ai_threshold)  # before the file is read: a bad option fails fast

@@ -11,7 +11,8 @@ from typing import Any
 
 from django.template.loader import render_to_string
 
-from analysis.sections import CSS, PLOT_SCRIPT, plotly_js, sections
+from analysis.report_html import CSS, PLOT_SCRIPT, plotly_js
+from analysis.sections import sections
 from studyplatform.studies.models import Study
 
 __all__ = ["plotly_js", "plotly_version", "render_report"]

@@ -22,7 +22,8 @@ from analysis.report import (
     read_long_csv,
     report_dict,
 )
-from analysis.sections import render_html, sections, write_html
+from analysis.report_html import render_html, write_html
+from analysis.sections import sections
 from analysis.simulate import simulate_long_frame
 from analysis.study import analyze_file
 from tests.report_tables import table_texts
@@ -297,6 +298,7 @@ def test_a_significant_type_without_reads_is_left_out_of_the_pool_with_a_note(
 def test_the_command_line_validates_the_frame_once(
     long: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import analysis.longreads
     import analysis.report
     import analysis.study
 
@@ -307,6 +309,7 @@ def test_the_command_line_validates_the_frame_once(
         calls.append(len(frame))
         return check(frame)
 
+    monkeypatch.setattr(analysis.longreads, "check_long_frame", counted)
     monkeypatch.setattr(analysis.report, "check_long_frame", counted)
     monkeypatch.setattr(analysis.study, "check_long_frame", counted)
     csv = tmp_path / "long.csv"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.sections import write_html
+from analysis.report_html import write_html
 from analysis.simulate import simulate_long_frame
 from analysis.study import analyze_file
 
