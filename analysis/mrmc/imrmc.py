@@ -344,7 +344,7 @@ def _difference_result(
     pair: str, estimate: float, variance: float, df: float, alpha: float
 ) -> IMRMCDifference:
     se, df_out, lower, upper, p = _interval(estimate, variance, df, alpha, 0.0)
-    return IMRMCDifference(pair, estimate, variance, se, df_out, lower, upper, p)
+    return IMRMCDifference(estimate, variance, se, df_out, lower, upper, p, pair=pair)
 
 
 def _variance_notes(what: str, variance: float, variance_mle: float) -> list[str]:

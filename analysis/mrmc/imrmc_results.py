@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.mrmc.results import ReaderAveragedResult, _ci, _fmt, _json_float, json_record
 
 
 @dataclass(frozen=True)
-class IMRMCSingle:
-    """Reader-averaged AUC of one treatment: variance, BDG df and interval (not clipped).
+class IMRMCEstimate:
+    """An estimate with its variance, BDG df and interval (not clipped).
 
     ``se`` is None for a negative variance; ``df``, ``ci_lower`` and ``ci_upper`` are None
     where iMRMC gives NA (negative variance) or they are undefined (zero variance).
@@ -26,17 +26,16 @@ class IMRMCSingle:
 
 
 @dataclass(frozen=True)
-class IMRMCDifference:
+class IMRMCSingle(IMRMCEstimate):
+    """Reader-averaged AUC of one treatment (an :class:`IMRMCEstimate`)."""
+
+
+@dataclass(frozen=True)
+class IMRMCDifference(IMRMCEstimate):
     """One pairwise difference ``a - b`` of reader-averaged AUCs, with its t test on the df."""
 
-    pair: str
-    estimate: float
-    variance: float
-    se: float | None
-    df: float | None
-    ci_lower: float | None
-    ci_upper: float | None
     p_value: float | None
+    pair: str = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,8 @@ class IMRMCResult(ReaderAveragedResult):
             "single_treatment": {
                 key: json_record(value) for key, value in self.single_treatment.items()
             },
-            "differences": [json_record(difference) for difference in self.differences],
+            # the pair first, as in the DESIGN.md object
+            "differences": [{"pair": d.pair, **json_record(d)} for d in self.differences],
         }
         if self.notes:
             data["notes"] = list(self.notes)
