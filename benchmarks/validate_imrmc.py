@@ -40,7 +40,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from validation import null_study, print_report, wilson
+from validation import null_study, pooled_summary, print_report, wilson
 
 from analysis.mrmc import imrmc_analysis
 from analysis.simulate import population_auc, roe_metz_params
@@ -174,12 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"[{c.seconds:.1f} s]",
                 flush=True,
             )
-    defined = sum(c.n_defined for c in cells)
-    summary = {
-        "n_datasets": sum(c.n_sims for c in cells),
-        "pooled_type_i_error": sum(c.type_i_error * c.n_defined for c in cells) / defined,
-        "pooled_diff_ci_coverage": sum(c.diff_ci_coverage * c.n_defined for c in cells) / defined,
-    }
+    # the rates are over the datasets with a defined test
+    summary = pooled_summary(cells, "n_defined", "type_i_error", "diff_ci_coverage")
     print_report(cells, summary, args.json)
     return 0
 

@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scipy import special
-from validation import null_study, print_report, wilson
+from validation import null_study, pooled_summary, print_report, wilson
 
 from analysis.mrmc import or_analysis
 from analysis.simulate import population_auc, roe_metz_params
@@ -184,15 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                         + f"[{c.seconds:.1f} s]",
                         flush=True,
                     )
-    total = sum(c.n_sims for c in cells)
-    pooled = sum(c.type_i_error * c.n_sims for c in cells) / total
-    summary = {
-        "n_datasets": total,
-        "pooled_type_i_error": pooled,
-        "pooled_diff_ci_coverage": sum(c.diff_ci_coverage * c.n_sims for c in cells) / total,
-        "pooled_single_ci_coverage": sum(c.single_ci_coverage * c.n_sims for c in cells) / total,
-    }
-    print_report(cells, summary, args.json)
+    rates = ("type_i_error", "diff_ci_coverage", "single_ci_coverage")
+    print_report(cells, pooled_summary(cells, "n_sims", *rates), args.json)
     return 0
 
 

@@ -1,5 +1,5 @@
 """What the ``validate_*.py`` simulation scripts share: Wilson intervals, null Roe-Metz
-studies and the report of their cells.
+studies, and the pooled summary and report of their cells.
 
 A module of the scripts' folder, imported by name (``import validation``): the folder of a
 script run as ``python benchmarks/validate_x.py`` is first on ``sys.path``.
@@ -41,6 +41,18 @@ def null_study(
         structure=params,
         seed=rng,
     )
+
+
+def pooled_summary(cells: Sequence[Any], weight: str, *rates: str) -> dict[str, Any]:
+    """``n_datasets`` (the cells' ``n_sims``) and each rate as ``pooled_<rate>``: its mean over
+    the cells weighted by the cell field ``weight``, the number of datasets the rate is over."""
+    total = sum(getattr(c, weight) for c in cells)
+    summary: dict[str, Any] = {"n_datasets": sum(c.n_sims for c in cells)}
+    for rate in rates:
+        summary[f"pooled_{rate}"] = (
+            sum(getattr(c, rate) * getattr(c, weight) for c in cells) / total
+        )
+    return summary
 
 
 def print_report(cells: Sequence[Any], summary: Mapping[str, Any], as_json: bool) -> None:
