@@ -63,6 +63,7 @@ from analysis.mrmc.results import (
     SingleTreatment,
     _json_float,
     inference_lines,
+    json_record,
 )
 
 if TYPE_CHECKING:
@@ -116,13 +117,6 @@ class DBMResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (non-finite numbers become null)."""
-
-        def clean(record: Any) -> dict[str, Any]:
-            return {
-                key: _json_float(value) if isinstance(value, float) else value
-                for key, value in asdict(record).items()
-            }
-
         return {
             "method": "DBM",
             "metric": self.metric,
@@ -132,11 +126,11 @@ class DBMResult:
             "n_positive": self.n_positive,
             "n_negative": self.n_negative,
             "treatment_value": {k: _json_float(v) for k, v in self.treatment_value.items()},
-            "mean_squares": clean(self.mean_squares),
-            "var_components": clean(self.var_components),
-            "global_test": clean(self.global_test),
-            "differences": [clean(d) for d in self.differences],
-            "single_treatment": {k: clean(v) for k, v in self.single_treatment.items()},
+            "mean_squares": json_record(self.mean_squares),
+            "var_components": json_record(self.var_components),
+            "global_test": json_record(self.global_test),
+            "differences": [json_record(d) for d in self.differences],
+            "single_treatment": {k: json_record(v) for k, v in self.single_treatment.items()},
         }
 
     def to_text(self) -> str:

@@ -1,9 +1,9 @@
 """Reading and validating MRMC input: ``reader,treatment,case,truth,rating``.
 
 :func:`read_mrmc_csv` reads the CSV of the DESIGN.md contract into a data frame;
-:func:`mrmc_design` validates a frame and lays it out as a
+:func:`mrmc_reads` validates a frame and lays it out as a
 treatment x reader x case array (missing reads masked), the shape every MRMC method here works
-on, and :func:`detect_design` names its study design. Every problem is
+on, :func:`detect_design` names its study design and :func:`mrmc_design` does both. Every problem is
 reported as a :class:`ValueError` whose message names it.
 """
 
@@ -33,8 +33,8 @@ DESIGNS: tuple[Design, ...] = (
 
 
 @dataclass(frozen=True)
-class MRMCDesign:
-    """A validated MRMC data set laid out as a treatment x reader x case array.
+class MRMCReads:
+    """Validated MRMC reads laid out as a treatment x reader x case array, in any design.
 
     Attributes
     ----------
@@ -47,8 +47,6 @@ class MRMCDesign:
         IDs as they appear in the input, in order of first appearance.
     observed : ndarray of bool, shape (t, r, K)
         Which reads exist (all True for a fully crossed study).
-    design : str
-        The study design detected from ``observed`` by :func:`detect_design`.
     """
 
     ratings: NDArray[np.float64]
@@ -57,7 +55,6 @@ class MRMCDesign:
     readers: tuple[str, ...]
     cases: tuple[str, ...]
     observed: NDArray[np.bool_]
-    design: Design
 
     @property
     def n_positive(self) -> int:
@@ -76,6 +73,19 @@ class MRMCDesign:
     def n_missing(self) -> int:
         """Reads absent from the full treatment x reader x case array."""
         return int(self.observed.size - self.observed.sum())
+
+
+@dataclass(frozen=True)
+class MRMCDesign(MRMCReads):
+    """:class:`MRMCReads` of a design the OR and DBM analyses take, named.
+
+    Attributes
+    ----------
+    design : str
+        The study design detected from ``observed`` by :func:`detect_design`.
+    """
+
+    design: Design
 
 
 def detect_design(
@@ -195,18 +205,18 @@ def _numeric(frame: pd.DataFrame, column: str) -> NDArray[np.float64]:
     return numbers
 
 
-def mrmc_design(frame: pd.DataFrame) -> MRMCDesign:
+def mrmc_reads(frame: pd.DataFrame) -> MRMCReads:
     """Validate an MRMC frame and arrange it as a treatment x reader x case array.
 
-    Reads may be missing (partially paired and nested designs, see :func:`detect_design`);
-    missing reads are NaN in ``ratings`` and False in ``observed``.
+    Any pattern of reads is accepted: missing reads are NaN in ``ratings`` and False in
+    ``observed``.
 
     Raises
     ------
     ValueError
         On a missing column, a non-numeric rating, truth other than 0/1, a case whose truth
-        differs between rows, a reader without both truth classes, a repeated
-        reader x treatment x case row, or a reader without reads under some treatment.
+        differs between rows, a reader without both truth classes, or a repeated
+        reader x treatment x case row.
     """
     import pandas as pd
 
@@ -247,15 +257,37 @@ def mrmc_design(frame: pd.DataFrame) -> MRMCDesign:
             f"reader {readers[j]} rated case {cases[k]} more than once under treatment "
             f"{treatments[i]}"
         )
-    observed = (counts == 1).reshape(t, r, K)
     ratings = np.full(t * r * K, np.nan, dtype=np.float64)
     ratings[cell] = ratings_rows
-    return MRMCDesign(
+    return MRMCReads(
         ratings=ratings.reshape(t, r, K),
         truth=truth,
         treatments=treatments,
         readers=readers,
         cases=cases,
-        observed=observed,
-        design=detect_design(observed, treatments, readers),
+        observed=(counts == 1).reshape(t, r, K),
+    )
+
+
+def mrmc_design(frame: pd.DataFrame) -> MRMCDesign:
+    """Validate an MRMC frame, arrange it as a treatment x reader x case array, name its design.
+
+    Reads may be missing (partially paired and nested designs, see :func:`detect_design`);
+    missing reads are NaN in ``ratings`` and False in ``observed``.
+
+    Raises
+    ------
+    ValueError
+        On any problem :func:`mrmc_reads` names, or a reader without reads under some
+        treatment.
+    """
+    reads = mrmc_reads(frame)
+    return MRMCDesign(
+        ratings=reads.ratings,
+        truth=reads.truth,
+        treatments=reads.treatments,
+        readers=reads.readers,
+        cases=reads.cases,
+        observed=reads.observed,
+        design=detect_design(reads.observed, reads.treatments, reads.readers),
     )

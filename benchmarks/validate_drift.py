@@ -42,7 +42,7 @@ from scipy import special
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from statsmodels.stats.proportion import proportion_confint
+from validation import wilson
 
 from analysis.drift import DriftResult, holm_adjust, score_drift
 
@@ -141,23 +141,22 @@ def run_cell(
                 if r.level not in ("reference", "n/a"):
                     ci_rows += 1
                     ci_in += r.psi_ci_lower <= r.psi <= r.psi_ci_upper
-    lo, hi = proportion_confint(alarm, n_sims, alpha=0.05, method="wilson")
     return Cell(
-        n_sites,
-        n,
-        n_findings,
-        delta,
-        n_sims,
-        alarm / n_sims,
-        (float(lo), float(hi)),
-        alarm_fs / n_sims,
-        alarm_raw / n_sims,
-        alarm_psi / n_sims,
-        hit_all / n_sims if delta else None,
-        hit_any / n_sims if delta else None,
-        wrong / n_sims if delta else None,
-        ci_in / ci_rows if ci_rows else float("nan"),
-        time.perf_counter() - t0,
+        n_sites=n_sites,
+        n_per_site=n,
+        n_findings=n_findings,
+        delta=delta,
+        n_sims=n_sims,
+        alarm=alarm / n_sims,
+        alarm_ci=wilson(alarm, n_sims),
+        alarm_fs=alarm_fs / n_sims,
+        alarm_raw=alarm_raw / n_sims,
+        alarm_psi=alarm_psi / n_sims,
+        power_all=hit_all / n_sims if delta else None,
+        power_any=hit_any / n_sims if delta else None,
+        wrong=wrong / n_sims if delta else None,
+        ci_has_psi=ci_in / ci_rows if ci_rows else float("nan"),
+        seconds=time.perf_counter() - t0,
     )
 
 

@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +40,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from statsmodels.stats.proportion import proportion_confint
+from validation import null_study, pooled_summary, print_report, wilson
 
 from analysis.mrmc import imrmc_analysis
-from analysis.simulate import population_auc, roe_metz_params, simulate_roe_metz
+from analysis.simulate import population_auc, roe_metz_params
 
 DESIGNS = ("split-plot", "missing")
 
@@ -99,14 +98,7 @@ def run_cell(
     var_mle: list[float] = []
     t0 = time.perf_counter()
     for _ in range(n_sims):
-        full = simulate_roe_metz(
-            n_readers=n_readers,
-            n_positive=n_per_class,
-            n_negative=n_per_class,
-            mu=mu,
-            structure=params,
-            seed=rng,
-        )
+        full = null_study(params, mu, n_readers, n_per_class, rng)
         result = imrmc_analysis(apply_design(full, design, n_readers, rng))
         d = result.differences[0]
         estimates.append(d.estimate)
@@ -126,25 +118,24 @@ def run_cell(
                 n_single += 1
                 cover_single += s.ci_lower <= true_auc <= s.ci_upper
     empirical = float(np.mean(np.square(estimates)))  # the true difference is 0
-    lo, hi = proportion_confint(reject, max(defined, 1), alpha=0.05, method="wilson")
     return Cell(
-        design,
-        structure,
-        n_readers,
-        n_per_class,
-        mu,
-        n_sims,
-        defined,
-        reject / max(defined, 1),
-        (float(lo), float(hi)),
-        cover / max(defined, 1),
-        negative / n_sims,
-        reject_mle / n_sims,
-        float(np.mean(var_u)) / empirical,
-        float(np.mean(var_mle)) / empirical,
-        cover_single / max(n_single, 1),
-        float(np.nanmedian(dfs)) if dfs else float("nan"),
-        time.perf_counter() - t0,
+        design=design,
+        structure=structure,
+        n_readers=n_readers,
+        n_per_class=n_per_class,
+        mu=mu,
+        n_sims=n_sims,
+        n_defined=defined,
+        type_i_error=reject / max(defined, 1),
+        type_i_ci=wilson(reject, max(defined, 1)),
+        diff_ci_coverage=cover / max(defined, 1),
+        negative_variance_rate=negative / n_sims,
+        type_i_error_mle=reject_mle / n_sims,
+        var_ratio_u=float(np.mean(var_u)) / empirical,
+        var_ratio_mle=float(np.mean(var_mle)) / empirical,
+        single_ci_coverage=cover_single / max(n_single, 1),
+        median_df=float(np.nanmedian(dfs)) if dfs else float("nan"),
+        seconds=time.perf_counter() - t0,
     )
 
 
@@ -183,20 +174,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"[{c.seconds:.1f} s]",
                 flush=True,
             )
-    defined = sum(c.n_defined for c in cells)
-    summary = {
-        "n_datasets": sum(c.n_sims for c in cells),
-        "pooled_type_i_error": sum(c.type_i_error * c.n_defined for c in cells) / defined,
-        "pooled_diff_ci_coverage": sum(c.diff_ci_coverage * c.n_defined for c in cells) / defined,
-    }
-    if args.json:
-        print(json.dumps({"cells": [asdict(c) for c in cells], **summary}, indent=1))
-    else:
-        print(
-            " ".join(
-                f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()
-            )
-        )
+    # the rates are over the datasets with a defined test
+    summary = pooled_summary(cells, "n_defined", "type_i_error", "diff_ci_coverage")
+    print_report(cells, summary, args.json)
     return 0
 
 

@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,10 +40,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scipy import special
-from statsmodels.stats.proportion import proportion_confint
+from validation import null_study, pooled_summary, print_report, wilson
 
 from analysis.mrmc import or_analysis
-from analysis.simulate import population_auc, roe_metz_params, simulate_roe_metz
+from analysis.simulate import population_auc, roe_metz_params
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,14 +105,7 @@ def run_cell(
     df2: list[float] = []
     t0 = time.perf_counter()
     for _ in range(n_sims):
-        frame = simulate_roe_metz(
-            n_readers=n_readers,
-            n_positive=n_per_class,
-            n_negative=n_per_class,
-            mu=mu,
-            structure=params,
-            seed=rng,
-        )
+        frame = null_study(params, mu, n_readers, n_per_class, rng)
         if metric != "empirical_auc":
             frame["rating"] = (frame["rating"] > mu / 2.0).astype(float)
         frame = delete_reads(frame, design, missing, rng)
@@ -130,22 +122,21 @@ def run_cell(
         )
         df2.append(float("nan") if res.global_test.df2 is None else res.global_test.df2)
     done = n_sims - failed
-    lo, hi = proportion_confint(reject, done, alpha=0.05, method="wilson")
     return Cell(
-        design,
-        metric,
-        structure,
-        n_readers,
-        n_per_class,
-        mu,
-        done,
-        reject / done,
-        (float(lo), float(hi)),
-        cover_diff / done,
-        cover_single / (2 * done),
-        float(np.median(df2)),
-        failed,
-        time.perf_counter() - t0,
+        design=design,
+        metric=metric,
+        structure=structure,
+        n_readers=n_readers,
+        n_per_class=n_per_class,
+        mu=mu,
+        n_sims=done,
+        type_i_error=reject / done,
+        type_i_ci=wilson(reject, done),
+        diff_ci_coverage=cover_diff / done,
+        single_ci_coverage=cover_single / (2 * done),
+        median_df2=float(np.median(df2)),
+        failed=failed,
+        seconds=time.perf_counter() - t0,
     )
 
 
@@ -193,22 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                         + f"[{c.seconds:.1f} s]",
                         flush=True,
                     )
-    total = sum(c.n_sims for c in cells)
-    pooled = sum(c.type_i_error * c.n_sims for c in cells) / total
-    summary = {
-        "n_datasets": total,
-        "pooled_type_i_error": pooled,
-        "pooled_diff_ci_coverage": sum(c.diff_ci_coverage * c.n_sims for c in cells) / total,
-        "pooled_single_ci_coverage": sum(c.single_ci_coverage * c.n_sims for c in cells) / total,
-    }
-    if args.json:
-        print(json.dumps({"cells": [asdict(c) for c in cells], **summary}, indent=1))
-    else:
-        print(
-            " ".join(
-                f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()
-            )
-        )
+    rates = ("type_i_error", "diff_ci_coverage", "single_ci_coverage")
+    print_report(cells, pooled_summary(cells, "n_sims", *rates), args.json)
     return 0
 
 

@@ -38,7 +38,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from statsmodels.stats.proportion import proportion_confint
+from validation import wilson
 
 from analysis.readtime import reading_time
 
@@ -107,14 +107,13 @@ def run_cell(scenario: str, n_readers: int, n_cases: int, n_sims: int, seed: int
         covered += res.ci_lower <= TRUE_RATIO <= res.ci_upper
         dfs.append(res.df)
     fitted = n_sims - errors
-    lo, hi = proportion_confint(covered, fitted, alpha=0.05, method="wilson")
     return Cell(
         scenario=scenario,
         n_readers=n_readers,
         n_cases=n_cases,
         n_sims=n_sims,
         coverage=covered / fitted,
-        coverage_ci=(float(lo), float(hi)),
+        coverage_ci=wilson(covered, fitted),
         median_df=float(np.median(dfs)),
         model_errors=errors,
         seconds=time.perf_counter() - t0,

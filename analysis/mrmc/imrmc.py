@@ -72,7 +72,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from analysis.io import check_mrmc_frame
+from analysis.io import mrmc_reads
 from analysis.mrmc.distributions import t_quantile, t_two_sided_p
 from analysis.mrmc.imrmc_moments import moments as success_moments
 from analysis.mrmc.imrmc_results import IMRMCDifference, IMRMCResult, IMRMCSingle
@@ -231,60 +231,25 @@ def _layout(frame: pd.DataFrame) -> tuple[_Layout, list[str]]:
     """Validate a reads frame and lay it out as arrays; notes on readers that add nothing."""
     import pandas as pd
 
-    check_mrmc_frame(frame)
+    reads = mrmc_reads(frame)
     treatment = frame["treatment"]
     if isinstance(treatment.dtype, pd.CategoricalDtype):
         unused = [str(c) for c in treatment.cat.categories if not (treatment == c).any()]
         if unused:
             raise ValueError(f"treatment {unused[0]} has no reads")
-    codes: list[NDArray[np.intp]] = []
-    labels: list[tuple[str, ...]] = []
-    for column in ("treatment", "reader", "case"):
-        code, unique = pd.factorize(frame[column], sort=False)
-        codes.append(np.asarray(code, dtype=np.intp))
-        labels.append(tuple(str(value) for value in unique))
-    t_code, r_code, c_code = codes
-    treatments, readers, cases = labels
-    n_t, n_r, n_c = len(treatments), len(readers), len(cases)
-    truth_rows = pd.to_numeric(frame["truth"]).to_numpy(dtype=np.float64) == 1.0
-    rating = pd.to_numeric(frame["rating"]).to_numpy(dtype=np.float64)
-
-    truth = np.zeros(n_c, dtype=bool)
-    truth[c_code] = truth_rows
-    conflict = truth[c_code] != truth_rows
-    if conflict.any():
-        case = cases[c_code[int(np.flatnonzero(conflict)[0])]]
-        raise ValueError(f"case {case} has both truth 0 and 1")
-    cell = (t_code * n_r + r_code) * n_c + c_code
-    counts = np.bincount(cell, minlength=n_t * n_r * n_c)
-    if counts.max() > 1:
-        i, rest = divmod(int(np.flatnonzero(counts > 1)[0]), n_r * n_c)
-        j, k = divmod(rest, n_c)
-        raise ValueError(
-            f"reader {readers[j]} rated case {cases[k]} more than once under treatment "
-            f"{treatments[i]}"
-        )
-    has_class = np.zeros((n_r, 2), dtype=bool)
-    has_class[r_code, truth_rows.astype(np.intp)] = True
-    for j in range(n_r):
-        if not has_class[j].all():
-            lacking = "positive (truth=1)" if not has_class[j, 1] else "negative (truth=0)"
-            raise ValueError(f"reader {readers[j]} has no {lacking} cases")
-    n_pos = int(truth.sum())
-    if n_pos < 2 or n_c - n_pos < 2:
+    n_pos, n_neg = reads.n_positive, reads.n_negative
+    if n_pos < 2 or n_neg < 2:
         raise ValueError(
             f"need at least 2 positive and 2 negative cases, got {n_pos} positive and "
-            f"{n_c - n_pos} negative"
+            f"{n_neg} negative"
         )
-    flat = np.full(n_t * n_r * n_c, np.nan)
-    flat[cell] = rating
-    x = flat.reshape(n_t, n_r, n_c)
+    treatments, readers, truth = reads.treatments, reads.readers, reads.truth
     layout = _Layout(
         treatments=treatments,
         readers=readers,
-        neg=np.ascontiguousarray(x[:, :, ~truth]),
-        pos=np.ascontiguousarray(x[:, :, truth]),
-        n_cases=n_c,
+        neg=np.ascontiguousarray(reads.ratings[:, :, ~truth]),
+        pos=np.ascontiguousarray(reads.ratings[:, :, truth]),
+        n_cases=len(reads.cases),
     )
     n0 = (~np.isnan(layout.neg)).sum(axis=2)
     n1 = (~np.isnan(layout.pos)).sum(axis=2)
@@ -379,7 +344,7 @@ def _difference_result(
     pair: str, estimate: float, variance: float, df: float, alpha: float
 ) -> IMRMCDifference:
     se, df_out, lower, upper, p = _interval(estimate, variance, df, alpha, 0.0)
-    return IMRMCDifference(pair, estimate, variance, se, df_out, lower, upper, p)
+    return IMRMCDifference(estimate, variance, se, df_out, lower, upper, p, pair=pair)
 
 
 def _variance_notes(what: str, variance: float, variance_mle: float) -> list[str]:

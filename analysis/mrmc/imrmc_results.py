@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from analysis.mrmc.results import ReaderValue, _ci, _fmt, _json_float
+from analysis.mrmc.results import ReaderAveragedResult, _ci, _fmt, _json_float, json_record
 
 
 @dataclass(frozen=True)
-class IMRMCSingle:
-    """Reader-averaged AUC of one treatment: variance, BDG df and interval (not clipped).
+class IMRMCEstimate:
+    """An estimate with its variance, BDG df and interval (not clipped).
 
     ``se`` is None for a negative variance; ``df``, ``ci_lower`` and ``ci_upper`` are None
     where iMRMC gives NA (negative variance) or they are undefined (zero variance).
@@ -26,21 +26,20 @@ class IMRMCSingle:
 
 
 @dataclass(frozen=True)
-class IMRMCDifference:
-    """One pairwise difference ``a - b`` of reader-averaged AUCs, with its t test on the df."""
-
-    pair: str
-    estimate: float
-    variance: float
-    se: float | None
-    df: float | None
-    ci_lower: float | None
-    ci_upper: float | None
-    p_value: float | None
+class IMRMCSingle(IMRMCEstimate):
+    """Reader-averaged AUC of one treatment (an :class:`IMRMCEstimate`)."""
 
 
 @dataclass(frozen=True)
-class IMRMCResult:
+class IMRMCDifference(IMRMCEstimate):
+    """One pairwise difference ``a - b`` of reader-averaged AUCs, with its t test on the df."""
+
+    p_value: float | None
+    pair: str = field(kw_only=True)
+
+
+@dataclass(frozen=True)
+class IMRMCResult(ReaderAveragedResult):
     """Result of :func:`analysis.mrmc.imrmc_analysis`; :meth:`to_dict` is the DESIGN.md JSON.
 
     ``single_treatment`` and ``differences`` use the U-statistic (unbiased) variance, iMRMC's
@@ -48,13 +47,6 @@ class IMRMCResult:
     ``reader_value`` holds each reader's AUC over the pairs it read in a treatment.
     """
 
-    alpha: float
-    n_readers: int
-    n_cases: int
-    n_positive: int
-    n_negative: int
-    treatment_value: Mapping[str, float]
-    reader_value: tuple[ReaderValue, ...]
     single_treatment: Mapping[str, IMRMCSingle]
     differences: tuple[IMRMCDifference, ...]
     mle_single_treatment: Mapping[str, IMRMCSingle]
@@ -63,21 +55,17 @@ class IMRMCResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``python -m analysis imrmc --json`` object (non-finite numbers become null)."""
-
-        def clean(record: Any) -> dict[str, Any]:
-            return {
-                key: _json_float(value) if isinstance(value, float) else value
-                for key, value in asdict(record).items()
-            }
-
         data: dict[str, Any] = {
             "n_readers": self.n_readers,
             "n_cases": self.n_cases,
             "treatment_value": {
                 key: _json_float(value) for key, value in self.treatment_value.items()
             },
-            "single_treatment": {key: clean(value) for key, value in self.single_treatment.items()},
-            "differences": [clean(difference) for difference in self.differences],
+            "single_treatment": {
+                key: json_record(value) for key, value in self.single_treatment.items()
+            },
+            # the pair first, as in the DESIGN.md object
+            "differences": [{"pair": d.pair, **json_record(d)} for d in self.differences],
         }
         if self.notes:
             data["notes"] = list(self.notes)
@@ -90,24 +78,10 @@ class IMRMCResult:
             "iMRMC U-statistic MRMC analysis of the empirical AUC (iMRMC 2.1.2 doIMRMC)",
             "variance: U-statistic (unbiased); df: BDG; intervals and p-values use t with",
             "floor(df) degrees of freedom (normal when df > 50), as iMRMC",
-            f"{self.n_readers} readers, {self.n_cases} cases "
-            f"({self.n_positive} positive, {self.n_negative} negative)",
+            self.size_line(),
             "",
             "AUC by reader (rows) and treatment (columns), over the pairs each reader read",
-            f"{'reader':<12}" + "".join(f"{name:>12}" for name in self.treatment_value),
-        ]
-        table: dict[str, dict[str, float]] = {}
-        for value in self.reader_value:
-            table.setdefault(value.reader, {})[value.treatment] = value.value
-        for reader, row in table.items():
-            lines.append(
-                f"{reader:<12}"
-                + "".join(f"{_fmt(row.get(name)):>12}" for name in self.treatment_value)
-            )
-        lines.append(
-            f"{'pooled':<12}" + "".join(f"{_fmt(v):>12}" for v in self.treatment_value.values())
-        )
-        lines += [
+            *self.reader_table("pooled"),
             "",
             f"{'treatment':<16}{'AUC':>10}{'variance':>12}{'SE':>10}{'df':>8}{level + ' CI':>24}",
         ]

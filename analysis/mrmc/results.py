@@ -15,6 +15,14 @@ def _json_float(value: float | None) -> float | None:
     return float(value)
 
 
+def json_record(record: Any) -> dict[str, Any]:
+    """A result dataclass as a JSON-ready dict (non-finite numbers become null)."""
+    return {
+        key: _json_float(value) if isinstance(value, float) else value
+        for key, value in asdict(record).items()
+    }
+
+
 @dataclass(frozen=True)
 class VarComponents:
     """OR variance components (untruncated).
@@ -77,6 +85,41 @@ class ReaderValue:
     value: float
 
 
+@dataclass(frozen=True, kw_only=True)
+class ReaderAveragedResult:
+    """Study size and the metric per reader and reader-averaged per treatment (OR, iMRMC)."""
+
+    alpha: float
+    n_readers: int
+    n_cases: int
+    n_positive: int
+    n_negative: int
+    treatment_value: Mapping[str, float]
+    reader_value: tuple[ReaderValue, ...]
+
+    def size_line(self) -> str:
+        return (
+            f"{self.n_readers} readers, {self.n_cases} cases "
+            f"({self.n_positive} positive, {self.n_negative} negative)"
+        )
+
+    def reader_table(self, last_row: str) -> list[str]:
+        """Rows: the treatment names, each reader's values ("-" where none), ``last_row``."""
+        lines = [f"{'reader':<12}" + "".join(f"{name:>12}" for name in self.treatment_value)]
+        table: dict[str, dict[str, float]] = {}
+        for value in self.reader_value:
+            table.setdefault(value.reader, {})[value.treatment] = value.value
+        for reader, row in table.items():
+            lines.append(
+                f"{reader:<12}"
+                + "".join(f"{_fmt(row.get(name)):>12}" for name in self.treatment_value)
+            )
+        lines.append(
+            f"{last_row:<12}" + "".join(f"{_fmt(v):>12}" for v in self.treatment_value.values())
+        )
+        return lines
+
+
 @dataclass(frozen=True)
 class MeanSquares:
     """Treatment, reader and treatment x reader mean squares of the metric values."""
@@ -87,19 +130,12 @@ class MeanSquares:
 
 
 @dataclass(frozen=True)
-class ORResult:
+class ORResult(ReaderAveragedResult):
     """Result of :func:`analysis.mrmc.or_analysis`; :meth:`to_dict` is the DESIGN.md JSON."""
 
     metric: str
     cov: str
     factors: str
-    alpha: float
-    n_readers: int
-    n_cases: int
-    n_positive: int
-    n_negative: int
-    treatment_value: Mapping[str, float]
-    reader_value: tuple[ReaderValue, ...]
     var_components: VarComponents | None
     global_test: GlobalTest
     differences: tuple[Difference, ...]
@@ -110,13 +146,6 @@ class ORResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``python -m analysis mrmc --json`` object (non-finite numbers become null)."""
-
-        def clean(record: Any) -> dict[str, Any]:
-            return {
-                key: _json_float(value) if isinstance(value, float) else value
-                for key, value in asdict(record).items()
-            }
-
         return {
             "metric": self.metric,
             "cov": self.cov,
@@ -129,11 +158,15 @@ class ORResult:
             "treatment_value": {
                 key: _json_float(value) for key, value in self.treatment_value.items()
             },
-            "reader_value": [clean(value) for value in self.reader_value],
-            "var_components": (None if self.var_components is None else clean(self.var_components)),
-            "global_test": clean(self.global_test),
-            "differences": [clean(difference) for difference in self.differences],
-            "single_treatment": {key: clean(value) for key, value in self.single_treatment.items()},
+            "reader_value": [json_record(value) for value in self.reader_value],
+            "var_components": (
+                None if self.var_components is None else json_record(self.var_components)
+            ),
+            "global_test": json_record(self.global_test),
+            "differences": [json_record(difference) for difference in self.differences],
+            "single_treatment": {
+                key: json_record(value) for key, value in self.single_treatment.items()
+            },
             "notes": list(self.notes),
         }
 
@@ -143,20 +176,11 @@ class ORResult:
             "Obuchowski-Rockette MRMC analysis, Hillis degrees of freedom",
             f"metric {self.metric}, covariance {self.cov}, factors {self.factors}, "
             f"design {self.design}",
-            f"{self.n_readers} readers, {self.n_cases} cases "
-            f"({self.n_positive} positive, {self.n_negative} negative)",
+            self.size_line(),
             "",
             f"{self.metric} by reader (rows) and treatment (columns)",
-            f"{'reader':<12}" + "".join(f"{name:>12}" for name in self.treatment_value),
+            *self.reader_table("mean"),
         ]
-        table: dict[str, list[float]] = {}
-        for value in self.reader_value:
-            table.setdefault(value.reader, []).append(value.value)
-        for reader, row in table.items():
-            lines.append(f"{reader:<12}" + "".join(f"{_fmt(v):>12}" for v in row))
-        lines.append(
-            f"{'mean':<12}" + "".join(f"{_fmt(v):>12}" for v in self.treatment_value.values())
-        )
         if self.var_components is not None:
             lines += ["", "variance components (untruncated)"]
             lines += [

@@ -302,7 +302,7 @@ def test_zero_variance_difference_is_noted_without_interval():
          "need at least 2 positive and 2 negative cases, got 1 positive"),
         (lambda f: pd.concat([f, f.iloc[[0]]]), "reader 1 rated case 1 more than once"),
         (lambda f: f.assign(truth=np.where(f.index == 0, 1, f["truth"])),
-         "case 1 has both truth 0 and 1"),
+         "case 1 has both truth 0 and truth 1"),
         (lambda f: f.assign(treatment=pd.Categorical(f["treatment"], ["1", "2", "3"])),
          "treatment 3 has no reads"),
     ],

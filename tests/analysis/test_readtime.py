@@ -56,6 +56,22 @@ SIMULATED = {
 }
 
 
+def reml_inputs(frame: pd.DataFrame, *, session: bool = False) -> tuple[np.ndarray, ...]:
+    """``y, x, case, reader, arm`` of :class:`CrossedReml` for a frame's reads (log durations).
+
+    ``x`` is the intercept and the arm, and the session-2 indicator with ``session``.
+    """
+    reads, _ = reads_with_duration(frame)
+    y = np.log(reads["duration_s"].to_numpy(dtype=np.float64))
+    a = (reads["arm"] == "assisted").to_numpy(dtype=np.float64)
+    columns = [np.ones(y.size), a]
+    if session:
+        columns.append((reads["session"] == "2").to_numpy(dtype=np.float64))
+    reader, _ = pd.factorize(reads["reader"])
+    case, _ = pd.factorize(reads["case"])
+    return y, np.column_stack(columns), case, reader, a
+
+
 @pytest.fixture(scope="module")
 def long() -> pd.DataFrame:
     return simulate_long_frame(6, n_readers=6, n_cases=40, time_ratio=0.8)
@@ -84,14 +100,7 @@ def test_crossed_fit_matches_lme4_and_lmertest(crossed: pd.DataFrame) -> None:
 
 
 def test_reml_criterion_matches_lme4(crossed: pd.DataFrame) -> None:
-    reads, _ = reads_with_duration(crossed)
-    y = np.log(reads["duration_s"].to_numpy(dtype=np.float64))
-    a = (reads["arm"] == "assisted").to_numpy(dtype=np.float64)
-    s2 = (reads["session"] == "2").to_numpy(dtype=np.float64)
-    x = np.column_stack([np.ones(y.size), a, s2])
-    reader, _ = pd.factorize(reads["reader"])
-    case, _ = pd.factorize(reads["case"])
-    model = CrossedReml(y, x, case, reader, a)
+    model = CrossedReml(*reml_inputs(crossed, session=True))
     assert model.profiled_deviance(model.fit()) == pytest.approx(CROSSED["remlcrit"], abs=1e-6)
 
 
@@ -129,12 +138,7 @@ def test_crossed_fit_agrees_with_statsmodels_variance_components(crossed: pd.Dat
 
 def test_absorbed_deviance_equals_the_dense_reml_formula(crossed: pd.DataFrame) -> None:
     # -2 l_R = log|V| + log|X'V^-1X| + r'V^-1 r + (n - p) log(2 pi), V built densely
-    reads, _ = reads_with_duration(crossed)
-    y = np.log(reads["duration_s"].to_numpy(dtype=np.float64))
-    a = (reads["arm"] == "assisted").to_numpy(dtype=np.float64)
-    x = np.column_stack([np.ones(y.size), a])
-    reader, _ = pd.factorize(reads["reader"])
-    case, _ = pd.factorize(reads["case"])
+    y, x, case, reader, a = reml_inputs(crossed)
     model = CrossedReml(y, x, case, reader, a)
     phi = np.array([0.7, 0.9, 0.4, 0.35])
     zc = (case[:, None] == np.arange(case.max() + 1)).astype(float)
@@ -159,16 +163,11 @@ def test_absorbed_deviance_equals_the_dense_reml_formula(crossed: pd.DataFrame) 
 def test_case_blocks_built_in_pieces_give_the_same_deviance(
     crossed: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reads, _ = reads_with_duration(crossed)
-    y = np.log(reads["duration_s"].to_numpy(dtype=np.float64))
-    a = (reads["arm"] == "assisted").to_numpy(dtype=np.float64)
-    x = np.column_stack([np.ones(y.size), a])
-    reader, _ = pd.factorize(reads["reader"])
-    case, _ = pd.factorize(reads["case"])
+    inputs = reml_inputs(crossed)
     phi = np.array([0.7, 0.9, 0.4, 0.35])
-    whole = CrossedReml(y, x, case, reader, a).deviance(phi)
+    whole = CrossedReml(*inputs).deviance(phi)
     monkeypatch.setattr(CrossedReml, "block_cells", 7 * (2 * 8 + 3))  # 7 cases at a time
-    assert CrossedReml(y, x, case, reader, a).deviance(phi) == pytest.approx(whole, rel=1e-12)
+    assert CrossedReml(*inputs).deviance(phi) == pytest.approx(whole, rel=1e-12)
 
 
 def test_arm_summaries_count_reads_not_finding_rows(long: pd.DataFrame) -> None:
