@@ -150,27 +150,36 @@ def _run_kappa(args: argparse.Namespace) -> int:
 def _configure_report(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="long reads CSV (study,reader,case,arm,...,duration_s)")
     parser.add_argument("--out", required=True, help="HTML file to write")
-    parser.add_argument("--ai-threshold", type=float, default=0.5, help="AI operating threshold")
+    parser.add_argument(
+        "--ai-threshold", type=float, default=0.5, help="AI operating threshold, in (0, 1)"
+    )
     parser.add_argument(
         "--significant", default=None, help="comma-separated clinically significant finding types"
     )
     parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
-    parser.add_argument("--json", action="store_true", help="also print every result as JSON")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="also print the analysis object (as manage.py analyze --json, without figures)",
+    )
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from analysis.report import read_long_csv, write_report
+    from analysis.report import check_ai_threshold, read_long_csv
+    from analysis.report_html import write_html
+    from analysis.study import analyze_file
 
+    check_ai_threshold(args.ai_threshold)  # before the file is read: a bad option fails fast
     significant = None if args.significant is None else args.significant.split(",")
-    result, _ = write_report(
-        read_long_csv(args.file),
-        args.out,
+    payload = analyze_file(
+        read_long_csv(args.file, validate=False),  # analyze_file validates it, once
         significant=significant,
         ai_threshold=args.ai_threshold,
         alpha=args.alpha,
     )
+    write_html(payload, args.out)
     if args.json:
-        _print_json(result.to_dict())
+        _print_json({k: v for k, v in payload.items() if k != "figures"})
     return 0
 
 

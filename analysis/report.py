@@ -1,4 +1,4 @@
-"""Every analysis of a reader study's long reads frame, as a JSON-able dict and one HTML file.
+"""Every analysis of a reader study's long reads frame, as one JSON-able result.
 
 :func:`analyze_long_frame` runs, on the long reads frame of DESIGN.md:
 
@@ -13,24 +13,39 @@
   (:mod:`analysis.standalone`);
 * reading time per arm (:mod:`analysis.readtime`).
 
-An analysis that the data cannot support (for example OR on a design that is not fully crossed)
-is skipped with its reason in ``notes``; input that is wrong as a whole (missing column,
-non-numeric confidence, truth not 0/1, an arm missing) raises ``ValueError``.
-:func:`render_html` turns the result into one self-contained HTML page (plotly's JavaScript
-inlined once), and :func:`write_report` does both.
+Interim looks. A study read part-way has readers who have not finished both arms. The
+protocol's analysis is **complete case**: the analyses above that involve readers run on the
+readers who finished both arms only (the platform knows them from the assignments and passes
+``complete_readers``; from a file, :func:`complete_readers` infers them: a reader is complete when
+the cases they read unassisted are the cases they read assisted). The readers left out are named,
+with the reason. Next to it, per finding type, the all-available-data analysis runs on every read:
+the U-statistic MRMC analysis of iMRMC (:func:`analysis.mrmc.imrmc.imrmc_analysis`), which needs
+no complete design. Reading time uses every read (a mixed model with a reader intercept).
+
+An analysis that the data cannot support is skipped with its reason in ``notes``; input that is
+wrong as a whole (missing column, non-numeric confidence, truth not 0/1, an AI probability outside
+[0, 1], an arm other than ``unassisted``/``assisted``, an arm missing) raises ``ValueError``.
+:mod:`analysis.study` adds drift, the protocol and figures; :mod:`analysis.sections` renders it.
 """
 
 from __future__ import annotations
 
-import html
-import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from analysis.longreads import (
+    ARMS,
+    CORRECTION_COLUMNS,
+    DESIGN_COLUMNS,
+    LONG_COLUMNS,
+    check_ai_threshold,
+    check_long_frame,
+    read_long_csv,
+)
 
 if TYPE_CHECKING:
     from analysis.agreement import AgreementRow
@@ -39,23 +54,62 @@ if TYPE_CHECKING:
     from analysis.readtime import ReadingTimeResult
     from analysis.standalone import StandaloneResult
 
-DESIGN_COLUMNS: tuple[str, ...] = (
-    "study", "reader", "case", "arm", "session", "finding", "truth", "call", "confidence",
-    "ai_probability", "site", "modality", "manufacturer", "started_at", "submitted_at",
-    "duration_s",
-)  # fmt: skip
-# A corrected read's row carries the corrected call and confidence; these say that it was
-# corrected (0/1), what the reader first submitted, and when the latest correction was made.
-CORRECTION_COLUMNS: tuple[str, ...] = (
-    "corrected", "original_call", "original_confidence", "corrected_at",
-)  # fmt: skip
-LONG_COLUMNS: tuple[str, ...] = DESIGN_COLUMNS + CORRECTION_COLUMNS
-ARMS: tuple[str, str] = ("unassisted", "assisted")
+__all__ = [
+    "ALL_AVAILABLE",
+    "ALL_READS",
+    "ARMS",
+    "COMPLETE_CASE",
+    "CORRECTION_COLUMNS",
+    "DESIGN_COLUMNS",
+    "LONG_COLUMNS",
+    "ReaderSelection",
+    "ReportResult",
+    "analyze_checked",
+    "analyze_long_frame",
+    "check_ai_threshold",
+    "check_long_frame",
+    "complete_readers",
+    "mrmc_frame",
+    "read_long_csv",
+    "report_dict",
+]
+
+COMPLETE_CASE = "complete-case (protocol)"
+ALL_AVAILABLE = "all available data (U-statistic, iMRMC)"
+ALL_READS = "all available data (every read)"
+# One rule, said the same way whether the platform knows the assignments or a file is read, so
+# both entry points give the same analysis object for the same reads.
+COMPLETE_RULE = (
+    "complete case: the readers who finished both arms (on the platform: every assignment "
+    "submitted; from a file: the cases read unassisted are the cases read assisted)"
+)
+
+
+@dataclass(frozen=True)
+class ReaderSelection:
+    """Which readers the complete-case analyses include, and why the others are left out."""
+
+    included: tuple[str, ...]
+    excluded: tuple[tuple[str, str], ...]  # (reader, reason)
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "included": list(self.included),
+            "excluded": [{"reader": r, "reason": why} for r, why in self.excluded],
+            "rule": self.rule,
+        }
 
 
 @dataclass(frozen=True)
 class ReportResult:
-    """All results of :func:`analyze_long_frame`."""
+    """All results of :func:`analyze_long_frame`.
+
+    ``mrmc``, ``missed``, ``agreement`` and ``standalone`` are the complete-case analyses of
+    ``readers.included``; ``missed_all_reads`` is the missed-finding analysis of every read when
+    some reader is left out; ``all_available`` holds, per finding type, the iMRMC analysis of every
+    read (its ``to_dict()``); ``reading_time`` uses every read.
+    """
 
     study: str
     n_readers: int
@@ -63,10 +117,15 @@ class ReportResult:
     n_rows: int
     findings: tuple[str, ...]
     mrmc: dict[str, ORResult]
-    missed: MissedFindingsResult
+    missed: MissedFindingsResult | None
     agreement: tuple[AgreementRow, ...]
     standalone: StandaloneResult
     reading_time: ReadingTimeResult | None
+    readers: ReaderSelection
+    all_available: dict[str, dict[str, Any]] = field(default_factory=dict)
+    missed_all_reads: MissedFindingsResult | None = None
+    all_available_notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    mrmc_notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,81 +136,50 @@ class ReportResult:
             "n_cases": self.n_cases,
             "n_rows": self.n_rows,
             "findings": list(self.findings),
+            "label": COMPLETE_CASE,
+            "readers": self.readers.to_dict(),
             "mrmc": {f: r.to_dict() for f, r in self.mrmc.items()},
-            "missed": self.missed.to_dict(),
+            "mrmc_notes": {f: list(n) for f, n in self.mrmc_notes.items()},
+            "missed": None if self.missed is None else self.missed.to_dict(),
             "agreement": [r.to_dict() for r in self.agreement],
             "standalone": self.standalone.to_dict(),
             "reading_time": None if self.reading_time is None else self.reading_time.to_dict(),
+            "all_available": {
+                "label": ALL_AVAILABLE,
+                "mrmc": dict(self.all_available),
+                "notes": {f: list(n) for f, n in self.all_available_notes.items()},
+            },
+            "missed_all_available": None
+            if self.missed_all_reads is None
+            else {"label": ALL_READS, **self.missed_all_reads.to_dict()},
             "notes": list(self.notes),
         }
 
 
-def check_long_frame(long: pd.DataFrame) -> pd.DataFrame:
-    """Validate the long reads frame; return a copy with typed columns.
+def complete_readers(long: pd.DataFrame) -> ReaderSelection:
+    """The readers who finished both arms, inferred from a validated long frame.
 
-    Raises
-    ------
-    ValueError
-        Missing columns, no rows, an empty ID, ``truth``/``call`` not 0/1, a non-numeric or
-        out-of-range ``confidence``, a non-numeric ``ai_probability``, an arm missing.
+    A reader is complete when the set of cases they read unassisted equals the set they read
+    assisted (and is not empty): in a crossover they have finished both sessions, in a
+    sequential design every case they opened has both reads. Without assignments this is the
+    best a file can tell; the platform passes the readers it knows finished instead.
     """
-    needed = ("reader", "case", "arm", "finding", "truth", "call", "confidence", "ai_probability")
-    missing = [c for c in needed if c not in long.columns]
-    if missing:
-        raise ValueError(f"missing column(s): {', '.join(missing)}")
-    if len(long) == 0:
-        raise ValueError("no data rows")
-    f = long.copy()
-    for col in ("reader", "case", "arm", "finding"):
-        empty = f[col].isna() | (f[col].astype(str).str.strip() == "")
-        if empty.any():
-            raise ValueError(f"empty {col} in data row {int(np.flatnonzero(empty)[0]) + 1}")
-        f[col] = f[col].astype(str).str.strip()
-    for col in ("truth", "call"):
-        values = pd.to_numeric(f[col], errors="coerce")
-        bad = ~values.isin([0, 1])
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"{col} must be 0 or 1, got {f[col].iloc[row]!r} in data row {row + 1}"
-            )
-        f[col] = values.astype(np.int64)
-    conf = pd.to_numeric(f["confidence"], errors="coerce")
-    bad = ~conf.between(0, 100)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"non-numeric or out-of-range confidence {f['confidence'].iloc[row]!r} "
-            f"in data row {row + 1} (need 0-100)"
-        )
-    f["confidence"] = conf.astype(np.float64)
-    prob = pd.to_numeric(f["ai_probability"], errors="coerce")
-    bad = prob.isna() & f["ai_probability"].notna() & (f["ai_probability"].astype(str) != "")
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"non-numeric ai_probability {f['ai_probability'].iloc[row]!r} in data row {row + 1}"
-        )
-    f["ai_probability"] = prob
-    arms = set(f["arm"])
-    if not set(ARMS) <= arms:
-        raise ValueError(f"need both arms {ARMS[0]!r} and {ARMS[1]!r}, got {sorted(arms)}")
-    return f
+    return _selection(long, None)
 
 
-def read_long_csv(path: str | Path) -> pd.DataFrame:
-    """Read a long reads frame CSV (IDs as strings) and validate it (:func:`check_long_frame`)."""
-    ids = {c: str for c in ("study", "reader", "case", "arm", "finding", "site", "modality",
-                            "manufacturer")}  # fmt: skip
-    try:
-        frame = pd.read_csv(path, dtype=ids, skipinitialspace=True)
-    except FileNotFoundError:
-        raise ValueError(f"no such file: {path}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else "empty file"
-        raise ValueError(f"cannot parse {path} as CSV: {first}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return check_long_frame(frame)
+def _selection(long: pd.DataFrame, complete: Collection[str] | None) -> ReaderSelection:
+    reads = long.drop_duplicates(["reader", "case", "arm"])
+    included, excluded = [], []
+    for reader, g in reads.groupby("reader", sort=False):
+        cases = {arm: set(g.loc[g["arm"] == arm, "case"]) for arm in ARMS}
+        u, a = cases[ARMS[0]], cases[ARMS[1]]
+        done = (u == a and bool(u)) if complete is None else str(reader) in complete
+        if done:
+            included.append(str(reader))
+            continue
+        counts = f"{len(u)} cases read unassisted, {len(a)} assisted, {len(u & a)} in both arms"
+        excluded.append((str(reader), f"has not finished both arms ({counts})"))
+    return ReaderSelection(tuple(included), tuple(excluded), COMPLETE_RULE)
 
 
 def mrmc_frame(long: pd.DataFrame, finding: str) -> pd.DataFrame:
@@ -179,6 +207,7 @@ def analyze_long_frame(
     significant: Sequence[str] | None = None,
     ai_threshold: float | dict[str, float] = 0.5,
     alpha: float = 0.05,
+    complete_readers: Collection[str] | None = None,
 ) -> ReportResult:
     """Run every analysis of the reader study on its long reads frame.
 
@@ -190,30 +219,141 @@ def analyze_long_frame(
         Clinically significant finding types pooled in the missed-finding analysis (``None``:
         all types); those without reads are left out of the pool, with a note.
     ai_threshold
-        The AI model's operating threshold (one, or one per finding type).
+        The AI model's operating threshold (one, or one per finding type), in (0, 1).
     alpha
         Two-sided level of every interval.
+    complete_readers
+        The readers who finished both arms (``None``: inferred, :func:`complete_readers`).
 
     Returns
     -------
     ReportResult
         See the module docstring; ``to_dict()`` gives the JSON-able form.
     """
+    return analyze_checked(
+        check_long_frame(long),
+        significant=significant,
+        ai_threshold=ai_threshold,
+        alpha=alpha,
+        complete_readers=complete_readers,
+    )
+
+
+def _degenerate(frame: pd.DataFrame, finding: str) -> list[str]:
+    """Notes on ratings that make the MRMC intervals meaningless (no spread at all)."""
+    notes = []
+    if frame["rating"].nunique() == 1:
+        notes.append(
+            f"{finding}: every rating is {frame['rating'].iloc[0]:g}, so every AUC is 0.5 and "
+            "its variance is zero: the intervals have zero width and carry no information"
+        )
+    else:
+        for arm, g in frame.groupby("treatment", sort=False):
+            if g["rating"].nunique() == 1:
+                notes.append(f"{finding}: every {arm} rating is {g['rating'].iloc[0]:g}")
+    return notes
+
+
+def _zero_variance(result: ORResult, finding: str) -> list[str]:
+    """Notes on OR standard errors of zero: their intervals have zero width."""
+    flat = [f"AUC {arm}" for arm, st in result.single_treatment.items() if not st.se > 0]
+    flat += [f"difference {d.pair}" for d in result.differences if not d.se > 0]
+    if not flat:
+        return []
+    return [
+        f"{finding}: zero variance for the {', '.join(flat)}: the interval has zero width and "
+        "carries no information"
+    ]
+
+
+def _all_available(
+    f: pd.DataFrame, finding: str, alpha: float
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """iMRMC's U-statistic analysis of every read of ``finding`` (its ``to_dict()``), and notes.
+
+    A reader whose reads so far hold one truth class only adds nothing to an AUC, and iMRMC
+    refuses such a reader: they are left out of this analysis, with a note.
+    """
+    from analysis.mrmc import imrmc_analysis
+
+    frame = mrmc_frame(f, finding)
+    classes = frame.groupby("reader", sort=False)["truth"].nunique()
+    lacking = [str(r) for r in classes.index[classes < 2]]
+    notes = []
+    if lacking:
+        notes.append(
+            f"{finding}: reader(s) {', '.join(lacking)} left out of the all-available-data "
+            "analysis: their reads so far are all of one truth class"
+        )
+        frame = frame[~frame["reader"].isin(lacking)]
+    try:
+        result = imrmc_analysis(frame, alpha=alpha)
+    except ValueError as error:
+        return None, [*notes, f"all-available-data analysis of {finding} skipped: {error}"]
+    return result.to_dict(), notes
+
+
+def analyze_checked(
+    f: pd.DataFrame,
+    *,
+    significant: Sequence[str] | None = None,
+    ai_threshold: float | dict[str, float] = 0.5,
+    alpha: float = 0.05,
+    complete_readers: Collection[str] | None = None,
+) -> ReportResult:
+    """:func:`analyze_long_frame` on a frame :func:`check_long_frame` has already validated."""
     from analysis.agreement import long_frame_agreement
     from analysis.missed import missed_findings
     from analysis.mrmc import or_analysis
     from analysis.readtime import reading_time
     from analysis.standalone import ai_standalone
 
-    f = check_long_frame(long)
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    check_ai_threshold(ai_threshold)
     notes: list[str] = []
     findings = tuple(str(x) for x in pd.unique(f["finding"]))
+    readers = _selection(f, complete_readers)
+    if readers.excluded:
+        notes.append(
+            f"complete-case analyses include {len(readers.included)} reader(s) "
+            f"({', '.join(readers.included) or 'none'}); left out: "
+            + "; ".join(f"{r} {why}" for r, why in readers.excluded)
+        )
+    cc = f[f["reader"].isin(readers.included)]
+    has_arms = set(ARMS) <= set(cc["arm"])
+    if not has_arms:
+        notes.append(
+            "complete-case analyses (MRMC ROC, missed findings, agreement, AI against the "
+            "readers) not possible: no reader has finished both arms yet"
+        )
     mrmc: dict[str, ORResult] = {}
+    mrmc_notes: dict[str, tuple[str, ...]] = {}
     for finding in findings:
+        if not has_arms:
+            mrmc_notes[finding] = ("complete-case analysis not possible: no complete reader",)
+            continue
+        frame = mrmc_frame(cc, finding)
+        found = _degenerate(frame, finding)
         try:
-            mrmc[finding] = or_analysis(mrmc_frame(f, finding), alpha=alpha)
+            mrmc[finding] = or_analysis(frame, alpha=alpha)
         except ValueError as error:
-            notes.append(f"MRMC ROC analysis of {finding} skipped: {error}")
+            found.append(f"MRMC ROC analysis of {finding} skipped: {error}")
+        else:
+            if not found:
+                found.extend(_zero_variance(mrmc[finding], finding))
+        notes.extend(found)
+        if found:
+            mrmc_notes[finding] = tuple(found)
+    all_available: dict[str, dict[str, Any]] = {}
+    all_available_notes: dict[str, tuple[str, ...]] = {}
+    for finding in findings:
+        found_all, said = _all_available(f, finding, alpha)
+        if found_all is not None:
+            all_available[finding] = found_all
+        if said:
+            all_available_notes[finding] = tuple(said)
+            notes.extend(said)
     if significant is not None:
         # A significant type no read has asked yet (added by an amendment, say) is left out of
         # the pool, with a note; the rest of the analysis does not depend on it.
@@ -224,13 +364,29 @@ def analyze_long_frame(
                 f"missed-finding analysis: {', '.join(absent)}"
             )
         significant = [s for s in significant if s in findings]
-    missed = missed_findings(f, significant=significant, ai_threshold=ai_threshold, alpha=alpha)
-    for fm in missed.findings:
-        for part in (fm.missed, fm.false_positive):
-            if part.or_error:
-                notes.append(f"OR {part.kind} analysis of {fm.finding} skipped: {part.or_error}")
-    agreement = long_frame_agreement(f, ai_threshold=ai_threshold, alpha=alpha)
-    standalone = ai_standalone(f, ai_threshold=ai_threshold, alpha=alpha)
+    missed: MissedFindingsResult | None = None
+    agreement: tuple[AgreementRow, ...] = ()
+    if has_arms:
+        missed = missed_findings(
+            cc, significant=significant, ai_threshold=ai_threshold, alpha=alpha
+        )
+        for fm in missed.findings:
+            for part in (fm.missed, fm.false_positive):
+                if part.or_error:
+                    notes.append(
+                        f"OR {part.kind} analysis of {fm.finding} skipped: {part.or_error}"
+                    )
+        agreement = long_frame_agreement(cc, ai_threshold=ai_threshold, alpha=alpha)
+    missed_all_reads: MissedFindingsResult | None = None
+    if readers.excluded:
+        # Every read, as the missed module analyses it: OR where the design allows, else the
+        # pooled rate with a case-clustered interval (each rate names its estimand and method).
+        missed_all_reads = missed_findings(
+            f, significant=significant, ai_threshold=ai_threshold, alpha=alpha
+        )
+    # The AI's performance is per case: the complete-case readers read every case of a crossover;
+    # the comparison with the readers takes their unassisted reads.
+    standalone = ai_standalone(cc if has_arms else f, ai_threshold=ai_threshold, alpha=alpha)
     for fs in standalone.findings:
         if fs.versus_readers_error:
             notes.append(f"AI vs readers for {fs.finding} skipped: {fs.versus_readers_error}")
@@ -257,6 +413,11 @@ def analyze_long_frame(
         agreement=agreement,
         standalone=standalone,
         reading_time=rt,
+        readers=readers,
+        missed_all_reads=missed_all_reads,
+        all_available=all_available,
+        all_available_notes=all_available_notes,
+        mrmc_notes=mrmc_notes,
         notes=tuple(notes),
     )
 
@@ -264,210 +425,3 @@ def analyze_long_frame(
 def report_dict(long: pd.DataFrame, **options: Any) -> dict[str, Any]:
     """``analyze_long_frame(long, **options).to_dict()``: every result as a JSON-able dict."""
     return analyze_long_frame(long, **options).to_dict()
-
-
-# -- HTML ---------------------------------------------------------------------------------------
-
-
-def _f(x: float | None, digits: int = 3) -> str:
-    return "&ndash;" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
-
-
-def _p(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return "&ndash;"
-    return "&lt; 0.0001" if x < 1e-4 else f"{x:.4f}"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _mrmc_section(result: ReportResult) -> str:
-    rows = []
-    for finding, r in result.mrmc.items():
-        st = r.single_treatment
-        d = r.differences[0]
-        rows.append(
-            [
-                html.escape(finding),
-                *(
-                    f"{_f(st[a].estimate)} ({_f(st[a].ci_lower)}, {_f(st[a].ci_upper)})"
-                    for a in ARMS
-                ),
-                f"{_f(-d.estimate)} ({_f(-d.ci_upper)}, {_f(-d.ci_lower)})",
-                _p(d.p_value),
-            ]
-        )
-    return _table(
-        ["finding", "AUC unassisted (95% CI)", "AUC assisted (95% CI)",
-         "assisted &minus; unassisted (95% CI)", "p"],
-        rows,
-    )  # fmt: skip
-
-
-def _missed_section(result: ReportResult) -> str:
-    rows = []
-    for fm in result.missed.findings:
-        for part in (fm.missed, fm.false_positive):
-            u, a = part.arms
-            d = part.or_difference
-            g = part.gee
-            rows.append(
-                [
-                    html.escape(fm.finding),
-                    "missed" if part.kind == "missed" else "false positive",
-                    f"{_f(u.rate)} ({_f(u.ci_lower)}, {_f(u.ci_upper)})",
-                    f"{_f(a.rate)} ({_f(a.ci_lower)}, {_f(a.ci_upper)})",
-                    "&ndash;"
-                    if d is None
-                    else f"{_f(d.estimate)} ({_f(d.ci_lower)}, {_f(d.ci_upper)}), "
-                    f"p {_p(d.p_value)}",
-                    "&ndash;"
-                    if g is None
-                    else f"OR {_f(g.odds_ratio, 2)} ({_f(g.or_ci_lower, 2)}, "
-                    f"{_f(g.or_ci_upper, 2)}), p {_p(g.p_value)}",
-                ]
-            )
-    split_rows = [
-        [html.escape(fm.finding), s.arm, str(s.missed), str(s.ai_flagged), str(s.ai_missed),
-         str(s.ai_unavailable)]
-        for fm in result.missed.findings
-        for s in fm.split
-    ]  # fmt: skip
-    return _table(
-        ["finding", "rate", "unassisted (95% CI)", "assisted (95% CI)",
-         "difference, OR MRMC (primary)", "GEE logistic (sensitivity analysis)"],
-        rows,
-    ) + "<h3>Misses: did the AI flag them?</h3>" + _table(
-        ["finding", "arm", "missed", "AI flagged, reader dismissed", "AI missed too",
-         "AI unavailable"],
-        split_rows,
-    )  # fmt: skip
-
-
-def _standalone_section(result: ReportResult) -> str:
-    rows = []
-    for fs in result.standalone.findings:
-        o = fs.overall
-        v = fs.versus_readers
-        rows.append(
-            [
-                html.escape(fs.finding),
-                _f(fs.threshold, 2),
-                f"{_f(o.auc)} ({_f(o.auc_ci_lower)}, {_f(o.auc_ci_upper)})",
-                f"{_f(o.sensitivity.estimate)} ({_f(o.sensitivity.ci_lower)}, "
-                f"{_f(o.sensitivity.ci_upper)})",
-                f"{_f(o.specificity.estimate)} ({_f(o.specificity.ci_lower)}, "
-                f"{_f(o.specificity.ci_upper)})",
-                "&ndash;"
-                if v is None
-                else f"{_f(v.estimate)} ({_f(v.ci_lower)}, {_f(v.ci_upper)}), p {_p(v.p_value)}",
-            ]
-        )
-    return _table(
-        ["finding", "threshold", "AUC (95% DeLong CI)", "sensitivity (Wilson CI)",
-         "specificity (Wilson CI)", "AI AUC &minus; readers' mean AUC (2T-RRRC)"],
-        rows,
-    )  # fmt: skip
-
-
-def _time_section(result: ReportResult) -> str:
-    rt = result.reading_time
-    if rt is None:
-        return "<p>Not available.</p>"
-    rows = [
-        [a.arm, str(a.n_reads), _f(a.median, 1), f"{_f(a.q1, 1)}&ndash;{_f(a.q3, 1)}",
-         _f(a.geometric_mean, 1)]
-        for a in rt.arms
-    ]  # fmt: skip
-    ratio = (
-        f"<p>Assisted / unassisted reading time (mixed model {html.escape(rt.model)}): "
-        f"<b>{_f(rt.ratio)}</b> (95% CI {_f(rt.ci_lower)}&ndash;{_f(rt.ci_upper)}), "
-        f"p {_p(rt.p_value)}.</p>"
-    )
-    return _table(["arm", "reads", "median (s)", "IQR (s)", "geometric mean (s)"], rows) + ratio
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;
-color:#222;padding:0 1em}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;margin:1em 0;font-size:.9em}
-th,td{border:1px solid #ddd;padding:.3em .6em;text-align:left}th{background:#f2f5fa}
-.notes li{color:#8a4b00}.figure{margin:1em 0}
-"""
-
-
-def render_html(result: ReportResult, long: pd.DataFrame) -> str:
-    """One self-contained HTML page: tables, and plotly figures with the JS inlined once."""
-    from analysis import figures
-
-    f = check_long_frame(long)
-    figs = []
-    for finding in result.findings:
-        figs.append((f"ROC curves: {finding}", figures.roc_curves_figure(
-            mrmc_frame(f, finding), title=f"ROC curves, {finding} (probability)")))  # fmt: skip
-        if finding in result.mrmc:
-            figs.append((f"Reader AUC: {finding}", figures.auc_forest_figure(
-                result.mrmc[finding], title=f"Reader AUC, {finding}")))  # fmt: skip
-    blocks: dict[str, list[str]] = {"roc": [], "missed": [], "standalone": [], "agreement": []}
-    first = True
-
-    def embed(fig: Any) -> str:
-        nonlocal first
-        out = fig.to_html(full_html=False, include_plotlyjs=first)
-        first = False
-        return f'<div class="figure">{out}</div>'
-
-    blocks["roc"] = [embed(fig) for _, fig in figs]
-    if result.missed.findings:
-        blocks["missed"] = [
-            embed(figures.missed_rates_figure(result.missed)),
-            embed(figures.missed_rates_figure(result.missed, kind="false_positive")),
-        ]
-    if result.standalone.findings:
-        blocks["standalone"] = [embed(figures.standalone_subgroups_figure(result.standalone))]
-    if result.agreement:
-        blocks["agreement"] = [embed(figures.agreement_table_figure(result.agreement))]
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
-    title = html.escape(f"Reader study report: {result.study}" if result.study else "Reader study")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>{_CSS}</style></head><body>
-<h1>{title}</h1>
-<p>{result.n_readers} readers, {result.n_cases} cases, {len(result.findings)} finding types
-({html.escape(", ".join(result.findings))}), {result.n_rows} rows.</p>
-{f'<h2>Notes</h2><ul class="notes">{notes}</ul>' if notes else ""}
-<h2>MRMC ROC analysis (Obuchowski-Rockette, random readers and cases)</h2>
-<p>Rating: the reader's probability that the finding is present, 0&ndash;100. Empirical AUC,
-jackknife covariance, Hillis df.</p>
-{_mrmc_section(result)}
-{"".join(blocks["roc"])}
-<h2>Missed findings and false positives</h2>
-<p>Primary: OR MRMC analysis of the binary call (sensitivity / specificity, random readers and
-cases). Sensitivity analysis: GEE logistic model, clusters = cases, exchangeable correlation.</p>
-{_missed_section(result)}
-{"".join(blocks["missed"])}
-<h2>AI standalone</h2>
-{_standalone_section(result)}
-{"".join(blocks["standalone"])}
-<h2>Agreement</h2>
-{"".join(blocks["agreement"])}
-<h2>Reading time</h2>
-{_time_section(result)}
-</body></html>
-"""
-
-
-def write_report(long: pd.DataFrame, out: str | Path, **options: Any) -> tuple[ReportResult, Path]:
-    """Analyse ``long`` and write the HTML report to ``out``; return the result and the path."""
-    result = analyze_long_frame(long, **options)
-    path = Path(out)
-    try:
-        path.write_text(render_html(result, long), encoding="utf-8")
-    except OSError as error:
-        raise ValueError(f"cannot write {path}: {error.strerror or error}") from None
-    return result, path

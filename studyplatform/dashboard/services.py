@@ -11,15 +11,16 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from analysis.study import analyze_study
 from studyplatform.audit.models import Action
 from studyplatform.audit.services import record
-from studyplatform.dashboard import analysis
 from studyplatform.dashboard.models import AnalysisResult, AnalysisStatus
 from studyplatform.dashboard.selectors import (
     data_version,
     long_reads_frame,
     protocol_in_force,
 )
+from studyplatform.dashboard.selectors.readers import complete_readers
 from studyplatform.reading.models import ReadFinding
 from studyplatform.studies.models import Study, StudyState
 
@@ -46,7 +47,7 @@ def run_analysis(*, analysis_id: int) -> AnalysisResult:
     AnalysisResult.objects.filter(pk=row.pk).update(protocol_version=protocol.version)
     try:
         long = long_reads_frame(study)
-        result = analysis.analyze(
+        result = analyze_study(
             long,
             significant=protocol.significant() or None,
             thresholds=protocol.thresholds(study),
@@ -55,6 +56,7 @@ def run_analysis(*, analysis_id: int) -> AnalysisResult:
                 "sha256": protocol.sha256,
                 "finding_types": protocol.finding_types,
             },
+            complete_readers=complete_readers(study),
             progress=lambda percent, stage: _set_progress(row.pk, percent, stage),
         )
     except ValueError as error:  # the data cannot be analysed (yet): say why
@@ -91,13 +93,16 @@ def _long_rows(study: Study) -> int:
 
 
 def analysis_version(study: Study) -> str:
-    """The cache key of the study's analysis: its data and the protocol version it follows.
+    """The cache key of the study's analysis: its data, the protocol version it follows, and
+    the readers who have finished.
 
     An amendment (a type now clinically significant, a new threshold) changes the analysis of
-    the same reads, so the protocol's digest is part of the key.
+    the same reads, so the protocol's digest is part of the key; so does a new assignment that
+    leaves a reader unfinished (the complete-case analysis then leaves them out).
     """
-    key = f"{data_version(study)}|protocol:{protocol_in_force(study).sha256}"
-    return hashlib.sha256(key.encode("ascii")).hexdigest()
+    complete = ",".join(complete_readers(study))
+    key = f"{data_version(study)}|protocol:{protocol_in_force(study).sha256}|complete:{complete}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def analysis_for(*, study: Study, inline_rows: int | None = None) -> AnalysisResult:

@@ -72,6 +72,6 @@ def test_an_unexpected_error_is_recorded_not_left_running(built, monkeypatch) ->
     def boom(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("studyplatform.dashboard.analysis.analyze_long_frame", boom)
+    monkeypatch.setattr("analysis.study.analyze_checked", boom)
     row = analysis_for(study=built.study)
     assert row.status == "failed" and "ZeroDivisionError" in row.error

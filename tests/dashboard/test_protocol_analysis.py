@@ -100,8 +100,19 @@ def test_report_after_an_amendment_adding_a_significant_type_is_computed_with_no
     assert "left out of the pooled missed-finding analysis: pneumothorax" in body
     row = AnalysisResult.objects.get(study=built.study)
     assert row.status == AnalysisStatus.DONE and row.protocol_version == 2
-    missed = [fm["finding"] for fm in _result(row)["analysis"]["missed"]["findings"]]
-    assert missed == ["nodule", "pooled"]
+    # every reader is part-way (session 1 read): no complete-case analysis, and the page says why
+    assert _result(row)["analysis"]["missed"] is None
+    assert "not possible: no reader has finished both arms yet" in body
+    # ... and every read answers, labelled, with the estimand of each rate
+    every_read = _result(row)["analysis"]["missed_all_available"]
+    assert [fm["finding"] for fm in every_read["findings"]] == ["nodule", "pooled"]
+    assert "all available data (every read)" in body
+    imrmc = _result(row)["analysis"]["all_available"]["mrmc"]["nodule"]
+    assert imrmc["n_readers"] == 4 and all(
+        st["ci_lower"] <= st["estimate"] <= st["ci_upper"]
+        for st in imrmc["single_treatment"].values()
+    )
+    assert "all available data (U-statistic, iMRMC)" in body
 
 
 def test_a_new_type_is_analysed_over_the_reads_that_asked_it(built):

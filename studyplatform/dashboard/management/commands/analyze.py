@@ -47,13 +47,22 @@ class Command(BaseCommand):
             f"protocol version {protocol.get('version', '-')} "
             f"({str(protocol.get('sha256', ''))[:12]})",
             "",
+            f"readers in the {a.get('label', 'analysis')}: "
+            f"{', '.join(a['readers']['included']) or 'none'}",
+            *(f"  left out: {x['reader']} {x['reason']}" for x in a["readers"]["excluded"]),
+            "",
             "MRMC ROC (OR, RRRC, jackknife, Hillis df): AUC unassisted / assisted, p",
         ]
         for finding, r in a["mrmc"].items():
             values = " / ".join(_f(v) for v in r["treatment_value"].values())
             lines.append(f"  {finding:<16}{values}   p {_f(r['global_test']['p_value'], 4)}")
+        every_read = a.get("all_available") or {}
+        lines += ["", f"MRMC ROC, {every_read.get('label', 'all available data')}"]
+        for finding, r in (every_read.get("mrmc") or {}).items():
+            values = " / ".join(_f(v) for v in r["treatment_value"].values())
+            lines.append(f"  {finding:<16}{values}   p {_f(r['differences'][0]['p_value'], 4)}")
         lines += ["", "Missed-finding rate unassisted / assisted"]
-        for fm in a["missed"]["findings"]:
+        for fm in (a["missed"] or {}).get("findings", []):
             rates = " / ".join(_f(x["rate"]) for x in fm["missed"]["arms"])
             lines.append(f"  {fm['finding']:<16}{rates}")
         lines += ["", "AI standalone AUC"]
@@ -64,7 +73,9 @@ class Command(BaseCommand):
             shifted = [
                 f"{r['finding']}@{r['site']} PSI {_f(r['psi'], 2)}"
                 for r in drift["rows"]
-                if r["stratum"] == "all" and r["level"] in ("moderate", "major")
+                # "stable" unless the site's (multiplicity-adjusted) test rejects
+                if r.get("stratum", "all") == "all"
+                and r["level"] not in ("stable", "reference", "n/a")
             ]
             lines += ["", f"AI score drift vs {drift['reference']}: {', '.join(shifted) or 'none'}"]
         rt = a["reading_time"]
