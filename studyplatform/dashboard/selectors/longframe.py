@@ -13,7 +13,8 @@ none).
 Reads come from one query of plain values (no model instances); cases, truth, AI
 probabilities, readers, arms and finding types come from small per-study lookups (their size
 grows with cases, never with reads), so :func:`iter_long_rows` streams a million rows in
-constant memory through a server-side cursor.
+constant memory through a server-side cursor (the long export). The analysis takes the same
+rows as one data frame, built column by column in :mod:`.frame`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
 from django.db import transaction
 
-from analysis.report import LONG_COLUMNS
 from studyplatform.prereads.models import AIModel, PreReadFinding, PreReadStatus
 from studyplatform.prereads.selectors import finding_thresholds, pinned_model
 from studyplatform.reading.models import Read, Reader, ReadFinding
@@ -36,7 +35,6 @@ from studyplatform.studies.models import Case, Study, Truth
 ANALYSIS_SCHEMA = "2"
 
 LongRow = tuple[Any, ...]
-_FRAME_SLICE = 100_000
 
 
 def study_ai_model(study: Study) -> AIModel | None:
@@ -246,34 +244,3 @@ class LongRows:
 def iter_long_rows(study: Study, *, chunk_size: int = 5000) -> LongRows:
     """Stream the study's long rows (tuples in LONG_COLUMNS order) in constant memory."""
     return LongRows(study=study, model=study_ai_model(study), chunk_size=chunk_size)
-
-
-def long_reads_frame(study: Study) -> pd.DataFrame:
-    """The study's long reads frame (DESIGN.md columns); empty with those columns if no reads.
-
-    ``truth`` is a nullable integer (missing where the case has no truth for that finding),
-    ``ai_probability`` a float (NaN without a finished pre-read), ``original_call`` and
-    ``original_confidence`` nullable integers, ``corrected_at`` a string or None.
-    """
-    lk = _lookups(study, study_ai_model(study))
-    parts: list[pd.DataFrame] = []
-    batch: list[LongRow] = []
-    # Streamed and framed in slices: a million rows never sit in memory as Python tuples.
-    for values in _effective_findings(study, chunk_size=10_000):
-        batch.append(_row(values, lk))
-        if len(batch) == _FRAME_SLICE:
-            parts.append(pd.DataFrame.from_records(batch, columns=list(LONG_COLUMNS)))
-            batch = []
-    parts.append(pd.DataFrame.from_records(batch, columns=list(LONG_COLUMNS)))
-    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    frame = frame.sort_values(
-        ["reader", "case", "arm", "finding"], kind="stable", ignore_index=True
-    )
-    frame["truth"] = frame["truth"].astype("Int64")
-    frame["ai_probability"] = pd.to_numeric(frame["ai_probability"]).astype("float64")
-    for col in ("session", "call", "confidence", "corrected"):
-        frame[col] = frame[col].astype("int64")
-    for col in ("original_call", "original_confidence"):
-        frame[col] = frame[col].astype("Int64")
-    frame["duration_s"] = frame["duration_s"].astype("float64")
-    return frame
