@@ -25,6 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from studyplatform.dashboard.selectors.frame import bulk_read_settings
 from studyplatform.dashboard.selectors.longframe import ANALYSIS_SCHEMA
 from studyplatform.prereads.models import PreReadFinding, PreReadStatus
 from studyplatform.prereads.selectors import PinnedModelError, finding_thresholds, pinned_model
@@ -244,8 +245,9 @@ def _reads_digest(study: Study) -> str:
     settled = _settled_read()
     state = prefix.state.copy()
     if settled > prefix.watermark:
-        for chunk in _stream(_reads(study, after=prefix.watermark, upto=settled)):
-            state.update(chunk)
+        with bulk_read_settings():  # the first call of a process streams every read
+            for chunk in _stream(_reads(study, after=prefix.watermark, upto=settled)):
+                state.update(chunk)
         prefix = _Prefix(watermark=settled, newest_finding=newest_finding, state=state.copy())
     else:
         prefix = _Prefix(prefix.watermark, newest_finding, prefix.state)
