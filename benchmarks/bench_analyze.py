@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/sp_speed_big \
         .venv/bin/python benchmarks/bench_analyze.py [--readers 50 --cases 5000 --findings 2]
-        [--slug bench] [--repeat 1] [--no-stages]
+        [--slug bench] [--repeat 1] [--no-stages] [--report-view N]
 
 Builds the study with COPY on first use (``benchmarks/bigstudy.py``). Each run forgets the
 study's cached analysis first, then runs the command in a child process with its output thrown
@@ -119,6 +119,83 @@ def stages_once(slug: str) -> list[tuple[str, float, int]]:
     ]
 
 
+def report_view(slug: str, arrivals: int) -> None:
+    """Time the analysis report page (and its cache key alone) while reads arrive.
+
+    In one transaction rolled back at the end (the benchmark study keeps its size): a
+    statistician of the study requests the report ``arrivals`` times with nothing new, then
+    ``arrivals`` times each after a new read arrives (a correction of an original read, with
+    its findings, submitted now). A changed key makes the page queue a new analysis (after
+    commit, so never here) and show its progress; the time is the request's, in this process.
+    """
+
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.db import transaction
+    from django.test import Client
+    from django.utils import timezone
+
+    from studyplatform.accounts.roles import STATISTICIAN
+    from studyplatform.dashboard.selectors import data_version
+    from studyplatform.reading.models import Read, ReadFinding
+    from studyplatform.studies.models import MemberRole, Study, StudyMembership
+
+    settings.ALLOWED_HOSTS = ["*"]
+    study = Study.objects.get(slug=slug)
+    t0 = time.perf_counter()
+    data_version(study)
+    print(f"data_version, first call of the process (streams every read): "
+          f"{time.perf_counter() - t0:.2f} s")  # fmt: skip
+    with transaction.atomic():
+        user = get_user_model().objects.create(username=f"{slug}-bench-statistician")
+        user.groups.set([Group.objects.get(name=STATISTICIAN)])
+        StudyMembership.objects.create(study=study, user=user, role=MemberRole.STATISTICIAN)
+        client = Client()
+        client.force_login(user)
+        url = f"/dashboard/{slug}/report/"
+        originals = iter(
+            Read.objects.filter(assignment__session__study=study, supersedes__isnull=True)
+            .order_by("-id")
+            .prefetch_related("findings")[: arrivals + 1]
+        )
+
+        def arrive() -> None:
+            read = next(originals)
+            now = timezone.now()
+            fix = Read.objects.create(
+                assignment_id=read.assignment_id, supersedes=read, correction_reason="bench",
+                started_at=read.started_at, submitted_at=now,
+                idempotency_key=f"bench-fix-{read.pk}-{now.timestamp()}",
+                submitted_by_id=read.submitted_by_id,
+            )  # fmt: skip
+            ReadFinding.objects.bulk_create(
+                [ReadFinding(read=fix, finding_type_id=f.finding_type_id,
+                             present=not f.present, confidence=100 - f.confidence)
+                 for f in read.findings.all()]
+            )  # fmt: skip
+
+        for label, before in (("nothing new", None), ("a new read before each", arrive)):
+            keys, pages = [], []
+            for _ in range(arrivals):
+                if before is not None:
+                    before()
+                t0 = time.perf_counter()
+                data_version(study)
+                keys.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                response = client.get(url)
+                pages.append(time.perf_counter() - t0)
+                assert response.status_code == 200, response.status_code
+            print(
+                f"{label}: data_version median {1000 * statistics.median(keys):.0f} ms "
+                f"(max {1000 * max(keys):.0f}); report page median "
+                f"{1000 * statistics.median(pages):.0f} ms (max {1000 * max(pages):.0f}), "
+                f"{arrivals} requests"
+            )
+        transaction.set_rollback(True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readers", type=int, default=50)
@@ -128,10 +205,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--no-stages", action="store_true", help="skip the timed run")
     parser.add_argument("--timed-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--report-view", type=int, metavar="N", default=0,
+        help="instead: time the report page N times unchanged and N times as reads arrive",
+    )  # fmt: skip
     args = parser.parse_args()
     setup_django()
     if args.timed_child:
         _timed_child(args.slug)
+        return
+    if args.report_view:
+        build(args.readers, args.cases, FINDINGS[: args.findings], args.slug)
+        report_view(args.slug, args.report_view)
         return
     build(args.readers, args.cases, FINDINGS[: args.findings], args.slug)
     from studyplatform.reading.models import ReadFinding
