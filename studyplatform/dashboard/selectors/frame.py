@@ -44,6 +44,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _CHUNK_ROWS = 50_000
 _WORK_MEM = "64MB"
+_FORMAT_SLICE = 65_536
 
 
 class _EpochMicroseconds(Func):
@@ -188,12 +189,15 @@ def _iso_times(micros: Ints) -> NDArray[np.object_]:
     """``2026-01-31T08:15:30.123+00:00`` per time (milliseconds truncated, as ``isoformat``).
 
     Each run of equal times (the findings of one read lie next to each other) is formatted
-    once, and its rows share that string.
+    once, and its rows share that string; in slices, so numpy's fixed-width text stays small.
     """
     millis = np.floor_divide(micros, 1000)
     heads = np.flatnonzero(np.r_[True, millis[1:] != millis[:-1]]) if len(millis) else millis
-    text = np.datetime_as_string(millis[heads].astype("datetime64[ms]"), unit="ms")
-    strings = np.strings.add(text, "+00:00").astype(object)
+    strings = np.empty(len(heads), dtype=object)
+    for start in range(0, len(heads), _FORMAT_SLICE):
+        part = millis[heads[start : start + _FORMAT_SLICE]].astype("datetime64[ms]")
+        text = np.strings.add(np.datetime_as_string(part, unit="ms"), "+00:00")
+        strings[start : start + _FORMAT_SLICE] = text.astype(object)
     return np.repeat(strings, np.diff(np.r_[heads, len(millis)]))
 
 
@@ -372,5 +376,6 @@ def long_reads_frame(study: Study) -> pd.DataFrame:
             "corrected_at": pd.array(corrected_at, dtype="str") if len(at) else corrected_at,
         },
         columns=list(LONG_COLUMNS),
+        copy=False,  # the columns are this function's own arrays
     )
     return frame
