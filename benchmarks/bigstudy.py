@@ -1,12 +1,19 @@
-"""A large study for the dashboard and export benchmarks, written with COPY into PostgreSQL.
+"""A large study for the dashboard, export and analysis benchmarks, written with COPY.
 
-50 readers x 5000 cases x 2 arms x 2 finding types: 500,000 assignments and reads and
-1,000,000 read findings (= long rows). Idempotent: an existing complete study is reused.
-Run with DATABASE_URL pointing at a PostgreSQL database of your own (it is migrated first).
+50 readers x 5000 cases x 2 arms x 2 finding types by default: 500,000 assignments and reads
+and 1,000,000 read findings (= long rows). Idempotent: an existing complete study is reused.
+Run with DATABASE_URL pointing at a PostgreSQL database of your own (it is migrated first):
+
+    DATABASE_URL=postgres://... .venv/bin/python benchmarks/bigstudy.py \
+        [--readers 50 --cases 10000 --findings 3 --slug bench-3m]
+
+Several sizes live side by side under their own slugs (readers and their users are named
+after the slug).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -20,6 +27,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studyplatform.settings")
 os.environ.setdefault("DEBUG", "true")
 
 SLUG = "bench"
+FINDINGS = ("nodule", "pneumothorax", "effusion", "consolidation")
 
 
 def setup_django() -> None:
@@ -56,7 +64,10 @@ def _copy(model: Any, rows: Any, fields: list[str]) -> None:
 
 
 def build(
-    n_readers: int = 50, n_cases: int = 5000, findings: tuple[str, ...] = ("nodule", "pneumothorax")
+    n_readers: int = 50,
+    n_cases: int = 5000,
+    findings: tuple[str, ...] = FINDINGS[:2],
+    slug: str = SLUG,
 ) -> Any:
     import numpy as np
     from django.contrib.auth import get_user_model
@@ -85,25 +96,27 @@ def build(
     )
 
     assert connection.vendor == "postgresql", "the benchmark needs PostgreSQL (DATABASE_URL)"
-    existing = Study.objects.filter(slug=SLUG).first()
+    # The first study keeps its historical names; others are prefixed by their slug.
+    prefix = "bench" if slug == SLUG else slug
+    existing = Study.objects.filter(slug=slug).first()
     if existing is not None:
         n = ReadFinding.objects.filter(read__assignment__session__study=existing).count()
         if n == n_readers * n_cases * 2 * len(findings):
             return existing
-        raise SystemExit(f"study {SLUG!r} exists with {n} read findings: drop the database")
+        raise SystemExit(f"study {slug!r} exists with {n} read findings: drop the database")
     ensure_roles()
     t0 = time.perf_counter()
     rng = np.random.default_rng(1)
     now = datetime.now(UTC)
     with transaction.atomic():
         study = Study.objects.create(
-            slug=SLUG,
+            slug=slug,
             title="Benchmark study",
             seed=1,
             state="open",
             opened_at=now - timedelta(days=60),
             # The model created below, pinned: readers and the analysis see only its output.
-            ai_model_name="bench",
+            ai_model_name=prefix,
             ai_model_version="1",
             ai_model_sha256="0" * 64,
         )
@@ -129,7 +142,7 @@ def build(
             batch_size=5000,
         )  # fmt: skip
         model = AIModel.objects.create(
-            name="bench", version="1", format="torchscript", path="/m.pt", sha256="0" * 64,
+            name=prefix, version="1", format="torchscript", path="/m.pt", sha256="0" * 64,
             finding_codes=list(findings),
         )  # fmt: skip
         pre = PreRead.objects.bulk_create(
@@ -143,10 +156,13 @@ def build(
             batch_size=5000,
         )  # fmt: skip
         users = get_user_model().objects.bulk_create(
-            [get_user_model()(username=f"bench-r{i:02d}") for i in range(n_readers)]
+            [get_user_model()(username=f"{prefix}-r{i:02d}") for i in range(n_readers)]
         )
         readers = Reader.objects.bulk_create(
-            [Reader(user=u, code=f"BR{i:02d}") for i, u in enumerate(users)]
+            [
+                Reader(user=u, code=f"BR{i:02d}" if slug == SLUG else f"{prefix}-r{i:02d}")
+                for i, u in enumerate(users)
+            ]
         )
         Enrolment.objects.bulk_create([Enrolment(study=study, reader=r) for r in readers])
         sessions = ReadingSession.objects.bulk_create(
@@ -154,7 +170,7 @@ def build(
                             available_from=None if n == 1 else now - timedelta(days=30))
              for r in readers for n in (1, 2)]
         )  # fmt: skip
-        coordinator, _ = get_user_model().objects.get_or_create(username="bench-coordinator")
+        coordinator, _ = get_user_model().objects.get_or_create(username=f"{prefix}-coordinator")
         from django.contrib.auth.models import Group
 
         coordinator.groups.set([Group.objects.get(name=COORDINATOR)])
@@ -213,6 +229,16 @@ def build(
     return study
 
 
-if __name__ == "__main__":
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readers", type=int, default=50)
+    parser.add_argument("--cases", type=int, default=5000)
+    parser.add_argument("--findings", type=int, default=2, choices=range(1, len(FINDINGS) + 1))
+    parser.add_argument("--slug", default=SLUG)
+    args = parser.parse_args()
     setup_django()
-    build()
+    build(args.readers, args.cases, FINDINGS[: args.findings], args.slug)
+
+
+if __name__ == "__main__":
+    main()
