@@ -29,7 +29,7 @@ from bigstudy import FINDINGS, ROOT, SLUG, build, setup_django
 STAGES: tuple[tuple[str, str, str], ...] = (
     ("data version (cache key)", "studyplatform.dashboard.selectors", "data_version"),
     ("long frame from the database", "studyplatform.dashboard.selectors", "long_reads_frame"),
-    ("analysis, all of it", "studyplatform.dashboard.analysis", "analyze"),
+    ("analysis, all of it", "analysis.study", "analyze_study"),
     ("  check_long_frame (every call)", "analysis.report", "check_long_frame"),
     ("  analyze_long_frame", "analysis.report", "analyze_long_frame"),
     ("    MRMC ROC (or_analysis)", "analysis.mrmc", "or_analysis"),
@@ -38,7 +38,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("    AI standalone", "analysis.standalone", "ai_standalone"),
     ("    reading time", "analysis.readtime", "reading_time"),
     ("  drift", "analysis.drift", "score_drift"),
-    ("  figures", "studyplatform.dashboard.analysis", "_figure"),
+    ("  figures", "analysis.study", "_figure"),
     ("run_analysis: frame, analysis, storing", "studyplatform.dashboard.services",
      "run_analysis"),
 )  # fmt: skip

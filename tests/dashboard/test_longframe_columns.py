@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from analysis.report import LONG_COLUMNS
-from studyplatform.dashboard import analysis
+from analysis.study import analyze_study
 from studyplatform.dashboard.selectors import frame as columns
 from studyplatform.dashboard.selectors import iter_long_rows, long_reads_frame
 from studyplatform.prereads.models import PreReadFinding
@@ -124,7 +124,7 @@ def test_copy_and_portable_readers_return_the_same_columns(messy):
 
 def test_analysis_of_the_column_frame_equals_that_of_the_row_frame(messy):
     def run(long: pd.DataFrame) -> dict[str, object]:
-        return analysis.analyze(
+        return analyze_study(
             long, significant=None, thresholds={"nodule": 0.5, "pneumothorax": 0.5}
         )
 
