@@ -120,8 +120,13 @@ def _mrmc(a: dict[str, Any]) -> Table:
         ["finding", "analysis", "AUC unassisted (95% CI)", "AUC assisted (95% CI)",
          "assisted \u2212 unassisted (95% CI)", "test", "df", "p", "notes"],
         rows,
-        "Reader-averaged empirical AUC. Complete case: Obuchowski-Rockette, jackknife covariance, "
-        "Hillis df. All available data: U-statistic variance (iMRMC), BDG df.",
+        "Reader-averaged empirical AUC. Complete case (primary): Obuchowski-Rockette as MRMCaov "
+        "0.3.0, jackknife covariance, Hillis df. All available data: iMRMC 2.1.2's U-statistic "
+        "variance, BDG df, intervals and p from a t with floor(df) as iMRMC. With missing reads "
+        "the two programs differ (MRMCaov averages readers equally, iMRMC weights each reader by "
+        "the case pairs it read); the primary analysis follows MRMCaov because it is the "
+        "protocol's model and kept its type I error with missing reads in simulation, where "
+        "iMRMC's test was liberal (benchmarks/validate_or_typeI.md, validate_imrmc.md).",
     )  # fmt: skip
 
 
