@@ -64,6 +64,11 @@ def test_analyze_command_prints_the_cached_analysis(built) -> None:
     text = StringIO()
     call_command("analyze", "sim", stdout=text)
     assert "MRMC ROC" in text.getvalue() and "nodule" in text.getvalue()
+    # the stored JSON orders its keys as PostgreSQL does ("assisted" before "unassisted"); the
+    # text still prints the AUCs in the order its header names the arms
+    auc = data["analysis"]["mrmc"]["nodule"]["treatment_value"]
+    line = next(x for x in text.getvalue().splitlines() if x.strip().startswith("nodule"))
+    assert f"{auc['unassisted']:.3f} / {auc['assisted']:.3f}" in line
     with pytest.raises(CommandError, match="no study"):
         call_command("analyze", "nope")
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from analysis.longreads import ARMS
 from studyplatform.dashboard import services
 from studyplatform.dashboard.models import AnalysisStatus
 from studyplatform.studies.models import Study
@@ -54,12 +55,12 @@ class Command(BaseCommand):
             "MRMC ROC (OR, RRRC, jackknife, Hillis df): AUC unassisted / assisted, p",
         ]
         for finding, r in a["mrmc"].items():
-            values = " / ".join(_f(v) for v in r["treatment_value"].values())
+            values = " / ".join(_f(r["treatment_value"].get(arm)) for arm in ARMS)
             lines.append(f"  {finding:<16}{values}   p {_f(r['global_test']['p_value'], 4)}")
         every_read = a.get("all_available") or {}
         lines += ["", f"MRMC ROC, {every_read.get('label', 'all available data')}"]
         for finding, r in (every_read.get("mrmc") or {}).items():
-            values = " / ".join(_f(v) for v in r["treatment_value"].values())
+            values = " / ".join(_f(r["treatment_value"].get(arm)) for arm in ARMS)
             lines.append(f"  {finding:<16}{values}   p {_f(r['differences'][0]['p_value'], 4)}")
         lines += ["", "Missed-finding rate unassisted / assisted"]
         for fm in (a["missed"] or {}).get("findings", []):
