@@ -2,8 +2,8 @@
 
 A model validated on one hospital's images can score another hospital's images differently
 (other patients, scanners, protocols). Per finding type and stratum, each site's distribution of
-the AI probability (one value per case) is compared with a reference site's (the first site,
-unless named):
+the AI probability (one value per case) is compared with a reference site's (unless named, the
+site with the most scored cases, the first by name among equals):
 
 * the two-sample **Kolmogorov-Smirnov** test of ``H0: F_site = F_ref``, statistic
   ``D = sup |F_site(x) - F_ref(x)|``, two-sided, with scipy's exact p-value (Hodges 1958) where
@@ -285,7 +285,8 @@ def score_drift(
     by
         The grouping column (``site``; ``manufacturer`` or ``modality`` work the same way).
     reference
-        The reference group; ``None`` takes the first in order of appearance.
+        The reference group; ``None`` takes the one with the most cases with AI scores (the
+        first by name among equals), whatever the order of the rows.
     bins
         PSI bins (reference quantiles).
     alpha
@@ -316,18 +317,22 @@ def score_drift(
     scores = case_scores(long, by=by)
     if scores.empty:
         raise ValueError("no AI probabilities to compare")
-    groups = [str(g) for g in pd.unique(scores[by])]
-    ref = groups[0] if reference is None else reference
+    # sorted, and the default reference chosen from the data alone, so that the same reads give
+    # the same rows whatever order a file or the database lists them in
+    counts = scores.groupby(scores[by].astype(str), observed=True)["case"].nunique()
+    groups = sorted(str(g) for g in counts.index)
+    ref = min(groups, key=lambda g: (-int(counts[g]), g)) if reference is None else reference
     if ref not in groups:
         raise ValueError(f"reference {by} {ref!r} has no AI scores; have {groups}")
     rows: list[dict[str, Any]] = []
-    for finding in (str(f) for f in pd.unique(scores["finding"])):
+    for finding in sorted(str(f) for f in pd.unique(scores["finding"])):
         sub = scores[scores["finding"] == finding]
         for stratum in STRATA:
             part = sub if stratum == "all" else sub[sub["truth"] == (stratum == "positive")]
-            ref_scores = part.loc[part[by] == ref, "ai_probability"].to_numpy(dtype=np.float64)
+            # sorted: the bootstrap draws by position, so the rows' order must not matter
+            ref_scores = np.sort(part.loc[part[by] == ref, "ai_probability"].to_numpy(np.float64))
             for group in groups:
-                vals = part.loc[part[by] == group, "ai_probability"].to_numpy(dtype=np.float64)
+                vals = np.sort(part.loc[part[by] == group, "ai_probability"].to_numpy(np.float64))
                 row: dict[str, Any] = {
                     "finding": finding,
                     "stratum": stratum,

@@ -281,3 +281,14 @@ def test_to_dict_is_strict_json_and_figure_has_a_trace_per_site() -> None:
     assert {"ks_p_adjusted", "psi_ci_lower", "psi_ci_upper", "level"} <= set(payload["rows"][0])
     fig = score_distribution_figure(long)
     assert len(fig.data) == 2 * long["site"].nunique()
+
+
+def test_the_rows_do_not_depend_on_the_order_of_the_reads() -> None:
+    # the platform's frame and its exported CSV list the same reads in different orders
+    frame = pd.concat([_sites(7, {"north": 0.0, "south": 0.1}), _sites(8, {"east": 0.0}, n=30)])
+    result = score_drift(frame)
+    assert result.reference == "east"  # the site with the most cases
+    shuffled = score_drift(frame.sample(frac=1.0, random_state=3))
+    assert shuffled.to_dict() == result.to_dict()
+    tie = score_drift(_sites(9, {"b": 0.0, "a": 0.0}))
+    assert tie.reference == "a"  # among equals, the first by name
