@@ -35,6 +35,18 @@ def _data_row(frame: pd.DataFrame, bad: pd.Series) -> int:
     return int(label) + 1 if pd.api.types.is_integer_dtype(frame.index) else pos + 1
 
 
+NEEDED_COLUMNS: tuple[str, ...] = (
+    "reader", "case", "arm", "finding", "truth", "call", "confidence", "ai_probability",
+)  # fmt: skip
+
+
+def check_columns(long: pd.DataFrame) -> None:
+    """Raise ``ValueError`` naming the columns the analysis needs that ``long`` lacks."""
+    missing = [c for c in NEEDED_COLUMNS if c not in long.columns]
+    if missing:
+        raise ValueError(f"missing column(s): {', '.join(missing)}")
+
+
 def check_long_frame(long: pd.DataFrame) -> pd.DataFrame:
     """Validate the long reads frame; return a copy with typed columns.
 
@@ -46,10 +58,7 @@ def check_long_frame(long: pd.DataFrame) -> pd.DataFrame:
         arm other than ``unassisted``/``assisted``, an arm missing. The message names the first
         data row at fault.
     """
-    needed = ("reader", "case", "arm", "finding", "truth", "call", "confidence", "ai_probability")
-    missing = [c for c in needed if c not in long.columns]
-    if missing:
-        raise ValueError(f"missing column(s): {', '.join(missing)}")
+    check_columns(long)
     if len(long) == 0:
         raise ValueError("no data rows")
     f = long.copy()

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.drift import score_distribution_figure, score_drift
+from analysis.longreads import check_columns
 from analysis.report import analyze_checked, check_ai_threshold, check_long_frame, mrmc_frame
 
 Progress = Callable[[int, str], None]
@@ -117,6 +118,7 @@ def analyze_study(
     """
     from analysis import figures
 
+    check_columns(long)
     if long.empty:
         raise ValueError("no submitted reads yet")
     protocol = dict(protocol or {})
@@ -216,11 +218,8 @@ def analyze_file(
     (:func:`analysis.report.complete_readers`); the protocol is :func:`file_protocol`.
     """
     check_ai_threshold(ai_threshold)
-    codes = (
-        [str(x) for x in pd.unique(long["finding"].astype(str).str.strip())]
-        if "finding" in long.columns
-        else []
-    )
+    check_columns(long)
+    codes = [str(x) for x in pd.unique(long["finding"].astype(str).str.strip())]
     thresholds = {c: float(ai_threshold) for c in codes}
     return analyze_study(
         long,

@@ -204,6 +204,7 @@ def test_cli_report_writes_html_and_json(
     ("mutate", "message"),
     [
         (lambda d: d.drop(columns="confidence"), "missing column"),
+        (lambda d: d[["study"]], "missing column(s): reader, case, arm, finding, truth"),
         (lambda d: d.assign(confidence=d["confidence"].astype(object).where(d.index > 3, "high")),
          "non-numeric or out-of-range confidence 'high' in data row 1"),
         (lambda d: d.assign(truth=2), "truth must be 0 or 1"),
