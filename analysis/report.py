@@ -190,9 +190,10 @@ def mrmc_frame(long: pd.DataFrame, finding: str) -> pd.DataFrame:
     g = long[(long["finding"] == finding) & long["arm"].isin(ARMS)]
     frame = pd.DataFrame(
         {
-            "reader": g["reader"].to_numpy(),
-            "treatment": g["arm"].to_numpy(),
-            "case": g["case"].to_numpy(),
+            # The validated frame's categoricals stay categoricals (codes, not strings).
+            "reader": g["reader"].array,
+            "treatment": g["arm"].array,
+            "case": g["case"].array,
             "truth": g["truth"].to_numpy(),
             "rating": g["confidence"].to_numpy(dtype=np.float64),
         }

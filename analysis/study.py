@@ -124,7 +124,8 @@ def analyze_study(
     protocol = dict(protocol or {})
     coverage, notes = _coverage(long, protocol.get("finding_types", []))
     protocol["finding_types"] = coverage
-    usable = long[long["truth"].notna()]
+    has_truth = long["truth"].notna()
+    usable = long if has_truth.all() else long[has_truth]
     if len(usable) < len(long):
         notes.append(f"{len(long) - len(usable)} rows without ground truth left out")
     if usable.empty:
