@@ -66,6 +66,16 @@ def _stripped_ids(values: pd.Series) -> pd.Categorical:
     return pd.Categorical.from_codes(new_codes, categories=pd.Index(categories, dtype="str"))
 
 
+def text_ids(values: pd.Series) -> pd.Series:
+    """IDs as text: a categorical of text categories as it is (grouping and comparing use its
+    small integer codes), any other column converted with ``astype(str)``."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(
+        values.cat.categories
+    ):
+        return values
+    return values.astype(str)
+
+
 def check_long_frame(long: pd.DataFrame) -> pd.DataFrame:
     """Validate the long reads frame; return a copy with typed columns.
 

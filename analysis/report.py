@@ -321,7 +321,8 @@ def analyze_checked(
             f"({', '.join(readers.included) or 'none'}); left out: "
             + "; ".join(f"{r} {why}" for r, why in readers.excluded)
         )
-    cc = f[f["reader"].isin(readers.included)]
+    complete = f["reader"].isin(readers.included)
+    cc = f if complete.all() else f[complete]  # no copy when every reader has finished
     has_arms = set(ARMS) <= set(cc["arm"])
     if not has_arms:
         notes.append(

@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import special
 
 from analysis._common import jsonable_float as _num
+from analysis.longreads import text_ids
 
 SUBGROUPS: tuple[str, ...] = ("site", "manufacturer", "modality")
 _NEEDED = ("reader", "case", "arm", "finding", "truth", "confidence", "ai_probability")
@@ -291,9 +292,9 @@ def ai_standalone(
     missing = [c for c in _NEEDED if c not in long.columns]
     if missing:
         raise ValueError(f"missing column(s): {', '.join(missing)}")
-    reads = long.copy()
+    reads = long.copy(deep=False)  # copy-on-write: the caller's frame keeps its columns
     for col in ("reader", "case", "arm", "finding"):
-        reads[col] = reads[col].astype(str)
+        reads[col] = text_ids(reads[col])
     reads["ai_probability"] = pd.to_numeric(reads["ai_probability"], errors="coerce")
     reads["truth"] = pd.to_numeric(reads["truth"], errors="coerce")
     if not reads["truth"].isin([0, 1]).all():

@@ -147,7 +147,8 @@ def analyze_study(
     except ValueError as error:
         notes.append(f"AI score drift skipped: {error}")
     progress(80, "figures")
-    included = usable[usable["reader"].isin(result.readers.included)]
+    complete = usable["reader"].isin(result.readers.included)
+    included = usable if complete.all() else usable[complete]
     who = f"{len(result.readers.included)} complete-case readers"
     for finding in result.findings if len(included) else ():
         figs.append(
