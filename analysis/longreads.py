@@ -48,14 +48,15 @@ def check_columns(long: pd.DataFrame) -> None:
 
 
 def _stripped_ids(values: pd.Series) -> pd.Categorical:
-    """IDs as text without surrounding blanks, a categorical with sorted categories; missing
-    where the ID is missing or blank.
+    """IDs as text without surrounding blanks, a categorical of the observed IDs as sorted
+    categories; missing where the ID is missing or blank.
 
     Each distinct value is converted and stripped once (a million rows hold a few thousand
     IDs), and the analyses group and compare the small integer codes instead of strings.
     """
-    cat = values.array if isinstance(values.dtype, pd.CategoricalDtype) else None
-    if cat is None:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cat = values.array.remove_unused_categories()
+    else:
         cat = pd.Categorical(values)
     names = np.asarray(cat.categories.astype(str).str.strip(), dtype=object)
     categories = np.unique(names[names != ""]) if len(names) else names
