@@ -60,6 +60,7 @@ import pandas as pd
 from scipy import special
 
 from analysis._common import jsonable_float as _num
+from analysis.longreads import text_ids
 
 Weights = Literal["none", "linear", "quadratic"]
 WEIGHTS: tuple[str, ...] = ("none", "linear", "quadratic")
@@ -362,7 +363,7 @@ def _validate(frame: pd.DataFrame) -> pd.DataFrame:
         raise ValueError("empty rating in the input")
     if f.duplicated(["rater", "item"]).any():
         raise ValueError("a rater rated the same item more than once")
-    f = f.assign(rater=f["rater"].astype(str), item=f["item"].astype(str))
+    f = f.assign(rater=text_ids(f["rater"]), item=text_ids(f["item"]))
     if f["rater"].nunique() < 2:
         raise ValueError("kappa needs at least two raters")
     return f
@@ -406,8 +407,8 @@ def kappa_analysis(
             est = KappaEstimate(math.nan, math.nan, math.nan, math.nan)
             pct = math.nan
         else:
-            table = np.zeros((k, k))
-            np.add.at(table, (wide[a, both], wide[b, both]), 1.0)
+            cells = wide[a, both] * k + wide[b, both]
+            table = np.bincount(cells, minlength=k * k).reshape(k, k).astype(np.float64)
             est = cohen_kappa_table(table, weights=weights, alpha=alpha)
             pct = 100.0 * float(np.trace(table)) / n
         pairs.append(PairAgreement(raters[a], raters[b], n, pct, est))

@@ -65,6 +65,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis._common import jsonable_float as _num
+from analysis.longreads import text_ids
 
 _FLOOR = 1e-4
 STRATA: tuple[str, ...] = ("all", "positive", "negative")
@@ -102,8 +103,9 @@ def _bin_fractions(x: np.ndarray[Any, Any], edges: np.ndarray[Any, Any]) -> np.n
     at_or_above = np.zeros(edges.shape, dtype=np.int64)
     step = max(1, _CHUNK_CELLS // max(1, x.shape[1] * edges.shape[1]))
     for lo in range(0, x.shape[0], step):
-        block = x[lo : lo + step, :, None] >= edges[lo : lo + step, None, :]
-        at_or_above[lo : lo + step] = block.sum(axis=1)
+        # row x edge x value: each count runs along the contiguous last axis
+        block = x[lo : lo + step, None, :] >= edges[lo : lo + step, :, None]
+        at_or_above[lo : lo + step] = np.count_nonzero(block, axis=2)
     n = x.shape[1]
     counts = -np.diff(np.column_stack([np.full(x.shape[0], n), at_or_above, np.zeros(x.shape[0])]))
     return np.asarray(counts / n, dtype=np.float64)
@@ -249,12 +251,12 @@ def case_scores(long: pd.DataFrame, *, by: str = "site") -> pd.DataFrame:
     missing = [c for c in needed if c not in long.columns]
     if missing:
         raise ValueError(f"missing column(s): {', '.join(missing)}")
-    f = long.loc[:, list(needed)].copy()
+    f = long.loc[:, list(needed)]
     f["ai_probability"] = pd.to_numeric(f["ai_probability"], errors="coerce")
     f["truth"] = pd.to_numeric(f["truth"], errors="coerce")
     f = f[f["ai_probability"].notna()]
     for col in ("case", "finding", by):
-        f[col] = f[col].astype(str)
+        f[col] = text_ids(f[col])
     return f.drop_duplicates(subset=["finding", "case"]).reset_index(drop=True)
 
 

@@ -47,8 +47,42 @@ def check_columns(long: pd.DataFrame) -> None:
         raise ValueError(f"missing column(s): {', '.join(missing)}")
 
 
+def _stripped_ids(values: pd.Series) -> pd.Categorical:
+    """IDs as text without surrounding blanks, a categorical of the observed IDs as sorted
+    categories; missing where the ID is missing or blank.
+
+    Each distinct value is converted and stripped once (a million rows hold a few thousand
+    IDs), and the analyses group and compare the small integer codes instead of strings.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cat = values.array.remove_unused_categories()
+    else:
+        cat = pd.Categorical(values)
+    names = np.asarray(cat.categories.astype(str).str.strip(), dtype=object)
+    categories = np.unique(names[names != ""]) if len(names) else names
+    at = np.searchsorted(categories, names) if len(categories) else np.zeros(len(names), int)
+    remap = np.where(names != "", at, -1)
+    codes = np.asarray(cat.codes)
+    new_codes = np.where(codes >= 0, remap[codes] if len(remap) else -1, -1)
+    return pd.Categorical.from_codes(new_codes, categories=pd.Index(categories, dtype="str"))
+
+
+def text_ids(values: pd.Series) -> pd.Series:
+    """IDs as text: a categorical of text categories as it is (grouping and comparing use its
+    small integer codes), any other column converted with ``astype(str)``."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(
+        values.cat.categories
+    ):
+        return values
+    return values.astype(str)
+
+
 def check_long_frame(long: pd.DataFrame) -> pd.DataFrame:
     """Validate the long reads frame; return a copy with typed columns.
+
+    ``reader``, ``case``, ``arm`` and ``finding`` come back as categoricals of their stripped
+    text (categories sorted), ``truth`` and ``call`` as integers, ``confidence`` and
+    ``ai_probability`` as floats; the other columns are the caller's, shared, not copied.
 
     Raises
     ------
@@ -61,12 +95,13 @@ def check_long_frame(long: pd.DataFrame) -> pd.DataFrame:
     check_columns(long)
     if len(long) == 0:
         raise ValueError("no data rows")
-    f = long.copy()
+    f = long.copy(deep=False)  # copy-on-write: the caller's frame keeps its columns
     for col in ("reader", "case", "arm", "finding"):
-        empty = f[col].isna() | (f[col].astype(str).str.strip() == "")
+        ids = _stripped_ids(f[col])
+        empty = pd.Series(ids.isna(), index=f.index)
         if empty.any():
             raise ValueError(f"empty {col} in data row {_data_row(f, empty)}")
-        f[col] = f[col].astype(str).str.strip()
+        f[col] = ids
     for col in ("truth", "call"):
         values = pd.to_numeric(f[col], errors="coerce")
         bad = ~values.isin([0, 1])
@@ -85,7 +120,9 @@ def check_long_frame(long: pd.DataFrame) -> pd.DataFrame:
         )
     f["confidence"] = conf.astype(np.float64)
     prob = pd.to_numeric(f["ai_probability"], errors="coerce")
-    given = f["ai_probability"].notna() & (f["ai_probability"].astype(str).str.strip() != "")
+    given = f["ai_probability"].notna()
+    if f["ai_probability"].dtype.kind not in "fiub":  # text: a blank is no probability
+        given &= f["ai_probability"].astype(str).str.strip() != ""
     bad = prob.isna() & given
     if bad.any():
         raise ValueError(

@@ -190,9 +190,10 @@ def mrmc_frame(long: pd.DataFrame, finding: str) -> pd.DataFrame:
     g = long[(long["finding"] == finding) & long["arm"].isin(ARMS)]
     frame = pd.DataFrame(
         {
-            "reader": g["reader"].to_numpy(),
-            "treatment": g["arm"].to_numpy(),
-            "case": g["case"].to_numpy(),
+            # The validated frame's categoricals stay categoricals (codes, not strings).
+            "reader": g["reader"].array,
+            "treatment": g["arm"].array,
+            "case": g["case"].array,
             "truth": g["truth"].to_numpy(),
             "rating": g["confidence"].to_numpy(dtype=np.float64),
         }
@@ -320,7 +321,8 @@ def analyze_checked(
             f"({', '.join(readers.included) or 'none'}); left out: "
             + "; ".join(f"{r} {why}" for r, why in readers.excluded)
         )
-    cc = f[f["reader"].isin(readers.included)]
+    complete = f["reader"].isin(readers.included)
+    cc = f if complete.all() else f[complete]  # no copy when every reader has finished
     has_arms = set(ARMS) <= set(cc["arm"])
     if not has_arms:
         notes.append(

@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import special
 
 from analysis._common import jsonable_float as _num
+from analysis.longreads import text_ids
 
 SUBGROUPS: tuple[str, ...] = ("site", "manufacturer", "modality")
 _NEEDED = ("reader", "case", "arm", "finding", "truth", "confidence", "ai_probability")
@@ -216,28 +217,35 @@ def _versus_readers(
     read_by_all = un.groupby("case")["reader"].nunique()
     keep = read_by_all.index[read_by_all == n_readers].intersection(with_ai)
     un = un[un["case"].isin(keep)]
-    readers = np.asarray(pd.unique(un["reader"]))
     ai = cases.loc[keep]
-    ai_rows = pd.DataFrame(
+    # The AI as one more "reader" per reader (its rating of each case) beside their unassisted
+    # reads, built from integer codes: the IDs stay categoricals, no string per row.
+    reader_ids, case_ids = pd.Categorical(un["reader"]), pd.Categorical(un["case"])
+    readers = pd.unique(reader_ids)  # in order of appearance
+    ai_cases = case_ids.categories.get_indexer(ai.index)
+    n_ai = len(readers) * len(ai)
+    both = pd.DataFrame(
         {
-            "reader": np.repeat(readers, len(ai)),
-            "treatment": "AI",
-            "case": np.tile(ai.index.to_numpy(), len(readers)),
-            "truth": np.tile(ai["truth"].to_numpy(), len(readers)),
-            "rating": np.tile(ai["ai_probability"].to_numpy(), len(readers)),
-        }
-    )
-    reader_rows = pd.DataFrame(
-        {
-            "reader": un["reader"].to_numpy(),
-            "treatment": "unassisted",
-            "case": un["case"].to_numpy(),
-            "truth": un["truth"].to_numpy(),
-            "rating": pd.to_numeric(un["confidence"]).to_numpy(dtype=np.float64),
+            "reader": pd.Categorical.from_codes(
+                np.r_[np.repeat(readers.codes, len(ai)), reader_ids.codes],
+                dtype=reader_ids.dtype,
+            ),
+            "treatment": pd.Categorical.from_codes(
+                np.r_[np.zeros(n_ai, np.int8), np.ones(len(un), np.int8)],
+                categories=pd.Index(["AI", "unassisted"], dtype="str"),
+            ),
+            "case": pd.Categorical.from_codes(
+                np.r_[np.tile(ai_cases, len(readers)), case_ids.codes], dtype=case_ids.dtype
+            ),
+            "truth": np.r_[np.tile(ai["truth"].to_numpy(), len(readers)), un["truth"].to_numpy()],
+            "rating": np.r_[
+                np.tile(ai["ai_probability"].to_numpy(dtype=np.float64), len(readers)),
+                pd.to_numeric(un["confidence"]).to_numpy(dtype=np.float64),
+            ],
         }
     )
     try:
-        res = or_analysis(pd.concat([ai_rows, reader_rows], ignore_index=True), alpha=alpha)
+        res = or_analysis(both, alpha=alpha)
     except ValueError as error:
         return None, str(error)
     d = res.differences[0]
@@ -291,14 +299,15 @@ def ai_standalone(
     missing = [c for c in _NEEDED if c not in long.columns]
     if missing:
         raise ValueError(f"missing column(s): {', '.join(missing)}")
-    reads = long.copy()
+    present = [g for g in subgroups if g in long.columns]
+    # Only the columns used here, so the per finding type splits copy nothing else.
+    reads = long.loc[:, list(dict.fromkeys([*_NEEDED, *present]))]
     for col in ("reader", "case", "arm", "finding"):
-        reads[col] = reads[col].astype(str)
+        reads[col] = text_ids(reads[col])
     reads["ai_probability"] = pd.to_numeric(reads["ai_probability"], errors="coerce")
     reads["truth"] = pd.to_numeric(reads["truth"], errors="coerce")
     if not reads["truth"].isin([0, 1]).all():
         raise ValueError("truth must be 0 or 1 in every row")
-    present = [g for g in subgroups if g in reads.columns]
     out = []
     for finding, g in reads.groupby("finding", sort=False):
         fin = str(finding)

@@ -124,7 +124,8 @@ def analyze_study(
     protocol = dict(protocol or {})
     coverage, notes = _coverage(long, protocol.get("finding_types", []))
     protocol["finding_types"] = coverage
-    usable = long[long["truth"].notna()]
+    has_truth = long["truth"].notna()
+    usable = long if has_truth.all() else long[has_truth]
     if len(usable) < len(long):
         notes.append(f"{len(long) - len(usable)} rows without ground truth left out")
     if usable.empty:
@@ -146,7 +147,8 @@ def analyze_study(
     except ValueError as error:
         notes.append(f"AI score drift skipped: {error}")
     progress(80, "figures")
-    included = usable[usable["reader"].isin(result.readers.included)]
+    complete = usable["reader"].isin(result.readers.included)
+    included = usable if complete.all() else usable[complete]
     who = f"{len(result.readers.included)} complete-case readers"
     for finding in result.findings if len(included) else ():
         figs.append(

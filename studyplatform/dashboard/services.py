@@ -34,8 +34,12 @@ def _set_progress(analysis_id: int, percent: int, stage: str) -> None:
     AnalysisResult.objects.filter(pk=analysis_id).update(progress=percent, stage=stage[:100])
 
 
-def run_analysis(*, analysis_id: int) -> AnalysisResult:
-    """Compute the analysis of one AnalysisResult row; idempotent (a finished one is kept)."""
+def run_analysis(*, analysis_id: int, complete: list[str] | None = None) -> AnalysisResult:
+    """Compute the analysis of one AnalysisResult row; idempotent (a finished one is kept).
+
+    ``complete``: the study's complete readers when the caller has just read them for the
+    row's key (:func:`analysis_for`); ``None`` reads them again (a worker).
+    """
     row = AnalysisResult.objects.select_related("study").get(pk=analysis_id)
     if row.status == AnalysisStatus.DONE:
         return row
@@ -56,7 +60,7 @@ def run_analysis(*, analysis_id: int) -> AnalysisResult:
                 "sha256": protocol.sha256,
                 "finding_types": protocol.finding_types,
             },
-            complete_readers=complete_readers(study),
+            complete_readers=complete_readers(study) if complete is None else complete,
             progress=lambda percent, stage: _set_progress(row.pk, percent, stage),
         )
     except ValueError as error:  # the data cannot be analysed (yet): say why
@@ -87,9 +91,10 @@ def run_analysis(*, analysis_id: int) -> AnalysisResult:
     return row
 
 
-def _long_rows(study: Study) -> int:
-    n_reads = ReadFinding.objects.filter(read__assignment__session__study=study).count()
-    return n_reads
+def _long_rows(study: Study, limit: int) -> int:
+    """The study's read findings, counted up to ``limit + 1`` (enough to compare with it)."""
+    rows = ReadFinding.objects.filter(read__assignment__session__study=study).order_by()
+    return rows[: limit + 1].count()
 
 
 def analysis_version(study: Study) -> str:
@@ -100,21 +105,33 @@ def analysis_version(study: Study) -> str:
     the same reads, so the protocol's digest is part of the key; so does a new assignment that
     leaves a reader unfinished (the complete-case analysis then leaves them out).
     """
-    complete = ",".join(complete_readers(study))
-    key = f"{data_version(study)}|protocol:{protocol_in_force(study).sha256}|complete:{complete}"
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return _version(study)[0]
 
 
-def analysis_for(*, study: Study, inline_rows: int | None = None) -> AnalysisResult:
+def _version(study: Study) -> tuple[str, list[str]]:
+    """:func:`analysis_version` and the complete readers it keys."""
+    complete = complete_readers(study)
+    key = (
+        f"{data_version(study)}|protocol:{protocol_in_force(study).sha256}"
+        f"|complete:{','.join(complete)}"
+    )
+    return hashlib.sha256(key.encode("utf-8")).hexdigest(), complete
+
+
+def analysis_for(
+    *, study: Study, inline_rows: int | None = None, inline: bool = False
+) -> AnalysisResult:
     """The analysis of the study's current data: cached, computed now (small), or queued.
 
-    A small study is analysed in the call; a large one gets a pending row and a worker task
-    (the page polls its progress). Two concurrent calls create one row and one task.
+    A small study (up to ``inline_rows`` long rows, default ``INLINE_ROWS``) is analysed in
+    the call, and so is any study with ``inline`` (the management commands); a large one gets a
+    pending row and a worker task (the page polls its progress). Two concurrent calls create
+    one row and one task.
     """
     from studyplatform.celery import enqueue
     from studyplatform.dashboard.tasks import analyze_study
 
-    version = analysis_version(study)
+    version, complete = _version(study)
     existing = AnalysisResult.objects.filter(study=study, data_version=version).first()
     if existing is not None:
         return existing
@@ -123,8 +140,9 @@ def analysis_for(*, study: Study, inline_rows: int | None = None) -> AnalysisRes
             row = AnalysisResult.objects.create(study=study, data_version=version)
     except IntegrityError:  # a concurrent request created it first
         return AnalysisResult.objects.get(study=study, data_version=version)
-    if _long_rows(study) <= (INLINE_ROWS if inline_rows is None else inline_rows):
-        return run_analysis(analysis_id=row.pk)
+    limit = INLINE_ROWS if inline_rows is None else inline_rows
+    if inline or _long_rows(study, limit) <= limit:
+        return run_analysis(analysis_id=row.pk, complete=complete)
     enqueue(analyze_study, analysis_id=row.pk)
     return row
 

@@ -347,3 +347,30 @@ def test_drift_is_shown_as_a_test_with_the_psi_interval_apart(long: pd.DataFrame
             f"{raw['psi_ci_lower']:.3f}\u2013{raw['psi_ci_upper']:.3f}"
         )
         assert raw["level"] == "stable" or raw["ks_p_adjusted"] <= 0.05
+
+
+def test_padded_or_categorical_ids_give_the_analysis_of_plain_text(long: pd.DataFrame) -> None:
+    # The validated frame keeps IDs as categoricals of their stripped text: blanks around an
+    # ID, a categorical with unsorted or unused categories, or both, change nothing.
+    plain = report_dict(long)
+    padded = long.assign(**{c: " " + long[c].astype(str) + "  " for c in ("reader", "case")})
+    shuffled = {
+        c: pd.Categorical(
+            long[c].astype(str),
+            categories=[*sorted(set(long[c].astype(str)), reverse=True), "never-read"],
+        )
+        for c in ("reader", "case", "arm", "finding")
+    }
+    assert report_dict(padded) == plain
+    assert report_dict(long.assign(**shuffled)) == plain
+    assert report_dict(padded.assign(arm=shuffled["arm"])) == plain
+
+
+def test_a_blank_id_names_its_data_row(long: pd.DataFrame) -> None:
+    blank = long.assign(case=long["case"].astype(str))
+    blank.loc[blank.index[3], "case"] = "   "
+    with pytest.raises(ValueError, match=r"^empty case in data row 4$"):
+        analyze_long_frame(blank)
+    categorical = blank.assign(case=blank["case"].astype("category"))
+    with pytest.raises(ValueError, match=r"^empty case in data row 4$"):
+        analyze_long_frame(categorical)

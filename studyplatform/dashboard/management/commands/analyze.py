@@ -31,7 +31,7 @@ class Command(BaseCommand):
         study = Study.objects.filter(slug=options["study"]).first()
         if study is None:
             raise CommandError(f"no study {options['study']!r}")
-        row = services.analysis_for(study=study, inline_rows=10**12)
+        row = services.analysis_for(study=study, inline=True)
         services.record_interim_view(user=None, study=study, what="manage.py analyze")
         if row.status != AnalysisStatus.DONE or row.result is None:
             raise CommandError(f"the analysis could not run: {row.error or row.status}")

@@ -38,7 +38,7 @@ class Command(BaseCommand):
         fmt = options["fmt"]
         analysis = None
         if fmt in ("json", "html"):
-            row = services.analysis_for(study=study, inline_rows=10**12)
+            row = services.analysis_for(study=study, inline=True)
             if row.status != AnalysisStatus.DONE:
                 raise CommandError(f"the analysis could not run: {row.error or row.status}")
             analysis = {"study": study.slug, "data_version": row.data_version, **(row.result or {})}
