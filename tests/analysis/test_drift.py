@@ -87,6 +87,28 @@ def test_psi_rows_equals_psi_row_by_row_with_ties_and_empty_bins() -> None:
     np.testing.assert_allclose(psi_rows(ref, new, 10), expected, rtol=0, atol=1e-12)
 
 
+def test_psi_rows_is_bit_for_bit_the_count_over_unsorted_rows_with_ties_and_nans() -> None:
+    # psi_rows sorts each row and binary-searches it; the direct computation counts, on the
+    # rows as drawn, the values at or above each edge of np.quantile's unsorted-row edges
+    rng = np.random.default_rng(11)
+    ref = np.round(rng.uniform(size=(300, 40)), 1)
+    new = np.round(rng.beta(2, 3, size=(300, 33)), 1)
+    ref[3, 7] = new[5, 0] = new[5, 9] = np.nan  # a NaN edge row and a sample with NaNs
+    edges = np.quantile(ref, np.linspace(0, 1, 11)[1:-1], axis=1).T
+
+    def fractions(x: np.ndarray) -> np.ndarray:
+        above = (x[:, None, :] >= edges[:, :, None]).sum(axis=2)
+        n = x.shape[1]
+        counts = -np.diff(np.column_stack([np.full(len(x), n), above, np.zeros(len(x))]))
+        return np.ascontiguousarray(counts / n)  # row sums in the same order as psi_rows's
+
+    qf, pf = np.maximum(fractions(ref), 1e-4), np.maximum(fractions(new), 1e-4)
+    expected = np.sum((pf - qf) * np.log(pf / qf), axis=1)
+    got = psi_rows(ref, new, 10)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(psi_rows(ref[:, ::-1], rng.permuted(new, axis=1), 10), got)
+
+
 def test_no_shift_at_20_cases_per_site_flags_nothing_where_the_psi_rule_fired() -> None:
     for seed in range(5):
         result = score_drift(_sites(seed, {s: 0.0 for s in "abcde"}), n_boot=100)
