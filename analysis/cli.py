@@ -16,7 +16,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 EXIT_INPUT_ERROR = 2
 
@@ -40,6 +40,20 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def _print_json(data: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(data, allow_nan=False) + "\n")
+
+
+class _Result(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+    def to_text(self) -> str: ...
+
+
+def _print_result(result: _Result, *, as_json: bool) -> int:
+    """Print a result as one JSON object or as its readable table; exit status 0."""
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        sys.stdout.write(result.to_text())
+    return 0
 
 
 # -- mrmc ---------------------------------------------------------------------------------------
@@ -67,11 +81,7 @@ def _run_mrmc(args: argparse.Namespace) -> int:
         factors=args.factors,
         alpha=args.alpha,
     )
-    if args.json:
-        _print_json(result.to_dict())
-    else:
-        sys.stdout.write(result.to_text())
-    return 0
+    return _print_result(result, as_json=args.json)
 
 
 # -- dbm ----------------------------------------------------------------------------------------
@@ -94,11 +104,7 @@ def _run_dbm(args: argparse.Namespace) -> int:
     result = dbm_analysis(
         read_mrmc_csv(args.file), metric=args.metric, factors=args.factors, alpha=args.alpha
     )
-    if args.json:
-        _print_json(result.to_dict())
-    else:
-        sys.stdout.write(result.to_text())
-    return 0
+    return _print_result(result, as_json=args.json)
 
 
 # -- imrmc --------------------------------------------------------------------------------------
@@ -117,11 +123,7 @@ def _run_imrmc(args: argparse.Namespace) -> int:
     from analysis.mrmc import imrmc_analysis
 
     result = imrmc_analysis(read_mrmc_csv(args.file), alpha=args.alpha)
-    if args.json:
-        _print_json(result.to_dict())
-    else:
-        sys.stdout.write(result.to_text())
-    return 0
+    return _print_result(result, as_json=args.json)
 
 
 # -- kappa --------------------------------------------------------------------------------------
@@ -137,11 +139,7 @@ def _run_kappa(args: argparse.Namespace) -> int:
     from analysis.agreement import kappa_analysis, read_kappa_csv
 
     result = kappa_analysis(read_kappa_csv(args.file), weights=args.weights)
-    if args.json:
-        _print_json(result.to_dict())
-    else:
-        sys.stdout.write(result.to_text())
-    return 0
+    return _print_result(result, as_json=args.json)
 
 
 # -- report -------------------------------------------------------------------------------------
