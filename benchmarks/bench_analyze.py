@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from bigstudy import FINDINGS, ROOT, SLUG, build, setup_django
+from bigstudy import FINDINGS, ROOT, add_study_arguments, build, setup_django
 
 # (label, module, function): a stage is every call of that function, timed in the process.
 STAGES: tuple[tuple[str, str, str], ...] = (
@@ -200,10 +200,7 @@ def report_view(slug: str, arrivals: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readers", type=int, default=50)
-    parser.add_argument("--cases", type=int, default=5000)
-    parser.add_argument("--findings", type=int, default=2, choices=range(1, len(FINDINGS) + 1))
-    parser.add_argument("--slug", default=SLUG)
+    add_study_arguments(parser)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--no-stages", action="store_true", help="skip the timed run")
     parser.add_argument("--timed-child", action="store_true", help=argparse.SUPPRESS)

@@ -229,12 +229,17 @@ def build(
     return study
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    """The size and slug of the study to build: ``--readers --cases --findings --slug``."""
     parser.add_argument("--readers", type=int, default=50)
     parser.add_argument("--cases", type=int, default=5000)
     parser.add_argument("--findings", type=int, default=2, choices=range(1, len(FINDINGS) + 1))
     parser.add_argument("--slug", default=SLUG)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_study_arguments(parser)
     args = parser.parse_args()
     setup_django()
     build(args.readers, args.cases, FINDINGS[: args.findings], args.slug)
