@@ -147,8 +147,7 @@ def analyze_study(
     except ValueError as error:
         notes.append(f"AI score drift skipped: {error}")
     progress(80, "figures")
-    complete = usable["reader"].isin(result.readers.included)
-    included = usable if complete.all() else usable[complete]
+    included = result.readers.reads(usable)
     who = f"{len(result.readers.included)} complete-case readers"
     for finding in result.findings if len(included) else ():
         figs.append(
