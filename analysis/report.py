@@ -100,6 +100,11 @@ class ReaderSelection:
             "rule": self.rule,
         }
 
+    def reads(self, long: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``long`` read by the included readers (``long`` itself when all are)."""
+        complete = long["reader"].isin(self.included)
+        return long if complete.all() else long[complete]
+
 
 @dataclass(frozen=True)
 class ReportResult:
@@ -321,8 +326,7 @@ def analyze_checked(
             f"({', '.join(readers.included) or 'none'}); left out: "
             + "; ".join(f"{r} {why}" for r, why in readers.excluded)
         )
-    complete = f["reader"].isin(readers.included)
-    cc = f if complete.all() else f[complete]  # no copy when every reader has finished
+    cc = readers.reads(f)  # no copy when every reader has finished
     has_arms = set(ARMS) <= set(cc["arm"])
     if not has_arms:
         notes.append(

@@ -61,6 +61,11 @@ def _coverage(
     return rows, notes
 
 
+def _finding_codes(long: pd.DataFrame) -> list[str]:
+    """The finding types of a not yet validated long frame, in order of appearance."""
+    return [str(x) for x in pd.unique(long["finding"].astype(str).str.strip())]
+
+
 def file_protocol(
     long: pd.DataFrame, *, significant: Sequence[str] | None, thresholds: dict[str, float]
 ) -> dict[str, Any]:
@@ -68,7 +73,6 @@ def file_protocol(
 
     Only the platform knows a study's protocol version and digest; from a file they are ``None``.
     """
-    codes = [str(x) for x in pd.unique(long["finding"].astype(str).str.strip())]
     return {
         "version": None,
         "sha256": None,
@@ -79,7 +83,7 @@ def file_protocol(
                 "clinically_significant": significant is None or c in significant,
                 "ai_threshold": thresholds.get(c),
             }
-            for c in codes
+            for c in _finding_codes(long)
         ],
     }
 
@@ -147,8 +151,7 @@ def analyze_study(
     except ValueError as error:
         notes.append(f"AI score drift skipped: {error}")
     progress(80, "figures")
-    complete = usable["reader"].isin(result.readers.included)
-    included = usable if complete.all() else usable[complete]
+    included = result.readers.reads(usable)
     who = f"{len(result.readers.included)} complete-case readers"
     for finding in result.findings if len(included) else ():
         figs.append(
@@ -221,8 +224,7 @@ def analyze_file(
     """
     check_ai_threshold(ai_threshold)
     check_columns(long)
-    codes = [str(x) for x in pd.unique(long["finding"].astype(str).str.strip())]
-    thresholds = {c: float(ai_threshold) for c in codes}
+    thresholds = {c: float(ai_threshold) for c in _finding_codes(long)}
     return analyze_study(
         long,
         significant=significant,
