@@ -63,6 +63,7 @@ from scipy import special
 from analysis._common import jsonable_float as _num
 from analysis.case_clustered import (
     clustered_proportion,
+    compact_codes,
     gee_logit_exchangeable,
     or_pooled_proportion,
 )
@@ -303,16 +304,10 @@ def _check(long: pd.DataFrame) -> _Reads:
 
 def _crossing_error(reads: _Reads) -> str | None:
     """Why the OR analysis cannot run on these reads (None when fully crossed)."""
-    n_findings = len(reads.findings)
-    unit_raw = reads.case * n_findings + reads.finding
-    present = np.bincount(unit_raw) > 0
-    unit = (np.cumsum(present) - 1)[unit_raw]
-    n_units = int(present.sum())
-    reader_present = np.bincount(reads.reader, minlength=len(reads.readers)) > 0
-    r_index = np.cumsum(reader_present) - 1
-    readers = [name for name, p in zip(reads.readers, reader_present, strict=True) if p]
-    r = len(readers)
-    cell = (reads.assisted.astype(np.int64) * r + r_index[reads.reader]) * n_units + unit
+    unit, n_units = compact_codes(reads.case * len(reads.findings) + reads.finding)
+    reader, r = compact_codes(reads.reader)
+    readers = [reads.readers[code] for code in np.unique(reads.reader)]
+    cell = (reads.assisted.astype(np.int64) * r + reader) * n_units + unit
     counts = np.bincount(cell, minlength=2 * r * n_units).reshape(2, r, n_units)
     if np.any(counts > 1):
         i, j, _ = np.argwhere(counts > 1)[0]
