@@ -67,6 +67,7 @@ from analysis.case_clustered import (
     gee_logit_exchangeable,
     or_pooled_proportion,
 )
+from analysis.mrmc.results import SingleTreatment
 
 ARMS: tuple[str, str] = ("unassisted", "assisted")
 Kind = Literal["missed", "false_positive"]
@@ -328,7 +329,7 @@ def _crossing_error(reads: _Reads) -> str | None:
 
 
 def _arm_rate(
-    arm: str, event: NDArray[np.bool_], case: IntArray, or_arm: Any, alpha: float
+    arm: str, event: NDArray[np.bool_], case: IntArray, or_arm: SingleTreatment | None, alpha: float
 ) -> ArmRate:
     n, events = int(event.size), int(event.sum())
     if or_arm is not None:
@@ -364,7 +365,7 @@ def _rate_analysis(reads: _Reads, kind: Kind, crossing: str | None, alpha: float
     event = sub.call != truth_value
     or_diff: Comparison | None = None
     or_error = crossing
-    or_arms: tuple[Any, Any] = (None, None)
+    or_arms: tuple[SingleTreatment | None, SingleTreatment | None] = (None, None)
     if or_error is None:
         try:
             res = or_pooled_proportion(
