@@ -80,7 +80,7 @@ class GeeFit:
     iterations: int
 
 
-def _compact(codes: IntArray) -> tuple[IntArray, int]:
+def compact_codes(codes: IntArray) -> tuple[IntArray, int]:
     """Codes renumbered 0..n-1 over the values present (order kept), and n."""
     present = np.bincount(codes) > 0
     index = np.cumsum(present) - 1
@@ -111,7 +111,7 @@ def clustered_proportion(
     if n == 0:
         return math.nan, math.nan, math.nan
     p = float(event.mean())
-    codes, k = _compact(cluster)
+    codes, k = compact_codes(cluster)
     if k < 2:
         return p, math.nan, math.nan
     n_k = np.bincount(codes, minlength=k).astype(np.float64)
@@ -155,8 +155,8 @@ def or_pooled_proportion(
     ValueError
         Fewer than two readers or two cases, or a reader without reads in an arm.
     """
-    j, r = _compact(reader)
-    k, n_cases = _compact(case)
+    j, r = compact_codes(reader)
+    k, n_cases = compact_codes(case)
     if r < 2:
         raise ValueError(f"need at least 2 readers, got {r}")
     if n_cases < 2:
@@ -233,7 +233,7 @@ def gee_logit_exchangeable(
     ValueError
         No observation, or no events or all events in an arm (not estimable).
     """
-    codes, k = _compact(cluster)
+    codes, k = compact_codes(cluster)
     xi = x.astype(np.int64)
     cell = codes * 2 + xi
     n = np.bincount(cell, minlength=2 * k).astype(np.float64).reshape(k, 2)

@@ -63,9 +63,11 @@ from scipy import special
 from analysis._common import jsonable_float as _num
 from analysis.case_clustered import (
     clustered_proportion,
+    compact_codes,
     gee_logit_exchangeable,
     or_pooled_proportion,
 )
+from analysis.mrmc.results import SingleTreatment
 
 ARMS: tuple[str, str] = ("unassisted", "assisted")
 Kind = Literal["missed", "false_positive"]
@@ -303,16 +305,10 @@ def _check(long: pd.DataFrame) -> _Reads:
 
 def _crossing_error(reads: _Reads) -> str | None:
     """Why the OR analysis cannot run on these reads (None when fully crossed)."""
-    n_findings = len(reads.findings)
-    unit_raw = reads.case * n_findings + reads.finding
-    present = np.bincount(unit_raw) > 0
-    unit = (np.cumsum(present) - 1)[unit_raw]
-    n_units = int(present.sum())
-    reader_present = np.bincount(reads.reader, minlength=len(reads.readers)) > 0
-    r_index = np.cumsum(reader_present) - 1
-    readers = [name for name, p in zip(reads.readers, reader_present, strict=True) if p]
-    r = len(readers)
-    cell = (reads.assisted.astype(np.int64) * r + r_index[reads.reader]) * n_units + unit
+    unit, n_units = compact_codes(reads.case * len(reads.findings) + reads.finding)
+    reader, r = compact_codes(reads.reader)
+    readers = [reads.readers[code] for code in np.unique(reads.reader)]
+    cell = (reads.assisted.astype(np.int64) * r + reader) * n_units + unit
     counts = np.bincount(cell, minlength=2 * r * n_units).reshape(2, r, n_units)
     if np.any(counts > 1):
         i, j, _ = np.argwhere(counts > 1)[0]
@@ -333,7 +329,7 @@ def _crossing_error(reads: _Reads) -> str | None:
 
 
 def _arm_rate(
-    arm: str, event: NDArray[np.bool_], case: IntArray, or_arm: Any, alpha: float
+    arm: str, event: NDArray[np.bool_], case: IntArray, or_arm: SingleTreatment | None, alpha: float
 ) -> ArmRate:
     n, events = int(event.size), int(event.sum())
     if or_arm is not None:
@@ -369,7 +365,7 @@ def _rate_analysis(reads: _Reads, kind: Kind, crossing: str | None, alpha: float
     event = sub.call != truth_value
     or_diff: Comparison | None = None
     or_error = crossing
-    or_arms: tuple[Any, Any] = (None, None)
+    or_arms: tuple[SingleTreatment | None, SingleTreatment | None] = (None, None)
     if or_error is None:
         try:
             res = or_pooled_proportion(

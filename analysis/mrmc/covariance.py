@@ -227,15 +227,18 @@ def metric_and_covariance(
     t, r, _ = design.ratings.shape
     if design.n_positive < 2 or design.n_negative < 2:
         raise ValueError("need at least 2 positive and 2 negative cases")
-    values, loo = leave_one_out(design, metric)
-    if cov == "jackknife":
-        covariance = jackknife_covariance(loo)
-    elif not design.fully_paired:
-        covariance = unbiased_covariance_partial(design)
-    else:
-        place = placement_values(design.ratings.reshape(t * r, -1), design.truth)
-        if cov == "delong":
-            covariance = delong_covariance(place)
+    if cov == "jackknife" or not design.fully_paired:
+        values, loo = leave_one_out(design, metric)
+        if cov == "jackknife":
+            covariance = jackknife_covariance(loo)
         else:
-            covariance = unbiased_covariance(design.ratings.reshape(t * r, -1), design.truth, place)
-    return values.reshape(t, r), covariance
+            covariance = unbiased_covariance_partial(design)
+        return values.reshape(t, r), covariance
+    # Fully paired AUC: the placement values give the metric and both closed-form covariances.
+    rows = design.ratings.reshape(t * r, -1)
+    place = placement_values(rows, design.truth)
+    if cov == "delong":
+        covariance = delong_covariance(place)
+    else:
+        covariance = unbiased_covariance(rows, design.truth, place)
+    return place.auc.reshape(t, r), covariance
