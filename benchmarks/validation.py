@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from statsmodels.stats.proportion import proportion_confint
-
+from analysis import standalone
 from analysis.simulate import simulate_roe_metz
 
 if TYPE_CHECKING:
@@ -24,9 +23,9 @@ if TYPE_CHECKING:
 
 
 def wilson(successes: int, n: int) -> tuple[float, float]:
-    """95% Wilson interval of the proportion ``successes / n`` (statsmodels)."""
-    lower, upper = proportion_confint(successes, n, alpha=0.05, method="wilson")
-    return float(lower), float(upper)
+    """95% Wilson interval of the proportion ``successes / n`` (NaN when ``n == 0``)."""
+    proportion = standalone.wilson(successes, n)
+    return proportion.ci_lower, proportion.ci_upper
 
 
 def null_study(

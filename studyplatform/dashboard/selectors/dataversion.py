@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from studyplatform.dashboard.selectors.frame import bulk_read_settings
+from studyplatform.dashboard.selectors.frame import bulk_read_settings, copy_out
 from studyplatform.dashboard.selectors.longframe import ANALYSIS_SCHEMA
 from studyplatform.prereads.models import PreReadFinding, PreReadStatus
 from studyplatform.prereads.selectors import PinnedModelError, finding_thresholds, pinned_model
@@ -73,11 +73,8 @@ def _stream(query: Any) -> Iterator[bytes]:
     a server-side cursor. Either form is a fixed function of the values, in the query's order.
     """
     if connection.vendor == "postgresql":
-        sql, params = query.query.get_compiler(using=query.db).as_sql()
-        with connection.cursor() as cursor:
-            raw = cursor.cursor  # psycopg's own cursor: Django's wrapper has no copy()
-            with raw.copy(f"COPY ({sql}) TO STDOUT", params) as copy:
-                yield from (bytes(chunk) for chunk in copy)
+        with copy_out(query) as chunks:
+            yield from chunks
         return
     # In a transaction: outside one, the server-side cursor is declared WITH HOLD and PostgreSQL
     # would materialize the whole result first (see longframe._effective_findings).

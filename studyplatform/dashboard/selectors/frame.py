@@ -79,6 +79,20 @@ def bulk_read_settings() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def copy_out(query: Any, options: str = "") -> Iterator[Iterator[bytes]]:
+    """The rows of a values query as PostgreSQL's ``COPY (query) TO STDOUT`` writes them.
+
+    ``options`` follows ``TO STDOUT`` (e.g. ``" WITH (FORMAT csv)"``); the chunks are read
+    while they stream, inside the ``with`` block only.
+    """
+    sql, params = query.query.get_compiler(using=query.db).as_sql()
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg's own cursor: Django's wrapper has no copy()
+        with raw.copy(f"COPY ({sql}) TO STDOUT{options}", params) as copy:
+            yield (bytes(chunk) for chunk in copy)
+
+
 def _postgresql_reads(study: Study) -> pd.DataFrame:
     """Every read finding of the study as integer columns, through COPY into pandas' reader."""
     query = (
@@ -96,14 +110,11 @@ def _postgresql_reads(study: Study) -> pd.DataFrame:
             "read__assignment_id", "supersedes_or_0", "started_us", "submitted_us",
         )
     )  # fmt: skip
-    sql, params = query.query.get_compiler(using=query.db).as_sql()
-    with bulk_read_settings(), connection.cursor() as cursor:
-        raw = cursor.cursor  # psycopg's own cursor: Django's wrapper has no copy()
-        with raw.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy:
-            stream = io.BufferedReader(_ChunkReader(bytes(chunk) for chunk in copy), 1 << 20)
-            return pd.read_csv(
-                stream, header=None, names=list(_READ_COLUMNS), dtype=np.int64, engine="c"
-            )
+    with bulk_read_settings(), copy_out(query, " WITH (FORMAT csv)") as chunks:
+        stream = io.BufferedReader(_ChunkReader(chunks), 1 << 20)
+        return pd.read_csv(
+            stream, header=None, names=list(_READ_COLUMNS), dtype=np.int64, engine="c"
+        )
 
 
 def _portable_reads(study: Study) -> pd.DataFrame:
