@@ -46,6 +46,7 @@ doi:10.1016/j.acra.2007.12.015
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
@@ -253,7 +254,7 @@ def dbm_analysis_design(
 ) -> DBMResult:
     """:func:`dbm_analysis` on an already validated design."""
     check_options(metric, "jackknife", factors, alpha)
-    t, r, K = design.ratings.shape
+    t, r, _ = design.ratings.shape
     if t < 2:
         raise ValueError(f"need at least 2 treatments, got {t}")
     if r < 2:
@@ -266,8 +267,33 @@ def dbm_analysis_design(
             f"treatment), this one is {design.design} with reads missing: use `python -m "
             "analysis mrmc` (Obuchowski-Rockette, as MRMCaov) or `python -m analysis imrmc`"
         )
-    y = pseudovalues(design, metric)
-    K = y.shape[2]  # the jackknife cases: one truth class for sensitivity or specificity
+    return dbm_inference(
+        pseudovalues(design, metric),
+        treatments=design.treatments,
+        n_positive=design.n_positive,
+        n_negative=design.n_negative,
+        metric=metric,
+        factors=factors,
+        alpha=alpha,
+    )
+
+
+def dbm_inference(
+    y: FloatArray,
+    *,
+    treatments: Sequence[str],
+    n_positive: int,
+    n_negative: int,
+    metric: str,
+    factors: Factors = "RRRC",
+    alpha: float = 0.05,
+) -> DBMResult:
+    """The DBM analysis of any figure of merit from its ``t x r x n`` jackknife pseudovalues.
+
+    ``y[i, j, k] = n theta_ij - (n - 1) theta_ij(-k)`` over the ``n`` jackknife cases (ROC or
+    FROC figures of merit alike); formulas in the module docstring.
+    """
+    t, r, K = y.shape
     ms = anova_mean_squares(y)
     components = DBMVarComponents(
         var_R=(ms.R - ms.TR - ms.RC + ms.TRC) / (t * K),
@@ -296,7 +322,7 @@ def dbm_analysis_design(
         estimate = float(means[a] - means[b])
         differences.append(
             Difference(
-                pair=f"{design.treatments[a]} - {design.treatments[b]}",
+                pair=f"{treatments[a]} - {treatments[b]}",
                 estimate=estimate,
                 se=se,
                 df=df2,
@@ -305,16 +331,16 @@ def dbm_analysis_design(
                 p_value=t_two_sided_p(_ratio(estimate, se), df2),
             )
         )
-    single = {design.treatments[i]: _single_treatment(y[i], factors, alpha) for i in range(t)}
+    single = {treatments[i]: _single_treatment(y[i], factors, alpha) for i in range(t)}
     return DBMResult(
         metric=metric,
         factors=factors,
         alpha=alpha,
         n_readers=r,
         n_cases=K,
-        n_positive=design.n_positive,
-        n_negative=design.n_negative,
-        treatment_value={design.treatments[i]: float(means[i]) for i in range(t)},
+        n_positive=n_positive,
+        n_negative=n_negative,
+        treatment_value={treatments[i]: float(means[i]) for i in range(t)},
         mean_squares=ms,
         var_components=components,
         global_test=global_test,
@@ -352,4 +378,11 @@ def _single_treatment(y: FloatArray, factors: Factors, alpha: float) -> SingleTr
     )
 
 
-__all__ = ["FACTORS", "DBMResult", "dbm_analysis", "dbm_analysis_design", "pseudovalues"]
+__all__ = [
+    "FACTORS",
+    "DBMResult",
+    "dbm_analysis",
+    "dbm_analysis_design",
+    "dbm_inference",
+    "pseudovalues",
+]

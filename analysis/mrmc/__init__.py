@@ -6,7 +6,7 @@ Entry points: :func:`or_analysis` (a data frame in, an :class:`ORResult` out) an
 
 from analysis.mrmc.imrmc import imrmc_analysis
 from analysis.mrmc.imrmc_results import IMRMCDifference, IMRMCResult, IMRMCSingle
-from analysis.mrmc.obuchowski_rockette import or_analysis, or_analysis_design
+from analysis.mrmc.obuchowski_rockette import or_analysis, or_analysis_design, or_inference
 from analysis.mrmc.results import (
     Difference,
     GlobalTest,
@@ -31,4 +31,5 @@ __all__ = [
     "imrmc_analysis",
     "or_analysis",
     "or_analysis_design",
+    "or_inference",
 ]

@@ -65,6 +65,7 @@ doi:10.1117/12.2549075
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from itertools import combinations
 from typing import TYPE_CHECKING, Literal
 
@@ -267,8 +268,51 @@ def or_analysis_design(
     if r < 2:
         raise ValueError(f"need at least 2 readers, got {r}")
     values, covariance = metric_and_covariance(design, metric, cov)
+    return or_inference(
+        values,
+        covariance,
+        treatments=design.treatments,
+        readers=design.readers,
+        design=design.design,
+        n_cases=K,
+        n_positive=design.n_positive,
+        n_negative=design.n_negative,
+        metric=metric,
+        cov=cov,
+        factors=factors,
+        alpha=alpha,
+        notes=design_notes(design),
+    )
+
+
+def or_inference(
+    values: FloatArray,
+    covariance: FloatArray,
+    *,
+    treatments: Sequence[str],
+    readers: Sequence[str],
+    design: Design = "factorial",
+    n_cases: int,
+    n_positive: int,
+    n_negative: int,
+    metric: str,
+    cov: str,
+    factors: Factors = "RRRC",
+    alpha: float = 0.05,
+    notes: tuple[str, ...] = (),
+) -> ORResult:
+    """The OR analysis of any figure of merit from its values and their covariance over cases.
+
+    ``values`` is the ``t x r`` table of a figure of merit (treatments x readers), ``covariance``
+    its ``(t r) x (t r)`` covariance matrix over the population of cases (index ``i r + j``), as
+    :func:`analysis.mrmc.covariance.metric_and_covariance` returns them; any metric (ROC, FROC)
+    with a jackknife, bootstrap or analytic covariance enters the same inference. ``design``
+    zeroes the covariances the design cannot have; ``notes`` are carried into the result.
+    Formulas in the module docstring.
+    """
+    t, r = values.shape
     ms = mean_squares(values)
-    var_error, cov1, cov2, cov3 = _covariance_means(covariance, t, r, design.design)
+    var_error, cov1, cov2, cov3 = _covariance_means(covariance, t, r, design)
     components = variance_components(ms, var_error, cov1, cov2, cov3, t)
     excess = max(cov2 - cov3, 0.0)
 
@@ -299,7 +343,7 @@ def or_analysis_design(
         lower, upper = interval(estimate, se_difference, df2, alpha, clip=False)
         differences.append(
             Difference(
-                pair=f"{design.treatments[a]} - {design.treatments[b]}",
+                pair=f"{treatments[a]} - {treatments[b]}",
                 estimate=estimate,
                 se=se_difference,
                 df=df2,
@@ -310,12 +354,12 @@ def or_analysis_design(
         )
 
     single: dict[str, SingleTreatment] = {
-        design.treatments[i]: _single_treatment(
+        treatments[i]: _single_treatment(
             values[i],
             covariance.reshape(t, r, t, r)[i, :, i, :],
             factors,
             alpha,
-            nested_in_readers=design.design == "cases-nested-in-readers",
+            nested_in_readers=design == "cases-nested-in-readers",
         )
         for i in range(t)
     }
@@ -325,12 +369,12 @@ def or_analysis_design(
         factors=factors,
         alpha=alpha,
         n_readers=r,
-        n_cases=K,
-        n_positive=design.n_positive,
-        n_negative=design.n_negative,
-        treatment_value={design.treatments[i]: float(means[i]) for i in range(t)},
+        n_cases=n_cases,
+        n_positive=n_positive,
+        n_negative=n_negative,
+        treatment_value={treatments[i]: float(means[i]) for i in range(t)},
         reader_value=tuple(
-            ReaderValue(design.treatments[i], design.readers[j], float(values[i, j]))
+            ReaderValue(treatments[i], readers[j], float(values[i, j]))
             for i in range(t)
             for j in range(r)
         ),
@@ -339,8 +383,8 @@ def or_analysis_design(
         differences=tuple(differences),
         single_treatment=single,
         mean_squares=ms,
-        design=design.design,
-        notes=design_notes(design) + degenerate_notes(global_test, differences, single),
+        design=design,
+        notes=notes + degenerate_notes(global_test, differences, single),
     )
 
 
