@@ -167,3 +167,24 @@ def test_dbm_analysis_equals_rjafroc_st(name: str, fom: str, factors: str) -> No
     assert [v.value for v in result.reader_value] == pytest.approx(
         figure_of_merit(data, fom).ravel().tolist()
     )
+
+
+def test_var_tr_is_untruncated_where_rjafroc_truncates_it() -> None:
+    # dataset06, MaxNLF: cov2 < cov3, RJafroc's VarTR = MS_TR - Var + Cov1 + max(Cov2 - Cov3, 0).
+    result = froc_analysis(_data("dataset06"), fom="MaxNLF", method="OR")
+    assert isinstance(result, ORResult)
+    assert result.var_components is not None
+    theirs = GOLDEN["dataset06"]["st"]["MaxNLF/OR/RRRC"]["VarCom"]["VarTR"]["Estimates"]
+    assert theirs == pytest.approx(0.00134660, abs=1e-8)
+    assert result.var_components.var_TR == pytest.approx(0.00131051, abs=1e-8)
+
+
+def test_single_treatment_interval_is_clipped_to_the_range_of_the_figure_of_merit() -> None:
+    hr_se = froc_analysis(_data("simulated"), fom="HrSe", method="OR").single_treatment["2"]
+    theirs = GOLDEN["simulated"]["st"]["HrSe/OR/RRRC"]["ciAvgRdrEachTrt"]["trt2"]["CIUpper"]
+    assert theirs == pytest.approx(1.005687, abs=1e-6)
+    assert hr_se.ci_upper == 1.0
+    # MaxNLF counts marks per normal case: above 1 is in range, below 0 is not.
+    nlf = froc_analysis(_data("dataset06"), fom="MaxNLF", method="OR").single_treatment
+    assert nlf["1"].ci_upper > 1.0
+    assert nlf["2"].ci_lower == 0.0
