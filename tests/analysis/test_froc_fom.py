@@ -79,3 +79,14 @@ def test_figures_of_merit_without_normal_cases_are_refused_as_rjafroc() -> None:
 def test_unknown_figure_of_merit_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown figure of merit 'FROC'"):
         figure_of_merit(_data("dataset05"), "FROC")
+
+
+def test_jackknife_with_one_normal_case_is_refused() -> None:
+    data = _data("dataset05")
+    keep = [0, *range(data.n_normal, len(data.cases))]
+    one_normal = replace(
+        data, cases=tuple(data.cases[k] for k in keep), n_normal=1, nl=data.nl[:, :, keep]
+    )
+    with pytest.raises(ValueError, match="needs at least 2 normal and 2 abnormal cases"):
+        jackknife_values(one_normal, "wAFROC")
+    assert jackknife_values(one_normal, "wAFROC1")[1].shape[-1] == len(keep)
