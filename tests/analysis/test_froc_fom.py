@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from analysis.froc import FrocData
+from analysis.froc import FrocData, read_workbook
 from analysis.froc.fom import FOMS, figure_of_merit, jackknife_cases, jackknife_values, pseudovalues
-from tests.analysis.test_froc_analysis import CASES, GOLDEN, _close, _data, _reorder
+from tests.analysis.test_froc_analysis import CASES, DATA, GOLDEN, _close, _data, _reorder
 
 
 @pytest.mark.parametrize(("name", "fom"), CASES)
@@ -90,3 +90,13 @@ def test_jackknife_with_one_normal_case_is_refused() -> None:
     with pytest.raises(ValueError, match="needs at least 2 normal and 2 abnormal cases"):
         jackknife_values(one_normal, "wAFROC")
     assert jackknife_values(one_normal, "wAFROC1")[1].shape[-1] == len(keep)
+
+
+@pytest.mark.parametrize("fom", FOMS)
+def test_rjafroc_reads_the_project_workbook_as_the_project_does(fom: str) -> None:
+    # RJafroc cannot read names that are not integers: the writer numbers them (READERS etc.).
+    entry = GOLDEN["project_written"]
+    data = read_workbook(DATA / entry["file"])
+    assert data.readers == ("r1", "r2")  # restored from the READERS sheet
+    assert entry["readerID"] == ["1", "2"]
+    _close(figure_of_merit(data, fom), entry["fom"][fom]["values"], fom)
