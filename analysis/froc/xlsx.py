@@ -3,7 +3,7 @@
 An ``.xlsx`` file is a zip of XML parts (ECMA-376 part 1, SpreadsheetML): ``xl/workbook.xml``
 names the sheets, ``xl/_rels/workbook.xml.rels`` maps them to their parts, and
 ``xl/sharedStrings.xml`` holds the text that cells of type ``s`` point to. Reading only the
-values with ``iterparse`` is several times faster than openpyxl's cell objects, which
+values with ``iterparse`` is two to four times faster than openpyxl's cell objects, which
 dominated the time of ``python -m analysis froc`` on large studies (``benchmarks/froc.md``).
 Formulas are not evaluated: a cell holds its cached value, as written by Excel, openpyxl or R.
 """
