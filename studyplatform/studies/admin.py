@@ -1,13 +1,13 @@
 """The coordinators' admin for studies, cases and ground truth.
 
-Fields that must not change once a study is open (design, arms) turn read-only then; so does
-the whole protocol (finding types and their significance and thresholds, scale, rule, model,
-washout, endpoint, margin), which changes only by a signed amendment ("Amend protocol…"). The
-save path refuses a protocol change of an opened study whatever was posted. Image files and
-their hashes are always read-only because they are written by the import. The AI model is pinned
-by choosing a registered model while the study is a draft: its name, version and sha256 are
-copied from the registry, never typed. The seed is drawn by the server and never shown here
-while the study runs (only its SHA-256 commitment).
+Fields that must not change once a study is open (design, arms) turn read-only then; so does the
+whole protocol (finding types and their significance and thresholds, scale, rule, model, washout,
+endpoint, margin, FROC acceptance rule), which changes only by a signed amendment ("Amend
+protocol…"). The save path refuses a protocol change of an opened study whatever was posted. Image
+files and their hashes are always read-only because they are written by the import. The AI model is
+pinned by choosing a registered model while the study is a draft: its name, version and sha256 are
+copied from the registry, never typed. The seed is drawn by the server and never shown here while
+the study runs (only its SHA-256 commitment).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from studyplatform.studies.models import (
     Arm,
     Case,
     FindingType,
+    FrocRule,
     Image,
     MemberRole,
     Site,
@@ -59,6 +60,8 @@ _PROTOCOL_FIELDS = (
     "contradiction_rule",
     "primary_endpoint",
     "ni_margin",
+    "froc_rule",
+    "froc_distance_px",
     "ai_model_name",
     "ai_model_version",
     "ai_model_sha256",
@@ -124,6 +127,12 @@ class StudyAdminForm(forms.ModelForm[Study]):
                 version=study.ai_model_version,
                 sha256=study.ai_model_sha256,
             ).first()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("froc_rule") == FrocRule.DISTANCE and not cleaned.get("froc_distance_px"):
+            self.add_error("froc_distance_px", "The distance rule needs an acceptance distance.")
+        return cleaned
 
 
 @admin.register(Study)
