@@ -1,0 +1,220 @@
+"""Scoring readers' marks against lesion locations: which mark localizes which lesion.
+
+A reader who calls a finding present may mark where it is (the viewer's M key): points
+``(image, x, y)`` in image pixels, ``x`` the column and ``y`` the row. The ground truth may hold,
+per abnormal case, its lesions: ``(lesion, image, x, y, radius)``. This module turns the marks
+into RJafroc's free-response data (Chakraborty 2017, ch. 5):
+
+* a mark **localizes** a lesion on the same case and image when the protocol's acceptance rule
+  holds: ``"inside"``, the mark lies within the lesion's circle (distance to the centre
+  ``<= radius``), or ``"distance"``, within a fixed distance in pixels of the centre (``<=
+  distance``, whatever the radius). Pixels, not millimetres: marks and lesions are both stored in
+  pixels and the platform keeps no pixel spacing, so a rule in millimetres would rest on a value
+  the study does not have.
+* a mark that localizes two lesions goes to the **nearest** centre (ties: the lesion listed
+  first);
+* each lesion's highest-rated mark of a reader and treatment is its **lesion localization**
+  (LL); every other mark, including the lower-rated marks on an already localized lesion, is a
+  **non-lesion localization** (NL), as in RJafroc's data (at most one LL per lesion) and
+  Chakraborty and Berbaum (2004);
+* marks that are not scored: a mark of a read whose call is "absent" (``call`` 0). The reader
+  said there is no finding; a mark left on the image then reports no suspicious location, so
+  the read counts as an unmarked case (no NL, no LL), as RJafroc treats a case without marks.
+
+Ratings: each mark's own ``rating``; the platform gives a mark the read's confidence for the
+finding (0-100) unless the mark carries its own confidence.
+
+:func:`score_marks` returns the marks with their classification (``kind`` LL, NL or empty for
+an unscored mark; ``lesion`` the localized lesion), and the ``truth``, ``nl`` and ``ll`` frames
+that :func:`analysis.froc.froc_data` takes.
+
+References
+----------
+Chakraborty DP (2017). Observer Performance Methods for Diagnostic Imaging. CRC Press.
+doi:10.1201/9781351228190
+Chakraborty DP, Berbaum KS (2004). Observer studies involving detection and localization:
+modeling, analysis, and validation. Medical Physics 31(8):2313-2330. doi:10.1118/1.1769352
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis.froc.data import NORMAL_LESION, FrocData, froc_data
+
+__all__ = ["RULES", "ScoredMarks", "score_marks"]
+
+RULES = ("inside", "distance")
+MARK_COLUMNS = ("reader", "treatment", "case", "image", "x", "y", "rating")
+LESION_COLUMNS = ("case", "lesion", "image", "x", "y", "radius")
+
+
+@dataclass(frozen=True)
+class ScoredMarks:
+    """Marks scored against lesions.
+
+    Attributes
+    ----------
+    marks
+        The input marks in their order, with ``kind`` (``"LL"``, ``"NL"``, or ``""`` for a mark
+        not scored) and ``lesion`` (the localized lesion's ID, ``""`` when none).
+    truth
+        ``case, lesion, weight``: one row per lesion, lesion ``"0"`` for a normal case.
+    nl, ll
+        The NL marks (``reader, treatment, case, rating``) and the LL marks (``reader,
+        treatment, case, lesion, rating``).
+    """
+
+    marks: pd.DataFrame
+    truth: pd.DataFrame
+    nl: pd.DataFrame
+    ll: pd.DataFrame
+
+    def data(
+        self, *, readers: Sequence[str] | None = None, treatments: Sequence[str] | None = None
+    ) -> FrocData:
+        """The :class:`~analysis.froc.FrocData` of these marks (see :func:`froc_data`)."""
+        return froc_data(self.truth, self.nl, self.ll, readers=readers, treatments=treatments)
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lack column(s) {', '.join(missing)}")
+
+
+def _numbers(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            row = int(bad[0])
+            raise ValueError(
+                f"{what} row {row + 1}: {column} {frame[column].iloc[row]!r} is not a number"
+            )
+
+
+def _check(
+    marks: pd.DataFrame, lesions: pd.DataFrame, cases: Sequence[str], rule: str, distance: float
+) -> None:
+    if rule not in RULES:
+        raise ValueError(f"the acceptance rule must be one of {', '.join(RULES)}, not {rule!r}")
+    if rule == "distance" and not (math.isfinite(distance) and distance > 0):
+        raise ValueError(f"the 'distance' rule needs a positive distance, not {distance!r}")
+    _require(marks, MARK_COLUMNS, "marks")
+    _require(lesions, LESION_COLUMNS, "lesions")
+    _numbers(marks, ("image", "x", "y", "rating"), "marks")
+    _numbers(lesions, ("image", "x", "y", "radius"), "lesions")
+    if (pd.to_numeric(lesions["radius"]) <= 0).any():
+        raise ValueError("lesions: every radius must be positive")
+    known = set(cases)
+    unknown = sorted(set(lesions["case"]) - known)
+    if unknown:
+        raise ValueError(f"lesions on case(s) not among the cases: {', '.join(unknown[:5])}")
+    unknown = sorted(set(marks["case"]) - known)
+    if unknown:
+        raise ValueError(f"marks on case(s) without truth: {', '.join(unknown[:5])}")
+    twice = lesions.duplicated(["case", "lesion"])
+    if twice.any():
+        case, lesion = lesions.loc[twice, ["case", "lesion"]].iloc[0]
+        raise ValueError(f"lesions: case {case} lesion {lesion} appears twice")
+
+
+def _nearest_lesion(
+    marks: pd.DataFrame, lesions: pd.DataFrame, rule: str, distance: float
+) -> pd.Series:
+    """Per scored mark (by its row), the ID of the lesion it localizes, or ``""``."""
+    pairs = marks[["_row", "case", "image", "x", "y"]].merge(
+        lesions[["case", "lesion", "image", "x", "y", "radius", "_order"]],
+        on=["case", "image"],
+        suffixes=("", "_lesion"),
+    )
+    d = np.hypot(
+        pairs["x"].to_numpy(np.float64) - pairs["x_lesion"].to_numpy(np.float64),
+        pairs["y"].to_numpy(np.float64) - pairs["y_lesion"].to_numpy(np.float64),
+    )
+    reach = pairs["radius"].to_numpy(np.float64) if rule == "inside" else distance
+    pairs = pairs.assign(_d=d)[d <= reach]
+    nearest = pairs.sort_values(["_row", "_d", "_order"]).drop_duplicates("_row")
+    found = dict(zip(nearest["_row"], nearest["lesion"], strict=True))
+    return pd.Series([found.get(row, "") for row in marks["_row"]], index=marks.index)
+
+
+def score_marks(
+    marks: pd.DataFrame,
+    lesions: pd.DataFrame,
+    cases: Sequence[str],
+    *,
+    rule: str = "inside",
+    distance: float = math.nan,
+) -> ScoredMarks:
+    """Classify each mark as a lesion (LL) or non-lesion (NL) localization, with its rating.
+
+    Parameters
+    ----------
+    marks
+        ``reader, treatment, case, image, x, y, rating``, one row per mark, and optionally
+        ``call`` (0/1: the read's call; marks of a 0 call are not scored).
+    lesions
+        ``case, lesion, image, x, y, radius`` and optionally ``weight`` (NaN: equal weights),
+        one row per lesion of an abnormal case.
+    cases
+        Every case with truth for the finding type: those without a lesion are normal.
+    rule, distance
+        The acceptance rule, ``"inside"`` (within the lesion's radius) or ``"distance"``
+        (within ``distance`` pixels of the centre).
+
+    Raises
+    ------
+    ValueError
+        A missing column, a value that is not a number, a radius that is not positive, a mark or
+        lesion on a case not in ``cases``, a lesion listed twice, an unknown rule.
+    """
+    cases = [str(c) for c in cases]
+    marks = marks.reset_index(drop=True).assign(
+        case=lambda f: f["case"].astype(str), reader=lambda f: f["reader"].astype(str)
+    )
+    lesions = lesions.reset_index(drop=True).assign(
+        case=lambda f: f["case"].astype(str), lesion=lambda f: f["lesion"].astype(str)
+    )
+    _check(marks, lesions, cases, rule, distance)
+    for frame in (marks, lesions):
+        frame["image"] = pd.to_numeric(frame["image"]).astype(np.int64)
+    lesions["_order"] = np.arange(len(lesions))
+    scored = (
+        np.ones(len(marks), dtype=bool)
+        if "call" not in marks.columns
+        else pd.to_numeric(marks["call"]).to_numpy() == 1
+    )
+    work = marks.assign(_row=np.arange(len(marks)), rating=pd.to_numeric(marks["rating"]))
+    lesion = pd.Series("", index=work.index, dtype=object)
+    if scored.any():
+        lesion[scored] = _nearest_lesion(work[scored], lesions, rule, distance)
+    work["lesion"] = lesion
+    # Of the marks on one lesion, the highest-rated (the first among equals) is its LL.
+    hits = work[scored & (lesion != "")]
+    best = hits.sort_values(["rating", "_row"], ascending=[False, True]).drop_duplicates(
+        ["reader", "treatment", "case", "lesion"]
+    )
+    is_ll = work["_row"].isin(best["_row"]).to_numpy()
+    kind = np.where(is_ll, "LL", np.where(scored, "NL", ""))
+    out = marks.assign(kind=kind, lesion=np.where(is_ll, lesion, ""))
+    abnormal = lesions[["case", "lesion"]].assign(
+        weight=pd.to_numeric(lesions["weight"], errors="coerce").fillna(0.0)
+        if "weight" in lesions.columns
+        else 0.0
+    )
+    normal = sorted(set(cases) - set(lesions["case"]))
+    truth = pd.concat(
+        [pd.DataFrame({"case": normal, "lesion": NORMAL_LESION, "weight": 0.0}), abnormal],
+        ignore_index=True,
+    )
+    ids = ["reader", "treatment", "case"]
+    nl = work.loc[scored & ~is_ll, [*ids, "rating"]].reset_index(drop=True)
+    ll = work.loc[is_ll, [*ids, "lesion", "rating"]].reset_index(drop=True)
+    return ScoredMarks(marks=out, truth=truth, nl=nl, ll=ll)
