@@ -47,7 +47,7 @@ import pandas as pd
 
 from analysis.froc.data import NORMAL_LESION, FrocData, froc_data
 
-__all__ = ["RULES", "ScoredMarks", "score_marks"]
+__all__ = ["RULES", "FindingFroc", "ScoredMarks", "finding_froc", "score_marks"]
 
 RULES = ("inside", "distance")
 MARK_COLUMNS = ("reader", "treatment", "case", "image", "x", "y", "rating")
@@ -218,3 +218,83 @@ def score_marks(
     nl = work.loc[scored & ~is_ll, [*ids, "rating"]].reset_index(drop=True)
     ll = work.loc[is_ll, [*ids, "lesion", "rating"]].reset_index(drop=True)
     return ScoredMarks(marks=out, truth=truth, nl=nl, ll=ll)
+
+
+@dataclass(frozen=True)
+class FindingFroc:
+    """One finding type's marks of a reader study, scored, and their FROC data.
+
+    ``notes`` say which cases were left out (abnormal cases whose truth has no lesion
+    locations cannot be scored).
+    """
+
+    finding: str
+    scored: ScoredMarks
+    data: FrocData
+    notes: tuple[str, ...]
+
+
+def finding_froc(
+    long: pd.DataFrame,
+    marks: pd.DataFrame,
+    lesions: pd.DataFrame,
+    finding: str,
+    *,
+    rule: str = "inside",
+    distance: float = math.nan,
+    treatments: Sequence[str] = ("unassisted", "assisted"),
+) -> FindingFroc:
+    """Score one finding type's marks over the cases and readers of a long reads frame.
+
+    Parameters
+    ----------
+    long
+        The long reads frame (at least ``reader, case, arm, finding, truth``): its rows of
+        ``finding`` with truth give the readers, the arms (treatments) and the cases. A reader
+        who read a case and marked nothing has no NL and no LL there, as in RJafroc.
+    marks
+        ``reader, case, arm, finding, call, image, x, y, rating`` (one row per mark).
+    lesions
+        ``finding, case, lesion, image, x, y, radius, weight`` (one row per lesion).
+    finding, rule, distance
+        The finding type and the acceptance rule (:func:`score_marks`).
+    treatments
+        The order of the arms (those present are kept).
+    """
+    rows = long[(long["finding"].astype(str) == finding) & long["truth"].notna()]
+    if rows.empty:
+        raise ValueError(f"no reads of {finding} on cases with ground truth")
+    own = lesions[lesions["finding"].astype(str) == finding].assign(
+        case=lambda f: f["case"].astype(str)
+    )
+    first = rows.drop_duplicates("case")
+    truth = pd.Series(first["truth"].to_numpy(), index=first["case"].astype(str))
+    located = set(own["case"])
+    unlocated = sorted(str(c) for c, t in truth.items() if int(t) == 1 and c not in located)
+    notes = []
+    if unlocated:
+        notes.append(
+            f"{finding}: {len(unlocated)} abnormal case(s) without lesion locations left out of "
+            f"the FROC analysis ({', '.join(unlocated[:5])}{', ...' if len(unlocated) > 5 else ''})"
+        )
+    cases = [c for c in truth.index if c not in set(unlocated)]
+    normal_only = [c for c in cases if c not in located]
+    if len(normal_only) == len(cases):
+        raise ValueError(f"{finding}: no abnormal case with lesion locations among the reads")
+    own = own[own["case"].isin(cases)]
+    readers = sorted(pd.unique(rows["reader"].astype(str)).tolist())
+    arms = set(rows["arm"].astype(str))
+    order = [t for t in treatments if t in arms] + sorted(arms - set(treatments))
+    chosen = marks[
+        (marks["finding"].astype(str) == finding)
+        & marks["case"].astype(str).isin(cases)
+        & marks["reader"].astype(str).isin(readers)
+        & marks["arm"].astype(str).isin(arms)
+    ].rename(columns={"arm": "treatment"})
+    scored = score_marks(chosen, own, cases, rule=rule, distance=distance)
+    return FindingFroc(
+        finding=finding,
+        scored=scored,
+        data=scored.data(readers=readers, treatments=order),
+        notes=tuple(notes),
+    )
