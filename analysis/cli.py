@@ -107,6 +107,37 @@ def _run_dbm(args: argparse.Namespace) -> int:
     return _print_result(result, as_json=args.json)
 
 
+# -- froc ---------------------------------------------------------------------------------------
+
+
+def _configure_froc(parser: argparse.ArgumentParser) -> None:
+    from analysis.froc.fom import FOMS  # light: numpy only
+
+    parser.add_argument("file", help="RJafroc Excel workbook (sheets TRUTH, NL, LL)")
+    parser.add_argument("--fom", choices=FOMS, default="wAFROC", help="figure of merit")
+    parser.add_argument("--method", choices=("OR", "DBM"), default="OR")
+    parser.add_argument("--factors", choices=("RRRC", "FRRC", "RRFC"), default="RRRC")
+    parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _run_froc(args: argparse.Namespace) -> int:
+    from analysis.froc import read_workbook
+    from analysis.froc.analysis import froc_analysis
+
+    result = froc_analysis(
+        read_workbook(args.file),
+        fom=args.fom,
+        method=args.method,
+        factors=args.factors,
+        alpha=args.alpha,
+    )
+    if args.json:
+        _print_json({"method": args.method, **result.to_dict()})
+        return 0
+    return _print_result(result, as_json=False)
+
+
 # -- imrmc --------------------------------------------------------------------------------------
 
 
@@ -194,6 +225,13 @@ COMMANDS: tuple[Command, ...] = (
         "Dorfman-Berbaum-Metz MRMC ROC analysis (jackknife pseudovalues), Hillis df",
         _configure_dbm,
         _run_dbm,
+    ),
+    Command(
+        "froc",
+        "FROC analysis of an RJafroc workbook: wAFROC and other figures of merit, OR or DBM "
+        "(as RJafroc St())",
+        _configure_froc,
+        _run_froc,
     ),
     Command(
         "imrmc",

@@ -61,6 +61,7 @@ from analysis.mrmc.obuchowski_rockette import FACTORS, Factors, check_options
 from analysis.mrmc.results import (
     Difference,
     GlobalTest,
+    ReaderValue,
     SingleTreatment,
     _json_float,
     inference_lines,
@@ -115,9 +116,17 @@ class DBMResult:
     global_test: GlobalTest
     differences: tuple[Difference, ...]
     single_treatment: dict[str, SingleTreatment]
+    # Per-reader values of a figure of merit computed apart from the pseudovalues (FROC).
+    reader_value: tuple[ReaderValue, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (non-finite numbers become null)."""
+        out = self._to_dict()
+        if self.reader_value:
+            out["reader_value"] = [json_record(value) for value in self.reader_value]
+        return out
+
+    def _to_dict(self) -> dict[str, Any]:
         return {
             "method": "DBM",
             "metric": self.metric,

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import io
 import math
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,7 +176,8 @@ def _truth_tables(
                 raise ValueError(
                     f"truth: the lesion weights of case {case} sum to {total:g}, not 1"
                 )
-            w = w / total
+            if total != 1.0:
+                w = w / total
         abnormal.append(case)
         lesion_ids.append(ids)
         lesion_weights.append(w.tolist())
@@ -327,9 +329,11 @@ def read_workbook(path: str | Path) -> FrocData:
     sheets CASES (CaseID, case), LESIONS (CaseID, LesionID, lesion) and READERS (ReaderID, reader)
     restore IDs that :func:`workbook_bytes` numbered.
     """
+    from openpyxl.utils.exceptions import InvalidFileException
+
     try:
         raw = pd.read_excel(path, sheet_name=None, dtype=object, engine="openpyxl")
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, InvalidFileException) as exc:
         raise ValueError(f"cannot read {path} as an Excel workbook: {exc}") from exc
     sheets = {str(name).strip().upper(): frame for name, frame in raw.items()}
     truth = _sheet(sheets, ("TRUTH",), 3)
