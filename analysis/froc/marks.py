@@ -47,7 +47,7 @@ import pandas as pd
 
 from analysis.froc.data import NORMAL_LESION, FrocData, froc_data
 
-__all__ = ["RULES", "FindingFroc", "ScoredMarks", "finding_froc", "score_marks"]
+__all__ = ["RULES", "FindingFroc", "MarkTables", "ScoredMarks", "finding_froc", "score_marks"]
 
 RULES = ("inside", "distance")
 MARK_COLUMNS = ("reader", "treatment", "case", "image", "x", "y", "rating")
@@ -218,6 +218,24 @@ def score_marks(
     nl = work.loc[scored & ~is_ll, [*ids, "rating"]].reset_index(drop=True)
     ll = work.loc[is_ll, [*ids, "lesion", "rating"]].reset_index(drop=True)
     return ScoredMarks(marks=out, truth=truth, nl=nl, ll=ll)
+
+
+@dataclass(frozen=True)
+class MarkTables:
+    """A study's marks and lesions, and the acceptance rule (``distance`` NaN for "inside").
+
+    ``marks``: ``reader, case, arm, session, finding, call, mark, image, x, y, rating``;
+    ``lesions``: ``finding, case, lesion, image, x, y, radius, weight``.
+    """
+
+    marks: pd.DataFrame
+    lesions: pd.DataFrame
+    rule: str = "inside"
+    distance: float = math.nan
+
+    def located_findings(self) -> list[str]:
+        """Finding types whose truth carries lesion locations (their marks can be scored)."""
+        return sorted(str(f) for f in pd.unique(self.lesions["finding"]))
 
 
 @dataclass(frozen=True)

@@ -12,35 +12,15 @@ from django.urls import reverse
 
 from analysis.froc import read_workbook
 from studyplatform.studies.models import Truth
-from tests.dashboard.builders import BuiltStudy, build_study
+from tests.dashboard.builders import BuiltStudy
+from tests.dashboard.froc import CENTRE, build_froc_study, marks_of
 
 pytestmark = pytest.mark.django_db
-
-CENTRE = {"image": 1, "x": 100, "y": 100}
-
-
-def _marks(row) -> list[dict[str, int]]:
-    """A reader who calls the finding marks the lesion's centre (abnormal) or a wrong place,
-    and, on every third case, a second wrong place with its own confidence."""
-    if not row.call:
-        return []
-    marks = [dict(CENTRE) if row.truth else {"image": 1, "x": 300, "y": 20}]
-    if int(row.case.split("-")[-1]) % 3 == 0:
-        marks.append({"image": 1, "x": 10, "y": 200, "confidence": 55})
-    return marks
 
 
 @pytest.fixture
 def froc(db, settings) -> BuiltStudy:
-    # The builder sets five accounts' passwords; the default hasher would take most of the test.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    built = build_study("sim", n_readers=3, n_cases=24, findings=("nodule",), marks=_marks)
-    for truth in Truth.objects.filter(case__study=built.study, present=True):
-        truth.location = [{"lesion": 1, **CENTRE, "radius": 8.0}]
-        if int(truth.case.case_id.split("-")[-1]) % 2 == 0:  # a second, never-marked lesion
-            truth.location.append({"lesion": 2, "image": 1, "x": 400, "y": 400, "radius": 8.0})
-        truth.save(update_fields=["location"])
-    return built
+    return build_froc_study(settings)
 
 
 def _export(fmt: str, tmp_path: Path) -> Path:
@@ -53,7 +33,7 @@ def _expected(built: BuiltStudy) -> pd.DataFrame:
     """The marks the builder wrote, from the long frame."""
     rows = []
     for r in built.long.itertuples():
-        for n, mark in enumerate(_marks(r), start=1):
+        for n, mark in enumerate(marks_of(r), start=1):
             ll = bool(r.truth) and mark["x"] == CENTRE["x"]
             rows.append((r.reader, r.case, r.arm, n, mark.get("confidence", r.confidence),
                          "LL" if ll else "NL", "1" if ll else ""))  # fmt: skip

@@ -20,10 +20,9 @@ from typing import Any
 import pandas as pd
 
 from analysis.froc import workbook_bytes
-from analysis.froc.marks import finding_froc
+from analysis.froc.marks import MarkTables, finding_froc
 from analysis.report import LONG_COLUMNS, check_long_frame, mrmc_frame
 from studyplatform.dashboard.exports.cells import neutralize
-from studyplatform.dashboard.selectors.marks import StudyMarks
 from studyplatform.studies.models import Study
 
 FORMATS = ("long", "marks", "mrmcaov", "rjafroc", "imrmc", "json", "html")
@@ -163,7 +162,7 @@ def rjafroc_workbook(frame: pd.DataFrame, *, title: str) -> bytes:
     return buffer.getvalue()
 
 
-def froc_workbook(long: pd.DataFrame, marks: StudyMarks, finding: str) -> bytes:
+def froc_workbook(long: pd.DataFrame, marks: MarkTables, finding: str) -> bytes:
     """RJafroc's workbook of one finding type's real marks: lesions, LL and NL marks.
 
     The marks are scored under the protocol's acceptance rule (:func:`analysis.froc.marks.
@@ -197,7 +196,7 @@ MARKS_COLUMNS = (
 )
 
 
-def marks_csv(study: str, long: pd.DataFrame, marks: StudyMarks) -> str:
+def marks_csv(study: str, long: pd.DataFrame, marks: MarkTables) -> str:
     """One row per mark (MARKS_COLUMNS): where it is, its rating, and what it localized.
 
     ``kind`` is ``LL`` (the mark localizes ``lesion``) or ``NL`` for the marks of finding types

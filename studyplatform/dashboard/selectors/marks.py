@@ -9,10 +9,10 @@ reader gave one, else the finding's confidence. Lesions come from ``Truth.locati
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import pandas as pd
 
+from analysis.froc.marks import MarkTables
 from studyplatform.reading.models import Read, ReadFinding
 from studyplatform.studies.lesions import has_lesions
 from studyplatform.studies.models import FrocRule, Study, Truth
@@ -31,20 +31,6 @@ MARK_FRAME_COLUMNS = (
     "rating",
 )
 LESION_FRAME_COLUMNS = ("finding", "case", "lesion", "image", "x", "y", "radius", "weight")
-
-
-@dataclass(frozen=True)
-class StudyMarks:
-    """A study's marks and lesions, and its acceptance rule (``distance`` NaN for "inside")."""
-
-    marks: pd.DataFrame
-    lesions: pd.DataFrame
-    rule: str
-    distance: float
-
-    def located_findings(self) -> list[str]:
-        """Finding types whose truth carries lesion locations (their marks can be scored)."""
-        return sorted(pd.unique(self.lesions["finding"]).tolist())
 
 
 def _mark_rows(study: Study) -> list[tuple[object, ...]]:
@@ -100,10 +86,10 @@ def _lesion_rows(study: Study) -> list[tuple[object, ...]]:
     return rows
 
 
-def study_marks(study: Study) -> StudyMarks:
+def study_marks(study: Study) -> MarkTables:
     """Every mark of the study's effective reads and every lesion of its truth."""
     distance = study.froc_distance_px if study.froc_rule == FrocRule.DISTANCE else None
-    return StudyMarks(
+    return MarkTables(
         marks=pd.DataFrame(_mark_rows(study), columns=list(MARK_FRAME_COLUMNS)),
         lesions=pd.DataFrame(_lesion_rows(study), columns=list(LESION_FRAME_COLUMNS)),
         rule=study.froc_rule,
