@@ -35,6 +35,7 @@ from studyplatform.reading.services import ReadingError, randomize_study
 from studyplatform.studies.admin_scope import StudyScopedAdmin, may_change_site, visible_sites
 from studyplatform.studies.concealment import CONCEALED, seed_commitment
 from studyplatform.studies.guards import FrozenStudyError, lock_study_for_write
+from studyplatform.studies.lesions import lesion_problems, normalize_lesions
 from studyplatform.studies.models import (
     Arm,
     Case,
@@ -296,7 +297,9 @@ class ImageInline(admin.TabularInline[Image, Case]):
 
 
 class TruthAdminForm(forms.ModelForm[Truth]):
-    """Truth names a finding type of its case's own study, whatever was posted."""
+    """Truth names a finding type of its case's own study, whatever was posted; a lesion list in
+    ``location`` is checked as ``import_truth`` checks it (:mod:`studyplatform.studies.lesions`).
+    """
 
     class Meta:
         model = Truth
@@ -314,6 +317,15 @@ class TruthAdminForm(forms.ModelForm[Truth]):
                 f"finding type {finding_type.code} belongs to another study than case "
                 f"{case.case_id}: choose one of study {case.study.slug}'s finding types",
             )
+        location = data.get("location")
+        if case is not None and isinstance(location, list) and location:
+            images = case.images.values_list("position", "rows", "columns")
+            sizes = {position: (rows, cols) for position, rows, cols in images}
+            problems = lesion_problems(location, present=bool(data.get("present")), sizes=sizes)
+            if problems:
+                self.add_error("location", "; ".join(problems))
+            else:
+                data["location"] = normalize_lesions(location)
         return data
 
 

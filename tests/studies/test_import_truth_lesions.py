@@ -118,3 +118,25 @@ def test_lesions_after_the_truth_is_final_are_refused(study, tmp_path, roles):
     with pytest.raises(CommandError, match="final"):
         _run(study, tmp_path, HEADER + "A1,nodule,1,1,1,10,10,5,\nA2,nodule,0,,,,,,\n")
     assert Truth.objects.get(case__case_id="A1").location is None
+
+
+def test_the_truth_admin_checks_a_lesion_list_as_the_import_does(client, study):
+    from django.urls import reverse
+
+    from tests.factories import TruthFactory, UserFactory
+
+    truth = TruthFactory(case=study.cases.get(case_id="A1"),
+                         finding_type=study.finding_types.get(), present=True)  # fmt: skip
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    url = reverse("admin:studies_truth_change", args=[truth.pk])
+    data = {"case": truth.case_id, "finding_type": truth.finding_type_id, "present": "on",
+            "source": "import"}  # fmt: skip
+
+    off = client.post(url, data | {"location": '[{"lesion": 1, "image": 1, "x": 250, "y": 5, '
+                                                '"radius": 4}]'})  # fmt: skip
+    client.post(url, data | {"location": '[{"lesion": 1, "image": 1, "x": 25, "y": 5, '
+                                         '"radius": 4}]'})  # fmt: skip
+
+    assert off.status_code == 200 and "(250, 5) is off image 1" in off.content.decode()
+    truth.refresh_from_db()
+    assert truth.location == [{"lesion": 1, "image": 1, "x": 25.0, "y": 5.0, "radius": 4.0}]
