@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import io
 import math
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+
+from analysis.froc.xlsx import Cell, read_sheets
 
 FloatArray = NDArray[np.float64]
 
@@ -300,6 +301,13 @@ def froc_data(
     )
 
 
+def _frame(rows: list[list[Cell]]) -> pd.DataFrame:
+    """A sheet's rows below its header row, columns by position."""
+    width = max((len(row) for row in rows), default=0)
+    body = [row + [None] * (width - len(row)) for row in rows[1:]]
+    return pd.DataFrame(body, columns=range(width), dtype=object)
+
+
 def _sheet(sheets: dict[str, pd.DataFrame], names: Sequence[str], columns: int) -> pd.DataFrame:
     for name in names:
         if name in sheets:
@@ -329,13 +337,7 @@ def read_workbook(path: str | Path) -> FrocData:
     sheets CASES (CaseID, case), LESIONS (CaseID, LesionID, lesion) and READERS (ReaderID, reader)
     restore IDs that :func:`workbook_bytes` numbered.
     """
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    try:
-        raw = pd.read_excel(path, sheet_name=None, dtype=object, engine="openpyxl")
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, InvalidFileException) as exc:
-        raise ValueError(f"cannot read {path} as an Excel workbook: {exc}") from exc
-    sheets = {str(name).strip().upper(): frame for name, frame in raw.items()}
+    sheets = {name.strip().upper(): _frame(rows) for name, rows in read_sheets(path).items()}
     truth = _sheet(sheets, ("TRUTH",), 3)
     nl = _sheet(sheets, ("NL", "FP"), 4)
     ll = _sheet(sheets, ("LL", "TP"), 5)

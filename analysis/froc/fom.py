@@ -211,6 +211,12 @@ def jackknife_values(data: FrocData, fom: str) -> tuple[FloatArray, FloatArray]:
     n = {"all": k1 + k2, "normal": k1, "abnormal": k2}[cases]
     if n < 2:
         raise ValueError(f"the jackknife of {name} needs at least 2 {cases} cases, found {n}")
+    # Deleting the only normal (abnormal) case would leave the figure of merit undefined.
+    if cases == "all" and (k2 < 2 or (k1 == 1 and name not in ("wAFROC1", "AFROC1"))):
+        raise ValueError(
+            f"the jackknife of {name} needs at least 2 normal and 2 abnormal cases, "
+            f"found {k1} and {k2}"
+        )
     values = np.empty((n_t, n_r))
     jk = np.empty((n_t, n_r, n))
     for i in range(n_t):

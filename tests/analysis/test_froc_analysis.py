@@ -48,7 +48,8 @@ def _reorder(data: FrocData, entry: dict[str, Any], values: Any) -> Any:
     ]
 
 
-CASES = [(name, fom) for name in GOLDEN for fom in FOMS]
+# RJafroc's datasets and the simulated study (project_written has figures of merit only).
+CASES = [(name, fom) for name in GOLDEN if GOLDEN[name]["st"] for fom in FOMS]
 
 
 def _check_single(ours: Any, theirs: dict[str, Any], fom: str, *, normal: bool, what: str) -> None:

@@ -168,3 +168,18 @@ def test_rjafroc_dataset_survives_our_workbook_round_trip(tmp_path: Path) -> Non
     path = tmp_path / "again.xlsx"
     path.write_bytes(workbook_bytes(data))
     _same(read_workbook(path), data)
+
+
+def test_workbook_declaring_a_dtd_is_refused(tmp_path: Path) -> None:
+    import zipfile
+
+    source = io.BytesIO(workbook_bytes(_small()))
+    path = tmp_path / "dtd.xlsx"
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(path, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "xl/workbook.xml":
+                data = b'<!DOCTYPE x [<!ENTITY a "aaaa">]>' + data
+            dst.writestr(item, data)
+    with pytest.raises(ValueError, match="declares a DTD"):
+        read_workbook(path)

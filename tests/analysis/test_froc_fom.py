@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from analysis.froc import FrocData
+from analysis.froc import FrocData, read_workbook
 from analysis.froc.fom import FOMS, figure_of_merit, jackknife_cases, jackknife_values, pseudovalues
-from tests.analysis.test_froc_analysis import CASES, GOLDEN, _close, _data, _reorder
+from tests.analysis.test_froc_analysis import CASES, DATA, GOLDEN, _close, _data, _reorder
 
 
 @pytest.mark.parametrize(("name", "fom"), CASES)
@@ -79,3 +79,24 @@ def test_figures_of_merit_without_normal_cases_are_refused_as_rjafroc() -> None:
 def test_unknown_figure_of_merit_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown figure of merit 'FROC'"):
         figure_of_merit(_data("dataset05"), "FROC")
+
+
+def test_jackknife_with_one_normal_case_is_refused() -> None:
+    data = _data("dataset05")
+    keep = [0, *range(data.n_normal, len(data.cases))]
+    one_normal = replace(
+        data, cases=tuple(data.cases[k] for k in keep), n_normal=1, nl=data.nl[:, :, keep]
+    )
+    with pytest.raises(ValueError, match="needs at least 2 normal and 2 abnormal cases"):
+        jackknife_values(one_normal, "wAFROC")
+    assert jackknife_values(one_normal, "wAFROC1")[1].shape[-1] == len(keep)
+
+
+@pytest.mark.parametrize("fom", FOMS)
+def test_rjafroc_reads_the_project_workbook_as_the_project_does(fom: str) -> None:
+    # RJafroc cannot read names that are not integers: the writer numbers them (READERS etc.).
+    entry = GOLDEN["project_written"]
+    data = read_workbook(DATA / entry["file"])
+    assert data.readers == ("r1", "r2")  # restored from the READERS sheet
+    assert entry["readerID"] == ["1", "2"]
+    _close(figure_of_merit(data, fom), entry["fom"][fom]["values"], fom)

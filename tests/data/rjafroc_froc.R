@@ -109,5 +109,21 @@ for (name in names(datasets)) {
   golden[[name]] <- entry
   cat(name, "done\n")
 }
+# The project's own writer (analysis.froc.workbook_bytes, names that are not integers numbered,
+# file written by tests/analysis/test_froc_data.py's small study): RJafroc must read it as the
+# project does.
+ds <- DfReadDataFile(file.path(out_dir, "project_written.xlsx"))
+golden$project_written <- list(
+  file = "froc/project_written.xlsx",
+  modalityID = unname(ds$descriptions$modalityID),
+  readerID = unname(ds$descriptions$readerID),
+  K = dim(ds$ratings$NL)[3], K2 = dim(ds$ratings$LL)[3],
+  fom = lapply(setNames(foms, foms), function(fom) {
+    f <- UtilFigureOfMerit(ds, FOM = fom)
+    list(rows = rownames(f), cols = colnames(f), values = unname(f))
+  }),
+  st = list()
+)
+
 writeLines(toJSON(golden, auto_unbox = TRUE, digits = NA, na = "null", null = "null",
                   pretty = FALSE), "tests/data/rjafroc_froc.json")
