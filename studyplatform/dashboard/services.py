@@ -63,7 +63,7 @@ def run_analysis(*, analysis_id: int, complete: list[str] | None = None) -> Anal
             },
             complete_readers=complete_readers(study) if complete is None else complete,
             progress=lambda percent, stage: _set_progress(row.pk, percent, stage),
-            marks=study_marks(study),
+            marks=study_marks(study, scored_only=True),
         )
     except ValueError as error:  # the data cannot be analysed (yet): say why
         AnalysisResult.objects.filter(pk=row.pk).update(

@@ -86,12 +86,18 @@ def _lesion_rows(study: Study) -> list[tuple[object, ...]]:
     return rows
 
 
-def study_marks(study: Study) -> MarkTables:
-    """Every mark of the study's effective reads and every lesion of its truth."""
+def study_marks(study: Study, *, scored_only: bool = False) -> MarkTables:
+    """Every mark of the study's effective reads and every lesion of its truth.
+
+    ``scored_only``: no marks when the truth has no lesion, as nothing could score them (the
+    analysis asks so, and a study without locations costs it no scan of the reads).
+    """
     distance = study.froc_distance_px if study.froc_rule == FrocRule.DISTANCE else None
+    lesions = _lesion_rows(study)
+    marks = _mark_rows(study) if lesions or not scored_only else []
     return MarkTables(
-        marks=pd.DataFrame(_mark_rows(study), columns=list(MARK_FRAME_COLUMNS)),
-        lesions=pd.DataFrame(_lesion_rows(study), columns=list(LESION_FRAME_COLUMNS)),
+        marks=pd.DataFrame(marks, columns=list(MARK_FRAME_COLUMNS)),
+        lesions=pd.DataFrame(lesions, columns=list(LESION_FRAME_COLUMNS)),
         rule=study.froc_rule,
         distance=math.nan if distance is None else float(distance),
     )
