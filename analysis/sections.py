@@ -366,6 +366,29 @@ def _protocol(protocol: dict[str, Any] | None) -> list[Table]:
     ]  # fmt: skip
 
 
+def _froc(froc: dict[str, Any]) -> list[Table]:
+    rows, counts = [], []
+    for finding, f in froc["findings"].items():
+        r = f["result"]
+        g = r["global_test"]
+        test = f"{g['statistic_name']} = {_f(g['statistic'], 3)}"
+        rows.append(_auc_row(finding, "complete case", r, test, "; ".join(r.get("notes", []))))
+        counts.append([finding, f["rule"], str(f["n_normal"]), str(f["n_abnormal"]),
+                       str(f["n_lesions"]), str(f["n_ll"]), str(f["n_nl"]),
+                       ", ".join(f["readers"])])  # fmt: skip
+    if not rows:
+        return []
+    return [
+        Table(["finding", "analysis", "wAFROC unassisted (95% CI)", "wAFROC assisted (95% CI)",
+               "assisted \u2212 unassisted (95% CI)", "test", "df", "p", "notes"], rows,
+              "Reader-averaged wAFROC (weighted AFROC figure of merit), Obuchowski-Rockette with "
+              "random readers and cases, jackknife covariance, Hillis df, as RJafroc 2.1.3 St()."),
+        Table(["finding", "a mark localizes a lesion when", "normal cases", "abnormal cases",
+               "lesions", "lesion localizations (LL)", "non-lesion marks (NL)", "readers"],
+              counts, "The readers' marks, scored under the protocol's acceptance rule."),
+    ]  # fmt: skip
+
+
 def _summary(a: dict[str, Any]) -> Section:
     readers = a.get("readers") or {"included": [], "excluded": [], "rule": ""}
     rows = [[r, a.get("label", ""), "finished both arms"] for r in readers["included"]] + [
@@ -392,6 +415,24 @@ def sections(payload: dict[str, Any]) -> list[Section]:
         )
     protocol = payload.get("protocol") or {}
     version = protocol.get("version")
+    froc = payload.get("froc")
+    froc_sections = (
+        [
+            Section(
+                "froc",
+                "FROC analysis of the readers' marks (wAFROC)",
+                "Each reader's marks, scored against the truth's lesion locations: a mark that "
+                "localizes a lesion is a lesion localization (its highest-rated mark), any other "
+                "a non-lesion localization; rating: the mark's confidence, else the finding's. "
+                "Marks of a read whose call is absent are not scored. " + _readers_line(a),
+                _froc(froc),
+                figs.get("froc", []),
+                list(froc.get("notes", [])),
+            )
+        ]
+        if froc
+        else []
+    )
     return [
         _summary(a),
         Section("protocol", f"Protocol version {DASH if version is None else version}",
@@ -402,6 +443,7 @@ def sections(payload: dict[str, Any]) -> list[Section]:
                 "Rating: the reader's probability that the finding is present, 0\u2013100. "
                 f"{_readers_line(a)} The all-available-data analysis uses every read.",
                 [_mrmc(a)], figs.get("mrmc", [])),
+        *froc_sections,
         Section("missed", "Missed findings, false positives, sensitivity and specificity",
                 "Primary: OR MRMC analysis of the binary calls; sensitivity analysis: GEE logistic "
                 f"model with cases as clusters. {_readers_line(a)}", _rates(a),

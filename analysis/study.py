@@ -4,27 +4,32 @@
 exports) and the command line (``python -m analysis report``) compute, so both print and render
 the same numbers. It takes the long reads frame and the protocol in force and returns
 
-``{"protocol", "analysis", "drift", "thresholds", "figures"}``
+``{"protocol", "analysis", "drift", "thresholds", "figures"}`` (and ``"froc"``)
 
 (DESIGN.md "Analysis report JSON"): ``analysis`` is :meth:`analysis.report.ReportResult.to_dict`
 with the coverage notes first, ``drift`` is :func:`analysis.drift.score_drift` (or ``None``, with a
-note), ``figures`` the plotly figures as JSON, each tagged with the report section it belongs to.
-Each finding type is analysed over the reads that asked it (a type added by an amendment is asked
-from then on), with a note saying how many; an endpoint without enough data is skipped with a
-note, and the rest is computed. The frame is validated once, here.
+note), ``figures`` the plotly figures as JSON, each tagged with the report section it belongs to,
+``froc`` the wAFROC analysis of the readers' marks (:func:`analysis.froc_report.froc_section`),
+present only when the truth of a finding type has lesion locations. Each finding type is analysed
+over the reads that asked it (a type added by an amendment is asked from then on), with a note
+saying how many; an endpoint without enough data is skipped with a note, and the rest is computed.
+The frame is validated once, here.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from analysis.drift import score_distribution_figure, score_drift
 from analysis.longreads import check_columns
 from analysis.report import analyze_checked, check_ai_threshold, check_long_frame, mrmc_frame
+
+if TYPE_CHECKING:
+    from analysis.froc.marks import MarkTables
 
 Progress = Callable[[int, str], None]
 
@@ -97,6 +102,7 @@ def analyze_study(
     complete_readers: Collection[str] | None = None,
     alpha: float = 0.05,
     progress: Progress = _no_progress,
+    marks: MarkTables | None = None,
 ) -> dict[str, Any]:
     """Analyse a study's long frame under ``protocol``; ``ValueError`` when nothing can be.
 
@@ -119,6 +125,9 @@ def analyze_study(
         Two-sided level of every interval.
     progress
         Called with a percentage and the stage under way.
+    marks
+        The readers' marks and the truth's lesions (:class:`analysis.froc.marks.MarkTables`):
+        each finding type with lesion locations and marks gets the FROC section.
     """
     from analysis import figures
 
@@ -199,15 +208,23 @@ def analyze_study(
         figs.append(
             _figure("drift", "AI score distribution per site", score_distribution_figure(usable))
         )
+    froc: dict[str, Any] | None = None
+    if marks is not None and marks.located_findings() and len(included):
+        from analysis.froc_report import froc_section
+
+        progress(90, "FROC analysis of the marks")
+        froc, froc_figs = froc_section(included, marks, alpha=alpha, who=who)
+        figs += froc_figs
     analysis = result.to_dict()
     analysis["notes"] = notes + analysis["notes"]
-    return {
+    payload = {
         "protocol": protocol,
         "analysis": analysis,
         "drift": drift,
         "thresholds": thresholds,
         "figures": figs,
     }
+    return payload if froc is None else {**payload, "froc": froc}
 
 
 def analyze_file(

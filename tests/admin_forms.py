@@ -22,6 +22,8 @@ def study_form_fields(study: Study) -> dict[str, Any]:
         "contradiction_rule": study.contradiction_rule,
         "primary_endpoint": study.primary_endpoint,
         "ni_margin": "" if study.ni_margin is None else study.ni_margin,
+        "froc_rule": study.froc_rule,
+        "froc_distance_px": "" if study.froc_distance_px is None else study.froc_distance_px,
         "ai_model_name": "",
         "ai_model_version": "",
         "ai_model_sha256": "",

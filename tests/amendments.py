@@ -38,6 +38,8 @@ def amendment_form(study: Study, **changes: Any) -> dict[str, Any]:
         "washout_days": study.washout_days,
         "primary_endpoint": study.primary_endpoint,
         "ni_margin": "" if study.ni_margin is None else study.ni_margin,
+        "froc_rule": study.froc_rule,
+        "froc_distance_px": "" if study.froc_distance_px is None else study.froc_distance_px,
         "contradiction_rule": study.contradiction_rule,
         "new_code": "",
         "new_name": "",

@@ -6,7 +6,13 @@ from typing import Any
 
 from django import forms
 
-from studyplatform.studies.models import ContradictionRule, FindingType, PrimaryEndpoint, Study
+from studyplatform.studies.models import (
+    ContradictionRule,
+    FindingType,
+    FrocRule,
+    PrimaryEndpoint,
+    Study,
+)
 
 
 class AmendProtocolForm(forms.Form):
@@ -22,6 +28,13 @@ class AmendProtocolForm(forms.Form):
         help_text="Empty: superiority.",
     )
     contradiction_rule = forms.ChoiceField(choices=ContradictionRule.choices)
+    froc_rule = forms.ChoiceField(choices=FrocRule.choices, label="FROC acceptance rule")
+    froc_distance_px = forms.FloatField(
+        required=False,
+        min_value=0.0,
+        label="FROC acceptance distance (pixels)",
+        help_text="For the distance rule.",
+    )
     new_code = forms.SlugField(
         required=False, max_length=40, label="New finding type: code", help_text="Optional."
     )
@@ -49,6 +62,8 @@ class AmendProtocolForm(forms.Form):
         self.fields["primary_endpoint"].initial = study.primary_endpoint
         self.fields["ni_margin"].initial = study.ni_margin
         self.fields["contradiction_rule"].initial = study.contradiction_rule
+        self.fields["froc_rule"].initial = study.froc_rule
+        self.fields["froc_distance_px"].initial = study.froc_distance_px
         for ft in finding_types:
             self.fields[f"significant_{ft.code}"] = forms.BooleanField(
                 required=False,
@@ -99,7 +114,14 @@ class AmendProtocolForm(forms.Form):
                     "ai_threshold": data["new_threshold"],
                 }
             ]
-        for name in ("washout_days", "primary_endpoint", "ni_margin", "contradiction_rule"):
+        for name in (
+            "washout_days",
+            "primary_endpoint",
+            "ni_margin",
+            "contradiction_rule",
+            "froc_rule",
+            "froc_distance_px",
+        ):
             if data[name] != getattr(study, name):
                 changes[name] = data[name]
         return changes

@@ -25,7 +25,7 @@ from studyplatform.studies.models import MemberRole, Study, StudyState
 VIEW = "studies.view_analysis"
 EXPORT = "studies.export_study"
 
-RESULT_EXPORTS = frozenset({"long", "mrmcaov", "rjafroc", "imrmc", "json", "html"})
+RESULT_EXPORTS = frozenset({"long", "marks", "mrmcaov", "rjafroc", "imrmc", "json", "html"})
 """Export formats that carry arms (and so results by arm)."""
 
 RESULTS_REFUSED = (

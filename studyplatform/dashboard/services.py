@@ -20,6 +20,7 @@ from studyplatform.dashboard.selectors import (
     long_reads_frame,
     protocol_in_force,
 )
+from studyplatform.dashboard.selectors.marks import study_marks
 from studyplatform.dashboard.selectors.readers import complete_readers
 from studyplatform.reading.models import ReadFinding
 from studyplatform.studies.models import Study, StudyState
@@ -62,6 +63,7 @@ def run_analysis(*, analysis_id: int, complete: list[str] | None = None) -> Anal
             },
             complete_readers=complete_readers(study) if complete is None else complete,
             progress=lambda percent, stage: _set_progress(row.pk, percent, stage),
+            marks=study_marks(study, scored_only=True),
         )
     except ValueError as error:  # the data cannot be analysed (yet): say why
         AnalysisResult.objects.filter(pk=row.pk).update(

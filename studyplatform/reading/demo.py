@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 from django.db import transaction
@@ -22,7 +23,8 @@ from studyplatform.reading.models import (
 )
 from studyplatform.reading.rating import MIDPOINT
 from studyplatform.reading.services import open_study, randomize_study, waive_washout
-from studyplatform.studies.models import MemberRole, Study, StudyMembership, Truth
+from studyplatform.studies.lesions import has_lesions
+from studyplatform.studies.models import Image, MemberRole, Study, StudyMembership, Truth
 
 EARLY_READERS = ("R01",)
 """Demo readers whose washout is waived, so that one account can read both sessions today."""
@@ -92,10 +94,14 @@ def simulate_demo_reads(
     ``skill`` for present findings and 0 for absent ones, plus case and reader noise. In the
     assisted arm the reader leans on the AI by adding a fraction of the pre-read's logit, so the
     analysis has a real (if synthetic) effect to find. Confidence is the logistic of the score
-    on 0-100; the call is confidence >= 50. Reads are timed in the past, as a trial could have
-    run: session 1 starts an hour after the study opened, session 2 an hour after the later of
-    its scheduled date and session 1's completion plus the washout. Each read is audited as a
-    submission (``read.submit``), its reason saying it was simulated.
+    on 0-100; the call is confidence >= 50. Where the truth holds lesion locations (the demo's
+    nodules), a reader who calls the finding present marks it (:func:`_demo_marks`): near the
+    lesion when they found it, more often with the AI, and now and then a false mark
+    elsewhere, fewer with the AI, so the FROC analysis has marks to score. Reads are timed in
+    the past, as a trial could have run: session 1 starts an hour after the study opened,
+    session 2 an hour after the later of its scheduled date and session 1's completion plus the
+    washout. Each read is audited as a submission (``read.submit``), its reason saying it was
+    simulated.
     """
     rng = np.random.default_rng([seed, 7])
     readers = sorted(readers)
@@ -119,6 +125,21 @@ def simulate_demo_reads(
         ).values_list("preread__case_id", "finding_type_id", "probability")
     }
     finding_types = list(study.finding_types.order_by("order"))
+    lesions: dict[tuple[int, int], list[dict[str, Any]]] = {
+        (case_id, ft_id): location
+        for case_id, ft_id, location in Truth.objects.filter(
+            case__study=study, present=True
+        ).values_list("case_id", "finding_type_id", "location")
+        if has_lesions(location) and isinstance(location, list)
+    }
+    located = {ft_id for _, ft_id in lesions}
+    sizes = {
+        case_id: (rows, columns)
+        for case_id, rows, columns in Image.objects.filter(
+            case__study=study, position=1
+        ).values_list("case_id", "rows", "columns")
+    }
+    mark_rng = np.random.default_rng([seed, 8])  # its own stream: the ratings stay as they were
     case_effect = {
         (case_id, ft.pk): rng.normal(0.0, 0.6)
         for case_id in sorted({a.case_id for a in assignments})
@@ -171,9 +192,25 @@ def simulate_demo_reads(
                 # Readers weigh the AI but do not copy it: its logit counts a quarter, capped.
                 score += 0.25 * float(np.clip(np.log(p / (1 - p)), -2.0, 2.0))
             confidence = round(100 / (1 + float(np.exp(-score))))
+            marks = (
+                _demo_marks(
+                    mark_rng,
+                    lesions.get((assignment.case_id, ft.pk), []),
+                    sizes[assignment.case_id],
+                    confidence=confidence,
+                    assisted=assignment.arm.shows_ai,
+                )
+                if ft.pk in located and confidence >= MIDPOINT and assignment.case_id in sizes
+                else []
+            )
             answers.append(
                 # The call follows the rating, so no simulated read contradicts it.
-                ReadFinding(finding_type=ft, present=confidence >= MIDPOINT, confidence=confidence)
+                ReadFinding(
+                    finding_type=ft,
+                    present=confidence >= MIDPOINT,
+                    confidence=confidence,
+                    marks=marks,
+                )
             )
         findings.append(answers)
     codes = {ft.pk: ft.code for ft in finding_types}
@@ -214,3 +251,39 @@ def simulate_demo_reads(
                 reason="demo: simulated read, not a reader's answers",
             )
     return len(reads)
+
+
+def _demo_marks(
+    rng: np.random.Generator,
+    lesions: list[dict[str, Any]],
+    size: tuple[int, int],
+    *,
+    confidence: int,
+    assisted: bool,
+) -> list[dict[str, int]]:
+    """The marks of a simulated reader who called the finding present.
+
+    Each lesion is found (marked within its radius, at the read's confidence) with probability
+    0.7 unassisted and 0.9 with the AI; a missed lesion's mark lands elsewhere. A case without
+    lesions gets one mark somewhere. Then a false mark with its own, lower confidence, with
+    probability 0.3 unassisted and 0.15 with the AI.
+    """
+    rows, columns = size
+
+    def anywhere() -> dict[str, int]:
+        y, x = rng.uniform(0.15, 0.85, size=2) * (rows, columns)
+        return {"image": 1, "x": int(x), "y": int(y)}
+
+    marks = [] if lesions else [anywhere()]
+    for lesion in lesions:
+        if rng.random() < (0.9 if assisted else 0.7):
+            reach = 0.6 * float(lesion["radius"])
+            dx, dy = np.clip(rng.normal(0.0, reach / 2, size=2), -reach / 1.5, reach / 1.5)
+            x = min(max(round(float(lesion["x"]) + dx), 0), columns - 1)
+            y = min(max(round(float(lesion["y"]) + dy), 0), rows - 1)
+            marks.append({"image": int(lesion["image"]), "x": x, "y": y})
+        else:
+            marks.append(anywhere())
+    if rng.random() < (0.15 if assisted else 0.3):
+        marks.append(anywhere() | {"confidence": max(0, confidence - int(rng.integers(10, 40)))})
+    return marks

@@ -1,13 +1,13 @@
 """The coordinators' admin for studies, cases and ground truth.
 
-Fields that must not change once a study is open (design, arms) turn read-only then; so does
-the whole protocol (finding types and their significance and thresholds, scale, rule, model,
-washout, endpoint, margin), which changes only by a signed amendment ("Amend protocol…"). The
-save path refuses a protocol change of an opened study whatever was posted. Image files and
-their hashes are always read-only because they are written by the import. The AI model is pinned
-by choosing a registered model while the study is a draft: its name, version and sha256 are
-copied from the registry, never typed. The seed is drawn by the server and never shown here
-while the study runs (only its SHA-256 commitment).
+Fields that must not change once a study is open (design, arms) turn read-only then; so does the
+whole protocol (finding types and their significance and thresholds, scale, rule, model, washout,
+endpoint, margin, FROC acceptance rule), which changes only by a signed amendment ("Amend
+protocol…"). The save path refuses a protocol change of an opened study whatever was posted. Image
+files and their hashes are always read-only because they are written by the import. The AI model is
+pinned by choosing a registered model while the study is a draft: its name, version and sha256 are
+copied from the registry, never typed. The seed is drawn by the server and never shown here while
+the study runs (only its SHA-256 commitment).
 """
 
 from __future__ import annotations
@@ -35,10 +35,12 @@ from studyplatform.reading.services import ReadingError, randomize_study
 from studyplatform.studies.admin_scope import StudyScopedAdmin, may_change_site, visible_sites
 from studyplatform.studies.concealment import CONCEALED, seed_commitment
 from studyplatform.studies.guards import FrozenStudyError, lock_study_for_write
+from studyplatform.studies.lesions import lesion_problems, normalize_lesions
 from studyplatform.studies.models import (
     Arm,
     Case,
     FindingType,
+    FrocRule,
     Image,
     MemberRole,
     Site,
@@ -59,6 +61,8 @@ _PROTOCOL_FIELDS = (
     "contradiction_rule",
     "primary_endpoint",
     "ni_margin",
+    "froc_rule",
+    "froc_distance_px",
     "ai_model_name",
     "ai_model_version",
     "ai_model_sha256",
@@ -124,6 +128,12 @@ class StudyAdminForm(forms.ModelForm[Study]):
                 version=study.ai_model_version,
                 sha256=study.ai_model_sha256,
             ).first()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("froc_rule") == FrocRule.DISTANCE and not cleaned.get("froc_distance_px"):
+            self.add_error("froc_distance_px", "The distance rule needs an acceptance distance.")
+        return cleaned
 
 
 @admin.register(Study)
@@ -287,7 +297,9 @@ class ImageInline(admin.TabularInline[Image, Case]):
 
 
 class TruthAdminForm(forms.ModelForm[Truth]):
-    """Truth names a finding type of its case's own study, whatever was posted."""
+    """Truth names a finding type of its case's own study, whatever was posted; a lesion list in
+    ``location`` is checked as ``import_truth`` checks it (:mod:`studyplatform.studies.lesions`).
+    """
 
     class Meta:
         model = Truth
@@ -305,6 +317,15 @@ class TruthAdminForm(forms.ModelForm[Truth]):
                 f"finding type {finding_type.code} belongs to another study than case "
                 f"{case.case_id}: choose one of study {case.study.slug}'s finding types",
             )
+        location = data.get("location")
+        if case is not None and isinstance(location, list) and location:
+            images = case.images.values_list("position", "rows", "columns")
+            sizes = {position: (rows, cols) for position, rows, cols in images}
+            problems = lesion_problems(location, present=bool(data.get("present")), sizes=sizes)
+            if problems:
+                self.add_error("location", "; ".join(problems))
+            else:
+                data["location"] = normalize_lesions(location)
         return data
 
 

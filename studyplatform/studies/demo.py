@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -253,19 +254,33 @@ def _create_case(
                 finding_type=finding,
                 present=code in present,
                 source=TruthSource.SYNTHETIC,
-                location=(
-                    {
-                        "image": 1,
-                        "row": phantom.locations[code][0],
-                        "col": phantom.locations[code][1],
-                    }
-                    if code in present and code in phantom.locations
-                    else None
-                ),
+                location=_location(phantom, code) if code in present else None,
             )
             for code, finding in findings.items()
         ]
     )
+
+
+LESION_FINDINGS = ("nodule",)
+"""Finding types whose demo truth holds lesions (FROC): a nodule is a round, countable lesion;
+a pneumothorax or an effusion is a region, whose centre is kept as a note only."""
+
+
+def _location(phantom: phantoms.Phantom, code: str) -> Any:
+    """The truth's location of a present finding: the nodule as a lesion, else its centre.
+
+    The lesion is the phantom's mask as a circle: its centre (the mask's centroid) and the
+    largest distance from there to a mask pixel, plus half a pixel, as radius, so that every
+    mark on the drawn nodule falls inside it.
+    """
+    if code not in phantom.locations:
+        return None
+    row, col = phantom.locations[code]
+    if code not in LESION_FINDINGS:
+        return {"image": 1, "row": row, "col": col}
+    rows, cols = np.nonzero(phantom.masks[code])
+    radius = float(np.hypot(rows - row, cols - col).max()) + 0.5
+    return [{"lesion": 1, "image": 1, "x": float(col), "y": float(row), "radius": round(radius, 1)}]
 
 
 def _default_window(pixels: np.ndarray) -> tuple[float, float]:

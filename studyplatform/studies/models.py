@@ -56,6 +56,13 @@ class PrimaryEndpoint(models.TextChoices):
     MISSED = "missed", "Missed clinically significant findings (OR MRMC on sensitivity)"
 
 
+class FrocRule(models.TextChoices):
+    """When a reader's mark localizes a lesion of the truth (FROC scoring of the marks)."""
+
+    INSIDE = "inside", "Inside the lesion: within its radius of its centre"
+    DISTANCE = "distance", "Within a fixed distance (pixels) of the lesion's centre"
+
+
 def generate_seed() -> int:
     """A randomization seed nobody chose: drawn by the server from the OS's secure source."""
     return secrets.randbits(62)
@@ -107,6 +114,18 @@ class Study(models.Model):
         help_text="Non-inferiority margin on the primary endpoint's difference (empty: "
         "superiority).",
     )
+    froc_rule = models.CharField(
+        max_length=10,
+        choices=FrocRule.choices,
+        default=FrocRule.INSIDE,
+        help_text="When a mark localizes a lesion of the truth (FROC scoring of the marks).",
+    )
+    froc_distance_px = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0)],
+        help_text="The acceptance distance in image pixels for the 'distance' rule.",
+    )
     ai_model_name = models.CharField(
         max_length=80, blank=True, help_text="The pinned AI model: the only one readers see."
     )
@@ -148,6 +167,10 @@ class Study(models.Model):
             models.CheckConstraint(
                 condition=~Q(state="locked") | Q(locked_at__isnull=False),
                 name="study_locked_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(froc_rule="distance") | Q(froc_distance_px__gt=0),
+                name="study_froc_distance_positive",
             ),
         ]
 

@@ -7,6 +7,7 @@ AI pre-read per case. Tens of thousands of rows take a second or two.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -66,9 +67,11 @@ def build_study(
     read_fraction: float = 1.0,
     sessions_read: tuple[int, ...] = (1, 2),
     staff: bool = True,
+    marks: Callable[[Any], list[dict[str, int]]] | None = None,
 ) -> BuiltStudy:
     """A crossover study with reads from a simulated long frame (``read_fraction`` of them,
-    in ``sessions_read``: ``(1,)`` is every reader part-way, session 1 done)."""
+    in ``sessions_read``: ``(1,)`` is every reader part-way, session 1 done). ``marks`` gives
+    each read finding's marks from its long-frame row (none without it)."""
     ensure_roles()
     long = simulate_long_frame(
         seed, n_readers=n_readers, n_cases=n_cases, findings=findings, study=slug
@@ -203,7 +206,8 @@ def build_study(
     ReadFinding.objects.bulk_create(
         [
             ReadFinding(read=reads[key[(r.reader, r.case, r.arm)]], finding_type=fts[r.finding],
-                        present=bool(r.call), confidence=int(r.confidence))
+                        present=bool(r.call), confidence=int(r.confidence),
+                        marks=marks(r) if marks is not None else [])
             for r in long.itertuples()
             if (r.reader, r.case, r.arm) in key
         ]

@@ -522,3 +522,23 @@ def test_opening_and_submitting_use_few_queries(client, study, django_assert_max
     # (savepoint, chain lock, head, insert).
     with django_assert_max_num_queries(20):
         assert _submit(client, following, key="key-following-1").status_code == 201
+
+
+def test_a_mark_may_carry_its_own_confidence_and_a_bad_one_is_refused(client, study):
+    assignment = _first(_session(study))
+    _login(client, study).get(reverse("readers-assignment", args=[assignment.pk]))
+    rated = _answers()
+    rated["nodule"]["marks"] = [{"image": 1, "x": 3, "y": 4, "confidence": 65}, {"image": 1,
+                                "x": 5, "y": 6}]  # fmt: skip
+    bad = _answers()
+    bad["nodule"]["marks"] = [{"image": 1, "x": 3, "y": 4, "confidence": 101}]
+
+    refused = _submit(client, assignment, findings=bad)
+    accepted = _submit(client, assignment, findings=rated)
+
+    assert refused.status_code == 400
+    assert "a mark's confidence must be a whole number 0-100" in refused.json()["error"]
+    assert accepted.status_code == 201
+    nodule = Read.objects.get(assignment=assignment).findings.get(finding_type__code="nodule")
+    assert nodule.marks == [{"image": 1, "x": 3, "y": 4, "confidence": 65}, {"image": 1, "x": 5,
+                            "y": 6}]  # fmt: skip

@@ -95,6 +95,7 @@ def test_a_study_created_in_the_admin_keeps_its_seed_off_the_audit_pages(world):
             "ni_margin": "0.05",
             "rating_scale": "probability",
             "contradiction_rule": "reject",
+            "froc_rule": "inside",
             "arms-TOTAL_FORMS": 0,
             "arms-INITIAL_FORMS": 0,
             "finding_types-TOTAL_FORMS": 0,

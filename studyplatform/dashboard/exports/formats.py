@@ -1,6 +1,8 @@
 """Writers of every export format.
 
-The long CSV streams from the database cursor. The per-finding formats (MRMCaov, RJafroc,
+The long CSV streams from the database cursor. The marks CSV has one row per mark of the
+effective reads, scored against the truth's lesion locations where the truth has them
+(:func:`marks_csv`). The per-finding formats (MRMCaov, RJafroc,
 iMRMC) take one finding type's ROC data, built by the same function as the report's MRMC
 analysis (:func:`analysis.report.mrmc_frame`: confidence as the rating, arms as treatments,
 ``unassisted`` first), so each of them gives the report's numbers.
@@ -17,14 +19,17 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.froc import workbook_bytes
+from analysis.froc.marks import MarkTables, finding_froc
 from analysis.report import LONG_COLUMNS, check_long_frame, mrmc_frame
 from studyplatform.dashboard.exports.cells import neutralize
 from studyplatform.studies.models import Study
 
-FORMATS = ("long", "mrmcaov", "rjafroc", "imrmc", "json", "html")
+FORMATS = ("long", "marks", "mrmcaov", "rjafroc", "imrmc", "json", "html")
 PER_FINDING = ("mrmcaov", "rjafroc", "imrmc")
 CONTENT_TYPES = {
     "long": "text/csv; charset=utf-8",
+    "marks": "text/csv; charset=utf-8",
     "mrmcaov": "text/csv; charset=utf-8",
     "rjafroc": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "imrmc": "text/plain; charset=utf-8",
@@ -33,6 +38,7 @@ CONTENT_TYPES = {
 }
 EXTENSIONS = {
     "long": "csv",
+    "marks": "csv",
     "mrmcaov": "csv",
     "rjafroc": "xlsx",
     "imrmc": "imrmc",
@@ -108,6 +114,10 @@ def _case_numbers(frame: pd.DataFrame) -> dict[str, int]:
 def rjafroc_workbook(frame: pd.DataFrame, *, title: str) -> bytes:
     """A JAFROC Excel workbook of ROC data, as RJafroc's ``DfReadDataFile`` reads it.
 
+    The export of a finding type whose truth has no lesion locations: its marks cannot be
+    scored, so each case is one pseudo-lesion rated with the read's confidence (the ROC
+    paradigm in RJafroc's format). With locations, :func:`froc_workbook` writes the real marks.
+
     Sheets ``TRUTH`` (CaseID, LesionID, Weight: LesionID 0 and weight 0 for a normal case,
     lesion 1 with weight 1 for an abnormal one), ``NL`` (ReaderID, ModalityID, CaseID,
     NL_Rating: the ratings of normal cases) and ``LL`` (ReaderID, ModalityID, CaseID, LesionID,
@@ -150,6 +160,69 @@ def rjafroc_workbook(frame: pd.DataFrame, *, title: str) -> bytes:
     buffer = io.BytesIO()
     wb.save(buffer)
     return buffer.getvalue()
+
+
+def froc_workbook(long: pd.DataFrame, marks: MarkTables, finding: str) -> bytes:
+    """RJafroc's workbook of one finding type's real marks: lesions, LL and NL marks.
+
+    The marks are scored under the protocol's acceptance rule (:func:`analysis.froc.marks.
+    finding_froc`): the TRUTH sheet lists every lesion of the abnormal cases and lesion 0 for
+    each normal case, NL and LL hold the marks with their ratings, modality = arm. Case IDs
+    are numbered, with their names in sheet CASES (:func:`analysis.froc.workbook_bytes`).
+    """
+    try:
+        froc = finding_froc(
+            long, marks.marks, marks.lesions, finding, rule=marks.rule, distance=marks.distance
+        )
+    except ValueError as error:
+        raise ExportError(str(error)) from None
+    return workbook_bytes(froc.data)
+
+
+MARKS_COLUMNS = (
+    "study",
+    "reader",
+    "case",
+    "arm",
+    "session",
+    "finding",
+    "mark",
+    "image",
+    "x",
+    "y",
+    "rating",
+    "lesion",
+    "kind",
+)
+
+
+def marks_csv(study: str, long: pd.DataFrame, marks: MarkTables) -> str:
+    """One row per mark (MARKS_COLUMNS): where it is, its rating, and what it localized.
+
+    ``kind`` is ``LL`` (the mark localizes ``lesion``) or ``NL`` for the marks of finding types
+    whose truth has lesion locations, scored as the FROC analysis scores them; it is empty for
+    a mark that is not scored: on a finding type without locations, on a case without truth or
+    an abnormal case without locations, or of a read whose call is absent
+    (:mod:`analysis.froc.marks`).
+    """
+    frame = marks.marks.assign(lesion="", kind="")
+    key = ["reader", "case", "arm", "session", "finding", "mark"]
+    for finding in marks.located_findings():
+        try:
+            froc = finding_froc(
+                long, marks.marks, marks.lesions, finding, rule=marks.rule, distance=marks.distance
+            )
+        except ValueError:
+            continue  # nothing of this finding type can be scored: its kinds stay empty
+        scored = froc.scored.marks.rename(columns={"treatment": "arm"})[[*key, "lesion", "kind"]]
+        merged = frame[key].merge(scored, on=key, how="left")
+        hit = merged["kind"].notna().to_numpy()
+        frame.loc[hit, ["lesion", "kind"]] = merged.loc[hit, ["lesion", "kind"]].to_numpy()
+    frame.insert(0, "study", study)
+    out = frame[list(MARKS_COLUMNS)].copy()
+    for column in ("reader", "case", "arm", "finding", "study"):
+        out[column] = out[column].astype(str).map(neutralize)
+    return str(out.to_csv(index=False, lineterminator="\n"))
 
 
 def _imrmc_id(value: Any, what: str) -> str:
@@ -206,6 +279,7 @@ def build_export(
     :class:`ExportError` with a message naming what is wrong.
     """
     from studyplatform.dashboard.selectors import iter_long_rows, long_reads_frame
+    from studyplatform.dashboard.selectors.marks import study_marks
 
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -214,6 +288,9 @@ def build_export(
         return Export(
             long_csv_chunks(iter_long_rows(study)), CONTENT_TYPES[fmt], f"{study.slug}-long.csv"
         )
+    if fmt == "marks":
+        text = marks_csv(study.slug, long_reads_frame(study), study_marks(study))
+        return Export([text], CONTENT_TYPES[fmt], f"{study.slug}-marks.csv")
     if fmt in PER_FINDING:
         codes = list(study.finding_types.values_list("code", flat=True))
         if finding is None:
@@ -224,11 +301,15 @@ def build_export(
             finding = codes[0]
         elif finding not in codes:
             raise ExportError(f"study {study.slug} has no finding type {finding!r}")
-        frame = roc_frame(long_reads_frame(study), finding)
+        long = long_reads_frame(study)
+        frame = roc_frame(long, finding)
         name = f"{base}-{finding}.{EXTENSIONS[fmt]}"
         if fmt == "mrmcaov":
             return Export([mrmcaov_csv(frame)], CONTENT_TYPES[fmt], name)
         if fmt == "rjafroc":
+            marks = study_marks(study)
+            if finding in marks.located_findings():
+                return Export([froc_workbook(long, marks, finding)], CONTENT_TYPES[fmt], name)
             body = rjafroc_workbook(frame, title=f"{study.slug} {finding}")
             return Export([body], CONTENT_TYPES[fmt], name)
         return Export(

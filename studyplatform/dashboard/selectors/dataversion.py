@@ -25,6 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from studyplatform.audit.models import canonical_json
 from studyplatform.dashboard.selectors.frame import bulk_read_settings, copy_out
 from studyplatform.dashboard.selectors.longframe import ANALYSIS_SCHEMA
 from studyplatform.prereads.models import PreReadFinding, PreReadStatus
@@ -93,9 +94,11 @@ def data_version(study: Study) -> str:
 
     In a fixed order: the analysis schema, the protocol version and the pinned model (name,
     version, sha256); arms; finding types with significance and thresholds; readers; cases
-    (site, modality, manufacturer); truth values; the pinned model's pre-read probabilities;
-    and every read's findings (read, assignment, the read a correction supersedes, finding,
-    call, confidence: reads are append-only, so a read's ID stands for its times). Any change
+    (site, modality, manufacturer); truth values and locations; the pinned model's pre-read
+    probabilities; and every read's findings (read, assignment, the read a correction
+    supersedes, finding, call, confidence: reads are append-only, so a read's ID stands for its
+    times and its marks). The FROC acceptance rule is in the protocol, whose digest the cache
+    key holds. Any change
     of any of these values changes the version, whatever the counts or ID sums.
 
     The reads enter as their own digest (:func:`_reads_digest`): streamed (PostgreSQL's COPY,
@@ -138,10 +141,11 @@ def data_version(study: Study) -> str:
     digest.section(
         "truth",
         (
-            (case, codes[finding], present)
-            for case, finding, present in Truth.objects.filter(case__study=study)
+            # The location too: its lesions decide how the readers' marks are scored.
+            (case, codes[finding], present, canonical_json(location))
+            for case, finding, present, location in Truth.objects.filter(case__study=study)
             .order_by("case_id", "finding_type_id")
-            .values_list("case_id", "finding_type_id", "present")
+            .values_list("case_id", "finding_type_id", "present", "location")
         ),
     )
     probabilities: Iterable[tuple[Any, ...]] = ()

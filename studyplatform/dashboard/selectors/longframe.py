@@ -32,7 +32,7 @@ from studyplatform.reading.models import Read, Reader, ReadFinding
 from studyplatform.studies.models import Case, Study, Truth
 
 # Bump when the analysis or its inputs change meaning, so cached results are recomputed.
-ANALYSIS_SCHEMA = "3"
+ANALYSIS_SCHEMA = "4"
 
 LongRow = tuple[Any, ...]
 

@@ -215,17 +215,32 @@ def parse_findings(
 
 
 def _marks(ft: FindingType, raw: Any) -> list[dict[str, int]]:
+    """The marks of one finding: ``{image, x, y}`` and an optional ``confidence`` 0-100.
+
+    A mark's own confidence rates that mark in the FROC scoring (the readers' marks as lesion
+    and non-lesion localizations); without one, the mark takes the finding's confidence. Other
+    keys are dropped, as before marks had a confidence.
+    """
     if not isinstance(raw, list) or len(raw) > MAX_MARKS:
         raise InvalidReadError(f"{ft.name}: marks must be a list of at most {MAX_MARKS} points")
     marks = []
     for mark in raw:
-        if not isinstance(mark, dict) or not all(
-            isinstance(mark.get(k), int) and not isinstance(mark.get(k), bool)
-            for k in ("image", "x", "y")
-        ):
+        if not isinstance(mark, dict) or not all(_whole(mark.get(k)) for k in ("image", "x", "y")):
             raise InvalidReadError(f"{ft.name}: a mark needs whole-number image, x and y")
-        marks.append({"image": mark["image"], "x": mark["x"], "y": mark["y"]})
+        clean = {"image": mark["image"], "x": mark["x"], "y": mark["y"]}
+        if mark.get("confidence") is not None:
+            confidence = mark["confidence"]
+            if not _whole(confidence) or not 0 <= confidence <= 100:
+                raise InvalidReadError(
+                    f"{ft.name}: a mark's confidence must be a whole number 0-100"
+                )
+            clean["confidence"] = confidence
+        marks.append(clean)
     return marks
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_marks(answers: dict[int, FindingAnswer], sizes: dict[int, tuple[int, int]]) -> None:

@@ -2,11 +2,13 @@
 
 An amendment may change what does not invalidate the stored allocation or the reads already
 submitted: the significance and AI threshold of finding types, new finding types (asked from the
-next case a reader opens), the washout, the primary endpoint, the non-inferiority margin and the
-contradiction rule. It may not change the design, the arms, the reader groups, the readers per
-case (the allocation was randomized for them), remove a finding type (submitted reads answered
-it), change the rating scale (submitted ratings used it) or the pinned model (readers saw its
-output). ``studyplatform.audit.signatures.amend_protocol`` signs and stores the new version.
+next case a reader opens), the washout, the primary endpoint, the non-inferiority margin, the
+contradiction rule and the FROC acceptance rule (marks are scored at analysis time, so a new rule
+rescores the stored marks; the amendment is the record of why). It may not change the design, the
+arms, the reader groups, the readers per case (the allocation was randomized for them), remove a
+finding type (submitted reads answered it), change the rating scale (submitted ratings used it) or
+the pinned model (readers saw its output). ``studyplatform.audit.signatures.amend_protocol`` signs
+and stores the new version.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from django.utils.text import slugify
 from studyplatform.studies.models import (
     ContradictionRule,
     FindingType,
+    FrocRule,
     PrimaryEndpoint,
     Study,
 )
@@ -35,6 +38,8 @@ AMENDABLE = (
     "primary_endpoint",
     "ni_margin",
     "contradiction_rule",
+    "froc_rule",
+    "froc_distance_px",
 )
 
 _ALLOCATION = "the stored allocation was randomized for it; changing it would invalidate it"
@@ -176,8 +181,37 @@ def _set_study_fields(study: Study, changes: Mapping[str, Any]) -> None:
             )
         study.ni_margin = None if margin is None else float(margin)
         fields.append("ni_margin")
+    fields += _set_froc_rule(study, changes)
     if fields:
         study.save(update_fields=fields)
+
+
+def _set_froc_rule(study: Study, changes: Mapping[str, Any]) -> list[str]:
+    fields = []
+    if "froc_rule" in changes:
+        if changes["froc_rule"] not in FrocRule.values:
+            raise InvalidAmendmentError(
+                f"the FROC acceptance rule must be one of {', '.join(FrocRule.values)}"
+            )
+        study.froc_rule = changes["froc_rule"]
+        fields.append("froc_rule")
+    if "froc_distance_px" in changes:
+        distance = changes["froc_distance_px"]
+        if distance is not None and (
+            isinstance(distance, bool)
+            or not isinstance(distance, int | float)
+            or not math.isfinite(distance)
+            or distance <= 0
+        ):
+            raise InvalidAmendmentError(
+                f"the FROC acceptance distance must be a positive number of pixels or empty, "
+                f"got {distance!r}"
+            )
+        study.froc_distance_px = None if distance is None else float(distance)
+        fields.append("froc_distance_px")
+    if study.froc_rule == FrocRule.DISTANCE and not study.froc_distance_px:
+        raise InvalidAmendmentError("the FROC 'distance' rule needs an acceptance distance")
+    return fields
 
 
 def apply_amendment(*, study: Study, changes: Mapping[str, Any], version: int) -> None:
@@ -189,7 +223,7 @@ def apply_amendment(*, study: Study, changes: Mapping[str, Any], version: int) -
          "add_finding_types": [{"code": "pneumothorax", "name": "Pneumothorax",
                                 "clinically_significant": True, "ai_threshold": None}],
          "washout_days": 21, "primary_endpoint": "missed", "ni_margin": 0.05,
-         "contradiction_rule": "confirm"}
+         "contradiction_rule": "confirm", "froc_rule": "distance", "froc_distance_px": 20}
 
     Raises InvalidAmendmentError naming the first problem; call it in the amendment's
     transaction, so that a refusal leaves nothing changed.

@@ -61,6 +61,8 @@ def protocol_content(study: Study) -> dict[str, Any]:
                 "readers_per_case": study.readers_per_case,
                 "primary_endpoint": study.primary_endpoint,
                 "ni_margin": study.ni_margin,
+                "froc_rule": study.froc_rule,
+                "froc_distance_px": study.froc_distance_px,
             }
         )
     )

@@ -1,4 +1,4 @@
-"""python manage.py export STUDY --format long|mrmcaov|rjafroc|imrmc|json|html -o FILE."""
+"""python manage.py export STUDY --format long|marks|mrmcaov|rjafroc|imrmc|json|html -o FILE."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ from studyplatform.studies.models import Study
 
 class Command(BaseCommand):
     help = (
-        "Write a study's data for statisticians: the long reads CSV, MRMCaov CSV, RJafroc "
-        "workbook or iMRMC input (one finding type each), the analysis as JSON, or the report "
-        "as one HTML file. The export is recorded in the audit trail."
+        "Write a study's data for statisticians: the long reads CSV; the marks CSV (one row per "
+        "mark: study,reader,case,arm,session,finding,mark,image,x,y,rating,lesion,kind, kind LL "
+        "or NL where the truth has lesion locations); MRMCaov CSV, RJafroc workbook (the real "
+        "marks and lesions when the truth has lesion locations, else one pseudo-lesion per "
+        "case) or iMRMC input (one finding type each); the analysis as JSON, or the report as "
+        "one HTML file. The export is recorded in the audit trail."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

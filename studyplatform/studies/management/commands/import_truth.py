@@ -15,8 +15,14 @@ from studyplatform.studies.services import ImportRefusedError, import_truth
 class Command(BaseCommand):
     help = (
         "Import ground truth from a CSV with columns case_id, finding, present (0/1) and optional "
-        "source (import, adjudication, follow_up) and location (JSON). All rows or none: every "
-        "unknown case or finding is reported with its row number. Running it again changes "
+        "source (import, adjudication, follow_up) and location (JSON). Lesion locations (for FROC "
+        "scoring of the readers' marks): one row per lesion with the optional columns lesion "
+        "(whole number from 1; default: row order), image (the image's position in the case), x "
+        "(column) and y (row) of the lesion's centre in pixels, radius (pixels, > 0) and weight "
+        "(for every lesion of the case and finding or none, summing to 1); the rows of a case and "
+        "finding must agree on present and source. A lesion on an absent finding, off its image, "
+        "with a radius that is not positive or on an unknown image position is refused. All "
+        "rows or none: every problem is reported with its row number. Running it again changes "
         "nothing; a changed row updates the stored truth. Refused once the truth is finalized "
         "(signed) or the study is locked."
     )
