@@ -312,3 +312,34 @@ def test_power_command_one_treatment_pilot_exit_2(capsys, tmp_path):
         capsys, "power", str(path), "--readers", "6", "--cases", "100", "--effect", "0.05"
     )
     assert status == 2 and "exactly 2 treatments" in err
+
+
+# -- planning grid ------------------------------------------------------------------------------
+
+
+def test_builtin_pilot_is_the_van_dyke_reference_file():
+    from analysis.power import BUILTIN_PILOT
+
+    assert BUILTIN_PILOT.read_bytes() == PILOTS["vandyke"].read_bytes()
+
+
+def test_grid_cells_are_the_single_powers():
+    from analysis.power import power_grid
+
+    c = components("franken")
+    grid = power_grid(c, readers=range(2, 9), cases=[40, 100, 400], effect=0.06, factors="RRFC")
+    single = power_given(c, readers=5, cases=100, effect=0.06, factors="RRFC").power
+    assert grid.power.shape == (7, 3)
+    assert grid.power[3, 1] == pytest.approx(single, rel=1e-12)
+    assert grid.figure()["data"][0]["type"] == "heatmap"
+
+
+def test_grid_with_reader_groups_keeps_their_multiples_and_refuses_an_empty_grid():
+    from analysis.power import power_grid
+
+    c = components("vandyke")
+    grid = power_grid(c, readers=range(2, 10), cases=range(10, 100, 10), effect=0.05,
+                      reader_groups=3)  # fmt: skip
+    assert grid.readers == (3, 6, 9) and grid.cases == (30, 60, 90)
+    with pytest.raises(ValueError, match="grid is empty"):
+        power_grid(c, readers=[2, 4], cases=[10], effect=0.05, reader_groups=3)
