@@ -34,7 +34,9 @@ the formulas above with ``(J - 1) E`` replaced by ``(J / G - 1) E`` in ``den`` a
 the pooled ``cov2 - cov3`` over all reader pairs of the split-plot OR analysis (MRMCaov's
 partially paired design, :mod:`analysis.mrmc`). With ``G = 1`` they are the factorial formulas.
 No peer computes this: RJafroc 2.1.3 removed its split-plot support and MRMCaov 0.3.0 has no
-power functions. ``benchmarks/validate_power.md`` compares it with simulated rejection rates.
+power functions. ``benchmarks/validate_power.md`` compares it with simulated rejection rates
+(24 split-plot designs: predicted minus empirical power -0.002 on average, 0.018 in absolute
+value; the factorial formula applied to them overstates their power by 0.21).
 
 Sample size (:func:`cases_for_power`) is RJafroc's ``SsSampleSizeKGivenJ`` search: the smallest
 ``K`` from 2 (``2 G`` for split-plot, in steps of ``G``) whose power reaches the target, up to
