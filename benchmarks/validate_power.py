@@ -17,7 +17,11 @@ For each Roe-Metz variance structure and figure of merit:
    ``Phi((mu_2 - c) / sqrt(V)) - Phi((mu_1 - c) / sqrt(V))`` for the sensitivity of the call
    ``rating > c``, ``c = mu_1 / 2``, ``V`` the total variance of a rating. For split-plot
    designs the "as factorial" column is the factorial formula at the same J and K, which
-   ignores that each reader reads only ``K / G`` cases.
+   ignores that each reader reads only ``K / G`` cases;
+4. split-plot pilots: the power of a factorial study predicted from factorial pilots (6 readers,
+   60 + 60 cases) and from the same pilots cut into 2 reader groups (the split-plot pilot path of
+   :func:`analysis.power.pilot_components`: within-group covariances, cases per reader) should
+   agree (``--pilots-only`` runs this part alone).
 
 Report what comes out; do not tune. Usage::
 
@@ -192,6 +196,30 @@ def run_structure(structure: str, metric: str, n_sims: int, n_pilots: int, seed:
     return cells
 
 
+def split_plot_pilots(structure: str, n_pilots: int, seed: int) -> tuple[float, float, float]:
+    """Predicted power of a factorial study (J = 6, K = 100, RRRC) from the mean components of
+    ``n_pilots`` factorial pilots (6 readers, 60 + 60 cases) and from the same pilots cut into a
+    split-plot pilot (2 groups of 3 readers, 60 cases each), and the split-plot pilots' median
+    single prediction. Both estimate the same population, so the powers should agree."""
+    rng = np.random.default_rng(seed)
+    params = roe_metz_params(structure, MU[0])
+    effect = population_effect(params, "empirical_auc")
+    factorial, split = [], []
+    for _ in range(n_pilots):
+        frame = simulate_roe_metz(
+            n_readers=6, n_positive=60, n_negative=60, mu=MU, structure=params, seed=rng
+        )
+        factorial.append(pilot_components(frame))
+        split.append(pilot_components(split_plot(frame, 2)))
+    plan = {"readers": 6, "cases": 100, "effect": effect}
+    each = [power_given(p, **plan).power for p in split]  # type: ignore[arg-type]
+    return (
+        power_given(mean_components(factorial), **plan).power,  # type: ignore[arg-type]
+        power_given(mean_components(split), **plan).power,  # type: ignore[arg-type]
+        float(np.median(each)),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-sims", type=int, default=2000)
@@ -199,36 +227,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--structures", default="HH,HL,LH,LL")
     parser.add_argument("--metrics", default="empirical_auc,sensitivity")
     parser.add_argument("--seed", type=int, default=20261203)
+    parser.add_argument("--pilots-only", action="store_true", help="only part 4")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     cells: list[Cell] = []
     seed = args.seed
+    if not args.pilots_only:
+        print(
+            "| structure | metric | J | K | G | factors | effect | predicted | as factorial "
+            "| one pilot: median (IQR) | empirical (95% CI) |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for metric in args.metrics.split(","):
+            for structure in args.structures.split(","):
+                found = run_structure(structure, metric, args.n_sims, args.n_pilots, seed)
+                seed += 1
+                cells += found
+                for c in found:
+                    print(
+                        f"| {c.structure} | {c.metric} | {c.readers} | {c.cases} | "
+                        f"{c.reader_groups} | {c.factors} | {c.effect:.4f} | {c.predicted:.3f} | "
+                        + (f"{c.predicted_as_factorial:.3f}" if c.reader_groups > 1 else "-")
+                        + f" | {c.pilot_predicted_median:.3f} ({c.pilot_predicted_iqr[0]:.3f}, "
+                        f"{c.pilot_predicted_iqr[1]:.3f}) | {c.empirical:.3f} "
+                        f"({c.empirical_ci[0]:.3f}, {c.empirical_ci[1]:.3f}) |",
+                        flush=True,
+                    )
+        inside = sum(c.empirical_ci[0] <= c.predicted <= c.empirical_ci[1] for c in cells)
+        gap = max(abs(c.predicted - c.empirical) for c in cells)
+        print(
+            f"\npredicted inside the empirical 95% CI in {inside} of {len(cells)} cells; "
+            f"largest |predicted - empirical| = {gap:.3f}"
+        )
     print(
-        "| structure | metric | J | K | G | factors | effect | predicted | as factorial "
-        "| one pilot: median (IQR) | empirical (95% CI) |"
+        "\nSplit-plot pilots: power of a factorial study (J = 6, K = 100, RRRC) predicted from "
+        "factorial pilots and from the same pilots cut into 2 reader groups\n"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for metric in args.metrics.split(","):
-        for structure in args.structures.split(","):
-            found = run_structure(structure, metric, args.n_sims, args.n_pilots, seed)
-            seed += 1
-            cells += found
-            for c in found:
-                print(
-                    f"| {c.structure} | {c.metric} | {c.readers} | {c.cases} | "
-                    f"{c.reader_groups} | {c.factors} | {c.effect:.4f} | {c.predicted:.3f} | "
-                    + (f"{c.predicted_as_factorial:.3f}" if c.reader_groups > 1 else "-")
-                    + f" | {c.pilot_predicted_median:.3f} ({c.pilot_predicted_iqr[0]:.3f}, "
-                    f"{c.pilot_predicted_iqr[1]:.3f}) | {c.empirical:.3f} "
-                    f"({c.empirical_ci[0]:.3f}, {c.empirical_ci[1]:.3f}) |",
-                    flush=True,
-                )
-    inside = sum(c.empirical_ci[0] <= c.predicted <= c.empirical_ci[1] for c in cells)
-    gap = max(abs(c.predicted - c.empirical) for c in cells)
-    print(
-        f"\npredicted inside the empirical 95% CI in {inside} of {len(cells)} cells; "
-        f"largest |predicted - empirical| = {gap:.3f}"
-    )
+    print("| structure | from factorial pilots | from split-plot pilots | one split-plot pilot |")
+    print("|---|---|---|---|")
+    for index, structure in enumerate(args.structures.split(",")):
+        from_factorial, from_split, one = split_plot_pilots(
+            structure, args.n_pilots, args.seed + 1000 + index
+        )
+        print(f"| {structure} | {from_factorial:.3f} | {from_split:.3f} | {one:.3f} |", flush=True)
     if args.json:
         print(json.dumps([asdict(c) for c in cells], indent=1))
     return 0
