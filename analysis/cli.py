@@ -212,6 +212,75 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- power --------------------------------------------------------------------------------------
+
+
+def _configure_power(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file", help="pilot CSV with columns reader,treatment,case,truth,rating (2 treatments)"
+    )
+    parser.add_argument("--readers", type=int, required=True, help="readers J of the study")
+    size = parser.add_mutually_exclusive_group(required=True)
+    size.add_argument("--cases", type=int, help="cases K of the study: give its power")
+    size.add_argument(
+        "--target-power", type=float, help="give the smallest K reaching this power instead"
+    )
+    parser.add_argument(
+        "--effect",
+        type=float,
+        required=True,
+        help="difference of the reader-averaged figures of merit to detect",
+    )
+    parser.add_argument("--alpha", type=float, default=0.05, help="size of the test")
+    parser.add_argument("--factors", choices=("RRRC", "FRRC", "RRFC"), default="RRRC")
+    parser.add_argument(
+        "--metric", choices=("empirical_auc", "sensitivity", "specificity"), default="empirical_auc"
+    )
+    parser.add_argument(
+        "--reader-groups",
+        type=int,
+        default=None,
+        help="split-plot study of G reader groups (default: the pilot's, 1 if factorial)",
+    )
+    parser.add_argument(
+        "--max-cases", type=int, default=2000, help="largest K tried with --target-power"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _run_power(args: argparse.Namespace) -> int:
+    from analysis.io import read_mrmc_csv
+    from analysis.power import cases_for_power, check_plan, pilot_components, power_given
+
+    groups = 1 if args.reader_groups is None else args.reader_groups
+    # Options first: a bad J, effect or alpha fails before the pilot is read.
+    check_plan(
+        readers=args.readers,
+        effect=args.effect,
+        alpha=args.alpha,
+        factors=args.factors,
+        reader_groups=groups,
+    )
+    components = pilot_components(read_mrmc_csv(args.file), metric=args.metric)
+    if args.reader_groups is None:
+        groups = components.reader_groups
+    plan = {
+        "readers": args.readers,
+        "effect": args.effect,
+        "alpha": args.alpha,
+        "factors": args.factors,
+        "reader_groups": groups,
+    }
+    result: _Result
+    if args.cases is not None:
+        result = power_given(components, cases=args.cases, **plan)
+    else:
+        result = cases_for_power(
+            components, target_power=args.target_power, max_cases=args.max_cases, **plan
+        )
+    return _print_result(result, as_json=args.json)
+
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "mrmc",
@@ -245,6 +314,13 @@ COMMANDS: tuple[Command, ...] = (
         "Cohen's kappa for every pair of raters and Fleiss' kappa, with SE and 95% CI",
         _configure_kappa,
         _run_kappa,
+    ),
+    Command(
+        "power",
+        "power of the OR test of two treatments, or the cases for a target power, from a "
+        "pilot (Hillis, Obuchowski and Berbaum 2011, as RJafroc SsPowerGivenJK)",
+        _configure_power,
+        _run_power,
     ),
     Command(
         "report",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -49,3 +49,61 @@ class ExportForm(forms.Form):
             f"{field}: {' '.join(str(m) for m in messages)}"
             for field, messages in self.errors.items()
         )
+
+
+PILOT_SOURCES = (
+    ("builtin", "Built-in pilot: Van Dyke (2 treatments, 5 readers, 114 cases)"),
+    ("upload", "Upload a pilot CSV (reader,treatment,case,truth,rating)"),
+    ("study", "This study's interim data (complete-case readers)"),
+)
+MAX_PILOT_BYTES = 5 * 1024 * 1024
+
+
+class PlanningForm(forms.Form):
+    """The power planning request: a pilot (built in, uploaded or the study's data) and the
+    plan (effect, alpha, factors, reader groups, the grid's ranges); validated before any
+    computation, errors shown on the page."""
+
+    source = forms.ChoiceField(choices=PILOT_SOURCES, initial="builtin")
+    pilot = forms.FileField(required=False, help_text="CSV, at most 5 MB")
+    finding = forms.ChoiceField(required=False, help_text="finding type (interim data)")
+    metric = forms.ChoiceField(
+        choices=[(m, m) for m in ("empirical_auc", "sensitivity", "specificity")],
+        initial="empirical_auc",
+        help_text="figure of merit of a built-in or uploaded pilot",
+    )
+    effect = forms.FloatField(initial=0.05, help_text="difference of reader-averaged FOMs")
+    alpha = forms.FloatField(initial=0.05, min_value=1e-4, max_value=0.5)
+    factors = forms.ChoiceField(choices=[(f, f) for f in ("RRRC", "FRRC", "RRFC")], initial="RRRC")
+    reader_groups = forms.IntegerField(initial=1, min_value=1, max_value=10)
+    max_readers = forms.IntegerField(initial=20, min_value=2, max_value=60)
+    max_cases = forms.IntegerField(initial=400, min_value=20, max_value=2000)
+
+    def __init__(self, *args: Any, study: Study, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.study = study
+        codes = list(study.finding_types.order_by("code").values_list("code", flat=True))
+        cast(forms.ChoiceField, self.fields["finding"]).choices = [(c, c) for c in codes]
+
+    def clean_effect(self) -> float:
+        effect: float = self.cleaned_data["effect"]
+        if effect == 0 or abs(effect) >= 1:
+            raise forms.ValidationError("the effect must be a non-zero difference below 1")
+        return effect
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("source") == "upload":
+            upload = data.get("pilot")
+            if upload is None:
+                self.add_error("pilot", "choose a pilot CSV to upload")
+            elif upload.size > MAX_PILOT_BYTES:
+                self.add_error("pilot", f"the file has {upload.size} bytes, at most 5 MB")
+            else:
+                try:
+                    data["pilot_text"] = upload.read().decode("utf-8-sig")
+                except UnicodeDecodeError:
+                    self.add_error("pilot", "the file is not UTF-8 text (a CSV is expected)")
+        if data.get("source") == "study" and not data.get("finding"):
+            self.add_error("finding", f"study {self.study.slug} has no finding type")
+        return data

@@ -12,4 +12,5 @@ urlpatterns = [
     path("<slug:slug>/report/status/", views.analysis_status, name="report_status"),
     path("<slug:slug>/report/retry/", views.analysis_retry, name="report_retry"),
     path("<slug:slug>/export/", views.export, name="export"),
+    path("<slug:slug>/planning/", views.power_planning, name="planning"),
 ]

@@ -21,12 +21,12 @@ from django.http import (
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import cache_control
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from studyplatform.accounts.middleware import allow_inline_styles
-from studyplatform.dashboard import access, report, selectors, services
+from studyplatform.dashboard import access, planning, report, selectors, services
 from studyplatform.dashboard.exports import ExportError, build_export
-from studyplatform.dashboard.forms import ExportForm
+from studyplatform.dashboard.forms import ExportForm, PlanningForm
 from studyplatform.dashboard.models import AnalysisResult, AnalysisStatus
 
 _TEXT = "text/plain; charset=utf-8"
@@ -147,6 +147,48 @@ def export(request: HttpRequest, slug: str) -> HttpResponseBase:
     response = StreamingHttpResponse(result.chunks, content_type=result.content_type)
     response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
     return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@allow_inline_styles  # plotly.js inserts <style> elements
+def power_planning(request: HttpRequest, slug: str) -> HttpResponse:
+    """A J x K power grid from a pilot: built in, uploaded (POST, multipart) or the study's own
+    interim data. The same people as the report; a look at the interim data before the lock is
+    recorded, as the report's. A pilot or plan that cannot be used is a 400 page that says why.
+    """
+    study = access.results_study_for(request.user, slug, what="", shows_results=False)
+    if request.method == "POST":
+        form = PlanningForm(request.POST, request.FILES, study=study)
+    else:
+        form = PlanningForm({"source": "builtin", **_initial(PlanningForm)}, study=study)
+    plan, error = None, ""
+    if form.is_valid():
+        try:
+            plan = planning.plan_power(study=study, data=form.cleaned_data)
+        except ValueError as problem:
+            error = str(problem)
+        else:
+            if form.cleaned_data["source"] == "study":
+                services.record_interim_view(
+                    user=request.user, study=study, what="power planning from interim data"
+                )
+    context = {
+        "study": study,
+        "form": form,
+        "plan": plan,
+        "error": error,
+        "figure": plan.grid.figure() if plan else None,
+        "plotly_version": report.plotly_version(),
+    }
+    status = 400 if error or not form.is_valid() else 200
+    return render(request, "dashboard/planning.html", context, status=status)
+
+
+def _initial(form: type[PlanningForm]) -> dict[str, Any]:
+    return {
+        name: field.initial for name, field in form.base_fields.items() if field.initial is not None
+    }
 
 
 @login_required
