@@ -67,19 +67,44 @@ def _configure_mrmc(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cov", choices=("jackknife", "delong", "unbiased"), default="jackknife")
     parser.add_argument("--factors", choices=("RRRC", "FRRC", "RRFC"), default="RRRC")
     parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
+    _add_inference_options(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _add_inference_options(parser: argparse.ArgumentParser) -> None:
+    """Non-inferiority and multiplicity options, shared by mrmc and dbm."""
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="non-inferiority margin in (0, 1): one-sided test of each treatment - reference",
+    )
+    parser.add_argument(
+        "--reference", default=None, help="reference treatment (default: the first in the file)"
+    )
+    parser.add_argument(
+        "--adjust",
+        choices=("none", "holm"),
+        default="none",
+        help="adjust the pairwise p-values for multiplicity (Holm)",
+    )
 
 
 def _run_mrmc(args: argparse.Namespace) -> int:
     from analysis.io import read_mrmc_csv
     from analysis.mrmc import or_analysis
+    from analysis.mrmc.noninferiority import check_margin
 
+    check_margin(args.margin, args.reference)  # before the file is read: a bad option fails fast
     result = or_analysis(
         read_mrmc_csv(args.file),
         metric=args.metric,
         cov=args.cov,
         factors=args.factors,
         alpha=args.alpha,
+        margin=args.margin,
+        reference=args.reference,
+        adjust=args.adjust,
     )
     return _print_result(result, as_json=args.json)
 

@@ -23,7 +23,9 @@ Where ``cov2 < cov3`` this follows OR-DBM MRMC 2.5: ``max(cov2 - cov3, 0)`` is t
 FRRC error term as well as in RRRC. MRMCaov 0.3.0 (``R/summary.R``) truncates only in RRRC, so on
 such data its FRRC results differ: on ``tests/data/franken.csv`` its formula gives
 X2 = 0.36396, p = 0.5463, where OR-DBM MRMC 2.51 and this module give X2 = 0.32101, p = 0.5710.
-Pairwise differences use the pooled denominator of the global test, as both programs do.
+Pairwise differences use the pooled denominator of the global test, as both programs do; their
+non-inferiority tests against a reference and Holm-adjusted p-values are in
+:mod:`analysis.mrmc.noninferiority`.
 The variance components are reported untruncated:
 ``var_TR = MS_TR - var_error + cov1 + cov2 - cov3`` and
 ``var_R = (MS_R - var_TR - var_error - (t - 1) cov1 + cov2 + (t - 1) cov3) / t``.
@@ -86,6 +88,7 @@ from analysis.mrmc.distributions import (
     t_quantile,
     t_two_sided_p,
 )
+from analysis.mrmc.noninferiority import Adjust, with_inference_options
 from analysis.mrmc.results import (
     Difference,
     GlobalTest,
@@ -199,6 +202,9 @@ def or_analysis(
     cov: CovMethod = "jackknife",
     factors: Factors = "RRRC",
     alpha: float = 0.05,
+    margin: float | None = None,
+    reference: str | None = None,
+    adjust: Adjust = "none",
 ) -> ORResult:
     """Obuchowski-Rockette MRMC analysis with Hillis' degrees of freedom.
 
@@ -217,6 +223,14 @@ def or_analysis(
         Which factors are random: readers and cases, cases only, or readers only.
     alpha : float
         ``1 - alpha`` is the confidence level of the intervals.
+    margin : float, optional
+        Non-inferiority margin: adds the one-sided test of every treatment against
+        ``reference`` (the first treatment by default); see
+        :mod:`analysis.mrmc.noninferiority`.
+    reference : str, optional
+        The reference treatment of the non-inferiority tests.
+    adjust : {"none", "holm"}
+        Adds Holm-adjusted p-values of the pairwise differences.
 
     Returns
     -------
@@ -234,7 +248,14 @@ def or_analysis(
         metric uses, or DeLong covariance on data that are not fully paired.
     """
     return or_analysis_design(
-        mrmc_design(frame), metric=metric, cov=cov, factors=factors, alpha=alpha
+        mrmc_design(frame),
+        metric=metric,
+        cov=cov,
+        factors=factors,
+        alpha=alpha,
+        margin=margin,
+        reference=reference,
+        adjust=adjust,
     )
 
 
@@ -259,6 +280,9 @@ def or_analysis_design(
     cov: CovMethod = "jackknife",
     factors: Factors = "RRRC",
     alpha: float = 0.05,
+    margin: float | None = None,
+    reference: str | None = None,
+    adjust: Adjust = "none",
 ) -> ORResult:
     """:func:`or_analysis` on an already validated :class:`analysis.io.MRMCDesign`."""
     check_options(metric, cov, factors, alpha)
@@ -268,7 +292,7 @@ def or_analysis_design(
     if r < 2:
         raise ValueError(f"need at least 2 readers, got {r}")
     values, covariance = metric_and_covariance(design, metric, cov)
-    return or_inference(
+    result = or_inference(
         values,
         covariance,
         treatments=design.treatments,
@@ -283,6 +307,7 @@ def or_analysis_design(
         alpha=alpha,
         notes=design_notes(design),
     )
+    return with_inference_options(result, margin=margin, reference=reference, adjust=adjust)
 
 
 def or_inference(
