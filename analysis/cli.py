@@ -64,10 +64,18 @@ def _configure_mrmc(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metric", choices=("empirical_auc", "sensitivity", "specificity"), default="empirical_auc"
     )
-    parser.add_argument("--cov", choices=("jackknife", "delong", "unbiased"), default="jackknife")
+    parser.add_argument(
+        "--cov", choices=("jackknife", "delong", "unbiased", "bootstrap"), default="jackknife"
+    )
     parser.add_argument("--factors", choices=("RRRC", "FRRC", "RRFC"), default="RRRC")
     parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
     _add_inference_options(parser)
+    parser.add_argument(
+        "--n-boot", type=int, default=2000, help="bootstrap replicates (--cov bootstrap)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the bootstrap replicates (--cov bootstrap)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
@@ -102,6 +110,8 @@ def _run_mrmc(args: argparse.Namespace) -> int:
         cov=args.cov,
         factors=args.factors,
         alpha=args.alpha,
+        n_boot=args.n_boot,
+        seed=args.seed,
         margin=args.margin,
         reference=args.reference,
         adjust=args.adjust,

@@ -33,8 +33,9 @@ The variance components are reported untruncated:
 Designs (as MRMCaov 0.3.0, detected by :func:`analysis.io.detect_design`): factorial data,
 fully or partially paired (``split-plot`` when reader groups read disjoint case blocks), cases
 nested in readers and cases nested in treatments. Each metric value uses the cases its reader
-read under its treatment, the covariances come from the jackknife or the unbiased estimator
-over the reads that exist (:mod:`analysis.mrmc.covariance`; DeLong needs fully paired data),
+read under its treatment, the covariances come from the jackknife, the unbiased estimator
+(:mod:`analysis.mrmc.covariance`; DeLong needs fully paired data) or the case bootstrap
+(:mod:`analysis.mrmc.bootstrap`) over the reads that exist,
 and the covariances a design cannot have are set to zero before the formulas above and below:
 ``cov2 = cov3 = 0`` (and ``cov2_i = 0``) with cases nested in readers, ``cov1 = cov3 = 0`` with
 cases nested in treatments (MRMCaov ``vcov_comps``). The FRRC truncation above applies to these
@@ -68,6 +69,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import combinations
 from typing import TYPE_CHECKING, Literal
 
@@ -75,6 +77,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from analysis.io import Design, MRMCDesign, mrmc_design
+from analysis.mrmc.bootstrap import DEFAULT_N_BOOT, DEFAULT_SEED, bootstrap_metric_and_covariance
 from analysis.mrmc.covariance import (
     COV_METHODS,
     METRICS,
@@ -105,6 +108,8 @@ if TYPE_CHECKING:
 FloatArray = NDArray[np.float64]
 Factors = Literal["RRRC", "FRRC", "RRFC"]
 FACTORS: tuple[Factors, ...] = ("RRRC", "FRRC", "RRFC")
+ORCovMethod = Literal[CovMethod, "bootstrap"]
+OR_COV_METHODS: tuple[ORCovMethod, ...] = (*COV_METHODS, "bootstrap")
 
 
 def mean_squares(values: FloatArray) -> MeanSquares:
@@ -199,9 +204,11 @@ def or_analysis(
     frame: pd.DataFrame,
     *,
     metric: Metric = "empirical_auc",
-    cov: CovMethod = "jackknife",
+    cov: ORCovMethod = "jackknife",
     factors: Factors = "RRRC",
     alpha: float = 0.05,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = DEFAULT_SEED,
     margin: float | None = None,
     reference: str | None = None,
     adjust: Adjust = "none",
@@ -217,12 +224,15 @@ def or_analysis(
         data; every reader must read under every treatment.
     metric : {"empirical_auc", "sensitivity", "specificity"}
         The reader performance metric. Sensitivity and specificity take binary (0/1) ratings.
-    cov : {"jackknife", "delong", "unbiased"}
-        Estimator of the error covariances (see :mod:`analysis.mrmc.covariance`).
+    cov : {"jackknife", "delong", "unbiased", "bootstrap"}
+        Estimator of the error covariances (see :mod:`analysis.mrmc.covariance` and, for the
+        bootstrap, :mod:`analysis.mrmc.bootstrap`).
     factors : {"RRRC", "FRRC", "RRFC"}
         Which factors are random: readers and cases, cases only, or readers only.
     alpha : float
         ``1 - alpha`` is the confidence level of the intervals.
+    n_boot, seed : int
+        Bootstrap replicates and the seed that draws them (``cov="bootstrap"`` only).
     margin : float, optional
         Non-inferiority margin: adds the one-sided test of every treatment against
         ``reference`` (the first treatment by default); see
@@ -253,6 +263,8 @@ def or_analysis(
         cov=cov,
         factors=factors,
         alpha=alpha,
+        n_boot=n_boot,
+        seed=seed,
         margin=margin,
         reference=reference,
         adjust=adjust,
@@ -263,9 +275,9 @@ def check_options(metric: str, cov: str, factors: str, alpha: float) -> None:
     """Raise ValueError naming an unknown option or an alpha outside (0, 1)."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
-    if cov not in COV_METHODS:
+    if cov not in OR_COV_METHODS:
         raise ValueError(
-            f"unknown covariance method {cov!r}: choose one of {', '.join(COV_METHODS)}"
+            f"unknown covariance method {cov!r}: choose one of {', '.join(OR_COV_METHODS)}"
         )
     if factors not in FACTORS:
         raise ValueError(f"unknown factors {factors!r}: choose one of {', '.join(FACTORS)}")
@@ -277,9 +289,11 @@ def or_analysis_design(
     design: MRMCDesign,
     *,
     metric: Metric = "empirical_auc",
-    cov: CovMethod = "jackknife",
+    cov: ORCovMethod = "jackknife",
     factors: Factors = "RRRC",
     alpha: float = 0.05,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = DEFAULT_SEED,
     margin: float | None = None,
     reference: str | None = None,
     adjust: Adjust = "none",
@@ -291,7 +305,12 @@ def or_analysis_design(
         raise ValueError(f"need at least 2 treatments, got {t}")
     if r < 2:
         raise ValueError(f"need at least 2 readers, got {r}")
-    values, covariance = metric_and_covariance(design, metric, cov)
+    if cov == "bootstrap":
+        values, covariance = bootstrap_metric_and_covariance(
+            design, metric, n_boot=n_boot, seed=seed
+        )
+    else:
+        values, covariance = metric_and_covariance(design, metric, cov)
     result = or_inference(
         values,
         covariance,
@@ -307,6 +326,8 @@ def or_analysis_design(
         alpha=alpha,
         notes=design_notes(design),
     )
+    if cov == "bootstrap":
+        result = replace(result, bootstrap={"n_boot": n_boot, "seed": seed})
     return with_inference_options(result, margin=margin, reference=reference, adjust=adjust)
 
 

@@ -149,12 +149,14 @@ class ORResult(ReaderAveragedResult):
     non_inferiority: NonInferiority | None = None
     adjust: str = "none"
     p_adjusted: tuple[float, ...] | None = None
+    bootstrap: Mapping[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``python -m analysis mrmc --json`` object (non-finite numbers become null).
 
         ``non_inferiority`` and ``adjust`` (with ``p_adjusted`` in each difference) are present
-        only when a margin or an adjustment was asked for (:mod:`analysis.mrmc.noninferiority`).
+        only when a margin or an adjustment was asked for (:mod:`analysis.mrmc.noninferiority`),
+        ``bootstrap`` (``n_boot``, ``seed``) only with the bootstrap covariance.
         """
         return {
             "metric": self.metric,
@@ -178,14 +180,22 @@ class ORResult(ReaderAveragedResult):
                 key: json_record(value) for key, value in self.single_treatment.items()
             },
             "notes": list(self.notes),
-        } | inference_option_keys(self.non_inferiority, self.adjust, self.p_adjusted)
+        } | (
+            inference_option_keys(self.non_inferiority, self.adjust, self.p_adjusted)
+            | ({} if self.bootstrap is None else {"bootstrap": dict(self.bootstrap)})
+        )
 
     def to_text(self) -> str:
         """A readable report: values, variance components, test, differences, intervals."""
         lines = [
             "Obuchowski-Rockette MRMC analysis, Hillis degrees of freedom",
             f"metric {self.metric}, covariance {self.cov}, factors {self.factors}, "
-            f"design {self.design}",
+            f"design {self.design}"
+            + (
+                ""
+                if self.bootstrap is None
+                else f", {self.bootstrap['n_boot']} replicates (seed {self.bootstrap['seed']})"
+            ),
             self.size_line(),
             "",
             f"{self.metric} by reader (rows) and treatment (columns)",
