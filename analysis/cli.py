@@ -129,17 +129,21 @@ def _configure_dbm(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--factors", choices=("RRRC", "FRRC", "RRFC"), default="RRRC")
     parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
+    _add_inference_options(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def _run_dbm(args: argparse.Namespace) -> int:
     from analysis.dbm import dbm_analysis
     from analysis.io import read_mrmc_csv
+    from analysis.mrmc.noninferiority import check_margin, with_inference_options
 
+    check_margin(args.margin, args.reference)
     result = dbm_analysis(
         read_mrmc_csv(args.file), metric=args.metric, factors=args.factors, alpha=args.alpha
     )
-    return _print_result(result, as_json=args.json)
+    options = {"margin": args.margin, "reference": args.reference, "adjust": args.adjust}
+    return _print_result(with_inference_options(result, **options), as_json=args.json)
 
 
 # -- imrmc --------------------------------------------------------------------------------------

@@ -142,3 +142,40 @@ def test_bad_margin_or_reference_is_a_one_line_error(capsys, argv, message):
     assert main(["mrmc", str(DATA / "vandyke.csv"), *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("factors", ["RRRC", "RRFC"])
+def test_dbm_noninferiority_and_holm_equal_the_or_jackknife_ones(capsys, factors):
+    # DBM and OR with the jackknife covariance are the same analysis for RRRC and RRFC
+    # (Hillis 2008); so must their non-inferiority tests and adjusted p-values be.
+    argv = [
+        str(DATA / "vandyke_three.csv"),
+        "--factors",
+        factors,
+        "--margin",
+        "0.05",
+        "--reference",
+        "3",
+        "--adjust",
+        "holm",
+        "--json",
+    ]
+    assert main(["dbm", *argv]) == 0
+    dbm = json.loads(capsys.readouterr().out)
+    assert main(["mrmc", *argv]) == 0
+    mrmc = json.loads(capsys.readouterr().out)
+    assert dbm["adjust"] == "holm"
+    for a, b in zip(dbm["differences"], mrmc["differences"], strict=True):
+        assert close(a["p_adjusted"], b["p_adjusted"])
+    pairs = zip(
+        dbm["non_inferiority"]["comparisons"], mrmc["non_inferiority"]["comparisons"], strict=True
+    )
+    for a, b in pairs:
+        assert a["pair"] == b["pair"] and a["non_inferior"] == b["non_inferior"]
+        for key in ("estimate", "se", "df", "lower", "statistic", "p_value"):
+            assert close(a[key], b[key]), key
+
+
+def test_dbm_table_shows_adjusted_p_values(capsys):
+    assert main(["dbm", str(DATA / "vandyke_three.csv"), "--adjust", "holm"]) == 0
+    assert "p (Holm)" in capsys.readouterr().out
