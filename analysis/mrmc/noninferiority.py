@@ -33,6 +33,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import numpy as np
 from scipy import special
 
+from analysis._common import holm_adjust
 from analysis.mrmc.distributions import t_quantile
 from analysis.mrmc.results import Difference, _json_float
 
@@ -205,14 +206,15 @@ def non_inferiority(
 
 
 def holm(p_values: Sequence[float]) -> tuple[float, ...]:
-    """Holm's step-down adjusted p-values, as R's ``p.adjust(p, "holm")`` (module docstring)."""
+    """Holm's step-down adjusted p-values, as R's ``p.adjust(p, "holm")`` (module docstring).
+
+    Undefined p-values (NaN, from a zero standard error) stay undefined and are not counted.
+    """
     p = np.asarray(p_values, dtype=np.float64)
     adjusted = np.full(p.shape, math.nan)
-    defined = np.flatnonzero(np.isfinite(p))
-    k = defined.size
-    order = defined[np.argsort(p[defined], kind="stable")]
-    scaled = np.minimum(1.0, (k - np.arange(k)) * p[order])
-    adjusted[order] = np.maximum.accumulate(scaled)
+    defined = np.isfinite(p)
+    if defined.any():
+        adjusted[defined] = holm_adjust(p[defined])
     return tuple(float(value) for value in adjusted)
 
 
