@@ -195,6 +195,12 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
     parser.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="the protocol's non-inferiority margin on the AUC (assisted - unassisted), in (0, 1)",
+    )
+    parser.add_argument(
         "--json",
         action="store_true",
         help="also print the analysis object (as manage.py analyze --json, without figures)",
@@ -202,17 +208,20 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    from analysis.mrmc.noninferiority import check_margin
     from analysis.report import check_ai_threshold, read_long_csv
     from analysis.report_html import write_html
     from analysis.study import analyze_file
 
     check_ai_threshold(args.ai_threshold)  # before the file is read: a bad option fails fast
+    check_margin(args.margin, None)
     significant = None if args.significant is None else args.significant.split(",")
     payload = analyze_file(
         read_long_csv(args.file, validate=False),  # analyze_file validates it, once
         significant=significant,
         ai_threshold=args.ai_threshold,
         alpha=args.alpha,
+        ni_margin=args.margin,
     )
     write_html(payload, args.out)
     if args.json:
