@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.cli import main
-from analysis.io import mrmc_design, read_mrmc_csv
+from analysis.io import MRMCDesign, mrmc_design, read_mrmc_csv
 from analysis.mrmc import or_analysis
 from analysis.mrmc.bootstrap import (
     auc_replicates,
@@ -27,6 +29,7 @@ from analysis.mrmc.bootstrap import (
 )
 from analysis.mrmc.covariance import metric_and_covariance
 from analysis.mrmc.obuchowski_rockette import _covariance_means
+from analysis.roc import empirical_auc
 
 DATA = Path("tests/data")
 GOLDEN = json.loads((DATA / "bootstrap_golden.json").read_text())
@@ -65,6 +68,8 @@ def test_rjafroc_bootstrap_errors_are_recorded():
     [
         ("vandyke.csv", "empirical_auc"),
         ("mrmc_designs/vandyke_missing.csv", "empirical_auc"),
+        ("mrmc_designs/vandyke_case2.csv", "empirical_auc"),
+        ("mrmc_designs/vandyke_case3.csv", "empirical_auc"),
         ("mrmc_designs/vandyke_call3.csv", "sensitivity"),
         ("mrmc_designs/vandyke_splitplot_call3.csv", "specificity"),
     ],
@@ -79,6 +84,29 @@ def test_vectorised_replicates_equal_scoring_each_resampled_design(data, metric)
     fast = metric_replicates(metric)(design, indices)
     slow = design_replicates(values_of)(design, indices)
     assert fast == pytest.approx(slow, rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ratings=st.lists(st.integers(1, 5), min_size=6, max_size=24),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_replicate_auc_from_counts_is_the_auc_of_the_resampled_ratings(ratings, seed):
+    # Ties (five rating levels) and repeated cases are where a counts-based AUC can go wrong.
+    values = np.array(ratings, dtype=np.float64)
+    truth = np.arange(values.size) % 2 == 0
+    design = MRMCDesign(
+        ratings=values.reshape(1, 1, -1),
+        truth=truth,
+        treatments=("1",),
+        readers=("1",),
+        cases=tuple(str(k) for k in range(values.size)),
+        observed=np.ones((1, 1, values.size), dtype=bool),
+        design="factorial",
+    )
+    indices = bootstrap_indices(truth, 5, seed=seed)
+    expected = [empirical_auc(values[row][truth[row]], values[row][~truth[row]]) for row in indices]
+    assert auc_replicates(design, indices)[:, 0] == pytest.approx(expected, rel=1e-12)
 
 
 def test_replicates_keep_the_class_sizes_and_resample_only_the_metric_class():
