@@ -71,10 +71,10 @@ def _configure_mrmc(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
     _add_inference_options(parser)
     parser.add_argument(
-        "--n-boot", type=int, default=2000, help="bootstrap replicates (--cov bootstrap)"
+        "--n-boot", type=int, default=None, help="bootstrap replicates (--cov bootstrap; 2000)"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the bootstrap replicates (--cov bootstrap)"
+        "--seed", type=int, default=None, help="seed of the replicates (--cov bootstrap; 0)"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
@@ -101,17 +101,20 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
 def _run_mrmc(args: argparse.Namespace) -> int:
     from analysis.io import read_mrmc_csv
     from analysis.mrmc import or_analysis
+    from analysis.mrmc.bootstrap import DEFAULT_N_BOOT, DEFAULT_SEED
     from analysis.mrmc.noninferiority import check_margin
 
     check_margin(args.margin, args.reference)  # before the file is read: a bad option fails fast
+    if args.cov != "bootstrap" and (args.n_boot is not None or args.seed is not None):
+        raise ValueError("--n-boot and --seed need --cov bootstrap")
     result = or_analysis(
         read_mrmc_csv(args.file),
         metric=args.metric,
         cov=args.cov,
         factors=args.factors,
         alpha=args.alpha,
-        n_boot=args.n_boot,
-        seed=args.seed,
+        n_boot=DEFAULT_N_BOOT if args.n_boot is None else args.n_boot,
+        seed=DEFAULT_SEED if args.seed is None else args.seed,
         margin=args.margin,
         reference=args.reference,
         adjust=args.adjust,

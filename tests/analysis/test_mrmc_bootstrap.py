@@ -174,3 +174,8 @@ def test_cli_bootstrap_json(capsys):
 def test_cli_too_few_replicates_is_a_one_line_error(capsys):
     assert main(["mrmc", str(DATA / "vandyke.csv"), "--cov", "bootstrap", "--n-boot", "1"]) == 2
     assert "at least 2 replicates" in capsys.readouterr().err
+
+
+def test_cli_bootstrap_options_without_the_bootstrap_are_refused(capsys):
+    assert main(["mrmc", str(DATA / "vandyke.csv"), "--seed", "3"]) == 2
+    assert "need --cov bootstrap" in capsys.readouterr().err
