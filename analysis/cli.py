@@ -64,22 +64,60 @@ def _configure_mrmc(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metric", choices=("empirical_auc", "sensitivity", "specificity"), default="empirical_auc"
     )
-    parser.add_argument("--cov", choices=("jackknife", "delong", "unbiased"), default="jackknife")
+    parser.add_argument(
+        "--cov", choices=("jackknife", "delong", "unbiased", "bootstrap"), default="jackknife"
+    )
     parser.add_argument("--factors", choices=("RRRC", "FRRC", "RRFC"), default="RRRC")
     parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
+    _add_inference_options(parser)
+    parser.add_argument(
+        "--n-boot", type=int, default=None, help="bootstrap replicates (--cov bootstrap; 2000)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of the replicates (--cov bootstrap; 0)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _add_inference_options(parser: argparse.ArgumentParser) -> None:
+    """Non-inferiority and multiplicity options, shared by mrmc and dbm."""
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="non-inferiority margin in (0, 1): one-sided test of each treatment - reference",
+    )
+    parser.add_argument(
+        "--reference", default=None, help="reference treatment (default: the first in the file)"
+    )
+    parser.add_argument(
+        "--adjust",
+        choices=("none", "holm"),
+        default="none",
+        help="adjust the pairwise p-values for multiplicity (Holm)",
+    )
 
 
 def _run_mrmc(args: argparse.Namespace) -> int:
     from analysis.io import read_mrmc_csv
     from analysis.mrmc import or_analysis
+    from analysis.mrmc.bootstrap import DEFAULT_N_BOOT, DEFAULT_SEED
+    from analysis.mrmc.noninferiority import check_margin
 
+    check_margin(args.margin, args.reference)  # before the file is read: a bad option fails fast
+    if args.cov != "bootstrap" and (args.n_boot is not None or args.seed is not None):
+        raise ValueError("--n-boot and --seed need --cov bootstrap")
     result = or_analysis(
         read_mrmc_csv(args.file),
         metric=args.metric,
         cov=args.cov,
         factors=args.factors,
         alpha=args.alpha,
+        n_boot=DEFAULT_N_BOOT if args.n_boot is None else args.n_boot,
+        seed=DEFAULT_SEED if args.seed is None else args.seed,
+        margin=args.margin,
+        reference=args.reference,
+        adjust=args.adjust,
     )
     return _print_result(result, as_json=args.json)
 
@@ -94,17 +132,21 @@ def _configure_dbm(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--factors", choices=("RRRC", "FRRC", "RRFC"), default="RRRC")
     parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
+    _add_inference_options(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def _run_dbm(args: argparse.Namespace) -> int:
     from analysis.dbm import dbm_analysis
     from analysis.io import read_mrmc_csv
+    from analysis.mrmc.noninferiority import check_margin, with_inference_options
 
+    check_margin(args.margin, args.reference)
     result = dbm_analysis(
         read_mrmc_csv(args.file), metric=args.metric, factors=args.factors, alpha=args.alpha
     )
-    return _print_result(result, as_json=args.json)
+    options = {"margin": args.margin, "reference": args.reference, "adjust": args.adjust}
+    return _print_result(with_inference_options(result, **options), as_json=args.json)
 
 
 # -- froc ---------------------------------------------------------------------------------------
@@ -187,6 +229,12 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
     parser.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="the protocol's non-inferiority margin on the AUC (assisted - unassisted), in (0, 1)",
+    )
+    parser.add_argument(
         "--json",
         action="store_true",
         help="also print the analysis object (as manage.py analyze --json, without figures)",
@@ -194,17 +242,20 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    from analysis.mrmc.noninferiority import check_margin
     from analysis.report import check_ai_threshold, read_long_csv
     from analysis.report_html import write_html
     from analysis.study import analyze_file
 
     check_ai_threshold(args.ai_threshold)  # before the file is read: a bad option fails fast
+    check_margin(args.margin, None)
     significant = None if args.significant is None else args.significant.split(",")
     payload = analyze_file(
         read_long_csv(args.file, validate=False),  # analyze_file validates it, once
         significant=significant,
         ai_threshold=args.ai_threshold,
         alpha=args.alpha,
+        ni_margin=args.margin,
     )
     write_html(payload, args.out)
     if args.json:

@@ -64,12 +64,17 @@ from analysis.mrmc.results import (
     ReaderValue,
     SingleTreatment,
     _json_float,
+    difference_records,
     inference_lines,
+    inference_option_keys,
+    inference_option_lines,
     json_record,
 )
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from analysis.mrmc.noninferiority import NonInferiority
 
 FloatArray = NDArray[np.float64]
 
@@ -118,9 +123,17 @@ class DBMResult:
     single_treatment: dict[str, SingleTreatment]
     # Per-reader values of a figure of merit computed apart from the pseudovalues (FROC).
     reader_value: tuple[ReaderValue, ...] = ()
+    non_inferiority: NonInferiority | None = None
+    adjust: str = "none"
+    p_adjusted: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (non-finite numbers become null)."""
+        """JSON-ready dict (non-finite numbers become null).
+
+        ``non_inferiority`` and ``adjust`` (``p_adjusted`` in each difference) as in the OR
+        result, only when asked for (:mod:`analysis.mrmc.noninferiority`); ``reader_value``
+        only when a figure of merit carries it (FROC).
+        """
         out = self._to_dict()
         if self.reader_value:
             out["reader_value"] = [json_record(value) for value in self.reader_value]
@@ -139,9 +152,9 @@ class DBMResult:
             "mean_squares": json_record(self.mean_squares),
             "var_components": json_record(self.var_components),
             "global_test": json_record(self.global_test),
-            "differences": [json_record(d) for d in self.differences],
+            "differences": difference_records(self.differences, self.p_adjusted),
             "single_treatment": {k: json_record(v) for k, v in self.single_treatment.items()},
-        }
+        } | inference_option_keys(self.non_inferiority, self.adjust, self.p_adjusted)
 
     def to_text(self) -> str:
         """A readable report of the DBM analysis."""
@@ -164,6 +177,7 @@ class DBMResult:
             f"p = {test.p_value:.4f}",
         ]
         lines += inference_lines(self.differences, self.single_treatment, self.alpha)
+        lines += inference_option_lines(self.differences, self.non_inferiority, self.p_adjusted)
         return "\n".join(lines) + "\n"
 
 

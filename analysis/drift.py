@@ -64,6 +64,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis._common import holm_adjust
 from analysis._common import jsonable_float as _num
 from analysis.longreads import text_ids
 
@@ -388,23 +389,6 @@ def score_drift(
         seed=seed,
         rows=tuple(SiteDrift(**r) for r in rows),
     )
-
-
-def holm_adjust(p_values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """Holm (1979) step-down adjusted p-values, in the input's order (module docstring).
-
-    The same numbers as ``statsmodels.stats.multitest.multipletests(p, method="holm")[1]`` and
-    R's ``p.adjust(p, "holm")``; written out because statsmodels' Holm branch runs a full
-    ``gc.collect()`` on every call (0.2 s in a large process).
-    """
-    p = np.asarray(p_values, dtype=np.float64)
-    if p.ndim != 1 or not np.all((p >= 0) & (p <= 1)):
-        raise ValueError("p-values must be a 1-D array of numbers in [0, 1]")
-    order = np.argsort(p, kind="stable")
-    steps = np.maximum.accumulate((p.size - np.arange(p.size)) * p[order])
-    adjusted = np.empty_like(p)
-    adjusted[order] = np.minimum(steps, 1.0)
-    return adjusted
 
 
 def _holm(rows: list[dict[str, Any]], *, family: str, alpha: float) -> None:

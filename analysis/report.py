@@ -214,6 +214,7 @@ def analyze_long_frame(
     ai_threshold: float | dict[str, float] = 0.5,
     alpha: float = 0.05,
     complete_readers: Collection[str] | None = None,
+    ni_margin: float | None = None,
 ) -> ReportResult:
     """Run every analysis of the reader study on its long reads frame.
 
@@ -230,6 +231,10 @@ def analyze_long_frame(
         Two-sided level of every interval.
     complete_readers
         The readers who finished both arms (``None``: inferred, :func:`complete_readers`).
+    ni_margin
+        The protocol's non-inferiority margin on the AUC: each finding's complete-case MRMC
+        result then holds the one-sided test of assisted - unassisted
+        (:mod:`analysis.mrmc.noninferiority`). ``None``: superiority only.
 
     Returns
     -------
@@ -242,6 +247,7 @@ def analyze_long_frame(
         ai_threshold=ai_threshold,
         alpha=alpha,
         complete_readers=complete_readers,
+        ni_margin=ni_margin,
     )
 
 
@@ -306,16 +312,21 @@ def analyze_checked(
     ai_threshold: float | dict[str, float] = 0.5,
     alpha: float = 0.05,
     complete_readers: Collection[str] | None = None,
+    ni_margin: float | None = None,
 ) -> ReportResult:
     """:func:`analyze_long_frame` on a frame :func:`check_long_frame` has already validated."""
     from analysis.agreement import long_frame_agreement
     from analysis.missed import missed_findings
     from analysis.mrmc import or_analysis
+    from analysis.mrmc.noninferiority import check_margin
     from analysis.readtime import reading_time
     from analysis.standalone import ai_standalone
 
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    check_margin(ni_margin, None)
+    # unassisted is the reference: the test is of assisted - unassisted
+    reference = None if ni_margin is None else ARMS[0]
     check_ai_threshold(ai_threshold)
     notes: list[str] = []
     findings = tuple(str(x) for x in pd.unique(f["finding"]))
@@ -342,7 +353,7 @@ def analyze_checked(
         frame = mrmc_frame(cc, finding)
         found = _degenerate(frame, finding)
         try:
-            mrmc[finding] = or_analysis(frame, alpha=alpha)
+            mrmc[finding] = or_analysis(frame, alpha=alpha, margin=ni_margin, reference=reference)
         except ValueError as error:
             found.append(f"MRMC ROC analysis of {finding} skipped: {error}")
         else:

@@ -130,6 +130,32 @@ def _mrmc(a: dict[str, Any]) -> Table:
     )  # fmt: skip
 
 
+def _noninferiority(a: dict[str, Any]) -> list[Table]:
+    """The non-inferiority decision of each finding's primary MRMC analysis, when tested."""
+    rows, one_sided = [], 0.025
+    for finding in a["findings"]:
+        tests = (a["mrmc"].get(finding) or {}).get("non_inferiority")
+        if tests is None:
+            continue
+        one_sided = tests["one_sided_alpha"]
+        for c in tests["comparisons"]:
+            decision = "non-inferior" if c["non_inferior"] else "not shown"
+            rows.append([finding, c["pair"], _f(tests["margin"]), _f(c["estimate"]),
+                         _f(c["lower"]), _p(c["p_value"]), decision])  # fmt: skip
+    if not rows:
+        return []
+    level = f"{100 * (1 - 2 * one_sided):g}%"
+    return [
+        Table(["finding", "difference", "margin", "estimate", f"lower {level} limit",
+               "p (one-sided)", "decision"], rows,
+              "Non-inferiority of the reader-averaged AUC (the protocol's margin, complete "
+              f"case): shown when the lower limit of the two-sided {level} interval of the "
+              "difference exceeds \u2212margin, a one-sided test at "
+              f"{100 * one_sided:g}%: p = P(T > (estimate + margin) / SE) on the difference's "
+              "Hillis df.")
+    ]  # fmt: skip
+
+
 def _method(arms: list[dict[str, Any]]) -> str:
     """What an arm rate estimates and how its interval is made, as the missed module says."""
 
@@ -442,7 +468,7 @@ def sections(payload: dict[str, Any]) -> list[Section]:
         Section("mrmc", "MRMC ROC analysis (random readers and cases)",
                 "Rating: the reader's probability that the finding is present, 0\u2013100. "
                 f"{_readers_line(a)} The all-available-data analysis uses every read.",
-                [_mrmc(a)], figs.get("mrmc", [])),
+                [_mrmc(a), *_noninferiority(a)], figs.get("mrmc", [])),
         *froc_sections,
         Section("missed", "Missed findings, false positives, sensitivity and specificity",
                 "Primary: OR MRMC analysis of the binary calls; sensitivity analysis: GEE logistic "

@@ -72,15 +72,22 @@ def _finding_codes(long: pd.DataFrame) -> list[str]:
 
 
 def file_protocol(
-    long: pd.DataFrame, *, significant: Sequence[str] | None, thresholds: dict[str, float]
+    long: pd.DataFrame,
+    *,
+    significant: Sequence[str] | None,
+    thresholds: dict[str, float],
+    ni_margin: float | None = None,
 ) -> dict[str, Any]:
     """The protocol a file analysis assumes: every finding type of the frame, from version 1.
 
     Only the platform knows a study's protocol version and digest; from a file they are ``None``.
+    The primary endpoint is the AUC, with the non-inferiority margin given (``None``: none).
     """
     return {
         "version": None,
         "sha256": None,
+        "primary_endpoint": "auc",
+        "ni_margin": ni_margin,
         "finding_types": [
             {
                 "code": c,
@@ -116,8 +123,11 @@ def analyze_study(
         The AI's operating threshold per finding type, each in (0, 1).
     protocol
         ``{"version", "sha256", "finding_types": [{code, introduced_in, clinically_significant,
-        ai_threshold}]}``; the result repeats it, with per finding type the number of reads that
-        asked it.
+        ai_threshold}], "primary_endpoint", "ni_margin"}``; the result repeats it, with per
+        finding type the number of reads that asked it. With an ``ni_margin`` and the AUC as
+        the primary endpoint (the default), each finding's MRMC result holds the
+        non-inferiority test of assisted - unassisted; with another primary endpoint a note
+        says the margin is not applied to the AUC.
     complete_readers
         The readers who finished both arms; ``None`` infers them from the reads
         (:func:`analysis.report.complete_readers`).
@@ -144,6 +154,14 @@ def analyze_study(
     if usable.empty:
         raise ValueError("no reads of cases with ground truth yet")
     usable = check_long_frame(usable)
+    ni_margin = protocol.get("ni_margin")
+    endpoint = protocol.get("primary_endpoint") or "auc"
+    if ni_margin is not None and endpoint != "auc":
+        notes.append(
+            f"the protocol's non-inferiority margin {ni_margin:g} is on its primary endpoint "
+            f"({endpoint}), not on the AUC: the MRMC ROC analysis tests superiority only"
+        )
+        ni_margin = None
     progress(20, "MRMC, missed findings, agreement, AI standalone, reading time")
     result = analyze_checked(
         usable,
@@ -151,6 +169,7 @@ def analyze_study(
         ai_threshold=thresholds,
         alpha=alpha,
         complete_readers=complete_readers,
+        ni_margin=ni_margin,
     )
     progress(70, "drift of the AI scores per site")
     drift: dict[str, Any] | None = None
@@ -233,11 +252,13 @@ def analyze_file(
     significant: Sequence[str] | None = None,
     ai_threshold: float = 0.5,
     alpha: float = 0.05,
+    ni_margin: float | None = None,
 ) -> dict[str, Any]:
     """:func:`analyze_study` of a long frame read from a file (``python -m analysis report``).
 
     One AI threshold for every finding type; the complete readers are inferred from the reads
-    (:func:`analysis.report.complete_readers`); the protocol is :func:`file_protocol`.
+    (:func:`analysis.report.complete_readers`); the protocol is :func:`file_protocol`, with
+    ``ni_margin`` as its non-inferiority margin on the AUC.
     """
     check_ai_threshold(ai_threshold)
     check_columns(long)
@@ -246,6 +267,8 @@ def analyze_file(
         long,
         significant=significant,
         thresholds=thresholds,
-        protocol=file_protocol(long, significant=significant, thresholds=thresholds),
+        protocol=file_protocol(
+            long, significant=significant, thresholds=thresholds, ni_margin=ni_margin
+        ),
         alpha=alpha,
     )

@@ -23,7 +23,9 @@ Where ``cov2 < cov3`` this follows OR-DBM MRMC 2.5: ``max(cov2 - cov3, 0)`` is t
 FRRC error term as well as in RRRC. MRMCaov 0.3.0 (``R/summary.R``) truncates only in RRRC, so on
 such data its FRRC results differ: on ``tests/data/franken.csv`` its formula gives
 X2 = 0.36396, p = 0.5463, where OR-DBM MRMC 2.51 and this module give X2 = 0.32101, p = 0.5710.
-Pairwise differences use the pooled denominator of the global test, as both programs do.
+Pairwise differences use the pooled denominator of the global test, as both programs do; their
+non-inferiority tests against a reference and Holm-adjusted p-values are in
+:mod:`analysis.mrmc.noninferiority`.
 The variance components are reported untruncated:
 ``var_TR = MS_TR - var_error + cov1 + cov2 - cov3`` and
 ``var_R = (MS_R - var_TR - var_error - (t - 1) cov1 + cov2 + (t - 1) cov3) / t``.
@@ -31,8 +33,9 @@ The variance components are reported untruncated:
 Designs (as MRMCaov 0.3.0, detected by :func:`analysis.io.detect_design`): factorial data,
 fully or partially paired (``split-plot`` when reader groups read disjoint case blocks), cases
 nested in readers and cases nested in treatments. Each metric value uses the cases its reader
-read under its treatment, the covariances come from the jackknife or the unbiased estimator
-over the reads that exist (:mod:`analysis.mrmc.covariance`; DeLong needs fully paired data),
+read under its treatment, the covariances come from the jackknife, the unbiased estimator
+(:mod:`analysis.mrmc.covariance`; DeLong needs fully paired data) or the case bootstrap
+(:mod:`analysis.mrmc.bootstrap`) over the reads that exist,
 and the covariances a design cannot have are set to zero before the formulas above and below:
 ``cov2 = cov3 = 0`` (and ``cov2_i = 0``) with cases nested in readers, ``cov1 = cov3 = 0`` with
 cases nested in treatments (MRMCaov ``vcov_comps``). The FRRC truncation above applies to these
@@ -66,6 +69,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import combinations
 from typing import TYPE_CHECKING, Literal
 
@@ -73,6 +77,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from analysis.io import Design, MRMCDesign, mrmc_design
+from analysis.mrmc.bootstrap import DEFAULT_N_BOOT, DEFAULT_SEED, bootstrap_metric_and_covariance
 from analysis.mrmc.covariance import (
     COV_METHODS,
     METRICS,
@@ -86,6 +91,7 @@ from analysis.mrmc.distributions import (
     t_quantile,
     t_two_sided_p,
 )
+from analysis.mrmc.noninferiority import Adjust, with_inference_options
 from analysis.mrmc.results import (
     Difference,
     GlobalTest,
@@ -102,6 +108,8 @@ if TYPE_CHECKING:
 FloatArray = NDArray[np.float64]
 Factors = Literal["RRRC", "FRRC", "RRFC"]
 FACTORS: tuple[Factors, ...] = ("RRRC", "FRRC", "RRFC")
+ORCovMethod = Literal[CovMethod, "bootstrap"]
+OR_COV_METHODS: tuple[ORCovMethod, ...] = (*COV_METHODS, "bootstrap")
 
 
 def mean_squares(values: FloatArray) -> MeanSquares:
@@ -196,9 +204,14 @@ def or_analysis(
     frame: pd.DataFrame,
     *,
     metric: Metric = "empirical_auc",
-    cov: CovMethod = "jackknife",
+    cov: ORCovMethod = "jackknife",
     factors: Factors = "RRRC",
     alpha: float = 0.05,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = DEFAULT_SEED,
+    margin: float | None = None,
+    reference: str | None = None,
+    adjust: Adjust = "none",
 ) -> ORResult:
     """Obuchowski-Rockette MRMC analysis with Hillis' degrees of freedom.
 
@@ -211,12 +224,23 @@ def or_analysis(
         data; every reader must read under every treatment.
     metric : {"empirical_auc", "sensitivity", "specificity"}
         The reader performance metric. Sensitivity and specificity take binary (0/1) ratings.
-    cov : {"jackknife", "delong", "unbiased"}
-        Estimator of the error covariances (see :mod:`analysis.mrmc.covariance`).
+    cov : {"jackknife", "delong", "unbiased", "bootstrap"}
+        Estimator of the error covariances (see :mod:`analysis.mrmc.covariance` and, for the
+        bootstrap, :mod:`analysis.mrmc.bootstrap`).
     factors : {"RRRC", "FRRC", "RRFC"}
         Which factors are random: readers and cases, cases only, or readers only.
     alpha : float
         ``1 - alpha`` is the confidence level of the intervals.
+    n_boot, seed : int
+        Bootstrap replicates and the seed that draws them (``cov="bootstrap"`` only).
+    margin : float, optional
+        Non-inferiority margin: adds the one-sided test of every treatment against
+        ``reference`` (the first treatment by default); see
+        :mod:`analysis.mrmc.noninferiority`.
+    reference : str, optional
+        The reference treatment of the non-inferiority tests.
+    adjust : {"none", "holm"}
+        Adds Holm-adjusted p-values of the pairwise differences.
 
     Returns
     -------
@@ -234,7 +258,16 @@ def or_analysis(
         metric uses, or DeLong covariance on data that are not fully paired.
     """
     return or_analysis_design(
-        mrmc_design(frame), metric=metric, cov=cov, factors=factors, alpha=alpha
+        mrmc_design(frame),
+        metric=metric,
+        cov=cov,
+        factors=factors,
+        alpha=alpha,
+        n_boot=n_boot,
+        seed=seed,
+        margin=margin,
+        reference=reference,
+        adjust=adjust,
     )
 
 
@@ -242,9 +275,9 @@ def check_options(metric: str, cov: str, factors: str, alpha: float) -> None:
     """Raise ValueError naming an unknown option or an alpha outside (0, 1)."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
-    if cov not in COV_METHODS:
+    if cov not in OR_COV_METHODS:
         raise ValueError(
-            f"unknown covariance method {cov!r}: choose one of {', '.join(COV_METHODS)}"
+            f"unknown covariance method {cov!r}: choose one of {', '.join(OR_COV_METHODS)}"
         )
     if factors not in FACTORS:
         raise ValueError(f"unknown factors {factors!r}: choose one of {', '.join(FACTORS)}")
@@ -256,9 +289,14 @@ def or_analysis_design(
     design: MRMCDesign,
     *,
     metric: Metric = "empirical_auc",
-    cov: CovMethod = "jackknife",
+    cov: ORCovMethod = "jackknife",
     factors: Factors = "RRRC",
     alpha: float = 0.05,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = DEFAULT_SEED,
+    margin: float | None = None,
+    reference: str | None = None,
+    adjust: Adjust = "none",
 ) -> ORResult:
     """:func:`or_analysis` on an already validated :class:`analysis.io.MRMCDesign`."""
     check_options(metric, cov, factors, alpha)
@@ -267,8 +305,13 @@ def or_analysis_design(
         raise ValueError(f"need at least 2 treatments, got {t}")
     if r < 2:
         raise ValueError(f"need at least 2 readers, got {r}")
-    values, covariance = metric_and_covariance(design, metric, cov)
-    return or_inference(
+    if cov == "bootstrap":
+        values, covariance = bootstrap_metric_and_covariance(
+            design, metric, n_boot=n_boot, seed=seed
+        )
+    else:
+        values, covariance = metric_and_covariance(design, metric, cov)
+    result = or_inference(
         values,
         covariance,
         treatments=design.treatments,
@@ -283,6 +326,9 @@ def or_analysis_design(
         alpha=alpha,
         notes=design_notes(design),
     )
+    if cov == "bootstrap":
+        result = replace(result, bootstrap={"n_boot": n_boot, "seed": seed})
+    return with_inference_options(result, margin=margin, reference=reference, adjust=adjust)
 
 
 def or_inference(

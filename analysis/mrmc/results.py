@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from analysis.mrmc.noninferiority import NonInferiority
 
 
 def _json_float(value: float | None) -> float | None:
@@ -143,9 +146,18 @@ class ORResult(ReaderAveragedResult):
     mean_squares: MeanSquares
     design: str = "factorial"
     notes: tuple[str, ...] = ()
+    non_inferiority: NonInferiority | None = None
+    adjust: str = "none"
+    p_adjusted: tuple[float, ...] | None = None
+    bootstrap: Mapping[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``python -m analysis mrmc --json`` object (non-finite numbers become null)."""
+        """The ``python -m analysis mrmc --json`` object (non-finite numbers become null).
+
+        ``non_inferiority`` and ``adjust`` (with ``p_adjusted`` in each difference) are present
+        only when a margin or an adjustment was asked for (:mod:`analysis.mrmc.noninferiority`),
+        ``bootstrap`` (``n_boot``, ``seed``) only with the bootstrap covariance.
+        """
         return {
             "metric": self.metric,
             "cov": self.cov,
@@ -163,19 +175,27 @@ class ORResult(ReaderAveragedResult):
                 None if self.var_components is None else json_record(self.var_components)
             ),
             "global_test": json_record(self.global_test),
-            "differences": [json_record(difference) for difference in self.differences],
+            "differences": difference_records(self.differences, self.p_adjusted),
             "single_treatment": {
                 key: json_record(value) for key, value in self.single_treatment.items()
             },
             "notes": list(self.notes),
-        }
+        } | (
+            inference_option_keys(self.non_inferiority, self.adjust, self.p_adjusted)
+            | ({} if self.bootstrap is None else {"bootstrap": dict(self.bootstrap)})
+        )
 
     def to_text(self) -> str:
         """A readable report: values, variance components, test, differences, intervals."""
         lines = [
             "Obuchowski-Rockette MRMC analysis, Hillis degrees of freedom",
             f"metric {self.metric}, covariance {self.cov}, factors {self.factors}, "
-            f"design {self.design}",
+            f"design {self.design}"
+            + (
+                ""
+                if self.bootstrap is None
+                else f", {self.bootstrap['n_boot']} replicates (seed {self.bootstrap['seed']})"
+            ),
             self.size_line(),
             "",
             f"{self.metric} by reader (rows) and treatment (columns)",
@@ -195,6 +215,7 @@ class ORResult(ReaderAveragedResult):
             f"p = {_fmt(test.p_value, 4)}",
         ]
         lines += inference_lines(self.differences, self.single_treatment, self.alpha)
+        lines += inference_option_lines(self.differences, self.non_inferiority, self.p_adjusted)
         if self.notes:
             lines += ["", "notes"] + [f"  - {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
@@ -220,6 +241,47 @@ def inference_lines(
             f"{name:<16}{_fmt(s.estimate):>10}{_fmt(s.se):>10}{_fmt(s.df, 2):>8}"
             f"{_ci(s.ci_lower, s.ci_upper):>24}"
         )
+    return lines
+
+
+def difference_records(
+    differences: tuple[Difference, ...], p_adjusted: tuple[float, ...] | None
+) -> list[dict[str, Any]]:
+    """The differences as JSON records, each with its ``p_adjusted`` when adjusted."""
+    records = [json_record(difference) for difference in differences]
+    if p_adjusted is not None:
+        for record, p in zip(records, p_adjusted, strict=True):
+            record["p_adjusted"] = _json_float(p)
+    return records
+
+
+def inference_option_keys(
+    non_inferiority: NonInferiority | None, adjust: str, p_adjusted: tuple[float, ...] | None
+) -> dict[str, Any]:
+    """The JSON keys of the non-inferiority tests and the adjusted p-values, when asked for."""
+    keys: dict[str, Any] = {}
+    if p_adjusted is not None:
+        keys["adjust"] = adjust
+    if non_inferiority is not None:
+        keys["non_inferiority"] = non_inferiority.to_dict()
+    return keys
+
+
+def inference_option_lines(
+    differences: tuple[Difference, ...],
+    non_inferiority: NonInferiority | None,
+    p_adjusted: tuple[float, ...] | None,
+) -> list[str]:
+    """Report rows of the adjusted p-values and the non-inferiority tests, when asked for."""
+    lines: list[str] = []
+    if p_adjusted is not None:
+        lines += ["", f"{'difference':<16}{'p':>9}{'p (Holm)':>11}"]
+        lines += [
+            f"{d.pair:<16}{_fmt(d.p_value, 4):>9}{_fmt(p, 4):>11}"
+            for d, p in zip(differences, p_adjusted, strict=True)
+        ]
+    if non_inferiority is not None:
+        lines += non_inferiority.to_lines()
     return lines
 
 

@@ -60,6 +60,8 @@ def run_analysis(*, analysis_id: int, complete: list[str] | None = None) -> Anal
                 "version": protocol.version,
                 "sha256": protocol.sha256,
                 "finding_types": protocol.finding_types,
+                "primary_endpoint": protocol.primary_endpoint,
+                "ni_margin": protocol.ni_margin,
             },
             complete_readers=complete_readers(study) if complete is None else complete,
             progress=lambda percent, stage: _set_progress(row.pk, percent, stage),

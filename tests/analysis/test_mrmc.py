@@ -275,7 +275,7 @@ def test_alpha_sets_the_interval_level(vandyke):
     ("option", "value", "message"),
     [
         ("metric", "pauc", "unknown metric"),
-        ("cov", "bootstrap", "unknown covariance"),
+        ("cov", "percentile", "unknown covariance"),
         ("factors", "XX", "unknown factors"),
         ("alpha", 1.5, "alpha"),
     ],

@@ -32,6 +32,17 @@ class ProtocolInForce:
     def finding_types(self) -> list[dict[str, Any]]:
         return list(self.content.get("finding_types", []))
 
+    @property
+    def primary_endpoint(self) -> str:
+        """The primary endpoint; the AUC where a version predates the field."""
+        return str(self.content.get("primary_endpoint") or "auc")
+
+    @property
+    def ni_margin(self) -> float | None:
+        """The non-inferiority margin on the primary endpoint (``None``: superiority)."""
+        margin = self.content.get("ni_margin")
+        return None if margin is None else float(margin)
+
     def significant(self) -> list[str]:
         return [f["code"] for f in self.finding_types if f.get("clinically_significant")]
 

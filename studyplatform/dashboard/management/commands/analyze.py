@@ -57,6 +57,14 @@ class Command(BaseCommand):
         for finding, r in a["mrmc"].items():
             values = " / ".join(_f(r["treatment_value"].get(arm)) for arm in ARMS)
             lines.append(f"  {finding:<16}{values}   p {_f(r['global_test']['p_value'], 4)}")
+            tests = r.get("non_inferiority")
+            for c in tests["comparisons"] if tests else ():
+                decision = "non-inferior" if c["non_inferior"] else "non-inferiority not shown"
+                lines.append(
+                    f"  {'':<16}{c['pair']} {_f(c['estimate'])}, lower limit {_f(c['lower'])} "
+                    f"vs margin -{tests['margin']:g}, one-sided p {_f(c['p_value'], 4)}: "
+                    f"{decision}"
+                )
         every_read = a.get("all_available") or {}
         lines += ["", f"MRMC ROC, {every_read.get('label', 'all available data')}"]
         for finding, r in (every_read.get("mrmc") or {}).items():
