@@ -44,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from validation import wilson
 
-from analysis.drift import DriftResult, holm_adjust, score_drift
+from analysis._common import holm_adjust
+from analysis.drift import DriftResult, score_drift
 
 ALPHA = 0.05
 

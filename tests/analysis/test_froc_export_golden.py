@@ -10,6 +10,7 @@ nodule`` of the demo study (``manage.py demo --simulate-reads``, 60 cases, reade
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,8 +25,9 @@ REL = 1e-6
 
 
 @pytest.fixture(scope="module")
-def golden() -> dict:
-    return json.loads((DATA / "froc_marks_golden.json").read_text())
+def golden() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((DATA / "froc_marks_golden.json").read_text())
+    return loaded
 
 
 @pytest.fixture(scope="module")

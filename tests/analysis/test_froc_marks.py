@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -143,7 +144,8 @@ def test_every_mark_is_one_ll_or_nl_and_each_lesion_has_at_most_one_ll(rows, rul
     centres = LESIONS.set_index(["case", LESIONS["lesion"].astype(str)])
     for mark in scored.marks.itertuples():
         if mark.kind == "LL":
-            centre = centres.loc[(mark.case, mark.lesion)]
+            key: tuple[Any, Any] = (mark.case, mark.lesion)
+            centre = centres.loc[key]
             reach = centre["radius"] if rule == "inside" else 9.0
             assert math.hypot(mark.x - centre["x"], mark.y - centre["y"]) <= reach
     # An LL's rating is the highest of the marks on its lesion.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from io import StringIO
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,8 +39,8 @@ def test_demo_nodules_are_lesions_and_simulated_marks_are_scored(settings, roles
     call_command("export", "demo", "--format", "marks", "-o", str(path), stdout=StringIO())
     marks = pd.read_csv(path, keep_default_na=False)
     assert {"LL", "NL"} <= set(marks["kind"])
-    centres = {(t.case.case_id): t.location[0] for t in nodules}
+    centres: dict[str, dict[str, Any]] = {t.case.case_id: (t.location or [{}])[0] for t in nodules}
     for mark in marks[marks["kind"] == "LL"].itertuples():
-        lesion = centres[mark.case]
+        lesion = centres[str(mark.case)]
         assert math.hypot(mark.x - lesion["x"], mark.y - lesion["y"]) <= lesion["radius"]
     assert np.all(marks["rating"].between(0, 100))
