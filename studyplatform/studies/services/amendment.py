@@ -14,7 +14,7 @@ and stores the new version.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -145,6 +145,25 @@ def _add_finding_types(study: Study, new: Any, version: int) -> None:
         )
 
 
+# Study fields an amendment sets from a fixed list of choices: field -> (choices, what it is).
+_CHOICE_FIELDS: dict[str, tuple[list[str], str]] = {
+    "primary_endpoint": (PrimaryEndpoint.values, "primary endpoint"),
+    "contradiction_rule": (ContradictionRule.values, "contradiction rule"),
+    "froc_rule": (FrocRule.values, "FROC acceptance rule"),
+}
+# Optional numbers (empty clears them): field -> (the rule for a valid value, what it must be).
+_NUMBER_FIELDS: dict[str, tuple[Callable[[float], bool], str]] = {
+    "ni_margin": (
+        lambda m: 0 < m < 1,
+        "the non-inferiority margin must be a number between 0 and 1",
+    ),
+    "froc_distance_px": (
+        lambda d: d > 0,
+        "the FROC acceptance distance must be a positive number of pixels",
+    ),
+}
+
+
 def _set_study_fields(study: Study, changes: Mapping[str, Any]) -> None:
     fields = []
     if "washout_days" in changes:
@@ -153,65 +172,28 @@ def _set_study_fields(study: Study, changes: Mapping[str, Any]) -> None:
             raise InvalidAmendmentError(f"washout days must be a whole number 0-3650, got {days!r}")
         study.washout_days = days
         fields.append("washout_days")
-    if "primary_endpoint" in changes:
-        if changes["primary_endpoint"] not in PrimaryEndpoint.values:
-            raise InvalidAmendmentError(
-                f"primary endpoint must be one of {', '.join(PrimaryEndpoint.values)}"
-            )
-        study.primary_endpoint = changes["primary_endpoint"]
-        fields.append("primary_endpoint")
-    if "contradiction_rule" in changes:
-        if changes["contradiction_rule"] not in ContradictionRule.values:
-            raise InvalidAmendmentError(
-                f"contradiction rule must be one of {', '.join(ContradictionRule.values)}"
-            )
-        study.contradiction_rule = changes["contradiction_rule"]
-        fields.append("contradiction_rule")
-    if "ni_margin" in changes:
-        margin = changes["ni_margin"]
-        if margin is not None and (
-            isinstance(margin, bool)
-            or not isinstance(margin, int | float)
-            or not math.isfinite(margin)
-            or not 0 < margin < 1
-        ):
-            raise InvalidAmendmentError(
-                f"the non-inferiority margin must be a number between 0 and 1 or empty, "
-                f"got {margin!r}"
-            )
-        study.ni_margin = None if margin is None else float(margin)
-        fields.append("ni_margin")
-    fields += _set_froc_rule(study, changes)
-    if fields:
-        study.save(update_fields=fields)
-
-
-def _set_froc_rule(study: Study, changes: Mapping[str, Any]) -> list[str]:
-    fields = []
-    if "froc_rule" in changes:
-        if changes["froc_rule"] not in FrocRule.values:
-            raise InvalidAmendmentError(
-                f"the FROC acceptance rule must be one of {', '.join(FrocRule.values)}"
-            )
-        study.froc_rule = changes["froc_rule"]
-        fields.append("froc_rule")
-    if "froc_distance_px" in changes:
-        distance = changes["froc_distance_px"]
-        if distance is not None and (
-            isinstance(distance, bool)
-            or not isinstance(distance, int | float)
-            or not math.isfinite(distance)
-            or distance <= 0
-        ):
-            raise InvalidAmendmentError(
-                f"the FROC acceptance distance must be a positive number of pixels or empty, "
-                f"got {distance!r}"
-            )
-        study.froc_distance_px = None if distance is None else float(distance)
-        fields.append("froc_distance_px")
+    for field, (choices, what) in _CHOICE_FIELDS.items():
+        if field in changes:
+            if changes[field] not in choices:
+                raise InvalidAmendmentError(f"the {what} must be one of {', '.join(choices)}")
+            setattr(study, field, changes[field])
+            fields.append(field)
+    for field, (valid, message) in _NUMBER_FIELDS.items():
+        if field in changes:
+            value = changes[field]
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or not valid(value)
+            ):
+                raise InvalidAmendmentError(f"{message} or empty, got {value!r}")
+            setattr(study, field, None if value is None else float(value))
+            fields.append(field)
     if study.froc_rule == FrocRule.DISTANCE and not study.froc_distance_px:
         raise InvalidAmendmentError("the FROC 'distance' rule needs an acceptance distance")
-    return fields
+    if fields:
+        study.save(update_fields=fields)
 
 
 def apply_amendment(*, study: Study, changes: Mapping[str, Any], version: int) -> None:
