@@ -106,6 +106,10 @@ PAGES: dict[str, Check] = {
     "dashboard/<slug:slug>/report/retry/": Check(
         "POST", expect(allow={S, SU}, login={ANON}), lambda w: {"slug": "alpha"}
     ),
+    # Power planning: the report's people (it can show the interim data of the study).
+    "dashboard/<slug:slug>/planning/": Check(
+        "GET", expect(allow={S, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
     "dashboard/<slug:slug>/export/": Check(
         "POST",
         expect(allow={S, SU}, login={ANON}),
