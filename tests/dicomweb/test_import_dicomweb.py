@@ -1,0 +1,207 @@
+"""manage.py import_dicomweb against a real Orthanc: cases, de-identification, reruns, errors."""
+
+from __future__ import annotations
+
+import io
+import socket
+
+import pydicom
+import pytest
+from django.core.management import CommandError, call_command
+
+from studyplatform.studies.dicomweb.archive import Archive
+from studyplatform.studies.dicomweb.imports import import_from_archive
+from studyplatform.studies.models import Case, Image
+from tests.dicomweb.builders import encode, synthetic_study
+from tests.factories import SiteFactory, StudyFactory
+from tests.orthanc import Orthanc
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def study():
+    return StudyFactory(slug="chest")
+
+
+@pytest.fixture
+def site():
+    return SiteFactory(code="north")
+
+
+@pytest.fixture
+def credentials(settings, orthanc):
+    settings.DICOMWEB_USERNAME, settings.DICOMWEB_PASSWORD = orthanc.auth
+    settings.DICOMWEB_TOKEN = ""
+
+
+def _upload(orthanc: Orthanc, *studies):
+    for synthetic in studies:
+        for data in synthetic.encoded():
+            orthanc.upload(data)
+
+
+def _run(capsys, orthanc, *args: str, study: str = "chest") -> tuple[str, str]:
+    call_command("import_dicomweb", study, "--url", orthanc.dicomweb, "--site", "north", *args)
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+def _stored_headers(case: Case) -> list[pydicom.FileDataset]:
+    headers = []
+    for image in case.images.order_by("position"):
+        with image.original.open("rb") as handle:
+            headers.append(pydicom.dcmread(io.BytesIO(handle.read())))
+    return headers
+
+
+def test_each_study_becomes_a_de_identified_case(study, site, orthanc, credentials, capsys):
+    first = synthetic_study(accession="ACC0001", images=2, report=True, seed=1)
+    second = synthetic_study(
+        patient_name="Panza^Teresa", patient_id="MRN0042", accession="ACC0002", seed=2
+    )
+    _upload(orthanc, first, second)
+
+    out, _ = _run(capsys, orthanc)
+
+    cases = {c.case_id: c for c in Case.objects.filter(study=study)}
+    assert set(cases) == {"ACC0001", "ACC0002"}
+    assert cases["ACC0001"].images.count() == 2 and cases["ACC0001"].modality == "CR"
+    assert cases["ACC0001"].site == site and cases["ACC0001"].manufacturer == "Acme Imaging"
+    assert "2 studies found, 2 case(s) created, 0 unchanged" in out
+    assert "5 instance(s) retrieved, 1 skipped (no pixel data)" in out
+    for synthetic in (first, second):
+        case = cases[synthetic.accession]
+        stored = [image.source_sha256 for image in case.images.order_by("position")]
+        received = [encode(ds) for ds in synthetic.instances if "PixelData" in ds]
+        assert len(stored) == len(received)
+        for header in _stored_headers(case):
+            assert str(header.PatientName) == case.case_id == header.PatientID
+            assert header.StudyInstanceUID != synthetic.uid
+            assert "19480312" not in header.to_json()
+            text = header.to_json()
+            for original in (synthetic.patient_name, synthetic.patient_id, synthetic.study_date):
+                assert original.split("^")[0] not in text
+            assert "Rocinante" not in text and "Panza^Sancho" not in text
+
+
+def test_a_second_run_imports_nothing_new_and_says_so(study, site, orthanc, credentials, capsys):
+    _upload(orthanc, synthetic_study(accession="ACC0001", seed=1))
+    _run(capsys, orthanc)
+    images = set(Image.objects.values_list("pk", "sha256"))
+
+    out, _ = _run(capsys, orthanc)
+
+    assert "nothing new to import" in out
+    assert "1 study found, 0 case(s) created, 1 unchanged" in out
+    assert set(Image.objects.values_list("pk", "sha256")) == images
+
+
+def test_a_study_whose_instances_changed_is_reported_not_merged(
+    study, site, orthanc, credentials, capsys
+):
+    synthetic = synthetic_study(accession="ACC0001", images=1, seed=1)
+    _upload(orthanc, synthetic)
+    _run(capsys, orthanc)
+    grown = synthetic_study(accession="ACC0001", images=2, seed=7)
+    extra = grown.instances[1]
+    extra.StudyInstanceUID = synthetic.uid
+    orthanc.upload(encode(extra))
+
+    with pytest.raises(CommandError, match="1 stud"):
+        _run(capsys, orthanc)
+
+    err = capsys.readouterr().err
+    assert f"changed    study {synthetic.uid}: case ACC0001 is already stored" in err
+    assert "(1 stored, 2 in the archive now, 1 identical)" in err
+    assert Case.objects.get(case_id="ACC0001").images.count() == 1
+
+
+def test_a_query_filter_and_study_uids_choose_the_studies(
+    study, site, orthanc, credentials, capsys
+):
+    chest = synthetic_study(accession="ACC0001", modality="CR", seed=1)
+    ct = synthetic_study(accession="ACC0002", modality="CT", patient_id="MRN0042", seed=2)
+    other = synthetic_study(accession="ACC0003", modality="CR", seed=3)
+    _upload(orthanc, chest, ct, other)
+
+    out, _ = _run(capsys, orthanc, "--query", "ModalitiesInStudy=CT")
+    assert "1 study found, 1 case(s) created" in out
+    assert set(Case.objects.values_list("case_id", flat=True)) == {"ACC0002"}
+    assert Case.objects.get().modality == "CT"
+
+    _run(capsys, orthanc, "--study-uid", other.uid, "--case-id-from", "study-uid")
+    assert set(Case.objects.values_list("case_id", flat=True)) == {"ACC0002", other.uid}
+
+    with pytest.raises(CommandError):
+        _run(capsys, orthanc, "--study-uid", "1.2.3.4.5", "--query", "PatientID=MRN0042")
+    assert "study 1.2.3.4.5: not in the archive or not matching the query" in (
+        capsys.readouterr().err
+    )
+
+
+def test_paged_searches_find_every_study(study, site, orthanc, settings):
+    studies = [synthetic_study(accession=f"ACC{n:04d}", images=1, seed=n) for n in range(5)]
+    _upload(orthanc, *studies)
+    archive = Archive(orthanc.dicomweb, username="archive", password="archive-secret", page_size=2)
+
+    report = import_from_archive(study=study, archive=archive, site_code="north")
+
+    assert report.studies_found == 5 and len(report.created) == 5 and report.ok
+
+
+def test_a_malformed_instance_is_named_and_the_other_studies_are_kept(
+    study, site, orthanc, credentials, capsys
+):
+    good = synthetic_study(accession="ACC0001", seed=1)
+    bad = synthetic_study(accession="ACC0002", images=1, seed=2)
+    broken = bad.instances[0]
+    broken.PixelData = broken.PixelData[:100]  # a header promising more pixels than it holds
+    _upload(orthanc, good, bad)
+
+    with pytest.raises(CommandError, match="1 stud"):
+        _run(capsys, orthanc)
+
+    err = capsys.readouterr().err
+    assert (
+        f"study {bad.uid} series {broken.SeriesInstanceUID} instance {broken.SOPInstanceUID}"
+        in (err)
+    )
+    assert list(Case.objects.values_list("case_id", flat=True)) == ["ACC0001"]
+
+
+def test_an_unreachable_archive_is_a_clear_error(study, site, capsys):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/dicom-web"
+
+    with pytest.raises(CommandError, match=f"cannot reach the archive at {url}"):
+        call_command("import_dicomweb", "chest", "--url", url, "--site", "north")
+    assert not Case.objects.exists()
+
+
+def test_wrong_credentials_are_reported(study, site, orthanc, settings):
+    settings.DICOMWEB_USERNAME, settings.DICOMWEB_PASSWORD = "archive", "wrong"
+    with pytest.raises(CommandError, match="answered 401 not authorized"):
+        call_command("import_dicomweb", "chest", "--url", orthanc.dicomweb, "--site", "north")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--query", "PatientID"], "must be KEYWORD=VALUE"),
+        (["--query", "Nonsense=1"], "not a DICOM attribute keyword"),
+        (["--site", "nowhere"], "no site 'nowhere'"),
+    ],
+)
+def test_bad_options_are_refused_before_asking_the_archive(study, site, args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("import_dicomweb", "chest", "--url", "http://127.0.0.1:9/dicom-web", *args)
+
+
+def test_token_and_basic_credentials_together_are_refused(study, site, settings):
+    settings.DICOMWEB_USERNAME, settings.DICOMWEB_PASSWORD = "a", "b"
+    settings.DICOMWEB_TOKEN = "t"
+    with pytest.raises(CommandError, match="not both"):
+        call_command("import_dicomweb", "chest", "--url", "http://127.0.0.1:9/dicom-web")
