@@ -76,12 +76,14 @@ def parse_parts(body: bytes, boundary: str) -> list[Part]:
     5.1.1). A preamble before the first delimiter and an epilogue after the last are ignored.
     """
     marker = b"--" + boundary.encode("latin-1")
-    start = 0 if body.startswith(marker) else body.find(_CRLF + marker)
-    if start < 0:
-        raise MultipartError("no part: the boundary never occurs in the body")
-    if start > 0:
-        start += len(_CRLF)
     delimiter = _CRLF + marker
+    if body.startswith(marker):
+        start = 0
+    else:
+        found = body.find(delimiter)
+        if found < 0:
+            raise MultipartError("no part: the boundary never occurs in the body")
+        start = found + len(_CRLF)
     position = start + len(marker)
     parts: list[Part] = []
     while True:
