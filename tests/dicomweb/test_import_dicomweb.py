@@ -9,12 +9,17 @@ import pydicom
 import pytest
 from django.core.management import CommandError, call_command
 
+from studyplatform.prereads.models import PreReadStatus
+from studyplatform.prereads.selectors import case_preread
+from studyplatform.prereads.services import pin_model, run_prereads_now
 from studyplatform.studies.dicomweb.archive import Archive
 from studyplatform.studies.dicomweb.imports import import_from_archive
-from studyplatform.studies.models import Case, Image
+from studyplatform.studies.models import Case, FindingType, Image
+from studyplatform.studies.phantoms import FINDING_NAMES, FINDING_TYPES
 from tests.dicomweb.builders import encode, synthetic_study
 from tests.factories import SiteFactory, StudyFactory
 from tests.orthanc import Orthanc
+from tests.prereads.conftest import register_random_model
 
 pytestmark = pytest.mark.django_db
 
@@ -205,3 +210,20 @@ def test_token_and_basic_credentials_together_are_refused(study, site, settings)
     settings.DICOMWEB_TOKEN = "t"
     with pytest.raises(CommandError, match="not both"):
         call_command("import_dicomweb", "chest", "--url", "http://127.0.0.1:9/dicom-web")
+
+
+def test_a_case_imported_from_the_archive_can_be_pre_read(orthanc, credentials, capsys, tmp_path):
+    model = register_random_model(tmp_path)
+    study = StudyFactory(slug="chest")
+    pin_model(study=study, model=model)
+    for order, code in enumerate(FINDING_TYPES, start=1):
+        FindingType.objects.create(study=study, code=code, name=FINDING_NAMES[code], order=order)
+    SiteFactory(code="north")
+    _upload(orthanc, synthetic_study(accession="ACC0001", images=1, seed=1))
+    _run(capsys, orthanc)
+
+    outcome = run_prereads_now(study=study, model=model)
+
+    preread = case_preread(Case.objects.get(case_id="ACC0001"), model)
+    assert outcome.done == 1 and preread is not None and preread.status == PreReadStatus.DONE
+    assert preread.findings.count() == len(FINDING_TYPES)
