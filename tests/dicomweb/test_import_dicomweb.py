@@ -8,13 +8,14 @@ import socket
 import pydicom
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from studyplatform.prereads.models import PreReadStatus
 from studyplatform.prereads.selectors import case_preread
 from studyplatform.prereads.services import pin_model, run_prereads_now
 from studyplatform.studies.dicomweb.archive import Archive
 from studyplatform.studies.dicomweb.imports import import_from_archive
-from studyplatform.studies.models import Case, FindingType, Image
+from studyplatform.studies.models import Case, FindingType, Image, StudyState
 from studyplatform.studies.phantoms import FINDING_NAMES, FINDING_TYPES
 from tests.dicomweb.builders import encode, synthetic_study
 from tests.factories import SiteFactory, StudyFactory
@@ -227,3 +228,22 @@ def test_a_case_imported_from_the_archive_can_be_pre_read(orthanc, credentials, 
     preread = case_preread(Case.objects.get(case_id="ACC0001"), model)
     assert outcome.done == 1 and preread is not None and preread.status == PreReadStatus.DONE
     assert preread.findings.count() == len(FINDING_TYPES)
+
+
+def test_a_locked_study_refuses_the_import_before_asking_the_archive(study, site):
+    study.state = StudyState.LOCKED
+    study.opened_at = study.locked_at = timezone.now()
+    study.save()
+
+    # The URL leads nowhere: a refusal that asked the archive would say it cannot reach it.
+    with pytest.raises(CommandError, match=r"study chest is locked .*; no case was imported"):
+        call_command("import_dicomweb", "chest", "--url", "http://127.0.0.1:9/dicom-web")
+
+
+def test_the_only_site_is_used_when_none_is_named(study, site, orthanc, credentials, capsys):
+    _upload(orthanc, synthetic_study(accession="ACC0001", images=1))
+    call_command("import_dicomweb", "chest", "--url", orthanc.dicomweb)
+    assert Case.objects.get().site == site
+    SiteFactory(code="south")
+    with pytest.raises(CommandError, match="--site"):
+        call_command("import_dicomweb", "chest", "--url", orthanc.dicomweb)

@@ -10,7 +10,7 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 from django.utils import timezone
 
-from studyplatform.studies.models import Case, Image, SiteToken
+from studyplatform.studies.models import Case, Image, SiteToken, StudyState
 from studyplatform.studies.services import issue_site_token
 from tests.dicomweb.builders import synthetic_study
 from tests.factories import SiteFactory, StudyFactory
@@ -203,3 +203,31 @@ def test_bodies_that_are_not_stow_requests_are_refused(
 def test_only_post_is_allowed(client, study, token):
     response = client.get(URL, HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 405
+
+
+@pytest.mark.django_db
+def test_a_locked_study_stores_nothing(client, study, token):
+    study.state = StudyState.LOCKED
+    study.opened_at = study.locked_at = timezone.now()
+    study.save()
+    synthetic = synthetic_study(images=1)
+
+    response = _post(client, _body(*synthetic.encoded()), token=token)
+
+    assert response.status_code == 409
+    assert _uids(response.json(), "00081198") == [
+        (str(synthetic.instances[0].SOPInstanceUID), 0x0110)
+    ]
+    assert "study chest is locked" in response["Warning"]
+    assert not Case.objects.exists()
+
+
+@pytest.mark.django_db
+def test_past_the_intake_rate_limit_a_token_gets_429(client, study, token, settings):
+    settings.INTAKE_RATE_LIMIT = 1
+    body = _body(*synthetic_study(images=1).encoded())
+    assert _post(client, body, token=token).status_code == 200
+
+    response = _post(client, body, token=token)
+
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
