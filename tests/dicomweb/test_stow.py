@@ -231,3 +231,4 @@ def test_past_the_intake_rate_limit_a_token_gets_429(client, study, token, setti
     response = _post(client, body, token=token)
 
     assert response.status_code == 429 and int(response["Retry-After"]) > 0
+

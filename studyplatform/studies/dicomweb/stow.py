@@ -216,6 +216,9 @@ def _answer(instances: list[_Instance]) -> HttpResponse:
 @csrf_exempt  # token clients only: a site token is not a cookie
 @require_POST
 def store_instances(request: HttpRequest, study_uid: str | None = None) -> HttpResponse:
+    site_token = _site_token(request)
+    if isinstance(site_token, HttpResponse):
+        return site_token
     media_type = MediaType.parse(request.META.get("CONTENT_TYPE", ""))
     if media_type.type != "multipart/related" or (
         media_type.params.get("type", "").lower() != "application/dicom"
@@ -223,9 +226,6 @@ def store_instances(request: HttpRequest, study_uid: str | None = None) -> HttpR
         return _error(
             415, 'send multipart/related; type="application/dicom" (one instance per part)'
         )
-    site_token = _site_token(request)
-    if isinstance(site_token, HttpResponse):
-        return site_token
     body = _body(request)
     if body is None:
         return _error(413, f"request larger than {MAX_REQUEST_BYTES // 2**20} MiB")
