@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from studyplatform.studies.models import Case, Image, SiteToken, StudyState
 from studyplatform.studies.services import issue_site_token
-from tests.dicomweb.builders import synthetic_study
+from tests.dicomweb.builders import encode, synthetic_study
 from tests.factories import SiteFactory, StudyFactory
 
 URL = "/dicomweb/studies"
@@ -232,3 +232,20 @@ def test_past_the_intake_rate_limit_a_token_gets_429(client, study, token, setti
 
     assert response.status_code == 429 and int(response["Retry-After"]) > 0
 
+
+@pytest.mark.django_db
+def test_an_instance_sent_twice_in_one_request_is_one_image(client, study, token):
+    synthetic = synthetic_study(images=1)
+    data = synthetic.encoded()[0]
+    changed = synthetic_study(images=1, seed=5).instances[0]
+    changed.SOPInstanceUID = synthetic.instances[0].SOPInstanceUID
+    changed.StudyInstanceUID = synthetic.uid
+
+    response = _post(client, _body(data, data, encode(changed)), token=token)
+
+    assert response.status_code == 202
+    uid = str(synthetic.instances[0].SOPInstanceUID)
+    assert _uids(response.json(), "00081199") == [(uid, None), (uid, None)]
+    assert _uids(response.json(), "00081198") == [(uid, 0x0110)]
+    assert "part 3 (instance" in response["Warning"] and "sent twice" in response["Warning"]
+    assert Case.objects.get().images.count() == 1

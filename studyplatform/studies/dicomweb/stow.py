@@ -237,9 +237,18 @@ def store_instances(request: HttpRequest, study_uid: str | None = None) -> HttpR
         return _error(400, "the request holds no instance")
     instances = [_read_instance(n, part, study_uid) for n, part in enumerate(parts, start=1)]
     studies: dict[str, list[_Instance]] = defaultdict(list)
+    first_of: dict[str, _Instance] = {}
+    repeats: list[tuple[_Instance, _Instance]] = []
     for instance in instances:
-        if instance.failure is None:
+        if instance.failure is not None:
+            continue
+        first = first_of.setdefault(instance.sop_uid, instance)
+        if first is instance:
             studies[instance.study_uid].append(instance)
+        elif first.data == instance.data:
+            repeats.append((instance, first))  # the same instance twice: one image
+        else:
+            instance.fail(PROCESSING_FAILURE, f"{instance.name}: sent twice, with other content")
     for uid, members in studies.items():
         for instance in members:
             if not has_pixel_data(instance.data):
@@ -247,6 +256,8 @@ def store_instances(request: HttpRequest, study_uid: str | None = None) -> HttpR
         with_pixels = [i for i in members if i.failure is None]
         if with_pixels:
             _store_study(site_token, uid, with_pixels)
+    for repeat, first in repeats:
+        repeat.failure, repeat.reason = first.failure, first.reason
     return _answer(instances)
 
 
