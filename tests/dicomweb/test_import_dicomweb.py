@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pydicom
 import pytest
@@ -13,7 +16,7 @@ from django.utils import timezone
 from studyplatform.prereads.models import PreReadStatus
 from studyplatform.prereads.selectors import case_preread
 from studyplatform.prereads.services import pin_model, run_prereads_now
-from studyplatform.studies.dicomweb.archive import Archive
+from studyplatform.studies.dicomweb.archive import Archive, ArchiveError, InstanceRecord
 from studyplatform.studies.dicomweb.imports import import_from_archive
 from studyplatform.studies.models import Case, FindingType, Image, StudyState
 from studyplatform.studies.phantoms import FINDING_NAMES, FINDING_TYPES
@@ -247,3 +250,51 @@ def test_the_only_site_is_used_when_none_is_named(study, site, orthanc, credenti
     SiteFactory(code="south")
     with pytest.raises(CommandError, match="--site"):
         call_command("import_dicomweb", "chest", "--url", orthanc.dicomweb)
+
+
+def test_an_instance_the_archive_does_not_have_is_named_with_the_status(orthanc):
+    synthetic = synthetic_study(images=1)
+    _upload(orthanc, synthetic)
+    archive = Archive(orthanc.dicomweb, username="archive", password="archive-secret")
+    listed = archive.instances(synthetic.uid)[0]
+    missing = InstanceRecord(listed.study_uid, listed.series_uid, "1.2.3.999", None, None)
+
+    assert archive.retrieve(listed, max_bytes=10**6) == synthetic.encoded()[0]
+    with pytest.raises(ArchiveError, match=rf"{re.escape(missing.where)}: .* answered 404"):
+        archive.retrieve(missing, max_bytes=10**6)
+    with pytest.raises(ArchiveError, match="larger than 0 MiB"):
+        archive.retrieve(listed, max_bytes=1000)
+
+
+class _RecordingArchive(BaseHTTPRequestHandler):
+    """An archive with no study that remembers the Authorization header it was sent."""
+
+    seen: list[str | None] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append(self.headers.get("Authorization"))
+        body = b"[]"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/dicom+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_bearer_token_from_the_environment_is_sent(study, site, settings, capsys):
+    settings.DICOMWEB_USERNAME = settings.DICOMWEB_PASSWORD = ""
+    settings.DICOMWEB_TOKEN = "s3cret-token"
+    server = HTTPServer(("127.0.0.1", 0), _RecordingArchive)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/dicom-web"
+        call_command("import_dicomweb", "chest", "--url", url)
+    finally:
+        server.shutdown()
+        thread.join()
+    assert _RecordingArchive.seen == ["Bearer s3cret-token"]
+    assert "0 studies found, 0 case(s) created" in capsys.readouterr().out
