@@ -202,6 +202,8 @@ def test_wrong_credentials_are_reported(study, site, orthanc, settings):
         (["--query", "PatientID"], "must be KEYWORD=VALUE"),
         (["--query", "Nonsense=1"], "not a DICOM attribute keyword"),
         (["--site", "nowhere"], "no site 'nowhere'"),
+        (["--url", "http://user:pw@127.0.0.1:9/dicom-web"], "not in the URL"),
+        (["--url", "ftp://127.0.0.1/dicom-web"], "must start with http"),
     ],
 )
 def test_bad_options_are_refused_before_asking_the_archive(study, site, args, message):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import requests
 from dicomweb_client.api import DICOMwebClient
@@ -129,6 +130,12 @@ class Archive:
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ArchiveError(f"archive URL {url!r} must start with http:// or https://")
+        if "@" in urlsplit(url).netloc:
+            # The URL is printed and audited: credentials belong in the environment.
+            raise ArchiveError(
+                "put the archive's credentials in DICOMWEB_USERNAME/DICOMWEB_PASSWORD, "
+                "not in the URL"
+            )
         self.url = url.rstrip("/")
         self.page_size = page_size
         self._timeout = timeout
