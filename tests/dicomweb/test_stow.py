@@ -249,3 +249,24 @@ def test_an_instance_sent_twice_in_one_request_is_one_image(client, study, token
     assert _uids(response.json(), "00081198") == [(uid, 0x0110)]
     assert "part 3 (instance" in response["Warning"] and "sent twice" in response["Warning"]
     assert Case.objects.get().images.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dicomweb_client_learns_which_instance_failed(live_server, study, token):
+    good = synthetic_study(images=1, seed=1)
+    bad = synthetic_study(images=1, seed=2)
+    broken = bad.instances[0]
+    broken.PixelData = broken.PixelData[:100]
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    client = DICOMwebClient(f"{live_server.url}/dicomweb", session=session)
+
+    answer = client.store_instances([*good.instances, broken])
+
+    assert [str(i.ReferencedSOPInstanceUID) for i in answer.ReferencedSOPSequence] == [
+        str(good.instances[0].SOPInstanceUID)
+    ]
+    assert [
+        (str(i.ReferencedSOPInstanceUID), i.FailureReason) for i in answer.FailedSOPSequence
+    ] == [(str(broken.SOPInstanceUID), 0xC000)]
+    assert list(Case.objects.values_list("case_id", flat=True)) == [good.uid]
