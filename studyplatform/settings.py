@@ -174,6 +174,14 @@ IMAGE_MAX_DECODED_BYTES = env_int("IMAGE_MAX_DECODED_MB", 128, minimum=1) * 1024
 # Requests a minute one site token may send to the intake API (each a case, or a resend of
 # one); beyond it the API answers 429 with Retry-After until the minute is over. 0: no limit.
 INTAKE_RATE_LIMIT = env_int("INTAKE_RATE_LIMIT", 120, minimum=0)
+# Credentials for the DICOMweb archive that manage.py import_dicomweb reads from: HTTP basic
+# (DICOMWEB_USERNAME and DICOMWEB_PASSWORD) or a bearer token (DICOMWEB_TOKEN), not both; none
+# for an archive without authentication.
+DICOMWEB_USERNAME = env_str("DICOMWEB_USERNAME", "")
+DICOMWEB_PASSWORD = env_str("DICOMWEB_PASSWORD", "")
+DICOMWEB_TOKEN = env_str("DICOMWEB_TOKEN", "")
+# Seconds to wait for the archive to answer one request (search or one instance).
+DICOMWEB_TIMEOUT = env_int("DICOMWEB_TIMEOUT", 60, minimum=1)
 
 # --- Security (production when DEBUG is off) ----------------------------------------------
 # Idle expiry: every request renews the session, which ends SESSION_COOKIE_AGE seconds after
@@ -249,4 +257,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # dicomweb-client logs every request at INFO: import_dicomweb prints its own progress.
+    "loggers": {"dicomweb_client": {"level": "WARNING"}},
 }

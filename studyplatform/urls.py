@@ -19,5 +19,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/", include("studyplatform.dashboard.urls")),
     path("api/", include("studyplatform.studies.api")),
+    path("dicomweb/", include("studyplatform.studies.dicomweb.stow")),
     path("", include(readers.urls)),
 ]

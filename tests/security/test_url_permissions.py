@@ -118,6 +118,9 @@ PAGES: dict[str, Check] = {
     ),
     # Arrival: a site token or the study's coordinator (a superuser is no coordinator here).
     "api/studies/<slug:slug>/cases/": Check("POST", expect(allow={C}), lambda w: {"slug": "alpha"}),
+    # STOW-RS takes site tokens only: every session is refused (401).
+    "dicomweb/studies": Check("POST", expect()),
+    "dicomweb/studies/<str:study_uid>": Check("POST", expect(), lambda w: {"study_uid": "1.2.3"}),
     # --- the admin's own pages ---
     "admin/": Check("GET", expect(allow=STAFF, login={ANON, R, R2})),
     "admin/login/": Check("GET", expect(allow=frozenset(ROLES))),  # staff go on to the index

@@ -1,0 +1,267 @@
+"""STOW-RS for sites: ``POST /dicomweb/studies`` and ``POST /dicomweb/studies/<uid>``.
+
+A site's PACS or router stores instances as PS3.18 10.5 defines: a ``multipart/related;
+type="application/dicom"`` body, one instance per part, authorised by the site token of the
+arrival API (``Authorization: Bearer ...``). Instances are grouped by Study Instance UID and each
+DICOM study becomes one case (its case ID is the Study Instance UID), through the same service
+as the arrival API: de-identified, pre-read and, in a prospective study, randomized.
+
+The answer is the Store Instances Response Module as DICOM JSON (PS3.18 I.2): the instances
+stored (or already stored: a repeat is idempotent) in the Referenced SOP Sequence, the others in
+the Failed SOP Sequence with a Failure Reason, and one ``Warning`` header per failure saying why.
+Status 200 when every instance is stored, 202 when some failed, 409 when none was stored, 400
+for a body that is not a well-formed multipart message, 415 for another media type, 401/403 for
+a missing, unknown or revoked token, 413 for an oversized request, 429 past INTAKE_RATE_LIMIT.
+
+A study's instances go in one request: a study already stored as a case with other instances
+is refused (not merged), as the arrival API refuses a case ID taken by other images.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Final
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from pydicom import dcmread
+
+from studyplatform.studies.dicomweb.instances import has_pixel_data
+from studyplatform.studies.dicomweb.multipart import (
+    MediaType,
+    MultipartError,
+    Part,
+    boundary_of,
+    parse_parts,
+)
+from studyplatform.studies.guards import FrozenStudyError
+from studyplatform.studies.importing import Upload, check_case_id
+from studyplatform.studies.models import SiteToken
+from studyplatform.studies.services import (
+    CaseConflictError,
+    ImportRefusedError,
+    authenticate_site_token,
+    claim_intake_request,
+    receive_case,
+)
+
+MAX_REQUEST_BYTES: Final = 200 * 1024 * 1024
+DICOM_JSON: Final = "application/dicom+json"
+# Failure Reason values (PS3.18 Table I.2-2).
+PROCESSING_FAILURE: Final = 0x0110
+SOP_CLASS_NOT_SUPPORTED: Final = 0x0122
+STUDY_UID_MISMATCH: Final = 0xA900
+CANNOT_UNDERSTAND: Final = 0xC000
+
+
+@dataclass
+class _Instance:
+    """One received part: where it was, its UIDs (when readable), its bytes, its outcome."""
+
+    number: int
+    data: bytes
+    study_uid: str = ""
+    sop_class: str = ""
+    sop_uid: str = ""
+    failure: int | None = None
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"part {self.number}" + (f" (instance {self.sop_uid})" if self.sop_uid else "")
+
+    def fail(self, code: int, reason: str) -> None:
+        self.failure, self.reason = code, reason
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+def _site_token(request: HttpRequest) -> SiteToken | HttpResponse:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        response = _error(401, "send the site token as 'Authorization: Bearer <token>'")
+        response["WWW-Authenticate"] = 'Bearer realm="studyplatform"'
+        return response
+    site_token = authenticate_site_token(token.strip())
+    if site_token is None:
+        response = _error(401, "unknown or revoked site token")
+        response["WWW-Authenticate"] = 'Bearer realm="studyplatform", error="invalid_token"'
+        return response
+    wait = claim_intake_request(site_token=site_token)
+    if wait:
+        limited = _error(
+            429,
+            f"more than {settings.INTAKE_RATE_LIMIT} requests a minute from this site token; "
+            f"try again in {wait} s",
+        )
+        limited["Retry-After"] = str(wait)
+        return limited
+    return site_token
+
+
+def _body(request: HttpRequest) -> bytes | None:
+    """The request body, or None past MAX_REQUEST_BYTES (read in chunks, never beyond it)."""
+    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    if declared > MAX_REQUEST_BYTES:
+        return None
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    # Django reads CONTENT_LENGTH bytes; a chunked body (the server has de-chunked it) has none.
+    stream: Any = request.META["wsgi.input"] if chunked else request
+    body = bytearray()
+    while chunk := stream.read(1 << 20):
+        body += chunk
+        if len(body) > MAX_REQUEST_BYTES:
+            return None
+    return bytes(body)
+
+
+def _with_preamble(data: bytes) -> bytes:
+    """A Part 10 stream that starts at its meta group, as some clients send it, made whole.
+
+    PS3.10 7.1: 128-byte preamble and "DICM" before the File Meta Information (group 0002).
+    """
+    if data[128:132] != b"DICM" and data[:2] == b"\x02\x00":
+        return bytes(128) + b"DICM" + data
+    return data
+
+
+def _read_instance(number: int, part: Part, target_uid: str | None) -> _Instance:
+    instance = _Instance(number=number, data=_with_preamble(part.content))
+    part_type = part.media_type.type
+    if part_type not in ("", "application/dicom"):
+        instance.fail(CANNOT_UNDERSTAND, f"{instance.name}: {part_type} is not application/dicom")
+        return instance
+    try:
+        ds = dcmread(io.BytesIO(instance.data), stop_before_pixels=True)
+        instance.study_uid = str(ds.get("StudyInstanceUID", "")).strip()
+        instance.sop_class = str(ds.get("SOPClassUID", "")).strip()
+        instance.sop_uid = str(ds.get("SOPInstanceUID", "")).strip()
+    except Exception as exc:  # a malformed part fails alone, whatever the parser raised
+        instance.fail(CANNOT_UNDERSTAND, f"{instance.name}: not a readable DICOM instance ({exc})")
+        return instance
+    if not (instance.study_uid and instance.sop_class and instance.sop_uid):
+        instance.fail(CANNOT_UNDERSTAND, f"{instance.name}: lacks a study, SOP class or SOP UID")
+    elif target_uid is not None and instance.study_uid != target_uid:
+        instance.fail(STUDY_UID_MISMATCH, f"{instance.name}: belongs to study {instance.study_uid}")
+    elif reason := check_case_id(instance.study_uid):
+        instance.fail(CANNOT_UNDERSTAND, f"{instance.name}: Study Instance UID {reason}")
+    return instance
+
+
+def _store_study(site_token: SiteToken, study_uid: str, instances: list[_Instance]) -> None:
+    """Store one DICOM study as a case; on refusal, mark its instances failed with the reason."""
+    try:
+        receive_case(
+            study=site_token.study,
+            case_id=study_uid,
+            site_code=site_token.site.code,
+            uploads=[Upload(name=i.name, data=i.data) for i in instances],
+            via=f"STOW-RS site token {site_token.pk}",
+        )
+    except FrozenStudyError as exc:
+        for instance in instances:
+            instance.fail(PROCESSING_FAILURE, f"{instance.name}: {exc}")
+    except CaseConflictError as exc:
+        for instance in instances:
+            instance.fail(
+                PROCESSING_FAILURE,
+                f"{instance.name}: {exc} (send all of a study's instances in one request)",
+            )
+    except ImportRefusedError as exc:
+        reasons = {p.where: p.reason for p in exc.problems}
+        for instance in instances:
+            if instance.name in reasons:
+                instance.fail(CANNOT_UNDERSTAND, f"{instance.name}: {reasons[instance.name]}")
+            else:
+                instance.fail(
+                    PROCESSING_FAILURE, f"{instance.name}: not stored, its study was refused"
+                )
+
+
+def _item(instance: _Instance) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    if instance.sop_class:
+        item["00081150"] = {"vr": "UI", "Value": [instance.sop_class]}
+    if instance.sop_uid:
+        item["00081155"] = {"vr": "UI", "Value": [instance.sop_uid]}
+    if instance.failure is not None:
+        item["00081197"] = {"vr": "US", "Value": [instance.failure]}
+    return item
+
+
+def _answer(instances: list[_Instance]) -> HttpResponse:
+    stored = [i for i in instances if i.failure is None]
+    failed = [i for i in instances if i.failure is not None]
+    module: dict[str, Any] = {}
+    if stored:
+        module["00081199"] = {"vr": "SQ", "Value": [_item(i) for i in stored]}
+    if failed:
+        module["00081198"] = {"vr": "SQ", "Value": [_item(i) for i in failed]}
+    status = 200 if not failed else (202 if stored else 409)
+    response = JsonResponse(module, status=status, content_type=DICOM_JSON)
+    if failed:
+        # One warning per failure (RFC 7234 5.5), in ASCII: header values carry nothing else.
+        texts = [i.reason.replace('"', "'").encode("ascii", "replace").decode() for i in failed]
+        response["Warning"] = ", ".join(f'299 - "{text[:300]}"' for text in texts)
+    return response
+
+
+@csrf_exempt  # token clients only: a site token is not a cookie
+@require_POST
+def store_instances(request: HttpRequest, study_uid: str | None = None) -> HttpResponse:
+    site_token = _site_token(request)
+    if isinstance(site_token, HttpResponse):
+        return site_token
+    media_type = MediaType.parse(request.META.get("CONTENT_TYPE", ""))
+    if media_type.type != "multipart/related" or (
+        media_type.params.get("type", "").lower() != "application/dicom"
+    ):
+        return _error(
+            415, 'send multipart/related; type="application/dicom" (one instance per part)'
+        )
+    body = _body(request)
+    if body is None:
+        return _error(413, f"request larger than {MAX_REQUEST_BYTES // 2**20} MiB")
+    try:
+        parts = parse_parts(body, boundary_of(media_type))
+    except MultipartError as exc:
+        return _error(400, f"not a well-formed multipart/related body: {exc}")
+    if not parts:
+        return _error(400, "the request holds no instance")
+    instances = [_read_instance(n, part, study_uid) for n, part in enumerate(parts, start=1)]
+    studies: dict[str, list[_Instance]] = defaultdict(list)
+    first_of: dict[str, _Instance] = {}
+    repeats: list[tuple[_Instance, _Instance]] = []
+    for instance in instances:
+        if instance.failure is not None:
+            continue
+        first = first_of.setdefault(instance.sop_uid, instance)
+        if first is instance:
+            studies[instance.study_uid].append(instance)
+        elif first.data == instance.data:
+            repeats.append((instance, first))  # the same instance twice: one image
+        else:
+            instance.fail(PROCESSING_FAILURE, f"{instance.name}: sent twice, with other content")
+    for uid, members in studies.items():
+        for instance in members:
+            if not has_pixel_data(instance.data):
+                instance.fail(SOP_CLASS_NOT_SUPPORTED, f"{instance.name}: no pixel data")
+        with_pixels = [i for i in members if i.failure is None]
+        if with_pixels:
+            _store_study(site_token, uid, with_pixels)
+    for repeat, first in repeats:
+        repeat.failure, repeat.reason = first.failure, first.reason
+    return _answer(instances)
+
+
+urlpatterns = [
+    path("studies", store_instances, name="stow-rs"),
+    path("studies/<str:study_uid>", store_instances, name="stow-rs-study"),
+]

@@ -1,0 +1,48 @@
+"""multipart/related parsing as DICOMweb bodies need it (RFC 2046 5.1.1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from studyplatform.studies.dicomweb.multipart import (
+    MediaType,
+    MultipartError,
+    boundary_of,
+    parse_parts,
+)
+
+
+def test_parts_with_preamble_epilogue_and_headers_are_split_exactly():
+    body = (
+        b"preamble\r\n--xyz\r\nContent-Type: application/dicom\r\nX-Note: a:b\r\n\r\n"
+        b"first\r\n--not-the-boundary\r\n--xyz\r\n\r\nsecond\r\n--xyz--\r\nepilogue"
+    )
+    parts = parse_parts(body, "xyz")
+    assert [p.content for p in parts] == [b"first\r\n--not-the-boundary", b"second"]
+    assert parts[0].headers == {"content-type": "application/dicom", "x-note": "a:b"}
+    assert parts[0].media_type.type == "application/dicom" and parts[1].media_type.type == ""
+
+
+def test_a_quoted_boundary_is_unquoted():
+    media_type = MediaType.parse('Multipart/Related; type="application/dicom"; boundary="a b"')
+    assert media_type.type == "multipart/related"
+    assert boundary_of(media_type) == "a b" and media_type.params["type"] == "application/dicom"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"nothing here", "never occurs"),
+        (b"--xyz\r\nContent-Type: application/dicom\r\n\r\ntruncated", "not closed"),
+        (b"--xyz\r\nno colon here\r\n\r\ndata\r\n--xyz--", "malformed header"),
+        (b"--xyzjunk\r\n\r\ndata\r\n--xyz--", "garbage after the boundary"),
+    ],
+)
+def test_malformed_bodies_say_what_is_wrong(body, message):
+    with pytest.raises(MultipartError, match=message):
+        parse_parts(body, "xyz")
+
+
+def test_a_boundary_is_required():
+    with pytest.raises(MultipartError, match="boundary"):
+        boundary_of(MediaType.parse('multipart/related; type="application/dicom"'))
