@@ -32,15 +32,17 @@ interior ROC points (no fit: AUC 1 for perfect separation, ``d_a = inf``; 0.5 wh
 has the same rating or the order is perfectly reversed, ``d_a = 0``; both with ``c = 0``).
 Differences:
 
-- The likelihood is maximized by Fisher scoring with Levenberg-Marquardt damping and the
-  analytic score, until the Newton decrement is below 1e-18 or a step gains less than 1e-10 in
-  log-likelihood. MRMCaov runs ``trust::trust`` with the Fisher information as its Hessian and
-  stops at a relative change of 1.5e-8 in the objective (about 1e-6 here). MRMCaov stops at
-  log-likelihoods up to 2e-8 below ours on Van Dyke (reader 4, treatment 1: -45.704151989 vs
-  -45.704151973) and 1.6e-7 below on a simulated reader whose positives fill only the top two
-  categories (the likelihood rises along a ridge towards ``c = 1``). The likelihood is flat in
+- The likelihood is maximized by damped (Levenberg-Marquardt) Newton steps with the analytic
+  score and observed information (the Fisher information where the observed one is not
+  positive definite), holding ``d_a`` at 0 when the score pushes it below, until the Newton
+  decrement is below 1e-18 or a step gains less than 1e-10 in log-likelihood. MRMCaov runs
+  ``trust::trust`` with the Fisher information as its Hessian and stops at a relative change
+  of 1.5e-8 in the objective (about 1e-6 here). MRMCaov stops at log-likelihoods up to 2e-8
+  below ours on Van Dyke (reader 4, treatment 1: -45.704151989 vs -45.704151974) and 1.6e-7
+  below on a simulated reader whose positives fill only the top two categories (the
+  likelihood rises along a ridge towards ``d_a = 0``, ``c = 1``). The likelihood is flat in
   ``d_a`` near 0, so the parameters there differ widely (Van Dyke reader 4, treatment 1:
-  ``d_a`` 0.0003 vs MRMCaov's 0.097) while the AUCs agree to 1.5e-6 (the ridge reader: 6e-5).
+  ``d_a`` 0.04 vs MRMCaov's 0.097) while the AUCs agree to 1.5e-6 (the ridge reader: 7e-5).
 - The starting cutoffs for each ``(d_a, c)`` match the model's share of all cases above each
   category to the observed share; MRMCaov searches them one at a time.
 - MRMCaov stops with an error for a partial area over specificity up to 1 when ``c < 0`` (over
@@ -72,7 +74,7 @@ from numpy.typing import ArrayLike
 
 from analysis.partial import PartialArea
 from analysis.proproc._area import curve_tpf, full_auc, partial_auc
-from analysis.proproc._model import Counts, FloatArray, loglik, score_and_information
+from analysis.proproc._model import Counts, FloatArray, derivatives, loglik
 from analysis.proproc._starts import (
     arc_starts,
     category_counts,
@@ -142,36 +144,53 @@ def _ratings(values: ArrayLike, name: str) -> FloatArray:
     return x
 
 
-def _maximize(x0: FloatArray, counts: Counts) -> tuple[FloatArray, float, bool, str]:
-    """Fisher scoring with Levenberg-Marquardt damping from ``x0``.
+def _positive_definite(a: FloatArray) -> bool:
+    try:
+        np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        return False
+    return True
 
-    Returns ``(x, loglik, converged, message)``. Converged when the Newton decrement
-    ``g' I^-1 g`` is below ``DECREMENT_TOL`` or a step raises the log-likelihood by less than
-    ``GAIN_TOL`` (the likelihood is nearly flat along a ridge, e.g. ``d_a`` near 0, where
-    scoring converges slowly and the AUC is settled long before the parameters).
+
+def _maximize(x0: FloatArray, counts: Counts) -> tuple[FloatArray, float, bool, str]:
+    """Damped Newton ascent from ``x0``, with ``d_a`` held at its bound 0 when the score
+    pushes it below.
+
+    Each step solves ``(I + mu diag I) step = g`` (Levenberg-Marquardt) with ``I`` the observed
+    information where it is positive definite, else the Fisher information; a step that sends
+    ``d_a`` below 0 is cut at 0. Returns ``(x, loglik, converged, message)``: converged when
+    the Newton decrement ``g' I^-1 g`` over the free parameters is below ``DECREMENT_TOL`` or a
+    step raises the log-likelihood by less than ``GAIN_TOL`` (along a flat ridge).
     """
     x, value = x0, loglik(x0, counts)
     damping = 1e-3
     for _ in range(MAX_ITER):
-        score, info = score_and_information(x, counts)
-        scale = np.diag(info).copy()
+        score, fisher, observed = derivatives(x, counts)
+        info = observed if _positive_definite(observed) else fisher
+        free = np.ones(x.size, dtype=bool)
+        free[0] = not (x[0] <= 0.0 and score[0] <= 0.0)
+        g, h = score[free], info[np.ix_(free, free)]
+        scale = np.diag(h).copy()
         scale[scale <= 0.0] = 1.0
         try:
-            decrement = float(score @ np.linalg.solve(info, score))
+            decrement = float(g @ np.linalg.solve(h, g))
         except np.linalg.LinAlgError:
             decrement = math.inf
         if 0.0 <= decrement < DECREMENT_TOL:
             return x, value, True, ""
         while damping < 1e12:
+            step = np.zeros(x.size)
             try:
-                step = np.linalg.solve(info + damping * np.diag(scale), score)
+                step[free] = np.linalg.solve(h + damping * np.diag(scale), g)
             except np.linalg.LinAlgError:
                 damping *= 10.0
                 continue
-            trial_value = loglik(x + step, counts)
+            trial = x + step
+            trial[0] = max(trial[0], 0.0)
+            trial_value = loglik(trial, counts)
             if trial_value > value:
                 gain = trial_value - value
-                x, value = x + step, trial_value
+                x, value = trial, trial_value
                 damping = max(damping / 10.0, 1e-12)
                 if gain < GAIN_TOL:
                     return x, value, True, ""
@@ -181,17 +200,13 @@ def _maximize(x0: FloatArray, counts: Counts) -> tuple[FloatArray, float, bool, 
                 return x, value, True, ""
             damping *= 10.0
         else:
-            return (
-                x,
-                value,
-                False,
-                (
-                    "no step along the damped scoring direction raises the likelihood "
-                    f"(Newton decrement {decrement:.3g}): the maximum is on the edge of the "
-                    "parameter space"
-                ),
+            message = (
+                "no damped Newton step raises the likelihood "
+                f"(Newton decrement {decrement:.3g}): the maximum is on the edge of the "
+                "parameter space"
             )
-    return x, value, False, f"no convergence in {MAX_ITER} scoring steps"
+            return x, value, False, message
+    return x, value, False, f"no convergence in {MAX_ITER} Newton steps"
 
 
 def _fit_from(d_a: float, c: float, counts: Counts) -> tuple[FloatArray, float, bool, str]:

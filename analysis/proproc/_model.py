@@ -65,21 +65,55 @@ def _dnorm(z: FloatArray) -> FloatArray:
     return np.asarray(np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi), dtype=np.float64)
 
 
-def rate_derivatives(v: FloatArray, d_a: float, c: float, sign: float) -> FloatArray:
-    """Derivatives of the rate at each finite cutoff: rows ``d/d d_a``, ``d/dc``, ``d/dv``."""
-    s = np.sqrt(1.0 + c * c)
+def _z_derivatives(
+    v: FloatArray, d_a: float, c: float, sign: float
+) -> list[tuple[FloatArray, list[FloatArray], dict[str, float | FloatArray]]]:
+    """For each normal term of the rate: ``z``, its first derivatives (d_a, c, v) and its
+    nonzero second derivatives (``ac``, ``cc``, ``cv``; ``aa``, ``av`` and ``vv`` are 0)."""
+    s = math.sqrt(1.0 + c * c)
     z1, z2 = _z(v, d_a, c, sign)
-    f1 = _dnorm(z1)
-    out = np.empty((3, v.size))
-    out[0] = f1 * sign * s / 2.0
-    out[1] = f1 * sign * (d_a * c / (2.0 * s) - v)
-    out[2] = -(1.0 + sign * c) * f1
+    dv = np.full(v.size, -(1.0 + sign * c))
+    terms: list[tuple[FloatArray, list[FloatArray], dict[str, float | FloatArray]]] = [
+        (
+            z1,
+            [np.full(v.size, sign * s / 2.0), sign * (d_a * c / (2.0 * s) - v), dv],
+            {"ac": sign * c / (2.0 * s), "cc": sign * d_a / (2.0 * s**3), "cv": -sign},
+        )
+    ]
     if not is_zero(c):
-        f2 = _dnorm(z2)
-        out[0] += f2 * s / (2.0 * c)
-        out[1] += f2 * (-sign * v - d_a / (2.0 * c * c * s))
-        out[2] += -(1.0 + sign * c) * f2
-    return out
+        terms.append(
+            (
+                z2,
+                [np.full(v.size, s / (2.0 * c)), -sign * v - d_a / (2.0 * c * c * s), dv],
+                {
+                    "ac": -1.0 / (2.0 * c * c * s),
+                    "cc": d_a * (2.0 * s * s + c * c) / (2.0 * c**3 * s**3),
+                    "cv": -sign,
+                },
+            )
+        )
+    return terms
+
+
+def rate_derivatives(
+    v: FloatArray, d_a: float, c: float, sign: float
+) -> tuple[FloatArray, FloatArray]:
+    """First and second derivatives of the rate at each finite cutoff.
+
+    Returns ``first`` with rows ``d/d d_a``, ``d/dc``, ``d/dv`` and ``second`` with rows
+    ``aa, ac, cc, av, cv, vv`` (``v`` is the cutoff itself). Each term ``Phi(z)`` adds
+    ``phi(z) dz`` and ``phi(z) (d2z - z dz dz')``.
+    """
+    first = np.zeros((3, v.size))
+    second = np.zeros((6, v.size))
+    pairs = ((0, 0, ""), (0, 1, "ac"), (1, 1, "cc"), (0, 2, ""), (1, 2, "cv"), (2, 2, ""))
+    for z, dz, d2z in _z_derivatives(v, d_a, c, sign):
+        density = _dnorm(z)
+        for i in range(3):
+            first[i] += density * dz[i]
+        for row, (i, j, name) in enumerate(pairs):
+            second[row] += density * (d2z.get(name, 0.0) - z * dz[i] * dz[j])
+    return first, second
 
 
 def in_support(d_a: float, c: float, cutoffs: FloatArray) -> bool:
@@ -120,30 +154,44 @@ def loglik(x: FloatArray, counts: Counts) -> float:
     return float(counts.negatives @ np.log(p) + counts.positives @ np.log(q))
 
 
-def score_and_information(x: FloatArray, counts: Counts) -> tuple[FloatArray, FloatArray]:
-    """Gradient of :func:`loglik` and the expected (Fisher) information, both analytic.
+def derivatives(x: FloatArray, counts: Counts) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Gradient of :func:`loglik`, the expected (Fisher) and the observed information.
 
     Category ``k`` of a group with ``N`` cases and rates ``R`` has probability
-    ``p_k = R(v_{k-1}) - R(v_k)``; the score is ``sum_k n_k dp_k / p_k`` and the information
-    ``N sum_k dp_k dp_k^T / p_k``.
+    ``p_k = R(v_{k-1}) - R(v_k)``; the score is ``sum_k n_k dp_k / p_k``, the expected
+    information ``N sum_k dp_k dp_k' / p_k`` and the observed information
+    ``sum_k n_k (dp_k dp_k' / p_k^2 - d2p_k / p_k)``. All analytic.
     """
     d_a, c, cutoffs = float(x[0]), float(x[1]), x[2:]
     m = cutoffs.size
+    idx = np.arange(m)
     score = np.zeros(m + 2)
-    info = np.zeros((m + 2, m + 2))
+    fisher = np.zeros((m + 2, m + 2))
+    observed = np.zeros((m + 2, m + 2))
     for sign, n in ((-1.0, counts.negatives), (1.0, counts.positives)):
         p = _category_probs(rate(cutoffs, d_a, c, sign))
-        deriv = rate_derivatives(cutoffs, d_a, c, sign)
+        first, second = rate_derivatives(cutoffs, d_a, c, sign)
         # dR(v_j)/dx for each cutoff j, as rows of a (m, m + 2) matrix.
         dr = np.zeros((m, m + 2))
-        dr[:, 0] = deriv[0]
-        dr[:, 1] = deriv[1]
-        dr[np.arange(m), np.arange(m) + 2] = deriv[2]
+        dr[:, 0] = first[0]
+        dr[:, 1] = first[1]
+        dr[idx, idx + 2] = first[2]
         zero = np.zeros((1, m + 2))
         dp = np.vstack((zero, dr)) - np.vstack((dr, zero))
         score += (n / p) @ dp
-        info += (dp.T * (n.sum() / p)) @ dp
-    return score, info
+        fisher += (dp.T * (n.sum() / p)) @ dp
+        observed += (dp.T * (n / (p * p))) @ dp
+        # sum_k n_k d2p_k / p_k = sum_j w_j d2R(v_j), w_j = n_{j+1}/p_{j+1} - n_j/p_j.
+        w = n[1:] / p[1:] - n[:-1] / p[:-1]
+        hess = np.zeros((m + 2, m + 2))
+        hess[0, 0] = w @ second[0]
+        hess[0, 1] = hess[1, 0] = w @ second[1]
+        hess[1, 1] = w @ second[2]
+        hess[0, idx + 2] = hess[idx + 2, 0] = w * second[3]
+        hess[1, idx + 2] = hess[idx + 2, 1] = w * second[4]
+        hess[idx + 2, idx + 2] = w * second[5]
+        observed -= hess
+    return score, fisher, observed
 
 
 def solve_decreasing(

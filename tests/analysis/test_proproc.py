@@ -17,7 +17,7 @@ import pytest
 
 from analysis.partial import PartialArea
 from analysis.proproc import ProprocFit, fit_proproc, loglik_at
-from analysis.proproc._model import loglik, score_and_information
+from analysis.proproc._model import derivatives, loglik
 from analysis.proproc._starts import category_counts
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -203,19 +203,23 @@ def test_refit_from_a_start_reaches_the_same_maximum() -> None:
     assert dropped.auc() == pytest.approx(fresh.auc(), rel=1e-5)
 
 
-def test_score_is_the_gradient_of_the_loglik() -> None:
+@pytest.mark.parametrize("x", [[1.8, -0.3, -0.9, -0.2, 0.4, 1.1], [1.2, 0.4, -1.5, -0.7, 0.1, 0.6]])
+def test_score_and_observed_information_are_the_loglik_derivatives(x: list[float]) -> None:
     counts = category_counts(*_ratings(FITS[0]))
-    x = np.array([1.8, -0.3, -0.9, -0.2, 0.4, 1.1])
-    score, info = score_and_information(x, counts)
-    numeric = np.empty_like(x)
-    for j in range(x.size):
-        h = 1e-6
-        up, down = x.copy(), x.copy()
+    at = np.array(x)
+    score, fisher, observed = derivatives(at, counts)
+    h = 1e-6
+    numeric_score = np.empty(at.size)
+    numeric_info = np.empty((at.size, at.size))
+    for j in range(at.size):
+        up, down = at.copy(), at.copy()
         up[j] += h
         down[j] -= h
-        numeric[j] = (loglik(up, counts) - loglik(down, counts)) / (2 * h)
-    np.testing.assert_allclose(score, numeric, rtol=1e-6, atol=1e-6)
-    assert np.all(np.linalg.eigvalsh(info) > 0)
+        numeric_score[j] = (loglik(up, counts) - loglik(down, counts)) / (2 * h)
+        numeric_info[:, j] = -(derivatives(up, counts)[0] - derivatives(down, counts)[0]) / (2 * h)
+    np.testing.assert_allclose(score, numeric_score, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(observed, numeric_info, rtol=1e-6, atol=1e-5)
+    assert np.all(np.linalg.eigvalsh(fisher) > 0)
 
 
 def test_fitted_curve_area_by_trapezoids_is_the_auc(
