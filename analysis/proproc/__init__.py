@@ -43,6 +43,10 @@ Differences:
   likelihood rises along a ridge towards ``d_a = 0``, ``c = 1``). The likelihood is flat in
   ``d_a`` near 0, so the parameters there differ widely (Van Dyke reader 4, treatment 1:
   ``d_a`` 0.04 vs MRMCaov's 0.097) while the AUCs agree to 1.5e-6 (the ridge reader: 7e-5).
+- Ratings that rank the groups no better than chance have their maximum on the chance line
+  ``d_a = c = 0`` (both groups at the pooled category shares), which the search only
+  approaches (``c = 0`` switches to the binormal form); that line is scored as a candidate of
+  its own, and searches heading for it stop early.
 - The starting cutoffs for each ``(d_a, c)`` match the model's share of all cases above each
   category to the observed share; MRMCaov searches them one at a time.
 - MRMCaov stops with an error for a partial area over specificity up to 1 when ``c < 0`` (over
@@ -91,6 +95,15 @@ DECREMENT_TOL = 1e-18
 MAX_ITER = 500
 # A step that gains less than this ends the search (MRMCaov's trust stops at 1.5e-8 |loglik|).
 GAIN_TOL = 1e-10
+# A search that gains less than CRAWL_GAIN over CRAWL_STEPS steps is creeping along a flat
+# ridge (often towards the edge of the parameter space): the log-likelihood has settled.
+CRAWL_STEPS = 20
+CRAWL_GAIN = 1e-8
+# A search this close to d_a = c = 0 and still below the chance line's log-likelihood is heading
+# for that line, which the fit scores exactly as a candidate of its own.
+NEAR_CHANCE = 1e-3
+# Log-likelihoods this close are the same maximum reached from different starts.
+TIE_TOL = 1e-8
 # A decrement this small gains less than the rounding error of a log-likelihood near 100.
 RESOLUTION_TOL = 1e-12
 
@@ -104,8 +117,10 @@ class ProprocFit:
     d_a, c : float
         Pesce and Metz's parameters (``d_a`` is ``inf`` for perfectly separated ratings).
     converged : bool
-        False when the ratings have no interior ROC points (MRMCaov's rule sets the parameters)
-        or when the optimizer stopped before its tolerance.
+        True when the log-likelihood stopped rising: Newton decrement below 1e-18, or gains
+        below 1e-10 in a step or 1e-8 over 20 steps (along a flat ridge, where the AUC has
+        settled but ``d_a`` and ``c`` may be poorly determined). False when the ratings have no
+        interior ROC points (MRMCaov's rule sets the parameters) or the search stopped early.
     message : str
         Why, when not converged; empty otherwise.
     cutoffs : tuple of float
@@ -152,7 +167,7 @@ def _positive_definite(a: FloatArray) -> bool:
     return True
 
 
-def _maximize(x0: FloatArray, counts: Counts) -> tuple[FloatArray, float, bool, str]:
+def _maximize(x0: FloatArray, counts: Counts, chance: float) -> tuple[FloatArray, float, bool, str]:
     """Damped Newton ascent from ``x0``, with ``d_a`` held at its bound 0 when the score
     pushes it below.
 
@@ -160,11 +175,21 @@ def _maximize(x0: FloatArray, counts: Counts) -> tuple[FloatArray, float, bool, 
     information where it is positive definite, else the Fisher information; a step that sends
     ``d_a`` below 0 is cut at 0. Returns ``(x, loglik, converged, message)``: converged when
     the Newton decrement ``g' I^-1 g`` over the free parameters is below ``DECREMENT_TOL`` or a
-    step raises the log-likelihood by less than ``GAIN_TOL`` (along a flat ridge).
+    step raises the log-likelihood by less than ``GAIN_TOL``, or ``CRAWL_STEPS`` steps by less
+    than ``CRAWL_GAIN`` in all (along a flat ridge); not converged when it nears the
+    chance line with ``d_a`` and ``|c|`` below ``NEAR_CHANCE`` while still below its
+    log-likelihood ``chance`` (there the curve is within about ``NEAR_CHANCE`` of ``TPF = FPF``).
     """
     x, value = x0, loglik(x0, counts)
     damping = 1e-3
+    history = [value]
     for _ in range(MAX_ITER):
+        if len(history) > CRAWL_STEPS and history[-1] - history[-1 - CRAWL_STEPS] < CRAWL_GAIN:
+            # Creeping along a flat ridge: the likelihood (and the AUC) has settled, the
+            # parameters along the ridge have not and would not for many more steps.
+            return x, value, True, ""
+        if x[0] < NEAR_CHANCE and abs(x[1]) < NEAR_CHANCE and not chance < value:
+            return x, value, False, "the search approaches the chance line d_a = c = 0"
         score, fisher, observed = derivatives(x, counts)
         info = observed if _positive_definite(observed) else fisher
         free = np.ones(x.size, dtype=bool)
@@ -191,6 +216,7 @@ def _maximize(x0: FloatArray, counts: Counts) -> tuple[FloatArray, float, bool, 
             if trial_value > value:
                 gain = trial_value - value
                 x, value = trial, trial_value
+                history.append(value)
                 damping = max(damping / 10.0, 1e-12)
                 if gain < GAIN_TOL:
                     return x, value, True, ""
@@ -209,9 +235,19 @@ def _maximize(x0: FloatArray, counts: Counts) -> tuple[FloatArray, float, bool, 
     return x, value, False, f"no convergence in {MAX_ITER} Newton steps"
 
 
-def _fit_from(d_a: float, c: float, counts: Counts) -> tuple[FloatArray, float, bool, str]:
+def _fit_from(
+    d_a: float, c: float, counts: Counts, chance: float
+) -> tuple[FloatArray, float, bool, str]:
     x0 = np.concatenate(([d_a, c], start_cutoffs(d_a, c, counts)))
-    return _maximize(x0, counts)
+    return _maximize(x0, counts, chance)
+
+
+def _chance(counts: Counts) -> tuple[FloatArray, float, bool, str]:
+    """The chance line ``d_a = c = 0`` with its best cutoffs (both groups' categories at the
+    pooled shares): the maximum for ratings that rank the groups no better than chance, which
+    the search only approaches (``c = 0`` exactly is the binormal curve ``TPF = FPF``)."""
+    x = np.concatenate(([0.0, 0.0], start_cutoffs(0.0, 0.0, counts)))
+    return x, loglik(x, counts), True, ""
 
 
 def loglik_at(
@@ -271,13 +307,23 @@ def fit_proproc(
             message=f"no interior ROC points ({reason}): AUC {degenerate:g} by MRMCaov's rule",
         )
     counts = category_counts(neg, pos)
+    chance = _chance(counts)
     if start is not None and math.isfinite(start.d_a):
-        results = [_fit_from(start.d_a, start.c, counts)]
+        starts = [(start.d_a, start.c)]
     else:
-        results = [_fit_from(d_a, c, counts) for d_a, c in primary_starts(fpf, tpf)]
+        starts = primary_starts(fpf, tpf)
+    results = [_fit_from(d_a, c, counts, chance[1]) for d_a, c in starts]
+    if start is None or not math.isfinite(start.d_a):
         fitted = [(float(r[0][0]), float(r[0][1])) for r in results]
-        results += [_fit_from(d_a, c, counts) for d_a, c in arc_starts(fitted, full_auc)]
-    x, value, converged, message = max(results, key=lambda r: r[1])
+        more = arc_starts(fitted, full_auc)
+        results += [_fit_from(d_a, c, counts, chance[1]) for d_a, c in more]
+    # The chance line last: a fit as good as it wins the tie.
+    results.append(chance)
+    # Among fits that tie on the log-likelihood, one that converged.
+    best = max(r[1] for r in results)
+    x, value, converged, message = max(
+        results, key=lambda r: (r[1] >= best - TIE_TOL and r[2], r[1])
+    )
     return ProprocFit(
         d_a=float(x[0]),
         c=float(x[1]),

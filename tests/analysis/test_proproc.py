@@ -230,3 +230,15 @@ def test_fitted_curve_area_by_trapezoids_is_the_auc(
     tpf = fit.tpf(fpf)
     assert np.all(np.diff(tpf) >= -1e-12)
     assert np.trapezoid(tpf, fpf) == pytest.approx(fit.auc(), abs=1e-6)
+
+
+def test_ratings_below_chance_fit_the_chance_line() -> None:
+    negatives = [0] * 9 + [1] * 14 + [2] * 9
+    positives = [0] * 6 + [1] * 5
+    fit = fit_proproc(negatives, positives)
+    assert fit.converged, fit.message
+    assert (fit.d_a, fit.c) == (0.0, 0.0)
+    assert fit.auc() == 0.5
+    # Both groups at the pooled category shares: the best any proper curve can do here.
+    pooled = np.array([15.0, 19.0, 9.0])
+    assert fit.loglik == pytest.approx(float(pooled @ np.log(pooled / pooled.sum())), rel=1e-12)
