@@ -35,14 +35,15 @@ Differences:
 - The likelihood is maximized by damped (Levenberg-Marquardt) Newton steps with the analytic
   score and observed information (the Fisher information where the observed one is not
   positive definite), holding ``d_a`` at 0 when the score pushes it below, until the Newton
-  decrement is below 1e-18 or a step gains less than 1e-10 in log-likelihood. MRMCaov runs
-  ``trust::trust`` with the Fisher information as its Hessian and stops at a relative change
-  of 1.5e-8 in the objective (about 1e-6 here). MRMCaov stops at log-likelihoods up to 2e-8
-  below ours on Van Dyke (reader 4, treatment 1: -45.704151989 vs -45.704151974) and 1.6e-7
-  below on a simulated reader whose positives fill only the top two categories (the
-  likelihood rises along a ridge towards ``d_a = 0``, ``c = 1``). The likelihood is flat in
-  ``d_a`` near 0, so the parameters there differ widely (Van Dyke reader 4, treatment 1:
-  ``d_a`` 0.04 vs MRMCaov's 0.097) while the AUCs agree to 1.5e-6 (the ridge reader: 7e-5).
+  decrement is below 1e-18 or the log-likelihood gains less than 1e-10 in a step (1e-8 in 20
+  steps). MRMCaov runs ``trust::trust`` with the Fisher information as its Hessian and stops
+  at a relative change of 1.5e-8 in the objective (about 1e-6 here). MRMCaov stops at
+  log-likelihoods up to 2e-8 below ours on Van Dyke (reader 4, treatment 1: -45.704151989 vs
+  -45.704151974) and 1.6e-7 below on a simulated reader whose positives fill only the top
+  two categories (the likelihood rises along a ridge towards ``d_a = 0``, ``c = 1``). The
+  likelihood is flat in ``d_a`` near 0, so the parameters there differ widely (Van Dyke
+  reader 4, treatment 1: ``d_a`` 0.04 vs MRMCaov's 0.097) while the AUCs agree to 2e-6 (the
+  ridge reader: 7e-5). Elsewhere the two log-likelihoods agree to 1e-9.
 - Ratings that rank the groups no better than chance have their maximum on the chance line
   ``d_a = c = 0`` (both groups at the pooled category shares), which the search only
   approaches (``c = 0`` switches to the binormal form); that line is scored as a candidate of
