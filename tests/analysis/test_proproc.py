@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.partial import PartialArea
 from analysis.proproc import ProprocFit, fit_proproc, loglik_at
@@ -242,3 +244,20 @@ def test_ratings_below_chance_fit_the_chance_line() -> None:
     # Both groups at the pooled category shares: the best any proper curve can do here.
     pooled = np.array([15.0, 19.0, 9.0])
     assert fit.loglik == pytest.approx(float(pooled @ np.log(pooled / pooled.sum())), rel=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    negatives=st.lists(st.integers(1, 5), min_size=1, max_size=30),
+    positives=st.lists(st.integers(1, 5), min_size=1, max_size=30),
+)
+def test_any_ratings_give_a_proper_curve(negatives: list[int], positives: list[int]) -> None:
+    # A proper curve never falls below the chance line: every area is at least chance's.
+    fit = fit_proproc(negatives, positives)
+    assert 0.5 - 1e-9 <= fit.auc() <= 1.0
+    assert fit.converged or "no interior ROC points" in fit.message, fit.message
+    fpf = np.linspace(0.0, 1.0, 21)
+    assert np.all(fit.tpf(fpf) >= fpf - 1e-9)
+    for kind in ("specificity", "sensitivity"):
+        # The chance line's normalized area over either 0.8-1 range is 0.02 / 0.2.
+        assert fit.auc(PartialArea(kind, 0.8, 1.0, normalize=True)) >= 0.1 - 1e-9
