@@ -156,8 +156,12 @@ def _ratings(values: ArrayLike, name: str) -> FloatArray:
     if x.size < 1:
         raise ValueError(f"PROPROC fit needs at least 1 {name[:-1]} rating; got none")
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} ratings contain NaN or infinite values")
+        raise ValueError(f"{name[:-1]} ratings contain NaN or infinite values")
     return x
+
+
+def _near_chance(d_a: float, c: float) -> bool:
+    return d_a < NEAR_CHANCE and abs(c) < NEAR_CHANCE
 
 
 def _positive_definite(a: FloatArray) -> bool:
@@ -189,7 +193,7 @@ def _maximize(x0: FloatArray, counts: Counts, chance: float) -> tuple[FloatArray
             # Creeping along a flat ridge: the likelihood (and the AUC) has settled, the
             # parameters along the ridge have not and would not for many more steps.
             return x, value, True, ""
-        if x[0] < NEAR_CHANCE and abs(x[1]) < NEAR_CHANCE and not chance < value:
+        if _near_chance(x[0], x[1]) and not chance < value:
             return x, value, False, "the search approaches the chance line d_a = c = 0"
         score, fisher, observed = derivatives(x, counts)
         info = observed if _positive_definite(observed) else fisher
@@ -277,7 +281,8 @@ def fit_proproc(
         ordered numbers, ties allowed.
     start : ProprocFit, optional
         A previous fit (e.g. on the full data, for a jackknife refit) to start from instead
-        of MRMCaov's starting values.
+        of MRMCaov's starting values; those are still used when the search from ``start``
+        does not converge or ``start`` is the chance line or a perfect separation.
 
     Returns
     -------
@@ -309,15 +314,15 @@ def fit_proproc(
         )
     counts = category_counts(neg, pos)
     chance = _chance(counts)
-    if start is not None and math.isfinite(start.d_a):
-        starts = [(start.d_a, start.c)]
-    else:
-        starts = primary_starts(fpf, tpf)
-    results = [_fit_from(d_a, c, counts, chance[1]) for d_a, c in starts]
-    if start is None or not math.isfinite(start.d_a):
-        fitted = [(float(r[0][0]), float(r[0][1])) for r in results]
-        more = arc_starts(fitted, full_auc)
-        results += [_fit_from(d_a, c, counts, chance[1]) for d_a, c in more]
+    results = []
+    # A start at the chance line (or a perfect separation) would not move: use MRMCaov's.
+    if start is not None and math.isfinite(start.d_a) and not _near_chance(start.d_a, start.c):
+        results.append(_fit_from(start.d_a, start.c, counts, chance[1]))
+    if not (results and results[0][2]):
+        primary = [_fit_from(d_a, c, counts, chance[1]) for d_a, c in primary_starts(fpf, tpf)]
+        fitted = [(float(r[0][0]), float(r[0][1])) for r in primary]
+        more = [_fit_from(d_a, c, counts, chance[1]) for d_a, c in arc_starts(fitted, full_auc)]
+        results += primary + more
     # The chance line last: a fit as good as it wins the tie.
     results.append(chance)
     # Among fits that tie on the log-likelihood, one that converged.

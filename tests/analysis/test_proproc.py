@@ -166,8 +166,8 @@ def test_perfect_separation_curve_is_the_top_left_corner() -> None:
     [
         ([], [1, 2], "at least 1 negative"),
         ([1, 2], [], "at least 1 positive"),
-        ([1, float("nan")], [2, 3], "negatives ratings contain NaN"),
-        ([1, 2], [2, float("inf")], "positives ratings contain NaN or infinite"),
+        ([1, float("nan")], [2, 3], "negative ratings contain NaN"),
+        ([1, 2], [2, float("inf")], "positive ratings contain NaN or infinite"),
     ],
 )
 def test_bad_ratings_are_refused_by_name(
@@ -261,3 +261,11 @@ def test_any_ratings_give_a_proper_curve(negatives: list[int], positives: list[i
     for kind in ("specificity", "sensitivity"):
         # The chance line's normalized area over either 0.8-1 range is 0.02 / 0.2.
         assert fit.auc(PartialArea(kind, 0.8, 1.0, normalize=True)) >= 0.1 - 1e-9
+
+
+def test_refit_from_the_chance_line_still_finds_a_better_curve() -> None:
+    chance = fit_proproc([0] * 9 + [1] * 14 + [2] * 9, [0] * 6 + [1] * 5)
+    negatives, positives = _ratings(FITS[0])
+    refit = fit_proproc(negatives, positives, start=chance)
+    assert refit.converged
+    assert refit.auc() == pytest.approx(FITS[0]["auc"], rel=MRMCAOV_AUC_RTOL)
