@@ -38,6 +38,24 @@ def _run(*args: str | Path, env: dict[str, str] | None = None) -> None:
         sys.exit(f"dev.py: {' '.join(map(str, args[:4]))} ... failed ({completed.returncode})")
 
 
+DEV_ENV = ROOT / "var" / "dev.env"
+
+
+def _mark_development_checkout() -> None:
+    """Let `python manage.py ...` run as the README prints it here: DEBUG on unless set.
+
+    The settings read var/dev.env (studyplatform/env.py); the environment wins over it, and
+    production images have no var/ beside the code.
+    """
+    if not DEV_ENV.exists():
+        DEV_ENV.parent.mkdir(exist_ok=True)
+        DEV_ENV.write_text(
+            "# Written by dev.py: this checkout is for development (DEBUG on unless the\n"
+            "# environment says otherwise). Delete it to run the code as production does.\n"
+            "DEBUG=true\n"
+        )
+
+
 def ensure_environment(*, extras: str) -> None:
     """Create .venv and install the project, skipping work already done for this pyproject."""
     if sys.version_info < (3, 11):  # noqa: UP036 - this file runs before the venv exists
@@ -48,6 +66,7 @@ def ensure_environment(*, extras: str) -> None:
     spec = f".[{extras}]" if extras else "."
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + spec.encode()).hexdigest()
     stamp = VENV / f".installed-{extras or 'base'}"
+    _mark_development_checkout()
     if stamp.exists() and stamp.read_text() == digest:
         return
     _say(f"installing the project and its pinned dependencies ({spec})")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -109,6 +109,45 @@ def env_path(name: str, default: Path, environ: Mapping[str, str] | None = None)
     if not path.is_absolute():
         raise ConfigError(f"{name}={value!r} must be an absolute path")
     return path
+
+
+# A development checkout's defaults: written by dev.py, read before the settings so that the
+# README's commands run there as printed. Production images carry no ``var/`` beside the code,
+# and the environment always wins over the file.
+DEV_ENV_KEYS = frozenset({"DEBUG"})
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines of ``path`` (``#`` comments and blank lines skipped); {} if absent.
+
+    Only :data:`DEV_ENV_KEYS` may appear: the file makes a checkout a development one, it is not
+    a second place for production settings.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    values = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or key not in DEV_ENV_KEYS:
+            raise ConfigError(
+                f"{path}, line {number}: expected one of {', '.join(sorted(DEV_ENV_KEYS))}=value, "
+                f"got {line!r}"
+            )
+        values[key] = value.strip()
+    return values
+
+
+def apply_env_file(path: Path, environ: MutableMapping[str, str] | None = None) -> None:
+    """Set the file's values where the environment has none (the environment wins)."""
+    target = os.environ if environ is None else environ
+    for key, value in read_env_file(path).items():
+        target.setdefault(key, value)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import django_stubs_ext
 
 from studyplatform.env import (
     ConfigError,
+    apply_env_file,
     env_bool,
     env_int,
     env_list,
@@ -30,6 +31,8 @@ django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# A checkout that dev.py set up runs the README's commands as printed (DEBUG on); see env.py.
+apply_env_file(BASE_DIR / "var" / "dev.env")
 DEBUG = env_bool("DEBUG", default=False)
 VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
 
