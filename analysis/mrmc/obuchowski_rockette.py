@@ -92,6 +92,7 @@ from analysis.mrmc.distributions import (
     t_two_sided_p,
 )
 from analysis.mrmc.noninferiority import Adjust, with_inference_options
+from analysis.mrmc.notes import degenerate_notes, design_notes
 from analysis.mrmc.results import (
     Difference,
     GlobalTest,
@@ -432,48 +433,6 @@ def or_inference(
         design=design,
         notes=notes + degenerate_notes(global_test, differences, single),
     )
-
-
-def design_notes(design: MRMCDesign) -> tuple[str, ...]:
-    """A note when reads are missing from a design called factorial."""
-    if design.design != "factorial" or design.fully_paired:
-        return ()
-    return (
-        f"factorial (partially paired): {design.n_missing} of {design.observed.size} "
-        "reader x treatment x case reads are missing; analysed as MRMCaov's partially paired "
-        "design (each reader's metric from the cases it read)",
-    )
-
-
-def degenerate_notes(
-    global_test: GlobalTest,
-    differences: list[Difference],
-    single: dict[str, SingleTreatment],
-) -> tuple[str, ...]:
-    """Notes for results that carry no uncertainty: a zero standard error or an undefined test.
-
-    Identical ratings, or readers who all agree perfectly, make variances zero; the intervals
-    then have zero width and must not be read as a precise estimate.
-    """
-    notes = []
-    if not math.isfinite(global_test.statistic):
-        notes.append(
-            f"global test undefined ({global_test.statistic_name} = {global_test.statistic}): "
-            "its denominator is 0, the data show no reader or case variation"
-        )
-    for d in differences:
-        if not d.se > 0.0:
-            notes.append(
-                f"difference {d.pair}: standard error {d.se:g}, its interval has zero width "
-                "(no reader or case variation to estimate it)"
-            )
-    for name, value in single.items():
-        if not value.se > 0.0:
-            notes.append(
-                f"treatment {name}: standard error {value.se:g}, its interval has zero width "
-                "(no reader or case variation to estimate it)"
-            )
-    return tuple(notes)
 
 
 def _single_treatment(
