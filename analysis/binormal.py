@@ -1,0 +1,341 @@
+"""The binormal ROC model fitted by maximum likelihood to ordinal ratings, as MRMCaov 0.3.0.
+
+Model (Dorfman and Alf 1969): a negative case's latent score is ``N(0, 1)``, a positive's
+``N(a / b, 1 / b^2)``; a case falls in rating category ``l`` (of ``L``, lowest first) when its
+score lies between the cutoffs ``c_(l-1) < c_l`` (``c_0 = -inf``, ``c_L = inf``). The curve is
+``TPR = Phi(a + b Phi^-1(FPR))``, ``b > 0``, and its area ``AUC = Phi(a / sqrt(1 + b^2))``.
+
+Estimand and estimator: ``(a, b, c_1 .. c_(L-1))`` maximise
+``sum_l n_l log p_l + m_l log q_l`` with ``n_l``, ``m_l`` the negative and positive counts of
+category ``l``, ``p_l = Phi(-c_(l-1)) - Phi(-c_l)`` and ``q_l = Phi(a - b c_(l-1)) - Phi(a - b
+c_l)`` (each floored at 1e-10, as MRMCaov's ``binormal_probs``). The categories are the
+distinct ratings, with runs of categories that hold a single truth class merged as MRMCaov's
+``roc_counts(collapse = TRUE)`` does. MRMCaov maximises with ``trust::trust`` (a trust-region
+method on the expected information); here a Newton method with the exact Hessian, damped
+(Levenberg-Marquardt) where the Hessian is not positive definite or a step does not improve the
+likelihood, iterates until the Newton decrement is below 1e-20: the same maximum, reached to
+machine precision. A fit can start from another fit (:func:`fit_binormal` ``start``): the
+jackknife refits start from the fit to all cases.
+
+Degenerate data follow MRMCaov's rule (``binormal_inits``): with a single rating category the
+curve is the chance line (``a = 0``, ``b = 1``, AUC 0.5); when every empirical ROC point has
+FPR 0 or TPR 1 (perfect separation, no interior point) ``a = inf`` (AUC 1); when every point has
+FPR 1 or TPR 0, ``a = -inf`` (AUC 0). MRMCaov then warns, and so does :attr:`BinormalFit.note`,
+which also names fits that did not converge (the maximum does not exist, e.g. ``b -> inf`` when
+a middle category holds only positives) and fits to two categories (binary ratings: one ROC
+point, three parameters, not identified); their values are the last iterate, as MRMCaov's.
+
+Partial areas (:class:`analysis.partial.PartialArea`): over specificity ``s1`` to ``s2`` the
+area under the curve for FPR from ``1 - s2`` to ``1 - s1``,
+``int Phi(a + b z) phi(z) dz`` over ``z`` from ``Phi^-1(1 - s2)`` to ``Phi^-1(1 - s1)``; over
+sensitivity the same integral with ``(a / b, 1 / b)`` in place of ``(a, b)`` (the curve with
+the axes swapped), as MRMCaov's ``auc.binormal_curve``, which evaluates it as a bivariate
+normal probability; here it is integrated numerically (``scipy.integrate.quad``, error below
+1e-12).
+
+References
+----------
+Dorfman DD, Alf E (1969). Maximum-likelihood estimation of parameters of signal-detection
+theory and determination of confidence intervals - rating-method data. Journal of Mathematical
+Psychology 6(3):487-496. doi:10.1016/0022-2496(69)90019-4
+Metz CE, Herman BA, Shen JH (1998). Maximum likelihood estimation of receiver operating
+characteristic (ROC) curves from continuously-distributed data. Statistics in Medicine
+17(9):1033-1053. doi:10.1002/(SICI)1097-0258(19980515)17:9<1033::AID-SIM784>3.0.CO;2-Z
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.integrate import quad
+from scipy.special import ndtr, ndtri
+
+from analysis.partial import PartialArea
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+_PROB_FLOOR = 1e-10  # MRMCaov's binormal_probs(min = 1e-10)
+_MAX_ITERATIONS = 200
+_DECREMENT_TOL = 1e-20
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class BinormalFit:
+    """A fitted binormal curve.
+
+    Attributes
+    ----------
+    a, b : float
+        The curve ``TPR = Phi(a + b Phi^-1(FPR))`` (``a`` is infinite for a degenerate fit).
+    cutoffs : tuple of float
+        The latent cutoffs between the (merged) rating categories, lowest first.
+    labels : tuple of int
+        For each cutoff, the index (into the categories given to :func:`fit_binormal`) of the
+        highest category below it: how a later fit on other counts finds its starting cutoffs.
+    converged : bool
+        Whether the likelihood reached its maximum (always True for a degenerate fit).
+    degenerate : str or None
+        MRMCaov's reason when the curve was set without fitting (module docstring).
+    iterations : int
+        Newton iterations used.
+    """
+
+    a: float
+    b: float
+    cutoffs: tuple[float, ...]
+    labels: tuple[int, ...]
+    converged: bool
+    degenerate: str | None = None
+    iterations: int = 0
+
+    @property
+    def auc(self) -> float:
+        """``Phi(a / sqrt(1 + b^2))``."""
+        return float(ndtr(self.a / math.sqrt(1.0 + self.b**2)))
+
+    @property
+    def note(self) -> str | None:
+        """Why this fit needs a reader's attention, or None."""
+        if self.degenerate is not None:
+            return self.degenerate
+        if len(self.cutoffs) < 2:
+            return (
+                "binormal fit from 2 rating categories: a and b are not identified (one ROC "
+                "point), the AUC depends on where the fit stops; use empirical_auc"
+            )
+        if not self.converged:
+            return (
+                f"binormal fit did not converge in {self.iterations} iterations "
+                "(the maximum likelihood may not exist); the last iterate is used"
+            )
+        return None
+
+    def tpr(self, fpr: FloatArray) -> FloatArray:
+        """Points on the curve: the TPR at each FPR."""
+        with np.errstate(invalid="ignore"):
+            z = ndtri(np.asarray(fpr, dtype=np.float64))
+            out = ndtr(self.a + self.b * z)
+        out = np.where(np.asarray(fpr) <= 0.0, 0.0, np.where(np.asarray(fpr) >= 1.0, 1.0, out))
+        return np.asarray(out, dtype=np.float64)
+
+    def area(self, partial: PartialArea | None = None) -> float:
+        """The AUC, or the partial area of :class:`analysis.partial.PartialArea` (module notes)."""
+        if partial is None:
+            return self.auc
+        width = partial.max - partial.min
+        if math.isinf(self.a):  # the curve runs along the axes: all of the range, or none
+            value = width if self.a > 0 else 0.0
+        else:
+            a, b = self.a, self.b
+            if partial.kind == "sensitivity":
+                a, b = a / b, 1.0 / b
+            lower, upper = ndtri(1.0 - partial.max), ndtri(1.0 - partial.min)
+
+            def integrand(z: float) -> float:
+                return float(ndtr(a + b * z)) * math.exp(-0.5 * z * z) / _SQRT_2PI
+
+            value = quad(integrand, lower, upper, epsabs=1e-14, epsrel=1e-12, limit=200)[0]
+        return value / width if partial.normalize else value
+
+
+def collapse(negatives: FloatArray, positives: FloatArray) -> IntArray:
+    """Indices of the categories MRMCaov keeps (``roc_counts(collapse = TRUE)``).
+
+    A category is merged into the next one when it and the next hold no positive case, or it
+    and the next hold no negative case; the first and last are always kept. Counts of merged
+    categories add to the next kept one. Categories with no case at all must be removed first.
+    """
+    n = negatives.size
+    keep = np.ones(n, dtype=bool)
+    if n > 2:
+        for counts in (positives, negatives):
+            empty = counts == 0
+            # R's duplicated() on the cumulative counts: this and the next category are empty.
+            keep[1:-1] &= ~(empty[1:-1] & empty[2:])
+    return np.flatnonzero(keep)
+
+
+def _degenerate(negatives: FloatArray, positives: FloatArray) -> float | None:
+    """MRMCaov's ``a`` for data without interior ROC points, or None (module docstring)."""
+    if negatives.size <= 1:
+        return 0.0
+    # Empirical points from the highest category down, (0, 0) first and (1, 1) last.
+    fp = np.concatenate([[0.0], np.cumsum(negatives[::-1])])
+    tp = np.concatenate([[0.0], np.cumsum(positives[::-1])])
+    n, m = fp[-1], tp[-1]
+    if np.all((fp == 0) | (tp == m)):
+        return math.inf
+    if np.all((fp == n) | (tp == 0)):
+        return -math.inf
+    return None
+
+
+def _initial(negatives: FloatArray, positives: FloatArray) -> FloatArray:
+    """Starting values: least squares on the empirical points in normal deviates."""
+    n, m = negatives.sum(), positives.sum()
+    fp = np.cumsum(negatives[::-1])[:-1][::-1] / n  # FPR above each cutoff, lowest cutoff first
+    tp = np.cumsum(positives[::-1])[:-1][::-1] / m
+    x, y = ndtri(fp), ndtri(tp)
+    finite = np.isfinite(x) & np.isfinite(y)
+    a, b = 0.0, 1.0
+    if finite.sum() >= 2 and np.ptp(x[finite]) > 0:
+        b, a = np.polyfit(x[finite], y[finite], 1)
+    if not b > 0.05:
+        b = 1.0
+    # Cutoffs from both classes' proportions, kept finite and increasing.
+    fp = np.clip(fp, 0.5 / n, 1.0 - 0.5 / n)
+    tp = np.clip(tp, 0.5 / m, 1.0 - 0.5 / m)
+    cutoffs = 0.5 * (-ndtri(fp) + (a - ndtri(tp)) / b)
+    cutoffs = _increasing(cutoffs)
+    return np.concatenate([[a, b], cutoffs])
+
+
+def _increasing(cutoffs: FloatArray) -> FloatArray:
+    out = np.array(cutoffs, dtype=np.float64)
+    for k in range(1, out.size):
+        out[k] = max(out[k], out[k - 1] + 1e-3)
+    return out
+
+
+def _objective(
+    theta: FloatArray, negatives: FloatArray, positives: FloatArray
+) -> tuple[float, FloatArray, FloatArray]:
+    """Negative log likelihood, its gradient and its Hessian (inf outside the support)."""
+    a, b, c = theta[0], theta[1], theta[2:]
+    size = theta.size
+    if not (b > 0 and np.all(np.diff(c) > 0)):
+        return math.inf, np.zeros(size), np.zeros((size, size))
+    z = a - b * c
+    k = np.arange(c.size)
+    phi_c = np.exp(-0.5 * c * c) / _SQRT_2PI
+    phi_z = np.exp(-0.5 * z * z) / _SQRT_2PI
+    p = np.maximum(-np.diff(np.concatenate([[1.0], ndtr(-c), [0.0]])), _PROB_FLOOR)
+    q = np.maximum(-np.diff(np.concatenate([[1.0], ndtr(z), [0.0]])), _PROB_FLOOR)
+    loglik = float(negatives @ np.log(p) + positives @ np.log(q))
+
+    # First derivatives of Phi(-c_k) and Phi(z_k), rows k, columns (a, b, c_1..).
+    d_f = np.zeros((c.size, size))
+    d_f[k, 2 + k] = -phi_c
+    d_t = np.zeros((c.size, size))
+    d_t[:, 0] = phi_z
+    d_t[:, 1] = -c * phi_z
+    d_t[k, 2 + k] = -b * phi_z
+    pad = np.zeros((1, size))
+    d_p = np.diff(np.concatenate([pad, d_f, pad]), axis=0) * -1.0  # p_l = F_(l-1) - F_l
+    d_q = np.diff(np.concatenate([pad, d_t, pad]), axis=0) * -1.0
+    r_p, r_q = negatives / p, positives / q
+    gradient = r_p @ d_p + r_q @ d_q
+
+    # Second derivatives: sum_k coef_k d2F_k, coef_k = r_(k+1) - r_k, minus the outer products.
+    coef_p, coef_q = r_p[1:] - r_p[:-1], r_q[1:] - r_q[:-1]
+    zp = z * phi_z * coef_q
+    hessian = -(d_p.T @ (d_p * (r_p / p)[:, None])) - d_q.T @ (d_q * (r_q / q)[:, None])
+    hessian[0, 0] += -zp.sum()
+    hessian[0, 1] += (zp * c).sum()
+    hessian[1, 1] += -(zp * c * c).sum()
+    hessian[0, 2 + k] += zp * b
+    hessian[1, 2 + k] += -phi_z * coef_q - b * c * zp
+    hessian[2 + k, 2 + k] += -b * b * zp + c * phi_c * coef_p
+    upper = np.triu(hessian, 1)
+    hessian = np.triu(hessian) + upper.T
+    return -loglik, -gradient, -hessian
+
+
+def _newton(
+    theta: FloatArray, negatives: FloatArray, positives: FloatArray
+) -> tuple[FloatArray, bool, int]:
+    """Damped Newton maximisation of the likelihood from ``theta`` (module docstring)."""
+    f, g, h = _objective(theta, negatives, positives)
+    if not math.isfinite(f):
+        return theta, False, 0
+    mu = 0.0
+    eye = np.eye(theta.size)
+    for iteration in range(1, _MAX_ITERATIONS + 1):
+        while True:
+            try:
+                chol = np.linalg.cholesky(h + mu * eye)
+            except np.linalg.LinAlgError:
+                mu = max(4.0 * mu, 1e-8 * (1.0 + np.abs(np.diag(h)).max()))
+                continue
+            step = -np.linalg.solve(chol.T, np.linalg.solve(chol, g))
+            decrement = float(-g @ step)
+            f_new, g_new, h_new = _objective(theta + step, negatives, positives)
+            if f_new <= f + 1e-12 * (1.0 + abs(f)):
+                break
+            mu = max(4.0 * mu, 1e-6 * (1.0 + np.abs(np.diag(h)).max()))
+            if mu > 1e20:
+                return theta, False, iteration
+        theta, f, g, h = theta + step, f_new, g_new, h_new
+        mu = mu / 8.0 if mu > 1e-12 else 0.0
+        if decrement < _DECREMENT_TOL * max(1.0, abs(f)) and mu == 0.0:
+            return theta, bool(np.all(np.isfinite(theta))), iteration
+    return theta, False, _MAX_ITERATIONS
+
+
+def fit_binormal(
+    negatives: FloatArray, positives: FloatArray, *, start: BinormalFit | None = None
+) -> BinormalFit:
+    """Maximum-likelihood binormal curve of rating-category counts (module docstring).
+
+    Parameters
+    ----------
+    negatives, positives : ndarray, shape (L,)
+        Counts of the negative and positive cases in each rating category, lowest rating
+        first. Categories with no case are ignored.
+    start : BinormalFit, optional
+        A fit of counts over the same categories to start from (its cutoffs are matched by
+        :attr:`BinormalFit.labels`); the maximum does not depend on it.
+
+    Raises
+    ------
+    ValueError
+        When a truth class has no case.
+    """
+    negatives = np.asarray(negatives, dtype=np.float64)
+    positives = np.asarray(positives, dtype=np.float64)
+    if not negatives.sum() > 0 or not positives.sum() > 0:
+        raise ValueError("a binormal fit needs at least one negative and one positive case")
+    present = np.flatnonzero((negatives + positives) > 0)
+    neg, pos = negatives[present], positives[present]
+    a = _degenerate(neg, pos)
+    if a is not None:
+        auc = {0.0: "0.5", math.inf: "1", -math.inf: "0"}[a]
+        reason = (
+            f"binormal fit has AUC = {auc} due to lack of interior points "
+            "(MRMCaov's rule: the curve is set, not fitted)"
+        )
+        return BinormalFit(a=a, b=1.0, cutoffs=(), labels=(), converged=True, degenerate=reason)
+    kept = collapse(neg, pos)
+    bounds = np.concatenate([[0], kept[:-1] + 1])
+    neg = np.add.reduceat(neg, bounds)
+    pos = np.add.reduceat(pos, bounds)
+    labels = present[kept[:-1]]
+    theta = _initial(neg, pos)
+    if start is not None and start.labels and math.isfinite(start.a):
+        guess = np.interp(labels, start.labels, start.cutoffs)
+        if np.all(np.diff(guess) > 0):
+            theta = np.concatenate([[start.a, start.b], guess])
+    theta, converged, iterations = _newton(theta, neg, pos)
+    return BinormalFit(
+        a=float(theta[0]),
+        b=float(theta[1]),
+        cutoffs=tuple(float(v) for v in theta[2:]),
+        labels=tuple(int(v) for v in labels),
+        converged=converged,
+        iterations=iterations,
+    )
+
+
+def fit_binormal_ratings(negatives: FloatArray, positives: FloatArray) -> BinormalFit:
+    """:func:`fit_binormal` of two rating vectors, each distinct rating a category."""
+    neg = np.asarray(negatives, dtype=np.float64)
+    pos = np.asarray(positives, dtype=np.float64)
+    levels, index = np.unique(np.concatenate([neg, pos]), return_inverse=True)
+    counts_neg = np.bincount(index[: neg.size], minlength=levels.size).astype(np.float64)
+    counts_pos = np.bincount(index[neg.size :], minlength=levels.size).astype(np.float64)
+    return fit_binormal(counts_neg, counts_pos)
