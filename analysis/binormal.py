@@ -202,20 +202,41 @@ def _increasing(cutoffs: FloatArray) -> FloatArray:
     return out
 
 
+def _probabilities(theta: FloatArray) -> tuple[FloatArray, FloatArray] | None:
+    """Category probabilities of the negatives and positives, None outside the support."""
+    a, b, c = theta[0], theta[1], theta[2:]
+    if not b > 0 or (c.size > 1 and bool(np.any(c[1:] <= c[:-1]))):
+        return None
+    # Phi(-c_k) and Phi(a - b c_k) in one call, each bracketed by 1 and 0: p_l = F_(l-1) - F_l.
+    k = c.size
+    values = ndtr(np.concatenate([-c, a - b * c]))
+    bracket = np.concatenate([[1.0], values[:k], [0.0, 1.0], values[k:], [0.0]])
+    probs = np.maximum(bracket[:-1] - bracket[1:], _PROB_FLOOR)
+    return probs[: k + 1], probs[k + 2 :]
+
+
+def _loglik(theta: FloatArray, negatives: FloatArray, positives: FloatArray) -> float:
+    """The log likelihood, -inf outside the support."""
+    probs = _probabilities(theta)
+    if probs is None:
+        return -math.inf
+    return float(negatives @ np.log(probs[0]) + positives @ np.log(probs[1]))
+
+
 def _objective(
     theta: FloatArray, negatives: FloatArray, positives: FloatArray
 ) -> tuple[float, FloatArray, FloatArray]:
     """Negative log likelihood, its gradient and its Hessian (inf outside the support)."""
     a, b, c = theta[0], theta[1], theta[2:]
     size = theta.size
-    if not (b > 0 and np.all(np.diff(c) > 0)):
+    probs = _probabilities(theta)
+    if probs is None:
         return math.inf, np.zeros(size), np.zeros((size, size))
+    p, q = probs
     z = a - b * c
     k = np.arange(c.size)
     phi_c = np.exp(-0.5 * c * c) / _SQRT_2PI
     phi_z = np.exp(-0.5 * z * z) / _SQRT_2PI
-    p = np.maximum(-np.diff(np.concatenate([[1.0], ndtr(-c), [0.0]])), _PROB_FLOOR)
-    q = np.maximum(-np.diff(np.concatenate([[1.0], ndtr(z), [0.0]])), _PROB_FLOOR)
     loglik = float(negatives @ np.log(p) + positives @ np.log(q))
 
     # First derivatives of Phi(-c_k) and Phi(z_k), rows k, columns (a, b, c_1..).
@@ -264,13 +285,13 @@ def _newton(
                 continue
             step = -np.linalg.solve(chol.T, np.linalg.solve(chol, g))
             decrement = float(-g @ step)
-            f_new, g_new, h_new = _objective(theta + step, negatives, positives)
-            if f_new <= f + 1e-12 * (1.0 + abs(f)):
+            if -_loglik(theta + step, negatives, positives) <= f + 1e-12 * (1.0 + abs(f)):
                 break
             mu = max(4.0 * mu, 1e-6 * (1.0 + np.abs(np.diag(h)).max()))
             if mu > 1e20:
                 return theta, False, iteration
-        theta, f, g, h = theta + step, f_new, g_new, h_new
+        theta = theta + step
+        f, g, h = _objective(theta, negatives, positives)
         mu = mu / 8.0 if mu > 1e-12 else 0.0
         if decrement < _DECREMENT_TOL * max(1.0, abs(f)) and mu == 0.0:
             return theta, bool(np.all(np.isfinite(theta))), iteration
