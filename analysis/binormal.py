@@ -11,19 +11,27 @@ category ``l``, ``p_l = Phi(-c_(l-1)) - Phi(-c_l)`` and ``q_l = Phi(a - b c_(l-1
 c_l)`` (each floored at 1e-10, as MRMCaov's ``binormal_probs``). The categories are the
 distinct ratings, with runs of categories that hold a single truth class merged as MRMCaov's
 ``roc_counts(collapse = TRUE)`` does. MRMCaov maximises with ``trust::trust`` (a trust-region
-method on the expected information); here a Newton method with the exact Hessian, damped
-(Levenberg-Marquardt) where the Hessian is not positive definite or a step does not improve the
-likelihood, iterates until the Newton decrement is below 1e-20: the same maximum, reached to
-machine precision. A fit can start from another fit (:func:`fit_binormal` ``start``): the
-jackknife refits start from the fit to all cases.
+method on the expected information, stopping when the predicted improvement is below 1.5e-8);
+here a Newton method with the exact Hessian in the unconstrained parameters
+``(a, log b, c_1, log(c_2 - c_1), ...)``, damped (Levenberg-Marquardt) where the Hessian is not
+positive definite or a step does not improve the likelihood, iterates until the Newton decrement
+is below 1e-20: the same maximum, reached to machine precision (MRMCaov's fits of VanDyke stop
+with gradients of 1e-5 and AUCs 1e-7 to 2e-7 short of it). Where the likelihood has no maximum
+because it grows towards the boundary of the model (``b -> 0`` with the last cutoff
+``-> inf``, when the highest categories hold positives only and the negatives' tail is empty),
+the log parameters let the fit run out geometrically to the limit of the supremum (e.g. AUC
+42/44 exactly on a VanDyke jackknife sample where ``trust`` stops after 100 iterations at
+0.954579). A fit can start from another fit (:func:`fit_binormal` ``start``): the jackknife
+refits start from the fit to all cases.
 
 Degenerate data follow MRMCaov's rule (``binormal_inits``): with a single rating category the
 curve is the chance line (``a = 0``, ``b = 1``, AUC 0.5); when every empirical ROC point has
 FPR 0 or TPR 1 (perfect separation, no interior point) ``a = inf`` (AUC 1); when every point has
 FPR 1 or TPR 0, ``a = -inf`` (AUC 0). MRMCaov then warns, and so does :attr:`BinormalFit.note`,
-which also names fits that did not converge (the maximum does not exist, e.g. ``b -> inf`` when
-a middle category holds only positives) and fits to two categories (binary ratings: one ROC
-point, three parameters, not identified); their values are the last iterate, as MRMCaov's.
+which also names fits that did not converge (e.g. ``b -> inf`` when a middle category holds
+only positives), fits that ran to the boundary (``b`` outside 1e-6..1e6) and fits to two
+categories (binary ratings: one ROC point, three parameters, not identified); their values are
+the last iterate, as MRMCaov's.
 
 Partial areas (:class:`analysis.partial.PartialArea`): over specificity ``s1`` to ``s2`` the
 area under the curve for FPR from ``1 - s2`` to ``1 - s1``,
@@ -47,6 +55,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,6 +69,7 @@ IntArray = NDArray[np.intp]
 
 _PROB_FLOOR = 1e-10  # MRMCaov's binormal_probs(min = 1e-10)
 _MAX_ITERATIONS = 200
+_B_LIMITS = (1e-6, 1e6)  # beyond these the fit runs to the boundary of the model
 _DECREMENT_TOL = 1e-20
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
@@ -113,6 +123,11 @@ class BinormalFit:
                 f"binormal fit did not converge in {self.iterations} iterations "
                 "(the maximum likelihood may not exist); the last iterate is used"
             )
+        if not _B_LIMITS[0] < self.b < _B_LIMITS[1]:
+            return (
+                f"binormal fit at the boundary of the model (b = {self.b:.3g}): the likelihood "
+                "has no maximum, the curve is the limit of its supremum"
+            )
         return None
 
     def tpr(self, fpr: FloatArray) -> FloatArray:
@@ -139,7 +154,15 @@ class BinormalFit:
             def integrand(z: float) -> float:
                 return float(ndtr(a + b * z)) * math.exp(-0.5 * z * z) / _SQRT_2PI
 
-            value = quad(integrand, lower, upper, epsabs=1e-14, epsrel=1e-12, limit=200)[0]
+            # Split where Phi(a + b z) crosses 1/2: nearly a step when b is huge. Beyond
+            # |z| = 40 the normal density underflows and a split would only hide the mass.
+            pieces = [lower, upper]
+            if lower < -a / b < upper and abs(a / b) < 40.0:
+                pieces = [lower, -a / b, upper]
+            value = sum(
+                quad(integrand, lo, hi, epsabs=1e-14, epsrel=1e-12, limit=200)[0]
+                for lo, hi in pairwise(pieces)
+            )
         return value / width if partial.normalize else value
 
 
@@ -205,7 +228,9 @@ def _increasing(cutoffs: FloatArray) -> FloatArray:
 def _probabilities(theta: FloatArray) -> tuple[FloatArray, FloatArray] | None:
     """Category probabilities of the negatives and positives, None outside the support."""
     a, b, c = theta[0], theta[1], theta[2:]
-    if not b > 0 or (c.size > 1 and bool(np.any(c[1:] <= c[:-1]))):
+    if not (b > 0 and np.all(np.isfinite(theta))):
+        return None
+    if c.size > 1 and bool(np.any(c[1:] <= c[:-1])):
         return None
     # Phi(-c_k) and Phi(a - b c_k) in one call, each bracketed by 1 and 0: p_l = F_(l-1) - F_l.
     k = c.size
@@ -267,35 +292,80 @@ def _objective(
     return -loglik, -gradient, -hessian
 
 
+def _to_theta(phi: FloatArray) -> FloatArray:
+    """``(a, log b, c_1, log(c_2 - c_1), ...)`` -> ``(a, b, c_1, c_2, ...)``."""
+    with np.errstate(over="ignore"):  # an infinite b or cutoff is outside the support
+        cutoffs = phi[2] + np.concatenate([[0.0], np.cumsum(np.exp(phi[3:]))])
+        return np.concatenate([[phi[0], np.exp(phi[1])], cutoffs])
+
+
+def _to_phi(theta: FloatArray) -> FloatArray:
+    return np.concatenate([[theta[0], math.log(theta[1]), theta[2]], np.log(np.diff(theta[2:]))])
+
+
+def _objective_phi(
+    phi: FloatArray, negatives: FloatArray, positives: FloatArray
+) -> tuple[float, FloatArray, FloatArray]:
+    """:func:`_objective` in the unconstrained parameters of :func:`_to_theta`.
+
+    With ``J = d theta / d phi``: gradient ``J' g``, Hessian ``J' H J`` plus ``g_b b`` at
+    ``log b`` and ``exp(delta_j) sum_(k >= j) g_(c_k)`` at each ``delta_j``.
+    """
+    theta = _to_theta(phi)
+    f, g, h = _objective(theta, negatives, positives)
+    size = phi.size
+    jac = np.zeros((size, size))
+    jac[0, 0] = 1.0
+    jac[1, 1] = theta[1]
+    jac[2:, 2] = 1.0
+    steps = np.exp(phi[3:])
+    jac[3:, 3:] = np.tril(np.broadcast_to(steps, (steps.size, steps.size)))
+    gradient = jac.T @ g
+    hessian = jac.T @ h @ jac
+    hessian[1, 1] += g[1] * theta[1]
+    tail = np.cumsum(g[2:][::-1])[::-1]  # sum over k >= j of the cutoff gradients
+    hessian[3:, 3:] += np.diag(steps * tail[1:])
+    return f, gradient, hessian
+
+
 def _newton(
     theta: FloatArray, negatives: FloatArray, positives: FloatArray
 ) -> tuple[FloatArray, bool, int]:
-    """Damped Newton maximisation of the likelihood from ``theta`` (module docstring)."""
-    f, g, h = _objective(theta, negatives, positives)
-    if not math.isfinite(f):
+    """Damped Newton maximisation of the likelihood from ``theta`` (module docstring).
+
+    It runs in the unconstrained parameters ``(a, log b, c_1, log(c_2 - c_1), ...)``, where a
+    maximum at the boundary (``b -> 0`` with a cutoff ``-> inf``, when a category of one truth
+    class sits at the end) is approached geometrically instead of by a crawl.
+    """
+    phi = _to_phi(theta)
+    f, g, h = _objective_phi(phi, negatives, positives)
+    if not (math.isfinite(f) and np.all(np.isfinite(h))):
         return theta, False, 0
-    mu = 0.0
-    eye = np.eye(theta.size)
+    eye = np.eye(phi.size)
     for iteration in range(1, _MAX_ITERATIONS + 1):
+        # A full Newton step first; damp it (mu > 0) only where it fails.
+        mu, scale = 0.0, 1.0 + float(np.abs(np.diag(h)).max())
         while True:
             try:
-                chol = np.linalg.cholesky(h + mu * eye)
+                np.linalg.cholesky(h + mu * eye)
+                step = np.linalg.solve(h + mu * eye, -g)
             except np.linalg.LinAlgError:
-                mu = max(4.0 * mu, 1e-8 * (1.0 + np.abs(np.diag(h)).max()))
+                mu = max(4.0 * mu, 1e-8 * scale)
+                if mu > 1e20 * scale:
+                    return _to_theta(phi), False, iteration
                 continue
-            step = -np.linalg.solve(chol.T, np.linalg.solve(chol, g))
             decrement = float(-g @ step)
-            if -_loglik(theta + step, negatives, positives) <= f + 1e-12 * (1.0 + abs(f)):
+            if -_loglik(_to_theta(phi + step), negatives, positives) <= f + 1e-12 * (1.0 + abs(f)):
                 break
-            mu = max(4.0 * mu, 1e-6 * (1.0 + np.abs(np.diag(h)).max()))
-            if mu > 1e20:
-                return theta, False, iteration
-        theta = theta + step
-        f, g, h = _objective(theta, negatives, positives)
-        mu = mu / 8.0 if mu > 1e-12 else 0.0
-        if decrement < _DECREMENT_TOL * max(1.0, abs(f)) and mu == 0.0:
+            mu = max(4.0 * mu, 1e-6 * scale)
+            if mu > 1e20 * scale:
+                return _to_theta(phi), False, iteration
+        phi = phi + step
+        f, g, h = _objective_phi(phi, negatives, positives)
+        if mu == 0.0 and decrement < _DECREMENT_TOL * max(1.0, abs(f)):
+            theta = _to_theta(phi)
             return theta, bool(np.all(np.isfinite(theta))), iteration
-    return theta, False, _MAX_ITERATIONS
+    return _to_theta(phi), False, _MAX_ITERATIONS
 
 
 def fit_binormal(
@@ -336,16 +406,24 @@ def fit_binormal(
     neg = np.add.reduceat(neg, bounds)
     pos = np.add.reduceat(pos, bounds)
     labels = present[kept[:-1]]
-    theta = _initial(neg, pos)
-    if start is not None and start.labels and math.isfinite(start.a):
+    cold = _initial(neg, pos)
+    theta = cold
+    # Only an interior fit is a good start: from a fit at the boundary of the model the
+    # iterations can run out to another face of it instead of to an interior maximum.
+    if start is not None and start.labels and start.note is None:
         guess = np.interp(labels, start.labels, start.cutoffs)
         if np.all(np.diff(guess) > 0):
             theta = np.concatenate([[start.a, start.b], guess])
-    theta, converged, iterations = _newton(theta, neg, pos)
+    fitted, converged, iterations = _newton(theta, neg, pos)
+    if theta is not cold and not (converged and _B_LIMITS[0] < fitted[1] < _B_LIMITS[1]):
+        # Not an interior maximum from the given start: keep the better of it and a cold fit.
+        again, again_converged, again_iterations = _newton(cold, neg, pos)
+        if _loglik(again, neg, pos) > _loglik(fitted, neg, pos) + 1e-9:
+            fitted, converged, iterations = again, again_converged, again_iterations
     return BinormalFit(
-        a=float(theta[0]),
-        b=float(theta[1]),
-        cutoffs=tuple(float(v) for v in theta[2:]),
+        a=float(fitted[0]),
+        b=float(fitted[1]),
+        cutoffs=tuple(float(v) for v in fitted[2:]),
         labels=tuple(int(v) for v in labels),
         converged=converged,
         iterations=iterations,

@@ -132,3 +132,22 @@ def test_partial_areas_over_specificity_add_up() -> None:
 def test_fit_without_a_truth_class_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one negative and one positive"):
         fit_binormal(np.array([0, 0.0]), np.array([3, 4.0]))
+
+
+def test_fit_runs_out_to_the_supremum_where_the_maximum_is_at_the_boundary() -> None:
+    # VanDyke treatment 1, reader 4 without case 107: the positives' top categories hold no
+    # negatives, the likelihood grows as b -> 0 and the AUC tends to Phi(a) = 42/44.
+    neg, pos = counts_of("1", "4")
+    frame = pd.read_csv(DATA / "vandyke.csv")
+    rating = int(
+        frame[(frame.treatment == 1) & (frame.reader == 4) & (frame.case == 107)].rating.iloc[0]
+    )
+    truth = int(frame[frame.case == 107].truth.iloc[0])
+    (neg if truth == 0 else pos)[rating - 1] -= 1
+    fit = fit_binormal(neg, pos, start=fit_binormal(*counts_of("1", "4")))
+    assert fit.converged
+    assert fit.auc == pytest.approx(42 / 44, abs=1e-12)
+    assert "boundary of the model" in (fit.note or "")
+    peer = json.loads((DATA / "mrmcaov_metrics.json").read_text())["vandyke_boundary_fit"]
+    assert not peer["trust_converged"]
+    assert abs(peer["auc"] - 42 / 44) > 1e-5  # where trust stopped, short of the limit

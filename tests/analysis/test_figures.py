@@ -84,7 +84,7 @@ def test_roc_figure_adds_fitted_binormal_curves_and_their_average() -> None:
     # VanDyke reader 4 under treatment 2 separates the classes: no fitted curve (MRMCaov's rule)
     assert len(reader_curves) == 9
     assert not any(n.startswith("2, reader 4 ") for n in reader_curves)
-    averages = {n.split(" ")[0]: t for n, t in zip(names, fig.data) if "binormal average" in n}
+    averages = {t.name.split(" ")[0]: t for t in fig.data if "binormal average" in t.name}
     assert sorted(averages) == ["1", "2"]
     assert "4 of 5 readers" in averages["2"].name and "of 5" not in averages["1"].name
     # The average is the curve of mean b and mean AUC: its area is the mean binormal AUC.

@@ -15,9 +15,9 @@
 # Each analysis is mrmc(<metric>(truth, rating, ...), treatment, reader, case, cov = jackknife),
 # with fixed(reader) for FRRC; the JSON records the metric values, the covariance matrix,
 # variance components, global test, differences and single-treatment intervals. It also
-# records the errors MRMCaov gives for DeLong and unbiased covariance of a partial AUC, and the
+# records the errors MRMCaov gives for DeLong and unbiased covariance of a partial AUC, the
 # binormal fits (a, b, AUC) of every reader x treatment of VanDyke with the log likelihood and
-# gradient where trust stopped.
+# gradient where trust stopped, and one fit whose likelihood has no maximum (below).
 
 .libPaths(c(Sys.getenv("MRMCAOV_LIB", "/work/r/lib-common"), .libPaths()))
 suppressPackageStartupMessages({
@@ -173,6 +173,17 @@ for (treatment in 1:2) {
   }
 }
 
+# VanDyke treatment 1, reader 4 without case 107 (one of its jackknife samples): positives in
+# the two highest categories only, so the likelihood has no maximum (b -> 0, the last cutoff
+# -> inf) and its supremum has AUC = Phi(a) = 42/44 in the limit; trust stops after 100
+# iterations without converging.
+boundary <- vandyke[vandyke$treatment == 1 & vandyke$reader == 4 & vandyke$case != 107, ]
+p <- suppressWarnings(MRMCaov:::binormal_params(factor(boundary$truth), boundary$rating))
+boundary_fit <- list(a = p$a, b = p$b, cutoffs = p$cutoffs,
+                     auc = pnorm(p$a / sqrt(1 + p$b^2)),
+                     trust_iterations = p$optim$iterations,
+                     trust_converged = p$optim$converged)
+
 golden <- list(
   peer = "MRMCaov 0.3.0",
   peer_commit = "d79e49bcef42ef2a17195aae84ca84ae569f8702",
@@ -182,6 +193,7 @@ golden <- list(
   delong_partial_error = partial_error(DeLong),
   unbiased_partial_error = partial_error(unbiased),
   vandyke_binormal_fits = fits,
+  vandyke_boundary_fit = boundary_fit,
   analyses = analyses
 )
 writeLines(toJSON(golden, auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null"),
