@@ -28,6 +28,7 @@ compute the same numbers faster.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -113,15 +114,6 @@ def _categories(ratings: FloatArray, truth: NDArray[np.bool_]) -> tuple[FloatArr
     return onehot * ~truth[:, None], onehot * truth[:, None]
 
 
-def _auc_values(
-    spec: MetricSpec, negatives: FloatArray, positives: FloatArray, name: str
-) -> tuple[FloatArray, list[str]]:
-    """The (partial) empirical or binormal AUC of each row of category counts ``(B, L)``."""
-    if spec.metric == "empirical_auc":
-        return empirical_partial_auc(negatives, positives, spec.partial), []
-    return _binormal_values(negatives, positives, spec.partial, name)
-
-
 def _binormal_values(
     negatives: FloatArray, positives: FloatArray, partial: PartialArea | None, name: str
 ) -> tuple[FloatArray, list[str]]:
@@ -154,6 +146,29 @@ def _binormal_values(
             "resampled case sets (their last iterates are used)"
         )
     return values[inverse.ravel()], notes
+
+
+def _empirical_values(
+    negatives: FloatArray, positives: FloatArray, partial: PartialArea | None, name: str
+) -> tuple[FloatArray, list[str]]:
+    return empirical_partial_auc(negatives, positives, partial), []
+
+
+#: The AUC metrics: each scores rows of category counts ``(B, L)`` (negatives, positives, the
+#: partial area, the reader x treatment's name for notes) and returns values ``(B,)`` and
+#: notes. A fitted curve (binormal, PROPROC) fits each row's counts; a metric added here and to
+#: :data:`FIGURES_OF_MERIT` gets the jackknife, the bootstrap and the OR analysis.
+AUC_SCORERS: dict[str, Callable[..., tuple[FloatArray, list[str]]]] = {
+    "empirical_auc": _empirical_values,
+    "binormal_auc": _binormal_values,
+}
+
+
+def _auc_values(
+    spec: MetricSpec, negatives: FloatArray, positives: FloatArray, name: str
+) -> tuple[FloatArray, list[str]]:
+    """The (partial) AUC of ``spec`` of each row of category counts ``(B, L)``."""
+    return AUC_SCORERS[spec.metric](negatives, positives, spec.partial, name)
 
 
 def replicate_values(design: MRMCDesign, spec: MetricSpec, counts: FloatArray) -> ReplicateValues:
