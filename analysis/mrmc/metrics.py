@@ -286,16 +286,18 @@ def spec_metric_and_covariance(
         raise ValueError(f"the {cov} covariance method needs metric empirical_auc")
     check_case_counts(design, "empirical_auc")
     if cov == "jackknife":
-        values, loo, notes = jackknife_values(design, spec)
-        return values.reshape(t, r), jackknife_covariance(loo), notes
-    full = replicate_values(design, spec, np.ones((1, K)))
+        values, loo, jackknife_notes = jackknife_values(design, spec)
+        return values.reshape(t, r), jackknife_covariance(loo), jackknife_notes
+    notes: list[str] = []
+
+    def score(resampled: MRMCDesign, indices: IntArray) -> FloatArray:
+        # The data first: its fits start the replicates' and its notes come first.
+        counts = np.concatenate([np.ones((1, K)), case_counts(indices, K)])
+        result = replicate_values(resampled, spec, counts)
+        notes.extend(result.notes)
+        return result.values[1:]
+
     values, covariance = bootstrap_metric_and_covariance(
-        design,
-        spec.metric,
-        n_boot=n_boot,
-        seed=seed,
-        replicate_values=lambda d, indices: replicate_values(
-            d, spec, np.concatenate([np.ones((1, K)), case_counts(indices, K)])
-        ).values[1:],
+        design, spec.metric, n_boot=n_boot, seed=seed, replicate_values=score
     )
-    return values, covariance, full.notes
+    return values, covariance, tuple(dict.fromkeys(notes))

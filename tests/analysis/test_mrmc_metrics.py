@@ -201,6 +201,9 @@ def test_bootstrap_of_a_partial_binormal_auc_runs_and_is_reported(capsys) -> Non
     assert data["bootstrap"] == {"n_boot": 40, "seed": 0}
     assert data["partial"] == {"kind": "specificity", "min": 0.8, "max": 1.0, "normalize": False}
     assert 0.0 < data["var_components"]["var_error"] < 0.01
+    assert any(
+        note.startswith("reader 4, treatment 2: binormal fit has AUC = 1") for note in data["notes"]
+    )
 
 
 @pytest.mark.parametrize("cov", ["delong", "unbiased"])
