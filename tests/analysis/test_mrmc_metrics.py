@@ -36,9 +36,10 @@ from analysis.mrmc.bootstrap import (
     bootstrap_indices,
     case_counts,
     design_replicates,
+    proportion_replicates,
     resample_design,
 )
-from analysis.mrmc.covariance import jackknife_covariance
+from analysis.mrmc.covariance import jackknife_covariance, leave_one_out
 from analysis.mrmc.metrics import (
     MetricSpec,
     jackknife_values,
@@ -282,3 +283,24 @@ def test_binormal_covariance_equals_mrmcaov_given_its_unconverged_jackknife_fit(
     covariance = jackknife_covariance(loo)
     scale = np.abs(expected).max()
     np.testing.assert_allclose(covariance, expected, rtol=0, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("name", ["vandyke", "simulated_missing"])
+def test_closed_form_jackknife_of_the_empirical_auc_equals_the_generic_one(name: str) -> None:
+    design = mrmc_design(frame_of(name))
+    values, loo, _ = jackknife_values(design, MetricSpec("empirical_auc"))
+    closed_values, closed_loo = leave_one_out(design, "empirical_auc")
+    np.testing.assert_allclose(values, closed_values, atol=1e-14)
+    np.testing.assert_allclose(
+        jackknife_covariance(loo), jackknife_covariance(closed_loo), rtol=1e-12, atol=1e-16
+    )
+
+
+@pytest.mark.parametrize("metric", ["sensitivity", "specificity"])
+def test_vectorised_bootstrap_of_proportions_equals_the_generic_scores(metric: str) -> None:
+    frame = frame_of("vandyke")
+    frame["rating"] = (frame["rating"] >= 3).astype(float)
+    design = mrmc_design(frame)
+    indices = bootstrap_indices(design.truth, 5, seed=1)
+    generic = replicate_values(design, MetricSpec(metric), case_counts(indices, 114)).values
+    np.testing.assert_allclose(generic, proportion_replicates(design, indices, metric), atol=1e-14)
