@@ -38,8 +38,8 @@ area under the curve for FPR from ``1 - s2`` to ``1 - s1``,
 ``int Phi(a + b z) phi(z) dz`` over ``z`` from ``Phi^-1(1 - s2)`` to ``Phi^-1(1 - s1)``; over
 sensitivity the same integral with ``(a / b, 1 / b)`` in place of ``(a, b)`` (the curve with
 the axes swapped), as MRMCaov's ``auc.binormal_curve``, which evaluates it as a bivariate
-normal probability; here it is integrated numerically (``scipy.integrate.quad``, error below
-1e-12).
+normal probability (``mvtnorm::pmvnorm``); so does :func:`bivariate_normal_cdf`, from Owen's
+T function.
 
 References
 ----------
@@ -55,12 +55,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.integrate import quad
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtr, ndtri, owens_t
 
 from analysis.partial import PartialArea
 
@@ -150,20 +148,43 @@ class BinormalFit:
             if partial.kind == "sensitivity":
                 a, b = a / b, 1.0 / b
             lower, upper = ndtri(1.0 - partial.max), ndtri(1.0 - partial.min)
-
-            def integrand(z: float) -> float:
-                return float(ndtr(a + b * z)) * math.exp(-0.5 * z * z) / _SQRT_2PI
-
-            # Split where Phi(a + b z) crosses 1/2: nearly a step when b is huge. Beyond
-            # |z| = 40 the normal density underflows and a split would only hide the mass.
-            pieces = [lower, upper]
-            if lower < -a / b < upper and abs(a / b) < 40.0:
-                pieces = [lower, -a / b, upper]
-            value = sum(
-                quad(integrand, lo, hi, epsabs=1e-14, epsrel=1e-12, limit=200)[0]
-                for lo, hi in pairwise(pieces)
-            )
+            # int_lower^upper Phi(a + b z) phi(z) dz = P(Z <= z, Y <= a / sqrt(1 + b^2)) between
+            # the two z, with Y = (W - b Z) / sqrt(1 + b^2), corr(Z, Y) = -b / sqrt(1 + b^2).
+            scale = math.sqrt(1.0 + b * b)
+            k, rho = a / scale, -b / scale
+            value = bivariate_normal_cdf(upper, k, rho) - bivariate_normal_cdf(lower, k, rho)
         return value / width if partial.normalize else value
+
+
+def bivariate_normal_cdf(h: float, k: float, rho: float) -> float:
+    """``P(X <= h, Y <= k)`` for standard normals with correlation ``rho``.
+
+    Owen (1956): ``Phi(h) / 2 + Phi(k) / 2 - T(h, (k - rho h) / (h s)) - T(k, (h - rho k) /
+    (k s)) - beta`` with ``s = sqrt(1 - rho^2)``, Owen's ``T`` (``scipy.special.owens_t``) and
+    ``beta = 1/2`` where ``h k < 0`` or ``h k = 0`` with ``h + k < 0``, else 0 (where ``h`` or
+    ``k`` is 0 its ``T`` term is ``sign(other) / 4``). Owen DB (1956), Tables for computing
+    bivariate normal probabilities, Annals of Mathematical Statistics 27(4):1075-1090,
+    doi:10.1214/aoms/1177728074.
+    """
+    if h == -math.inf or k == -math.inf:
+        return 0.0
+    if h == math.inf:
+        return float(ndtr(k))
+    if k == math.inf:
+        return float(ndtr(h))
+    s = math.sqrt(1.0 - rho * rho)
+    if s == 0.0:  # |rho| = 1 in floating point (b beyond 1e8): Y = rho X
+        return float(ndtr(min(h, k)) if rho > 0 else max(0.0, ndtr(h) - ndtr(-k)))
+
+    def owen(x: float, other: float) -> float:
+        if x == 0.0:
+            return math.copysign(0.25, other)
+        return float(owens_t(x, (other - rho * x) / (x * s)))
+
+    if h == 0.0 and k == 0.0:
+        return 0.25 + math.asin(rho) / (2.0 * math.pi)
+    beta = 0.5 if h * k < 0.0 or (h * k == 0.0 and h + k < 0.0) else 0.0
+    return float(0.5 * (ndtr(h) + ndtr(k)) - owen(h, k) - owen(k, h) - beta)
 
 
 def collapse(negatives: FloatArray, positives: FloatArray) -> IntArray:

@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.binormal import BinormalFit, _objective, collapse, fit_binormal, fit_binormal_ratings
+from analysis.binormal import (
+    BinormalFit,
+    _objective,
+    bivariate_normal_cdf,
+    collapse,
+    fit_binormal,
+    fit_binormal_ratings,
+)
 from analysis.partial import PartialArea
 
 DATA = Path("tests/data")
@@ -151,3 +158,23 @@ def test_fit_runs_out_to_the_supremum_where_the_maximum_is_at_the_boundary() -> 
     peer = json.loads((DATA / "mrmcaov_metrics.json").read_text())["vandyke_boundary_fit"]
     assert not peer["trust_converged"]
     assert abs(peer["auc"] - 42 / 44) > 1e-5  # where trust stopped, short of the limit
+
+
+@pytest.mark.parametrize("rho", [-0.999, -0.6, -0.1, 0.0, 0.3, 0.95])
+def test_bivariate_normal_cdf_equals_scipy(rho: float) -> None:
+    from scipy.stats import multivariate_normal
+
+    law = multivariate_normal(mean=[0.0, 0.0], cov=[[1.0, rho], [rho, 1.0]])
+    for h in (-2.0, -0.5, 0.0, 0.7, 3.0):
+        for k in (-1.5, 0.0, 0.4, 2.5):
+            assert bivariate_normal_cdf(h, k, rho) == pytest.approx(law.cdf([h, k]), abs=1e-12)
+
+
+def test_bivariate_normal_cdf_at_infinite_bounds_and_perfect_correlation() -> None:
+    assert bivariate_normal_cdf(-math.inf, 0.3, -0.5) == 0.0
+    assert bivariate_normal_cdf(math.inf, 0.3, -0.5) == pytest.approx(0.617911422, abs=1e-9)
+    assert bivariate_normal_cdf(0.5, -0.2, -1.0) == pytest.approx(
+        0.691462461 - 0.579259709, abs=1e-9
+    )
+    assert bivariate_normal_cdf(-0.5, -0.2, -1.0) == 0.0
+    assert bivariate_normal_cdf(0.5, -0.2, 1.0) == pytest.approx(0.420740291, abs=1e-9)
