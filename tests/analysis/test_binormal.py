@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.binormal import (
     BinormalFit,
@@ -178,3 +180,21 @@ def test_bivariate_normal_cdf_at_infinite_bounds_and_perfect_correlation() -> No
     )
     assert bivariate_normal_cdf(-0.5, -0.2, -1.0) == 0.0
     assert bivariate_normal_cdf(0.5, -0.2, 1.0) == pytest.approx(0.420740291, abs=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=1, max_size=7).filter(
+        lambda rows: sum(r[0] for r in rows) > 0 and sum(r[1] for r in rows) > 0
+    )
+)
+def test_any_counts_give_an_auc_in_the_unit_interval_and_no_exception(rows) -> None:
+    neg = np.array([r[0] for r in rows], dtype=float)
+    pos = np.array([r[1] for r in rows], dtype=float)
+    fit = fit_binormal(neg, pos)
+    assert 0.0 <= fit.auc <= 1.0
+    for kind in ("specificity", "sensitivity"):
+        area = fit.area(PartialArea(kind, 0.2, 0.9, normalize=True))
+        assert -1e-12 <= area <= 1.0 + 1e-12
+    if fit.note is None:  # an interior maximum: the likelihood is flat there
+        assert fit.converged and 1e-6 < fit.b < 1e6
