@@ -16,7 +16,10 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+
+if TYPE_CHECKING:
+    from analysis.partial import PartialArea
 
 EXIT_INPUT_ERROR = 2
 
@@ -62,7 +65,20 @@ def _print_result(result: _Result, *, as_json: bool) -> int:
 def _configure_mrmc(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="CSV with columns reader,treatment,case,truth,rating")
     parser.add_argument(
-        "--metric", choices=("empirical_auc", "sensitivity", "specificity"), default="empirical_auc"
+        "--metric",
+        choices=("empirical_auc", "binormal_auc", "sensitivity", "specificity"),
+        default="empirical_auc",
+    )
+    parser.add_argument(
+        "--partial",
+        choices=("specificity", "sensitivity"),
+        default=None,
+        help="partial AUC over a range of specificity or sensitivity (AUC metrics)",
+    )
+    parser.add_argument("--min", type=float, default=None, help="lower end of --partial (0)")
+    parser.add_argument("--max", type=float, default=None, help="upper end of --partial (1)")
+    parser.add_argument(
+        "--normalize", action="store_true", help="divide the partial AUC by max - min"
     )
     parser.add_argument(
         "--cov", choices=("jackknife", "delong", "unbiased", "bootstrap"), default="jackknife"
@@ -107,9 +123,11 @@ def _run_mrmc(args: argparse.Namespace) -> int:
     check_margin(args.margin, args.reference)  # before the file is read: a bad option fails fast
     if args.cov != "bootstrap" and (args.n_boot is not None or args.seed is not None):
         raise ValueError("--n-boot and --seed need --cov bootstrap")
+    partial = _partial_area(args)
     result = or_analysis(
         read_mrmc_csv(args.file),
         metric=args.metric,
+        partial=partial,
         cov=args.cov,
         factors=args.factors,
         alpha=args.alpha,
@@ -120,6 +138,24 @@ def _run_mrmc(args: argparse.Namespace) -> int:
         adjust=args.adjust,
     )
     return _print_result(result, as_json=args.json)
+
+
+def _partial_area(args: argparse.Namespace) -> PartialArea | None:
+    """The ``--partial --min --max --normalize`` options as a PartialArea (None without)."""
+    from analysis.partial import PartialArea
+
+    if args.partial is None:
+        if args.min is not None or args.max is not None or args.normalize:
+            raise ValueError("--min, --max and --normalize need --partial specificity|sensitivity")
+        return None
+    if args.metric not in ("empirical_auc", "binormal_auc"):
+        raise ValueError(f"--partial needs an AUC metric, not --metric {args.metric}")
+    return PartialArea(
+        kind=args.partial,
+        min=0.0 if args.min is None else args.min,
+        max=1.0 if args.max is None else args.max,
+        normalize=args.normalize,
+    )
 
 
 # -- dbm ----------------------------------------------------------------------------------------

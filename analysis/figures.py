@@ -18,7 +18,10 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
     from analysis.agreement import AgreementRow
+    from analysis.binormal import BinormalFit
     from analysis.missed import MissedFindingsResult
     from analysis.mrmc import ORResult
     from analysis.standalone import StandaloneResult
@@ -29,19 +32,88 @@ _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 _GRID = np.linspace(0.0, 1.0, 201)
 
 
+def _add_binormal_reader(
+    fig: Figure,
+    treatment: object,
+    reader: object,
+    ratings: NDArray[np.float64],
+    truth: NDArray[np.int64],
+    color: str,
+) -> BinormalFit | None:
+    """One reader's fitted binormal curve, dashed; None (no trace) where the fit needs a note."""
+    from analysis.binormal import fit_binormal_ratings
+
+    fit = fit_binormal_ratings(ratings[truth == 0], ratings[truth == 1])
+    if fit.note is not None:
+        return None
+    fig.add_trace(
+        _go().Scatter(
+            x=_GRID,
+            y=fit.tpr(_GRID),
+            mode="lines",
+            line={"width": 1, "color": color, "dash": "dash"},
+            opacity=0.35,
+            legendgroup=str(treatment),
+            showlegend=False,
+            name=f"{treatment}, reader {reader} (binormal, AUC {fit.auc:.3f})",
+        )
+    )
+    return fit
+
+
+def _add_binormal_average(
+    fig: Figure, treatment: object, fits: list[BinormalFit], n_readers: int, color: str
+) -> None:
+    """The reader-averaged binormal curve of a treatment (see :func:`roc_curves_figure`)."""
+    from scipy.special import ndtri
+
+    from analysis.binormal import BinormalFit
+
+    b = float(np.mean([fit.b for fit in fits]))
+    mean_auc = float(np.mean([fit.auc for fit in fits]))
+    a = float(np.sqrt(1.0 + b * b) * ndtri(mean_auc))
+    average = BinormalFit(a=a, b=b, cutoffs=(), labels=(), converged=True)
+    readers = f"{len(fits)} of {n_readers} readers" if len(fits) < n_readers else "readers"
+    fig.add_trace(
+        _go().Scatter(
+            x=_GRID,
+            y=average.tpr(_GRID),
+            mode="lines",
+            line={"width": 3, "color": color, "dash": "dash"},
+            legendgroup=str(treatment),
+            name=f"{treatment} (binormal average of {readers}, AUC {average.auc:.3f})",
+        )
+    )
+
+
 def _go() -> Any:
     import plotly.graph_objects as go
 
     return go
 
 
-def roc_curves_figure(frame: pd.DataFrame, *, title: str = "ROC curves") -> Figure:
+def roc_curves_figure(
+    frame: pd.DataFrame, *, title: str = "ROC curves", binormal: bool = True
+) -> Figure:
     """ROC curves per treatment: thin lines per reader, a thick vertical average per treatment.
+
+    With ``binormal``, each reader's maximum-likelihood binormal curve
+    (:func:`analysis.binormal.fit_binormal_ratings`) is drawn dashed beside its empirical
+    curve, and each treatment gets a dashed reader-averaged binormal curve. That average is
+    MRMCaov's ``mean(curves, method = "parameters")``: the binormal curve with
+    ``b = mean(b_j)`` and ``a = sqrt(1 + b^2) Phi^-1(mean(AUC_j))``, so its area is the mean of
+    the readers' binormal AUCs. Readers whose fit is degenerate or did not converge
+    (:attr:`analysis.binormal.BinormalFit.note`) get no binormal curve and do not enter the
+    average; the average's legend says how many readers it holds.
 
     Parameters
     ----------
     frame
         ``reader, treatment, case, truth, rating`` (the MRMC shape).
+    title
+        The figure title.
+    binormal
+        Add the fitted binormal curves.
     """
     from analysis.roc import roc_curve
 
@@ -63,11 +135,17 @@ def roc_curves_figure(frame: pd.DataFrame, *, title: str = "ROC curves") -> Figu
     for t_idx, (treatment, g) in enumerate(frame.groupby("treatment", sort=False)):
         color = _PALETTE[t_idx % len(_PALETTE)]
         curves = []
+        fits: list[BinormalFit] = []
         for reader, r in g.groupby("reader", sort=False):
             truth = r["truth"].to_numpy(dtype=np.int64)
             if truth.min() == truth.max():
                 continue
-            c = roc_curve(truth, r["rating"].to_numpy(dtype=np.float64))
+            ratings = r["rating"].to_numpy(dtype=np.float64)
+            if binormal:
+                fit = _add_binormal_reader(fig, treatment, reader, ratings, truth, color)
+                if fit is not None:
+                    fits.append(fit)
+            c = roc_curve(truth, ratings)
             curves.append(np.interp(_GRID, c.fpr, c.tpr))
             fig.add_trace(
                 go.Scatter(
@@ -94,6 +172,8 @@ def roc_curves_figure(frame: pd.DataFrame, *, title: str = "ROC curves") -> Figu
                     name=f"{treatment} (reader average, AUC {auc:.3f})",
                 )
             )
+        if fits:
+            _add_binormal_average(fig, treatment, fits, len(curves), color)
     fig.update_layout(
         title=title,
         xaxis={"title": "False-positive fraction", "range": [-0.01, 1.01]},

@@ -77,21 +77,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from analysis.io import Design, MRMCDesign, mrmc_design
-from analysis.mrmc.bootstrap import DEFAULT_N_BOOT, DEFAULT_SEED, bootstrap_metric_and_covariance
-from analysis.mrmc.covariance import (
-    COV_METHODS,
-    METRICS,
-    CovMethod,
-    Metric,
-    metric_and_covariance,
-)
+from analysis.mrmc.bootstrap import DEFAULT_N_BOOT, DEFAULT_SEED
+from analysis.mrmc.covariance import COV_METHODS, CovMethod
 from analysis.mrmc.distributions import (
     chi2_upper_p,
     f_upper_p,
     t_quantile,
     t_two_sided_p,
 )
+from analysis.mrmc.metrics import (
+    FIGURES_OF_MERIT,
+    FigureOfMerit,
+    MetricSpec,
+    spec_metric_and_covariance,
+)
 from analysis.mrmc.noninferiority import Adjust, with_inference_options
+from analysis.mrmc.notes import degenerate_notes, design_notes
 from analysis.mrmc.results import (
     Difference,
     GlobalTest,
@@ -104,6 +105,8 @@ from analysis.mrmc.results import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from analysis.partial import PartialArea
 
 FloatArray = NDArray[np.float64]
 Factors = Literal["RRRC", "FRRC", "RRFC"]
@@ -203,7 +206,8 @@ def interval(
 def or_analysis(
     frame: pd.DataFrame,
     *,
-    metric: Metric = "empirical_auc",
+    metric: FigureOfMerit = "empirical_auc",
+    partial: PartialArea | None = None,
     cov: ORCovMethod = "jackknife",
     factors: Factors = "RRRC",
     alpha: float = 0.05,
@@ -222,8 +226,13 @@ def or_analysis(
         ratings mean "more likely positive"), one row per read. Reads may be missing: the design
         (factorial, split-plot, cases nested in readers or in treatments) is detected from the
         data; every reader must read under every treatment.
-    metric : {"empirical_auc", "sensitivity", "specificity"}
-        The reader performance metric. Sensitivity and specificity take binary (0/1) ratings.
+    metric : {"empirical_auc", "binormal_auc", "sensitivity", "specificity"}
+        The reader performance metric (:mod:`analysis.mrmc.metrics`): the empirical AUC, the
+        AUC of the maximum-likelihood binormal curve (:mod:`analysis.binormal`), sensitivity
+        or specificity (binary, 0/1, ratings).
+    partial : PartialArea, optional
+        For an AUC metric, the part of the curve (:class:`analysis.partial.PartialArea`);
+        jackknife or bootstrap covariance only, as MRMCaov.
     cov : {"jackknife", "delong", "unbiased", "bootstrap"}
         Estimator of the error covariances (see :mod:`analysis.mrmc.covariance` and, for the
         bootstrap, :mod:`analysis.mrmc.bootstrap`).
@@ -260,6 +269,7 @@ def or_analysis(
     return or_analysis_design(
         mrmc_design(frame),
         metric=metric,
+        partial=partial,
         cov=cov,
         factors=factors,
         alpha=alpha,
@@ -273,8 +283,8 @@ def or_analysis(
 
 def check_options(metric: str, cov: str, factors: str, alpha: float) -> None:
     """Raise ValueError naming an unknown option or an alpha outside (0, 1)."""
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
+    if metric not in FIGURES_OF_MERIT:
+        raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(FIGURES_OF_MERIT)}")
     if cov not in OR_COV_METHODS:
         raise ValueError(
             f"unknown covariance method {cov!r}: choose one of {', '.join(OR_COV_METHODS)}"
@@ -288,7 +298,8 @@ def check_options(metric: str, cov: str, factors: str, alpha: float) -> None:
 def or_analysis_design(
     design: MRMCDesign,
     *,
-    metric: Metric = "empirical_auc",
+    metric: FigureOfMerit = "empirical_auc",
+    partial: PartialArea | None = None,
     cov: ORCovMethod = "jackknife",
     factors: Factors = "RRRC",
     alpha: float = 0.05,
@@ -305,12 +316,10 @@ def or_analysis_design(
         raise ValueError(f"need at least 2 treatments, got {t}")
     if r < 2:
         raise ValueError(f"need at least 2 readers, got {r}")
-    if cov == "bootstrap":
-        values, covariance = bootstrap_metric_and_covariance(
-            design, metric, n_boot=n_boot, seed=seed
-        )
-    else:
-        values, covariance = metric_and_covariance(design, metric, cov)
+    spec = MetricSpec(metric, partial)
+    values, covariance, metric_notes = spec_metric_and_covariance(
+        design, spec, cov, n_boot=n_boot, seed=seed
+    )
     result = or_inference(
         values,
         covariance,
@@ -324,8 +333,10 @@ def or_analysis_design(
         cov=cov,
         factors=factors,
         alpha=alpha,
-        notes=design_notes(design),
+        notes=design_notes(design) + metric_notes,
     )
+    if partial is not None:
+        result = replace(result, partial=partial)
     if cov == "bootstrap":
         result = replace(result, bootstrap={"n_boot": n_boot, "seed": seed})
     return with_inference_options(result, margin=margin, reference=reference, adjust=adjust)
@@ -432,48 +443,6 @@ def or_inference(
         design=design,
         notes=notes + degenerate_notes(global_test, differences, single),
     )
-
-
-def design_notes(design: MRMCDesign) -> tuple[str, ...]:
-    """A note when reads are missing from a design called factorial."""
-    if design.design != "factorial" or design.fully_paired:
-        return ()
-    return (
-        f"factorial (partially paired): {design.n_missing} of {design.observed.size} "
-        "reader x treatment x case reads are missing; analysed as MRMCaov's partially paired "
-        "design (each reader's metric from the cases it read)",
-    )
-
-
-def degenerate_notes(
-    global_test: GlobalTest,
-    differences: list[Difference],
-    single: dict[str, SingleTreatment],
-) -> tuple[str, ...]:
-    """Notes for results that carry no uncertainty: a zero standard error or an undefined test.
-
-    Identical ratings, or readers who all agree perfectly, make variances zero; the intervals
-    then have zero width and must not be read as a precise estimate.
-    """
-    notes = []
-    if not math.isfinite(global_test.statistic):
-        notes.append(
-            f"global test undefined ({global_test.statistic_name} = {global_test.statistic}): "
-            "its denominator is 0, the data show no reader or case variation"
-        )
-    for d in differences:
-        if not d.se > 0.0:
-            notes.append(
-                f"difference {d.pair}: standard error {d.se:g}, its interval has zero width "
-                "(no reader or case variation to estimate it)"
-            )
-    for name, value in single.items():
-        if not value.se > 0.0:
-            notes.append(
-                f"treatment {name}: standard error {value.se:g}, its interval has zero width "
-                "(no reader or case variation to estimate it)"
-            )
-    return tuple(notes)
 
 
 def _single_treatment(

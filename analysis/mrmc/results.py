@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from analysis.mrmc.noninferiority import NonInferiority
+    from analysis.partial import PartialArea
 
 
 def _json_float(value: float | None) -> float | None:
@@ -150,13 +151,20 @@ class ORResult(ReaderAveragedResult):
     adjust: str = "none"
     p_adjusted: tuple[float, ...] | None = None
     bootstrap: Mapping[str, int] | None = None
+    partial: PartialArea | None = None
+
+    @property
+    def metric_label(self) -> str:
+        """The metric, with its partial area when there is one."""
+        return self.metric if self.partial is None else f"{self.metric} ({self.partial.label})"
 
     def to_dict(self) -> dict[str, Any]:
         """The ``python -m analysis mrmc --json`` object (non-finite numbers become null).
 
         ``non_inferiority`` and ``adjust`` (with ``p_adjusted`` in each difference) are present
         only when a margin or an adjustment was asked for (:mod:`analysis.mrmc.noninferiority`),
-        ``bootstrap`` (``n_boot``, ``seed``) only with the bootstrap covariance.
+        ``bootstrap`` (``n_boot``, ``seed``) only with the bootstrap covariance, ``partial``
+        (``kind``, ``min``, ``max``, ``normalize``) only for a partial area.
         """
         return {
             "metric": self.metric,
@@ -183,13 +191,14 @@ class ORResult(ReaderAveragedResult):
         } | (
             inference_option_keys(self.non_inferiority, self.adjust, self.p_adjusted)
             | ({} if self.bootstrap is None else {"bootstrap": dict(self.bootstrap)})
+            | ({} if self.partial is None else {"partial": asdict(self.partial)})
         )
 
     def to_text(self) -> str:
         """A readable report: values, variance components, test, differences, intervals."""
         lines = [
             "Obuchowski-Rockette MRMC analysis, Hillis degrees of freedom",
-            f"metric {self.metric}, covariance {self.cov}, factors {self.factors}, "
+            f"metric {self.metric_label}, covariance {self.cov}, factors {self.factors}, "
             f"design {self.design}"
             + (
                 ""
@@ -198,7 +207,7 @@ class ORResult(ReaderAveragedResult):
             ),
             self.size_line(),
             "",
-            f"{self.metric} by reader (rows) and treatment (columns)",
+            f"{self.metric_label} by reader (rows) and treatment (columns)",
             *self.reader_table("mean"),
         ]
         if self.var_components is not None:

@@ -72,3 +72,31 @@ def test_agreement_table_and_subgroup_figure_hold_every_row(long: pd.DataFrame) 
     fig = figures.standalone_subgroups_figure(sa)
     assert len(fig.data) == len(sa.findings)
     assert len(fig.data[0].y) == 1 + len(sa.findings[0].subgroups)
+
+
+def test_roc_figure_adds_fitted_binormal_curves_and_their_average() -> None:
+    from analysis.io import read_mrmc_csv
+
+    frame = read_mrmc_csv("tests/data/vandyke.csv")
+    fig = figures.roc_curves_figure(frame)
+    names = [t.name for t in fig.data]
+    reader_curves = [n for n in names if "(binormal, AUC" in n]
+    # VanDyke reader 4 under treatment 2 separates the classes: no fitted curve (MRMCaov's rule)
+    assert len(reader_curves) == 9
+    assert not any(n.startswith("2, reader 4 ") for n in reader_curves)
+    averages = {t.name.split(" ")[0]: t for t in fig.data if "binormal average" in t.name}
+    assert sorted(averages) == ["1", "2"]
+    assert "4 of 5 readers" in averages["2"].name and "of 5" not in averages["1"].name
+    # The average is the curve of mean b and mean AUC: its area is the mean binormal AUC.
+    result = or_analysis(frame, metric="binormal_auc")
+    values = [v.value for v in result.reader_value if v.treatment == "1"]
+    first = averages["1"]
+    assert np.trapezoid(first.y, first.x) == pytest.approx(np.mean(values), abs=2e-3)
+    assert f"AUC {np.mean(values):.3f}" in first.name
+    assert sum("reader average" in n for n in names) == 2
+
+
+def test_roc_figure_without_binormal_curves() -> None:
+    frame = simulate_roe_metz(n_readers=3, n_positive=20, n_negative=25, seed=2)
+    fig = figures.roc_curves_figure(frame, binormal=False)
+    assert not any("binormal" in t.name for t in fig.data)
