@@ -218,6 +218,7 @@ def draft(request: HttpRequest, assignment: Assignment) -> JsonResponse:
 def submit(request: HttpRequest, assignment: Assignment) -> JsonResponse:
     """Submit the read once; answers where to go next (the next case in the reader's order)."""
     assert request.user.is_authenticated  # narrowed by login_required
+    images = selectors.case_images(assignment.case_id)
     try:
         body = _json_body(request)
         read, created = services.submit_read(
@@ -227,10 +228,8 @@ def submit(request: HttpRequest, assignment: Assignment) -> JsonResponse:
             findings=body.get("findings"),
             free_text=body.get("free_text", ""),
             finding_types=list(selectors.finding_types_for(assignment)),
-            image_sizes={
-                im.position: (im.rows, im.columns)
-                for im in selectors.case_images(assignment.case_id)
-            },
+            image_sizes={im.position: (im.rows, im.columns) for im in images},
+            image_slices={im.position: (im.series, im.slice_number) for im in images},
             confirm_contradictions=body.get("confirm_contradictions") is True,
         )
     except services.ReadingError as error:
@@ -310,6 +309,7 @@ def correct(request: HttpRequest, assignment: Assignment) -> HttpResponse:
     error, status, contradictions = None, 200, False
     answers = page.answers
     if request.method == "POST":
+        images = selectors.case_images(assignment.case_id)
         marks = {code: a.get("marks", []) for code, a in page.answers["findings"].items()}
         findings = {
             ft.code: {
@@ -327,10 +327,8 @@ def correct(request: HttpRequest, assignment: Assignment) -> HttpResponse:
                 findings=findings,
                 free_text=request.POST.get("free_text", ""),
                 finding_types=list(page.finding_types),
-                image_sizes={
-                    im.position: (im.rows, im.columns)
-                    for im in selectors.case_images(assignment.case_id)
-                },
+                image_sizes={im.position: (im.rows, im.columns) for im in images},
+                image_slices={im.position: (im.series, im.slice_number) for im in images},
                 idempotency_key=secrets.token_urlsafe(24),
                 confirm_contradictions=request.POST.get("confirm_contradictions") == "on",
             )

@@ -252,6 +252,8 @@ class ImageView:
     bits_stored: int
     window_center: float
     window_width: float
+    series: int = 1  # the series' place in the case
+    slice_number: int = 1  # in the series
 
 
 @dataclass(frozen=True)
@@ -275,7 +277,16 @@ def case_images(case_id: int) -> tuple[ImageView, ...]:
         ImageView(*row)
         for row in Image.objects.filter(case_id=case_id)
         .order_by("position")
-        .values_list("position", "rows", "columns", "bits_stored", "window_center", "window_width")
+        .values_list(
+            "position",
+            "rows",
+            "columns",
+            "bits_stored",
+            "window_center",
+            "window_width",
+            "series__position",
+            "slice_number",
+        )
     )
 
 

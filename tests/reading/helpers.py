@@ -92,6 +92,7 @@ def make_study(
                     case=case,
                     series=Series.objects.first_of(case),
                     position=position,
+                    slice_number=position,
                     sha256="0" * 64,
                     rows=32,
                     columns=40,
