@@ -16,8 +16,9 @@ from django.core.management import CommandError, call_command
 from studyplatform.studies.imaging import read_png
 from studyplatform.studies.importing import Upload
 from studyplatform.studies.models import Case, Image, OrderedBy, Series
-from studyplatform.studies.services import ImportRefusedError, import_case
+from studyplatform.studies.services import CaseConflictError, ImportRefusedError, import_case
 from tests.factories import SiteFactory, StudyFactory
+from tests.studies.import_fixtures import png_with_phi
 from tests.studies.volume_fixtures import (
     ROD_START,
     ct_series,
@@ -57,9 +58,11 @@ def _hu(image: Image) -> np.ndarray:
     return read_png(image.display.path).astype(np.int64) - image.display_offset
 
 
-def _import(study, files: dict[str, bytes]):
+def _import(study, files: dict[str, bytes], modality: str | None = None):
     uploads = [Upload(name, data) for name, data in files.items()]
-    return import_case(study=study, case_id="CT-1", site_code="north", uploads=uploads)
+    return import_case(
+        study=study, case_id="CT-1", site_code="north", uploads=uploads, modality=modality
+    )
 
 
 def test_shuffled_files_of_two_series_are_stored_as_two_ordered_stacks(study, folder):
@@ -228,3 +231,13 @@ def test_a_refused_case_reports_through_the_command(study, folder):
     with pytest.raises(CommandError, match="not imported"):
         call_command("import_cases", study.slug, str(folder), stdout=StringIO(), stderr=err)
     assert "series 2 (from 0.dcm): gap of 5.00 mm between slices 2 and 3" in err.getvalue()
+
+
+def test_images_kept_in_the_order_received_must_come_again_in_that_order(study):
+    first, second = png_with_phi(np.full((8, 8), 10, np.uint16)), png_with_phi()
+    _import(study, {"a.png": first, "b.png": second}, "DX")
+    assert Series.objects.get().ordered_by == OrderedBy.RECEIVED
+
+    assert not _import(study, {"a.png": first, "b.png": second}, "DX").created
+    with pytest.raises(CaseConflictError, match="with other images"):
+        _import(study, {"b.png": second, "a.png": first}, "DX")

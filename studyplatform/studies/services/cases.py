@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from studyplatform.studies.models import (
     Design,
     FindingType,
     Image,
+    OrderedBy,
     Site,
     Study,
     Truth,
@@ -81,11 +83,15 @@ def _check_truth(study: Study, truth: Mapping[str, bool], where: str) -> dict[st
 
 def _check_resend(case: Case, *, site: Site, hashes: list[str], truth: Mapping[str, bool]) -> None:
     """Raise :class:`CaseConflictError` unless the stored case is what was sent again."""
-    rows = case.images.order_by("position").values_list("source_sha256", "series_id")
-    # A multi-frame file is several slices; a series' files may come in any order.
-    stored = list(dict.fromkeys(sha for sha, _ in rows))
-    stacked = len(rows) > len({series for _, series in rows})
-    same = sorted(stored) == sorted(set(hashes)) if stacked else stored == hashes
+    rows = case.images.order_by("position").values_list(
+        "source_sha256", "series_id", "series__ordered_by"
+    )
+    # A multi-frame file is several slices. Slices ordered by their headers may come in any
+    # order; images kept in the order received (radiographs, PNGs) must come in the same one.
+    stored = list(dict.fromkeys(sha for sha, _, _ in rows))
+    counts = Counter(series for _, series, _ in rows)
+    in_order = any(how == OrderedBy.RECEIVED and counts[s] > 1 for _, s, how in rows)
+    same = stored == hashes if in_order else sorted(stored) == sorted(set(hashes))
     if case.site_id != site.pk or not same:
         what = "site" if case.site_id != site.pk else "images"
         raise CaseConflictError(
