@@ -48,7 +48,7 @@ def _make_study(slug: str, n_cases: int, size: int) -> Any:
     from django.core.files.base import ContentFile
 
     from studyplatform.studies import imaging
-    from studyplatform.studies.models import Case, FindingType, Image, Site, Study
+    from studyplatform.studies.models import Case, FindingType, Image, Series, Site, Study
     from studyplatform.studies.phantoms import FINDING_NAMES, FINDING_TYPES, generate_phantom
 
     study = Study.objects.create(slug=slug, title=slug, seed=1)
@@ -61,7 +61,8 @@ def _make_study(slug: str, n_cases: int, size: int) -> Any:
         case = Case.objects.create(study=study, case_id=f"B{number:04d}", site=site, modality="CR")
         png = imaging.to_display_png16(phantom.pixels)
         image = Image(
-            case=case, rows=size, columns=size, sha256="0" * 64, bits_stored=12,
+            case=case, series=Series.objects.first_of(case),
+            rows=size, columns=size, sha256="0" * 64, bits_stored=12,
             window_center=2000, window_width=3000,
         )  # fmt: skip
         image.original.save(f"{case.case_id}.png", ContentFile(png), save=False)

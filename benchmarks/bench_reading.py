@@ -88,7 +88,16 @@ def build_study(n_readers: int, n_cases: int) -> dict[str, int]:
     from studyplatform.reading.models import Enrolment, Reader, ReadingSession
     from studyplatform.reading.services import open_study, randomize_study
     from studyplatform.studies import imaging, phantoms
-    from studyplatform.studies.models import Arm, Case, FindingType, Image, Site, Study, Truth
+    from studyplatform.studies.models import (
+        Arm,
+        Case,
+        FindingType,
+        Image,
+        Series,
+        Site,
+        Study,
+        Truth,
+    )
 
     call_command("flush", "--noinput", verbosity=0)
     study = Study.objects.create(slug="bench", title="Load test", seed=7, washout_days=28)
@@ -117,6 +126,7 @@ def build_study(n_readers: int, n_cases: int) -> dict[str, int]:
         pixels = phantoms.generate_phantom(seed=number, findings=present, size=512).pixels
         image = Image(
             case=case,
+            series=Series.objects.first_of(case),
             position=1,
             sha256="0" * 64,
             rows=512,

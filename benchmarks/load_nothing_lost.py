@@ -71,7 +71,16 @@ def build_study(*, slug: str, n_readers: int, n_cases: int) -> dict[str, list[in
     from studyplatform.prereads.services import pin_model
     from studyplatform.reading.models import Assignment, Enrolment, Reader
     from studyplatform.reading.services import open_study, randomize_study
-    from studyplatform.studies.models import Arm, Case, FindingType, Image, Site, Study, Truth
+    from studyplatform.studies.models import (
+        Arm,
+        Case,
+        FindingType,
+        Image,
+        Series,
+        Site,
+        Study,
+        Truth,
+    )
 
     study = Study.objects.create(slug=slug, title="Nothing lost under load", seed=11)
     Arm.objects.create(study=study, name="unassisted", label="Unassisted", order=1)
@@ -94,6 +103,7 @@ def build_study(*, slug: str, n_readers: int, n_cases: int) -> dict[str, list[in
         )
         image = Image(
             case=case,
+            series=Series.objects.first_of(case),
             position=1,
             sha256="0" * 64,
             rows=32,

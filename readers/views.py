@@ -34,8 +34,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from studyplatform.jsontext import JSONTextError, parse_json
 from studyplatform.reading import selectors, services
 from studyplatform.reading.models import Assignment
+from studyplatform.studies.selectors import SeriesView
 
 P = ParamSpec("P")
+IMAGE_MAX_AGE = 365 * 24 * 3600  # seconds
 AssignmentView = Callable[Concatenate[HttpRequest, Assignment, P], HttpResponseBase]
 
 
@@ -113,6 +115,7 @@ def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
             }
             for im in page.images
         ],
+        "series": _series_data(assignment, page.series, fallback_modality=assignment.case.modality),
         "findings": [{"code": ft.code, "name": ft.name} for ft in page.finding_types],
         "ratingScale": page.rating_scale,
         "contradictionRule": page.contradiction_rule,
@@ -135,6 +138,41 @@ def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
             ],
         }
     return render(request, "readers/reading.html", context)
+
+
+def _series_data(
+    assignment: Assignment, series: tuple[SeriesView, ...], *, fallback_modality: str
+) -> list[dict[str, Any]]:
+    """The viewer's stacks: per series its geometry and window, and per slice its pixels URL,
+    its position along the normal (mm) and the offset from stored values to the derivative."""
+    return [
+        {
+            "position": s.position,
+            "number": s.number,
+            "modality": s.modality or fallback_modality,
+            "description": s.description,
+            "bodyPart": s.body_part,
+            "sliceSpacing": s.slice_spacing,
+            "sliceThickness": s.slice_thickness,
+            "pixelSpacing": s.pixel_spacing,
+            "windowCenter": s.window_center,
+            "windowWidth": s.window_width,
+            "orderedBy": s.ordered_by,
+            "slices": [
+                {
+                    "image": sl.image,
+                    "slice": sl.slice_number,
+                    "z": sl.slice_position,
+                    "offset": sl.display_offset,
+                    "url": reverse(
+                        "readers-pixels", kwargs={"pk": assignment.pk, "position": sl.image}
+                    ),
+                }
+                for sl in s.slices
+            ],
+        }
+        for s in series
+    ]
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
@@ -180,6 +218,7 @@ def draft(request: HttpRequest, assignment: Assignment) -> JsonResponse:
 def submit(request: HttpRequest, assignment: Assignment) -> JsonResponse:
     """Submit the read once; answers where to go next (the next case in the reader's order)."""
     assert request.user.is_authenticated  # narrowed by login_required
+    images = selectors.case_images(assignment.case_id)
     try:
         body = _json_body(request)
         read, created = services.submit_read(
@@ -189,10 +228,8 @@ def submit(request: HttpRequest, assignment: Assignment) -> JsonResponse:
             findings=body.get("findings"),
             free_text=body.get("free_text", ""),
             finding_types=list(selectors.finding_types_for(assignment)),
-            image_sizes={
-                im.position: (im.rows, im.columns)
-                for im in selectors.case_images(assignment.case_id)
-            },
+            image_sizes={im.position: (im.rows, im.columns) for im in images},
+            image_slices={im.position: (im.series, im.slice_number) for im in images},
             confirm_contradictions=body.get("confirm_contradictions") is True,
         )
     except services.ReadingError as error:
@@ -227,11 +264,16 @@ def pixels(request: HttpRequest, assignment: Assignment, position: int) -> HttpR
         response["X-Image-Rows"] = str(rows)
         response["X-Image-Columns"] = str(columns)
         response["X-Bits-Stored"] = str(bits)
-        return response
-    display = selectors.image_display(case_id=assignment.case_id, position=position)
-    if display is None:
-        raise Http404("No such image.")
-    return FileResponse(display.open("rb"), content_type="image/png")
+    else:
+        display = selectors.image_display(case_id=assignment.case_id, position=position)
+        if display is None:
+            raise Http404("No such image.")
+        # Streamed from the file in blocks: serving a whole series keeps memory flat.
+        response = FileResponse(display.open("rb"), content_type="image/png")
+    # A stored image never changes, and holds nothing of the AI: the browser keeps it for good
+    # (private: never a shared cache), so that scrolling back through a series costs nothing.
+    response["Cache-Control"] = f"private, max-age={IMAGE_MAX_AGE}, immutable"
+    return response
 
 
 @reader_assignment
@@ -267,6 +309,7 @@ def correct(request: HttpRequest, assignment: Assignment) -> HttpResponse:
     error, status, contradictions = None, 200, False
     answers = page.answers
     if request.method == "POST":
+        images = selectors.case_images(assignment.case_id)
         marks = {code: a.get("marks", []) for code, a in page.answers["findings"].items()}
         findings = {
             ft.code: {
@@ -284,10 +327,8 @@ def correct(request: HttpRequest, assignment: Assignment) -> HttpResponse:
                 findings=findings,
                 free_text=request.POST.get("free_text", ""),
                 finding_types=list(page.finding_types),
-                image_sizes={
-                    im.position: (im.rows, im.columns)
-                    for im in selectors.case_images(assignment.case_id)
-                },
+                image_sizes={im.position: (im.rows, im.columns) for im in images},
+                image_slices={im.position: (im.series, im.slice_number) for im in images},
                 idempotency_key=secrets.token_urlsafe(24),
                 confirm_contradictions=request.POST.get("confirm_contradictions") == "on",
             )

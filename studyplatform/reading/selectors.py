@@ -27,6 +27,7 @@ from studyplatform.prereads.selectors import finding_thresholds, pinned_model
 from studyplatform.reading.models import Assignment, Read, ReadDraft, Reader, ReadingSession
 from studyplatform.reading.services.washout import Opening, opening
 from studyplatform.studies.models import FindingType, Image, Protocol, Study, StudyState
+from studyplatform.studies.selectors import SeriesView, case_series
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,8 @@ class ImageView:
     bits_stored: int
     window_center: float
     window_width: float
+    series: int = 1  # the series' place in the case
+    slice_number: int = 1  # in the series
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,7 @@ class ReadingPage:
     earlier_step: dict[str, Any] | None
     rating_scale: str
     contradiction_rule: str
+    series: tuple[SeriesView, ...] = ()
 
 
 def case_images(case_id: int) -> tuple[ImageView, ...]:
@@ -273,7 +277,16 @@ def case_images(case_id: int) -> tuple[ImageView, ...]:
         ImageView(*row)
         for row in Image.objects.filter(case_id=case_id)
         .order_by("position")
-        .values_list("position", "rows", "columns", "bits_stored", "window_center", "window_width")
+        .values_list(
+            "position",
+            "rows",
+            "columns",
+            "bits_stored",
+            "window_center",
+            "window_width",
+            "series__position",
+            "slice_number",
+        )
     )
 
 
@@ -348,6 +361,7 @@ def reading_page(assignment: Assignment) -> ReadingPage:
     return ReadingPage(
         assignment=assignment,
         images=case_images(assignment.case_id),
+        series=case_series(assignment.case_id),
         finding_types=finding_types_for(assignment),
         draft=draft.data if draft else {},
         started_at=draft.started_at if draft else assignment.opened_at,

@@ -32,6 +32,7 @@ from studyplatform.studies.models import (
     FindingType,
     Image,
     MemberRole,
+    Series,
     Site,
     Study,
     StudyMembership,
@@ -234,6 +235,7 @@ def _create_case(
     original = dicom_path.read_bytes()
     image = Image(
         case=case,
+        series=Series.objects.first_of(case),
         position=1,
         sha256=imaging.file_sha256(dicom_path),
         rows=int(phantom.pixels.shape[0]),

@@ -396,6 +396,13 @@ def read_dicom_pixels(
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
         raise ImageError(f"{name}: cannot decode pixel data ({syntax}): {exc}") from exc
     del ds.PixelData  # the encoded bytes are no longer needed; free them before converting
+    return dicom_image(ds, raw, name=name)
+
+
+def dicom_image(ds: Any, raw: npt.NDArray[Any], *, name: str) -> DicomImage:
+    """One decoded frame ``raw`` of ``ds`` as display-ready integers (MONOCHROME2, rescaled),
+    with the window from the header (or the 1st-99th percentile when it has none)."""
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
     if samples == 3 and raw.ndim == 3:
         # Colour (secondary capture, screenshots): ITU-R 601 luminance.

@@ -25,9 +25,10 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ImplicitVRLittleEndian
 
-from studyplatform.studies import imaging
+from studyplatform.studies import imaging, volumes
 from studyplatform.studies.deid import DeidentificationError, deidentify
 from studyplatform.studies.imaging import ImageError
+from studyplatform.studies.volumes import SliceHeader
 
 MODALITIES: Final = ("CR", "DX", "CT", "MR", "MG")
 CASE_ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -83,6 +84,8 @@ class PreparedImage:
     source_format: str
     transfer_syntax: str
     burned_in_annotation: str
+    #: The slice's series and place in it (DICOM only; de-identified UIDs).
+    slice: SliceHeader | None = None
 
 
 def check_case_id(case_id: str) -> str | None:
@@ -111,9 +114,17 @@ def _display(pixels: imaging.IntArray, name: str) -> tuple[imaging.IntArray, int
     return (pixels.astype(np.int64) + offset).astype(np.uint16), offset
 
 
-def _prepare_dicom(
+@dataclass(frozen=True)
+class _Deidentified:
+    original: bytes  # the de-identified file as it will be stored
+    syntax: str
+    burned_in: str
+    headers: list[SliceHeader]
+
+
+def _deidentified_dicom(
     upload: Upload, *, pseudonym: str, salt: str, max_decoded_bytes: int
-) -> PreparedImage:
+) -> _Deidentified:
     try:
         ds = dcmread(io.BytesIO(upload.data))
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
@@ -135,15 +146,19 @@ def _prepare_dicom(
         ds.save_as(buffer, enforce_file_format=True)
     except (ValueError, AttributeError, TypeError) as exc:
         raise ImageError(f"{upload.name}: cannot write the de-identified file ({exc})") from exc
-    original = buffer.getvalue()
-    # Decode what will be stored, not what was received: the stored file is proven usable.
-    image = imaging.read_dicom_pixels(
-        io.BytesIO(original), name=upload.name, max_decoded_bytes=max_decoded_bytes
+    # Read from the de-identified header: the UIDs are the replacements, never the originals.
+    return _Deidentified(
+        buffer.getvalue(), syntax, result.burned_in_annotation[:3], volumes.slice_headers(ds)
     )
+
+
+def _from_dicom_image(
+    upload: Upload, found: _Deidentified, image: imaging.DicomImage, header: SliceHeader
+) -> PreparedImage:
     pixels, offset = _display(image.pixels, upload.name)
     bits = max(1, min(16, max(image.bits_stored, int(pixels.max()).bit_length())))
     return PreparedImage(
-        original=original,
+        original=found.original,
         original_suffix=".dcm",
         display=imaging.to_display_png16(pixels),
         rows=int(pixels.shape[0]),
@@ -157,9 +172,51 @@ def _prepare_dicom(
         model_name=image.model_name.strip()[:100],
         source_sha256=upload.sha256,
         source_format="dicom",
-        transfer_syntax=syntax,
-        burned_in_annotation=result.burned_in_annotation[:3],
+        transfer_syntax=found.syntax,
+        burned_in_annotation=found.burned_in,
+        slice=header,
     )
+
+
+def _prepare_dicom(
+    upload: Upload, *, pseudonym: str, salt: str, max_decoded_bytes: int
+) -> PreparedImage:
+    found = _deidentified_dicom(
+        upload, pseudonym=pseudonym, salt=salt, max_decoded_bytes=max_decoded_bytes
+    )
+    # Decode what will be stored, not what was received: the stored file is proven usable.
+    image = imaging.read_dicom_pixels(
+        io.BytesIO(found.original), name=upload.name, max_decoded_bytes=max_decoded_bytes
+    )
+    # Of a multi-frame image, read_dicom_pixels decodes the middle frame.
+    header = found.headers[len(found.headers) // 2 if len(found.headers) > 1 else 0]
+    return _from_dicom_image(upload, found, image, header)
+
+
+def _prepare_frames(
+    upload: Upload, *, pseudonym: str, salt: str, max_decoded_bytes: int
+) -> list[PreparedImage]:
+    """Every frame of a multi-frame DICOM object as a slice; all share the one stored file."""
+    found = _deidentified_dicom(
+        upload, pseudonym=pseudonym, salt=salt, max_decoded_bytes=max_decoded_bytes
+    )
+    if len(found.headers) == 1:
+        image = imaging.read_dicom_pixels(
+            io.BytesIO(found.original), name=upload.name, max_decoded_bytes=max_decoded_bytes
+        )
+        return [_from_dicom_image(upload, found, image, found.headers[0])]
+    frames = volumes.iter_frames(
+        found.original, name=upload.name, max_decoded_bytes=max_decoded_bytes
+    )
+    prepared = [
+        _from_dicom_image(upload, found, image, header)
+        for image, header in zip(frames, found.headers, strict=False)
+    ]
+    if len(prepared) != len(found.headers):
+        raise ImageError(
+            f"{upload.name}: {len(prepared)} frames decoded, the header says {len(found.headers)}"
+        )
+    return prepared
 
 
 def _prepare_bitmap(upload: Upload, *, source_format: str, max_decoded_bytes: int) -> PreparedImage:
@@ -192,6 +249,28 @@ def _prepare_bitmap(upload: Upload, *, source_format: str, max_decoded_bytes: in
     )
 
 
+def _refuse_by_name(upload: Upload, exc: Exception) -> ImageError | DeidentificationError:
+    if isinstance(exc, DeidentificationError):
+        return DeidentificationError(f"{upload.name}: {exc}")
+    # A malformed file can fail anywhere inside the decoders (pydicom reads elements lazily,
+    # Pillow refuses decompression bombs): whatever the parser raises, the file is refused by
+    # name and the import goes on with the others.
+    return ImageError(f"{upload.name}: not a readable image ({type(exc).__name__}: {exc})")
+
+
+def _kind(upload: Upload) -> str:
+    if not upload.data:
+        raise ImageError(f"{upload.name}: empty file")
+    head = upload.data[:8]
+    if head.startswith(_PNG_SIGNATURE):
+        return "png"
+    if head.startswith(_JPEG_SIGNATURE):
+        return "jpeg"
+    if upload.data[128:132] != b"DICM" and not _looks_like_headerless_dicom(upload.data):
+        raise ImageError(f"{upload.name}: not a DICOM, PNG or JPEG file")
+    return "dicom"
+
+
 def prepare_image(
     upload: Upload,
     *,
@@ -201,36 +280,51 @@ def prepare_image(
 ) -> PreparedImage:
     """De-identify one received file and derive the viewer's image.
 
+    Of a multi-frame DICOM object, the middle frame (see :func:`prepare_slices` for all).
     Raises :class:`ImageError` (unreadable, not an image, undecodable pixel data, or a header
     promising more than ``max_decoded_bytes`` of decoded pixels: :class:`ImageTooLargeError`,
     raised before anything is decoded) or :class:`DeidentificationError`; both name the file.
     """
-    if not upload.data:
-        raise ImageError(f"{upload.name}: empty file")
-    head = upload.data[:8]
+    kind = _kind(upload)
     try:
-        if head.startswith(_PNG_SIGNATURE):
-            return _prepare_bitmap(upload, source_format="png", max_decoded_bytes=max_decoded_bytes)
-        if head.startswith(_JPEG_SIGNATURE):
-            return _prepare_bitmap(
-                upload, source_format="jpeg", max_decoded_bytes=max_decoded_bytes
+        if kind == "dicom":
+            return _prepare_dicom(
+                upload, pseudonym=pseudonym, salt=salt, max_decoded_bytes=max_decoded_bytes
             )
-        if upload.data[128:132] != b"DICM" and not _looks_like_headerless_dicom(upload.data):
-            raise ImageError(f"{upload.name}: not a DICOM, PNG or JPEG file")
-        return _prepare_dicom(
+        return _prepare_bitmap(upload, source_format=kind, max_decoded_bytes=max_decoded_bytes)
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise _refuse_by_name(upload, exc) from exc
+
+
+def prepare_slices(
+    upload: Upload,
+    *,
+    pseudonym: str,
+    salt: str,
+    max_decoded_bytes: int = imaging.DEFAULT_MAX_DECODED_BYTES,
+) -> list[PreparedImage]:
+    """As :func:`prepare_image`, but every frame of a multi-frame DICOM object, in frame order.
+
+    The frames share one stored original (``original`` is the same bytes object); each has
+    its own derivative and :class:`~studyplatform.studies.volumes.SliceHeader`.
+    """
+    kind = _kind(upload)
+    if kind != "dicom":
+        return [
+            prepare_image(
+                upload, pseudonym=pseudonym, salt=salt, max_decoded_bytes=max_decoded_bytes
+            )
+        ]
+    try:
+        return _prepare_frames(
             upload, pseudonym=pseudonym, salt=salt, max_decoded_bytes=max_decoded_bytes
         )
     except ImageError:
         raise
-    except DeidentificationError as exc:
-        raise DeidentificationError(f"{upload.name}: {exc}") from exc
     except Exception as exc:
-        # A malformed file can fail anywhere inside the decoders (pydicom reads elements lazily,
-        # Pillow refuses decompression bombs): whatever the parser raises, the file is refused
-        # by name and the import goes on with the others.
-        raise ImageError(
-            f"{upload.name}: not a readable image ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise _refuse_by_name(upload, exc) from exc
 
 
 def _looks_like_headerless_dicom(data: bytes) -> bool:

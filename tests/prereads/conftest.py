@@ -15,7 +15,7 @@ from studyplatform.prereads.models import AIModel
 from studyplatform.prereads.registry import register_demo_model, register_model
 from studyplatform.prereads.services import pin_model
 from studyplatform.studies import imaging
-from studyplatform.studies.models import Case, FindingType, Image, Study
+from studyplatform.studies.models import Case, FindingType, Image, Series, Study
 from studyplatform.studies.phantoms import FINDING_NAMES, FINDING_TYPES, generate_phantom
 from tests.factories import CaseFactory, SiteFactory, StudyFactory
 
@@ -33,6 +33,7 @@ def add_case(
     png = imaging.to_display_png16(phantom.pixels)
     image = Image(
         case=case,
+        series=Series.objects.first_of(case),
         position=1,
         sha256="0" * 64,
         rows=size,

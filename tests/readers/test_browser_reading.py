@@ -22,7 +22,7 @@ from studyplatform.prereads.services import pin_model
 from studyplatform.reading.models import Assignment, Read
 from studyplatform.reading.services import open_study, randomize_study
 from studyplatform.studies import imaging, phantoms
-from studyplatform.studies.models import Image
+from studyplatform.studies.models import Image, Series
 from tests.factories import AIModelFactory
 from tests.reading.helpers import PASSWORD, make_study
 
@@ -49,6 +49,7 @@ def _add_phantom_images_and_prereads(study) -> None:
         low, high = np.percentile(phantom.pixels, [1, 99])
         image = Image(
             case=case,
+            series=Series.objects.first_of(case),
             position=1,
             sha256="0" * 64,
             rows=384,

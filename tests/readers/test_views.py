@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import timedelta
 
 import numpy as np
@@ -542,3 +543,40 @@ def test_a_mark_may_carry_its_own_confidence_and_a_bad_one_is_refused(client, st
     nodule = Read.objects.get(assignment=assignment).findings.get(finding_type__code="nodule")
     assert nodule.marks == [{"image": 1, "x": 3, "y": 4, "confidence": 65}, {"image": 1, "x": 5,
                             "y": 6}]  # fmt: skip
+
+
+def test_a_mark_on_a_slice_records_its_series_and_slice_and_must_name_its_own(client, study):
+    assignment = _first(_session(study))
+    _login(client, study).get(reverse("readers-assignment", args=[assignment.pk]))
+    on_slice = _answers()
+    on_slice["nodule"]["marks"] = [{"image": 1, "series": 1, "slice": 1, "x": 3, "y": 4}]
+    wrong = _answers()
+    wrong["nodule"]["marks"] = [{"image": 1, "series": 1, "slice": 2, "x": 3, "y": 4}]
+    half = _answers()
+    half["nodule"]["marks"] = [{"image": 1, "series": 1, "x": 3, "y": 4}]
+
+    assert "not image 1 of this case" in _submit(client, assignment, findings=wrong).json()["error"]
+    assert (
+        "needs whole-number series and slice"
+        in (_submit(client, assignment, findings=half).json()["error"])
+    )
+    assert _submit(client, assignment, findings=on_slice).status_code == 201
+    nodule = Read.objects.get(assignment=assignment).findings.get(finding_type__code="nodule")
+    assert nodule.marks == [{"image": 1, "x": 3, "y": 4, "series": 1, "slice": 1}]
+
+
+def test_the_page_lists_each_series_slices_with_urls_positions_and_offsets(client, study):
+    assignment = _first(_session(study))
+    html = _login(client, study).get(reverse("readers-assignment", args=[assignment.pk]))
+    found = re.search(
+        r'id="reading-data" type="application/json">(.*?)</script>', html.content.decode(), re.S
+    )
+    assert found
+    (series,) = json.loads(found.group(1))["series"]
+    assert series["position"] == 1
+    assert [s["slice"] for s in series["slices"]] == [1]
+    (only,) = series["slices"]
+    assert only["url"] == reverse(
+        "readers-pixels", kwargs={"pk": assignment.pk, "position": only["image"]}
+    )
+    assert set(only) == {"image", "slice", "z", "offset", "url"}

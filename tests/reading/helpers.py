@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 
 from studyplatform.prereads.models import AIModel, PreReadFinding, PreReadStatus
 from studyplatform.reading.models import Enrolment
-from studyplatform.studies.models import Image, Study
+from studyplatform.studies.models import Image, Series, Study
 from tests.factories import (
     AIModelFactory,
     ArmFactory,
@@ -90,7 +90,9 @@ def make_study(
             for position in range(1, images_per_case + 1):
                 image = Image(
                     case=case,
+                    series=Series.objects.first_of(case),
                     position=position,
+                    slice_number=position,
                     sha256="0" * 64,
                     rows=32,
                     columns=40,

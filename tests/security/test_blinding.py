@@ -19,6 +19,7 @@ from django.urls import reverse
 
 from studyplatform.prereads.models import PreRead
 from studyplatform.reading.models import Assignment
+from studyplatform.studies.models import Image, Series
 from tests.security.conftest import World, open_unassisted
 
 pytestmark = pytest.mark.django_db
@@ -169,3 +170,65 @@ def test_interim_results_never_reach_a_reader(reader, world):
     assert admin.status_code == 302 and "/admin/login/" in admin["Location"]
     home = reader.get("/").content.decode()
     assert "dashboard" not in home.lower() and _leaks(home, world) == []
+
+
+def _stack(case_id: int, count: int) -> None:
+    """Make the case's series a stack of ``count`` slices, as an imported CT series is."""
+    series = Series.objects.get(case_id=case_id)
+    first = series.slices.get()
+    for number in range(2, count + 1):
+        Image.objects.create(
+            case_id=case_id,
+            series=series,
+            position=first.position + number - 1,
+            slice_number=number,
+            slice_position=2.5 * (number - 1),
+            display_offset=1024,
+            original=first.original.name,
+            display=first.display.name,
+            sha256=first.sha256,
+            rows=first.rows,
+            columns=first.columns,
+            bits_stored=first.bits_stored,
+            window_center=first.window_center,
+            window_width=first.window_width,
+        )
+
+
+def test_every_slice_url_of_an_unassisted_series_answers_without_ai_output(
+    reader, world, unassisted
+):
+    _stack(unassisted.case_id, 6)
+    html = reader.get(reverse("readers-assignment", args=[unassisted.pk])).content.decode()
+    assert _leaks(html, world) == []
+    (series,) = _page_data(html)["series"]
+    assert [s["slice"] for s in series["slices"]] == [1, 2, 3, 4, 5, 6]
+    assert not [key for key in series if "ai" in key.lower() or "heat" in key.lower()]
+    for item in series["slices"]:
+        for url in (item["url"], item["url"] + "?format=raw"):
+            response = reader.get(url)
+            body = b"".join(response.streaming_content) if response.streaming else response.content
+            assert response.status_code == 200, url
+            assert _leaks(body, world) == [], url
+            assert response["Cache-Control"] == "private, max-age=31536000, immutable"
+
+
+def test_slice_urls_are_the_readers_own_and_only_once_the_case_is_open(reader, world, unassisted):
+    _stack(unassisted.case_id, 3)
+    urls = [
+        reverse("readers-pixels", kwargs={"pk": unassisted.pk, "position": s.position})
+        for s in Image.objects.filter(case_id=unassisted.case_id)
+    ]
+    other = Client()
+    other.force_login(world.users["other_reader"])
+    for url in urls:
+        response = other.get(url)
+        assert response.status_code == 404 and _leaks(response.content, world) == []
+    unopened = (
+        Assignment.objects.filter(reader__user=world.users["reader"], opened_at__isnull=True)
+        .order_by("pk")
+        .first()
+    )
+    assert unopened is not None
+    closed = reverse("readers-pixels", kwargs={"pk": unopened.pk, "position": 1})
+    assert reader.get(closed).status_code == 404

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import pydicom
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -102,8 +104,19 @@ def test_the_same_case_id_with_other_images_is_a_conflict(client, study, token, 
     assert Case.objects.get().modality == "MR"
 
 
+def _other_series(name: str, number: int) -> bytes:
+    """The file as a series of its own: two encodings of one slice in one series are refused."""
+    ds = pydicom.dcmread(pydicom_file(name))
+    ds.SeriesInstanceUID = f"{ds.SeriesInstanceUID}.{number}"
+    ds.SeriesNumber = number
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
 def test_compressed_real_files_arrive(client, study, token, followups):
-    images = [_dicom("MR_small_RLE.dcm"), _dicom("MR_small_jp2klossless.dcm")]
+    second = _other_series("MR_small_jp2klossless.dcm", 9)
+    images = [_dicom("MR_small_RLE.dcm"), _dicom("MR_small_jp2klossless.dcm", second)]
     response = _post(client, study, token=token, images=images)
 
     assert response.status_code == 201, response.content

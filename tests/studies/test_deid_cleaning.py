@@ -204,19 +204,17 @@ def test_a_name_the_profile_keeps_still_stops_the_file(study, tmp_path):
 
 def test_the_arrival_api_stores_cleaned_files_only(client, study):
     token = issue_site_token(study=study, site=Site.objects.get(code="north"), name="router")
-    images = [
-        SimpleUploadedFile(name, plant("CT_small.dcm"), content_type="application/dicom")
-        for name, plant in PLANTS
-    ]
+    # One case per planted file: copies of one slice in one series are refused as duplicates.
+    for number, (name, plant) in enumerate(PLANTS, start=1):
+        image = SimpleUploadedFile(name, plant("CT_small.dcm"), content_type="application/dicom")
+        response = client.post(
+            f"/api/studies/{study.slug}/cases/",
+            {"metadata": json.dumps({"case_id": f"P-{number:03d}"}), "images": [image]},
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
 
-    response = client.post(
-        f"/api/studies/{study.slug}/cases/",
-        {"metadata": json.dumps({"case_id": "P-001"}), "images": images},
-        HTTP_AUTHORIZATION=f"Bearer {token}",
-    )
-
-    assert response.status_code == 201, response.content
-    assert leaked_tokens(response.content) == []
+        assert response.status_code == 201, response.content
+        assert leaked_tokens(response.content) == []
     stored = _every_stored_byte()
     assert len(stored) == 2 * len(PLANTS)
     for path, data in stored:

@@ -8,7 +8,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 
-from studyplatform.studies.models import Image, Truth
+from studyplatform.studies.models import Image, Series, Truth
 from tests.factories import CaseFactory, FindingTypeFactory, StudyFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,8 @@ def study():
     FindingTypeFactory(study=study, code="nodule")
     for case_id in ("A1", "A2"):
         case = CaseFactory(study=study, case_id=case_id)
-        image = Image(case=case, position=1, sha256="0" * 64, rows=100, columns=200,
+        image = Image(case=case, series=Series.objects.first_of(case), position=1,
+                      sha256="0" * 64, rows=100, columns=200,
                       window_center=2048, window_width=4096)  # fmt: skip
         image.original.save(f"{case_id}.dcm", ContentFile(b"x"), save=False)
         image.display.save(f"{case_id}.png", ContentFile(b"x"), save=False)

@@ -163,7 +163,10 @@
   viewer.onClick(function (point) {
     if (!markingCode) return;
     const s = state.findings[markingCode];
-    s.marks.push({ image: point.image, x: point.x, y: point.y });
+    const mark = { image: point.image, x: point.x, y: point.y };
+    // A slice of a CT/MR stack also records its series and slice number.
+    if (point.series !== undefined) { mark.series = point.series; mark.slice = point.slice; }
+    s.marks.push(mark);
     if (s.present === null) s.present = true;
     render();
     changed();

@@ -1,8 +1,8 @@
-// The image viewer: exact window/level on 16-bit stored values, zoom, pan, several images.
-// No dependencies. Each image's 16-bit PNG derivative is decoded here to its exact stored
-// values (an <img> would round them to 8 bits), or, where the browser lacks
-// DecompressionStream, the server sends them as little-endian uint16. Window/level is then
-// applied with the DICOM linear function (PS3.3 C.11.2.1.2) through a 65536-entry table.
+// The image viewer: exact window/level on 16-bit stored values, zoom, pan, several images, and
+// CT/MR series as slice stacks. No dependencies. Each slice's 16-bit PNG derivative is decoded
+// to its exact values (pixels.js); window/level is the DICOM linear function (PS3.3
+// C.11.2.1.2) through a 65536-entry table. A stack's window is kept in stored units (HU for
+// CT): a slice's derivative value is its stored value plus the slice's offset.
 (function () {
   "use strict";
 
@@ -10,192 +10,145 @@
   const canvas = document.getElementById("viewer");
   const ctx = canvas.getContext("2d");
   const statusLine = document.getElementById("viewer-status");
-  const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+  const bar = document.getElementById("slice-bar");
+  const tabs = document.getElementById("image-tabs");
+  const presetGroup = document.getElementById("stack-presets");
+  const cineButton = document.querySelector('.toolbar [data-action="cine"]');
+  const pixelsOf = window.readingPixels;
 
-  const images = data.images.map(function (im) {
-    return Object.assign({}, im, { wc: im.windowCenter, ww: im.windowWidth, pixels: null });
-  });
-  const view = { index: 0, zoom: 1, panX: 0, panY: 0, invert: false };
+  const PREFETCH_AHEAD = 12;
+  const LOADS_AT_ONCE = 4;
+  const CINE_FPS = 20;
+
+  const views = window.readingSeries.views(data);
+  const firstImage = data.images.length ? data.images[0].position : null;
+  const CT_PRESETS = window.readingSeries.CT_PRESETS;
+
+  const state = { view: 0, zoom: 1, panX: 0, panY: 0, invert: false };
   const overlay = { source: null, visible: true, opacity: 0.45 };
+  const render = { canvas: document.createElement("canvas"), imageData: null, key: "", slice: null };
   let marks = [];
   const clickHandlers = [];
   let frameRequested = false;
+  let cineTimer = null;
+  let wheelRest = 0;
+  let direction = 1;
 
-  function maxValue(im) {
-    return Math.pow(2, im.bitsStored || 16) - 1;
+  function current() { return views[state.view]; }
+  function currentSlice() { const v = current(); return v.slices[v.index]; }
+  function maxValue(sl) { return Math.pow(2, sl.bitsStored || 16) - 1; }
+
+  // --- Loading and prefetching -------------------------------------------------------------
+  let active = 0;
+  const queue = [];
+
+  function load(sl) {
+    if (sl.pixels) return Promise.resolve(sl);
+    if (!sl.loading) {
+      sl.loading = pixelsOf.load(sl.url, "image " + sl.image).then(function (decoded) {
+        sl.pixels = decoded.pixels;
+        sl.rows = decoded.rows;
+        sl.columns = decoded.columns;
+        sl.decodedBy = decoded.decodedBy;
+        if (sl === currentSlice()) redraw();
+        drawBar();
+        return sl;
+      }, function (error) { sl.loading = null; throw error; });
+    }
+    return sl.loading;
   }
 
-  // Decode a grayscale, non-interlaced 8- or 16-bit PNG to its sample values. The browser's own
-  // decoder would round 16-bit samples to 8 bits; here the zlib stream is inflated with
-  // DecompressionStream and the scanline filters (PNG spec, section 9) are undone by hand.
-  async function decodePng(buffer) {
-    const bytes = new Uint8Array(buffer);
-    const view8 = new DataView(buffer);
-    const signature = [137, 80, 78, 71, 13, 10, 26, 10];
-    if (signature.some(function (b, i) { return bytes[i] !== b; })) throw new Error("not a PNG");
-    let pos = 8;
-    let width = 0, height = 0, depth = 0, colorType = -1, interlace = 0;
-    const chunks = [];
-    while (pos + 8 <= bytes.length) {
-      const length = view8.getUint32(pos);
-      const type = String.fromCharCode(bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]);
-      if (type === "IHDR") {
-        width = view8.getUint32(pos + 8);
-        height = view8.getUint32(pos + 12);
-        depth = bytes[pos + 16];
-        colorType = bytes[pos + 17];
-        interlace = bytes[pos + 20];
-      } else if (type === "IDAT") {
-        chunks.push(bytes.subarray(pos + 8, pos + 8 + length));
-      } else if (type === "IEND") {
-        break;
-      }
-      pos += 12 + length;
+  function pump() {
+    while (active < LOADS_AT_ONCE && queue.length) {
+      const sl = queue.shift();
+      if (sl.pixels || sl.loading) continue;
+      active++;
+      load(sl).catch(function () { /* shown when the slice itself is shown */ }).then(function () {
+        active--;
+        pump();
+      });
     }
-    if (colorType !== 0 || interlace !== 0 || (depth !== 8 && depth !== 16)) throw new Error("unsupported PNG");
-    const stream = new Blob(chunks).stream().pipeThrough(new DecompressionStream("deflate"));
-    const raw = new Uint8Array(await new Response(stream).arrayBuffer());
-    const bpp = depth / 8;
-    const stride = width * bpp;
-    if (raw.length < height * (stride + 1)) throw new Error("truncated PNG");
-    const out = new Uint8Array(height * stride);
-    for (let y = 0; y < height; y++) {
-      const filter = raw[y * (stride + 1)];
-      const src = y * (stride + 1) + 1;
-      const dst = y * stride;
-      for (let x = 0; x < stride; x++) {
-        const a = x >= bpp ? out[dst + x - bpp] : 0;
-        const b = y > 0 ? out[dst - stride + x] : 0;
-        const c = x >= bpp && y > 0 ? out[dst - stride + x - bpp] : 0;
-        let v = raw[src + x];
-        if (filter === 1) v += a;
-        else if (filter === 2) v += b;
-        else if (filter === 3) v += (a + b) >> 1;
-        else if (filter === 4) {
-          const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
-          v += pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
-        } else if (filter !== 0) throw new Error("bad PNG filter");
-        out[dst + x] = v & 255;
-      }
-    }
-    const pixels = new Uint16Array(width * height);
-    if (depth === 16) for (let i = 0; i < pixels.length; i++) pixels[i] = (out[2 * i] << 8) | out[2 * i + 1];
-    else pixels.set(out);
-    return { pixels: pixels, rows: height, columns: width };
   }
 
-  // Fallback: the server decodes and sends little-endian uint16 values.
-  async function fetchRaw(im) {
-    const response = await fetch(im.pixelsUrl + "?format=raw", { credentials: "same-origin" });
-    if (!response.ok) throw new Error("image " + im.position + " could not be loaded (" + response.status + ")");
-    const buffer = await response.arrayBuffer();
-    const rows = parseInt(response.headers.get("X-Image-Rows"), 10);
-    const columns = parseInt(response.headers.get("X-Image-Columns"), 10);
-    let pixels = new Uint16Array(buffer);
-    if (!littleEndian) {
-      const view16 = new DataView(buffer);
-      pixels = new Uint16Array(rows * columns);
-      for (let i = 0; i < pixels.length; i++) pixels[i] = view16.getUint16(2 * i, true);
+  // Nearest first, the scrolling direction before the other: the next slices are decoded
+  // before the reader gets there; then the rest of the stack, so scrolling back never waits.
+  function prefetch(view) {
+    queue.length = 0;
+    const n = view.slices.length;
+    const order = [];
+    for (let d = 1; d <= PREFETCH_AHEAD; d++) order.push(view.index + direction * d);
+    for (let d = 1; d < n; d++) {
+      if (d > PREFETCH_AHEAD) order.push(view.index + direction * d);
+      order.push(view.index - direction * d);
     }
-    return { pixels: pixels, rows: rows, columns: columns };
+    order.forEach(function (i) { if (i >= 0 && i < n) queue.push(view.slices[i]); });
+    pump();
   }
 
-  async function load(index) {
-    const im = images[index];
-    if (im.pixels) return im;
-    let decoded = null;
-    if (typeof DecompressionStream === "function") {
-      const response = await fetch(im.pixelsUrl, { credentials: "same-origin" });
-      if (!response.ok) throw new Error("image " + im.position + " could not be loaded (" + response.status + ")");
-      try {
-        decoded = await decodePng(await response.arrayBuffer());
-        im.decodedBy = "browser";
-      } catch (error) {
-        decoded = null;
-      }
+  // --- Rendering --------------------------------------------------------------------------
+  const lut = pixelsOf.windowTable;
+
+  function renderSlice(view, sl) {
+    const key = sl.url + "|" + view.wc + "|" + view.ww + "|" + state.invert;
+    if (render.key === key) return;
+    if (!render.imageData || render.imageData.width !== sl.columns || render.imageData.height !== sl.rows) {
+      render.canvas.width = sl.columns;
+      render.canvas.height = sl.rows;
+      render.imageData = render.canvas.getContext("2d").createImageData(sl.columns, sl.rows);
     }
-    if (!decoded) {
-      decoded = await fetchRaw(im);
-      im.decodedBy = "server";
-    }
-    if (decoded.pixels.length !== decoded.rows * decoded.columns) throw new Error("image " + im.position + ": size mismatch");
-    im.rows = decoded.rows;
-    im.columns = decoded.columns;
-    im.pixels = decoded.pixels;
-    im.offscreen = document.createElement("canvas");
-    im.offscreen.width = im.columns;
-    im.offscreen.height = im.rows;
-    im.imageData = im.offscreen.getContext("2d").createImageData(im.columns, im.rows);
-    im.dirty = true;
-    return im;
+    const table = lut(view.wc + sl.offset, view.ww, state.invert);
+    const px = sl.pixels;
+    const out = new Uint32Array(render.imageData.data.buffer);
+    // One 32-bit write per pixel: gray in R, G and B, opaque (little-endian ABGR).
+    for (let i = 0; i < px.length; i++) out[i] = 0xff000000 | (table[px[i]] * 0x010101);
+    render.canvas.getContext("2d").putImageData(render.imageData, 0, 0);
+    render.key = key;
+    render.slice = sl;
   }
 
-  // Window/level: the exact DICOM linear function on the full-precision values.
-  function applyWindow(im) {
-    const lut = new Uint8ClampedArray(65536);
-    const c = im.wc;
-    const w = Math.max(1, im.ww);
-    for (let v = 0; v < 65536; v++) {
-      let y;
-      if (w <= 1) y = v > c - 0.5 ? 255 : 0;
-      else if (v <= c - 0.5 - (w - 1) / 2) y = 0;
-      else if (v > c - 0.5 + (w - 1) / 2) y = 255;
-      else y = ((v - (c - 0.5)) / (w - 1) + 0.5) * 255;
-      lut[v] = view.invert ? 255 - y : y;
-    }
-    const px = im.pixels;
-    const out = im.imageData.data;
-    for (let i = 0, j = 0; i < px.length; i++, j += 4) {
-      const g = lut[px[i]];
-      out[j] = g;
-      out[j + 1] = g;
-      out[j + 2] = g;
-      out[j + 3] = 255;
-    }
-    im.offscreen.getContext("2d").putImageData(im.imageData, 0, 0);
-    im.dirty = false;
-  }
-
-  function geometry(im) {
-    const fit = Math.min(canvas.width / im.columns, canvas.height / im.rows);
-    const scale = fit * view.zoom;
+  function geometry(sl) {
+    const fit = Math.min(canvas.width / sl.columns, canvas.height / sl.rows);
+    const scale = fit * state.zoom;
     const dpr = window.devicePixelRatio || 1;
-    const x0 = (canvas.width - im.columns * scale) / 2 + view.panX * dpr;
-    const y0 = (canvas.height - im.rows * scale) / 2 + view.panY * dpr;
+    const x0 = (canvas.width - sl.columns * scale) / 2 + state.panX * dpr;
+    const y0 = (canvas.height - sl.rows * scale) / 2 + state.panY * dpr;
     return { scale: scale, x0: x0, y0: y0, dpr: dpr };
   }
 
-  function resize() {
+  function resize(element) {
     const dpr = window.devicePixelRatio || 1;
-    const box = canvas.getBoundingClientRect();
+    const box = element.getBoundingClientRect();
     const width = Math.max(1, Math.round(box.width * dpr));
     const height = Math.max(1, Math.round(box.height * dpr));
-    if (canvas.width !== width || canvas.height !== height) {
-      canvas.width = width;
-      canvas.height = height;
+    if (element.width !== width || element.height !== height) {
+      element.width = width;
+      element.height = height;
     }
   }
 
-  function draw() {
+  function draw(timestamp) {
     frameRequested = false;
-    resize();
-    const im = images[view.index];
+    resize(canvas);
+    const view = current();
+    const wanted = currentSlice();
+    // Until the wanted slice is decoded, the last one drawn stays on screen: no black flash.
+    const sl = wanted && wanted.pixels ? wanted : render.slice;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.fillStyle = "#000";
     ctx.fillRect(0, 0, canvas.width, canvas.height);
-    if (!im || !im.pixels) return;
-    if (im.dirty) applyWindow(im);
-    const g = geometry(im);
+    if (!sl || !sl.pixels) return;
+    if (sl === wanted) renderSlice(view, sl);
+    const g = geometry(sl);
     ctx.imageSmoothingEnabled = g.scale < 2;
-    ctx.drawImage(im.offscreen, g.x0, g.y0, im.columns * g.scale, im.rows * g.scale);
-    if (overlay.source && overlay.visible && view.index === 0) {
+    ctx.drawImage(render.canvas, g.x0, g.y0, sl.columns * g.scale, sl.rows * g.scale);
+    if (overlay.source && overlay.visible && sl.image === firstImage) {
       ctx.globalAlpha = overlay.opacity;
       ctx.imageSmoothingEnabled = true;
-      ctx.drawImage(overlay.source, g.x0, g.y0, im.columns * g.scale, im.rows * g.scale);
+      ctx.drawImage(overlay.source, g.x0, g.y0, sl.columns * g.scale, sl.rows * g.scale);
       ctx.globalAlpha = 1;
     }
     for (const mark of marks) {
-      if (mark.image !== im.position) continue;
+      if (mark.image !== sl.image) continue;
       const x = g.x0 + (mark.x + 0.5) * g.scale;
       const y = g.y0 + (mark.y + 0.5) * g.scale;
       ctx.strokeStyle = mark.color || "#ffd400";
@@ -209,18 +162,29 @@
         ctx.fillText(mark.label, x + 11 * g.dpr, y - 8 * g.dpr);
       }
     }
-    canvas.dataset.windowCenter = String(Math.round(im.wc));
-    canvas.dataset.windowWidth = String(Math.round(im.ww));
-    canvas.dataset.zoom = view.zoom.toFixed(3);
-    canvas.dataset.panX = String(Math.round(view.panX));
-    canvas.dataset.panY = String(Math.round(view.panY));
-    canvas.dataset.image = String(im.position);
-    canvas.dataset.overlay = overlay.source && overlay.visible ? "on" : "off";
-    canvas.dataset.ready = "true";
-    statusLine.textContent =
-      "Image " + im.position + "/" + images.length + " · " + im.columns + "×" + im.rows +
-      " · " + im.bitsStored + " bit · W " + Math.round(im.ww) + " C " + Math.round(im.wc) +
-      " · zoom " + Math.round(view.zoom * 100) + "%" + (view.invert ? " · inverted" : "");
+    if (sl !== wanted) {
+      statusLine.textContent = "Loading slice " + wanted.slice + "…";
+      return;
+    }
+    const ds = canvas.dataset;
+    ds.windowCenter = String(Math.round(view.wc));
+    ds.windowWidth = String(Math.round(view.ww));
+    ds.zoom = state.zoom.toFixed(3);
+    ds.panX = String(Math.round(state.panX));
+    ds.panY = String(Math.round(state.panY));
+    ds.image = String(sl.image);
+    ds.series = String(view.series);
+    ds.slice = String(sl.slice);
+    ds.overlay = overlay.source && overlay.visible ? "on" : "off";
+    ds.drawnAt = String(timestamp || performance.now());
+    ds.ready = "true";
+    const where = view.stacked
+      ? "Series " + view.series + " · slice " + sl.slice + "/" + view.slices.length + (sl.z !== null && sl.z !== undefined ? " · " + sl.z.toFixed(1) + " mm" : "")
+      : "Image " + sl.image + "/" + data.images.length;
+    const units = view.modality === "CT" ? " HU" : "";
+    statusLine.textContent = where + " · " + sl.columns + "×" + sl.rows + " · " + sl.bitsStored + " bit · W " +
+      Math.round(view.ww) + " C " + Math.round(view.wc) + units + " · zoom " + Math.round(state.zoom * 100) + "%" +
+      (state.invert ? " · inverted" : "") + (cineTimer ? " · cine" : "");
   }
 
   function redraw() {
@@ -230,86 +194,147 @@
     }
   }
 
+  function drawBar() {
+    if (bar) window.readingSeries.drawBar(bar, current(), resize);
+  }
+
+  // --- Navigation -------------------------------------------------------------------------
+  function go(index) {
+    const view = current();
+    const target = Math.min(Math.max(index, 0), view.slices.length - 1);
+    if (target !== view.index) direction = target > view.index ? 1 : -1;
+    view.index = target;
+    view.viewed[target] = 1;
+    // The wanted slice goes first in the queue: loads stay a few at a time however fast the
+    // wheel turns, nearest the wanted slice first.
+    prefetch(view);
+    const wanted = view.slices[target];
+    if (!wanted.pixels && !wanted.loading) {
+      queue.unshift(wanted);
+      pump();
+    }
+    if (wanted.loading) wanted.loading.catch(function (error) { statusLine.textContent = error.message; });
+    drawBar();
+    redraw();
+  }
+
+  function step(delta) {
+    const view = current();
+    if (view.stacked) go(view.index + delta);
+    else showView(state.view + Math.sign(delta));
+  }
+
+  function showView(index) {
+    if (index < 0 || index >= views.length) return;
+    state.view = index;
+    if (tabs) tabs.querySelectorAll(".tab").forEach(function (tab) {
+      tab.classList.toggle("active", Number(tab.dataset.view) === index);
+    });
+    if (presetGroup) {
+      const modality = current().modality;
+      presetGroup.hidden = !(modality === "CT" || modality === "MR");
+      presetGroup.querySelectorAll("[data-modality]").forEach(function (b) { b.hidden = b.dataset.modality !== modality; });
+    }
+    if (cineButton) cineButton.hidden = !current().stacked;
+    if (!current().stacked) stopCine();
+    go(current().index);
+  }
+
+  function toggleCine() {
+    if (cineTimer) { stopCine(); return; }
+    if (!current().stacked) return;
+    cineTimer = window.setInterval(function () {
+      const view = current();
+      const next = view.index + 1 < view.slices.length ? view.index + 1 : 0;
+      // A slice not decoded yet is waited for (a tick later), never shown stale.
+      if (view.slices[next].pixels) go(next);
+    }, 1000 / CINE_FPS);
+    if (cineButton) cineButton.classList.add("active");
+    canvas.dataset.cine = "on";
+    redraw();
+  }
+
+  function stopCine() {
+    if (cineTimer) window.clearInterval(cineTimer);
+    cineTimer = null;
+    if (cineButton) cineButton.classList.remove("active");
+    canvas.dataset.cine = "off";
+  }
+
+  // --- Window/level, zoom ------------------------------------------------------------------
   function setWindow(center, width) {
-    const im = images[view.index];
-    const top = maxValue(im);
-    im.wc = Math.min(Math.max(center, 0), top);
-    im.ww = Math.min(Math.max(width, 1), 2 * (top + 1));
-    im.dirty = true;
+    const view = current();
+    const sl = currentSlice();
+    const top = maxValue(sl);
+    // Kept where the derivative has values: 0..top once the slice's offset is added.
+    view.wc = Math.min(Math.max(center, -sl.offset), top - sl.offset);
+    view.ww = Math.min(Math.max(width, 1), 2 * (top + 1));
     redraw();
   }
 
   function preset(name) {
-    const im = images[view.index];
-    const top = maxValue(im);
-    if (name === "default") setWindow(im.windowCenter, im.windowWidth);
-    else if (name === "full") setWindow((top + 1) / 2, top + 1);
-    else if (name === "narrow") setWindow(im.windowCenter, Math.max(1, im.windowWidth / 3));
+    const view = current();
+    const sl = currentSlice();
+    const top = maxValue(sl);
+    const named = CT_PRESETS.find(function (p) { return p.name === name; });
+    if (name === "default") setWindow(view.defaultCenter, view.defaultWidth);
+    else if (name === "full") setWindow((top + 1) / 2 - sl.offset, top + 1);
+    else if (name === "narrow") setWindow(view.defaultCenter, Math.max(1, view.defaultWidth / 3));
+    else if (name === "auto" && view.seriesInfo.windowWidth) setWindow(view.seriesInfo.windowCenter, view.seriesInfo.windowWidth);
+    else if (named && view.modality === "CT") setWindow(named.center, named.width);
+    else return;
+    canvas.dataset.preset = name;
   }
 
   function zoomBy(factor, cx, cy) {
-    const before = view.zoom;
-    view.zoom = Math.min(Math.max(view.zoom * factor, 0.25), 16);
+    const before = state.zoom;
+    state.zoom = Math.min(Math.max(state.zoom * factor, 0.25), 16);
     if (cx !== undefined) {
       // Keep the point under the cursor where it is.
       const box = canvas.getBoundingClientRect();
-      const dx = cx - box.width / 2 - view.panX;
-      const dy = cy - box.height / 2 - view.panY;
-      const ratio = view.zoom / before;
-      view.panX -= dx * (ratio - 1);
-      view.panY -= dy * (ratio - 1);
+      const dx = cx - box.width / 2 - state.panX;
+      const dy = cy - box.height / 2 - state.panY;
+      const ratio = state.zoom / before;
+      state.panX -= dx * (ratio - 1);
+      state.panY -= dy * (ratio - 1);
     }
     redraw();
   }
 
   function reset() {
-    view.zoom = 1;
-    view.panX = 0;
-    view.panY = 0;
-    view.invert = false;
-    images.forEach(function (im) {
-      im.wc = im.windowCenter;
-      im.ww = im.windowWidth;
-      im.dirty = true;
-    });
-    redraw();
-  }
-
-  async function show(index) {
-    if (index < 0 || index >= images.length) return;
-    view.index = index;
-    document.querySelectorAll("#image-tabs .tab").forEach(function (tab) {
-      tab.classList.toggle("active", Number(tab.dataset.image) === index);
-    });
-    try {
-      await load(index);
-    } catch (error) {
-      statusLine.textContent = error.message;
-      return;
-    }
+    state.zoom = 1;
+    state.panX = 0;
+    state.panY = 0;
+    state.invert = false;
+    views.forEach(function (v) { v.wc = v.defaultCenter; v.ww = v.defaultWidth; });
     redraw();
   }
 
   function toImage(clientX, clientY) {
-    const im = images[view.index];
+    const sl = currentSlice();
+    const view = current();
     const box = canvas.getBoundingClientRect();
-    const g = geometry(im);
+    const g = geometry(sl);
     const x = ((clientX - box.left) * g.dpr - g.x0) / g.scale;
     const y = ((clientY - box.top) * g.dpr - g.y0) / g.scale;
-    return { image: im.position, x: Math.floor(x), y: Math.floor(y), inside: x >= 0 && y >= 0 && x < im.columns && y < im.rows };
+    const point = { image: sl.image, x: Math.floor(x), y: Math.floor(y), inside: x >= 0 && y >= 0 && x < sl.columns && y < sl.rows };
+    if (view.stacked) { point.series = view.series; point.slice = sl.slice; }
+    return point;
   }
 
+  // --- Input ------------------------------------------------------------------------------
   // Pointer: left-drag window/level, right- or Shift-drag pan, click (no movement) for marks.
   let drag = null;
   canvas.addEventListener("contextmenu", function (event) { event.preventDefault(); });
   canvas.addEventListener("pointerdown", function (event) {
-    const im = images[view.index];
-    if (!im || !im.pixels) return;
+    const sl = currentSlice();
+    if (!sl || !sl.pixels) return;
     canvas.setPointerCapture(event.pointerId);
+    const view = current();
     drag = {
       x: event.clientX, y: event.clientY, moved: false,
       pan: event.button === 2 || event.button === 1 || event.shiftKey,
-      wc: im.wc, ww: im.ww, panX: view.panX, panY: view.panY,
+      wc: view.wc, ww: view.ww, panX: state.panX, panY: state.panY,
     };
   });
   canvas.addEventListener("pointermove", function (event) {
@@ -319,13 +344,13 @@
     if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
     if (!drag.moved) return;
     if (drag.pan) {
-      view.panX = drag.panX + dx;
-      view.panY = drag.panY + dy;
+      state.panX = drag.panX + dx;
+      state.panY = drag.panY + dy;
       redraw();
     } else {
       // Sensitivity scales with the stored range so 8-bit and 16-bit images feel alike.
-      const step = (maxValue(images[view.index]) + 1) / 1024;
-      setWindow(drag.wc + dy * step, drag.ww + dx * step * 2);
+      const stepSize = (maxValue(currentSlice()) + 1) / 1024;
+      setWindow(drag.wc + dy * stepSize, drag.ww + dx * stepSize * 2);
     }
   });
   canvas.addEventListener("pointerup", function (event) {
@@ -335,28 +360,87 @@
     }
     drag = null;
   });
+  // The wheel scrolls a stack (a notch, or a trackpad's worth of small deltas, per slice) and
+  // zooms a radiograph; Ctrl+wheel zooms either.
   canvas.addEventListener("wheel", function (event) {
     event.preventDefault();
     const box = canvas.getBoundingClientRect();
-    zoomBy(event.deltaY < 0 ? 1.15 : 1 / 1.15, event.clientX - box.left, event.clientY - box.top);
+    if (!current().stacked || event.ctrlKey) {
+      zoomBy(event.deltaY < 0 ? 1.15 : 1 / 1.15, event.clientX - box.left, event.clientY - box.top);
+      return;
+    }
+    const delta = event.deltaMode === 0 ? event.deltaY : event.deltaY * 40;
+    wheelRest += delta;
+    if (Math.abs(wheelRest) < 40) return;
+    const steps = Math.sign(wheelRest) * Math.max(1, Math.floor(Math.abs(wheelRest) / 100));
+    wheelRest = 0;
+    go(current().index + steps);
   }, { passive: false });
 
-  document.querySelectorAll(".toolbar [data-preset]").forEach(function (button) {
-    button.addEventListener("click", function () { preset(button.dataset.preset); });
-  });
+  if (bar) {
+    let barDrag = false;
+    function barTo(event) {
+      const box = bar.getBoundingClientRect();
+      const n = current().slices.length;
+      go(Math.floor(((event.clientY - box.top) / box.height) * n));
+    }
+    bar.addEventListener("pointerdown", function (event) { barDrag = true; bar.setPointerCapture(event.pointerId); barTo(event); });
+    bar.addEventListener("pointermove", function (event) { if (barDrag) barTo(event); });
+    bar.addEventListener("pointerup", function () { barDrag = false; });
+  }
+
+  function buildToolbar() {
+    if (tabs && views.length > 1) {
+      views.forEach(function (view, i) {
+        const tab = document.createElement("button");
+        tab.type = "button";
+        tab.className = "tab";
+        tab.dataset.view = String(i);
+        tab.dataset.image = String(i);
+        tab.textContent = view.stacked ? "Series " + view.series + " (" + view.slices.length + ")" : "Image " + view.slices[0].image;
+        tab.title = view.stacked ? "Series " + view.series + ": " + view.slices.length + " slices" : "Image " + view.slices[0].image + " (Page Up/Down)";
+        tab.addEventListener("click", function () { showView(i); });
+        tabs.appendChild(tab);
+      });
+      tabs.hidden = false;
+    }
+    if (presetGroup) {
+      CT_PRESETS.forEach(function (p) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.dataset.preset = p.name;
+        button.dataset.modality = "CT";
+        button.textContent = p.label;
+        button.title = p.label + ": W " + p.width + " L " + p.center + " HU (" + p.key + ")";
+        presetGroup.appendChild(button);
+      });
+      const auto = document.createElement("button");
+      auto.type = "button";
+      auto.dataset.preset = "auto";
+      auto.dataset.modality = "MR";
+      auto.textContent = "Auto";
+      auto.title = "The series' own window: 1st-99th percentile of its middle slices (4)";
+      presetGroup.appendChild(auto);
+    }
+    document.querySelectorAll(".toolbar [data-preset]").forEach(function (button) {
+      button.addEventListener("click", function () { preset(button.dataset.preset); });
+    });
+  }
+  buildToolbar();
+
+  function invert() { state.invert = !state.invert; redraw(); }
   document.querySelectorAll(".toolbar [data-action]").forEach(function (button) {
     button.addEventListener("click", function () {
       const action = button.dataset.action;
       if (action === "zoom-in") zoomBy(1.25);
       else if (action === "zoom-out") zoomBy(1 / 1.25);
       else if (action === "reset") reset();
-      else if (action === "invert") { view.invert = !view.invert; images.forEach(function (im) { im.dirty = true; }); redraw(); }
+      else if (action === "invert") invert();
+      else if (action === "cine") toggleCine();
     });
   });
-  document.querySelectorAll("#image-tabs .tab").forEach(function (tab) {
-    tab.addEventListener("click", function () { show(Number(tab.dataset.image)); });
-  });
 
+  function stacked() { return current().stacked; }
   const keys = {
     "1": function () { preset("default"); },
     "2": function () { preset("full"); },
@@ -366,14 +450,20 @@
     "-": function () { zoomBy(1 / 1.25); },
     "0": reset,
     "r": reset,
-    "i": function () { view.invert = !view.invert; images.forEach(function (im) { im.dirty = true; }); redraw(); },
-    "PageDown": function () { show(view.index + 1); },
-    "PageUp": function () { show(view.index - 1); },
-    "ArrowLeft": function () { view.panX -= 20; redraw(); },
-    "ArrowRight": function () { view.panX += 20; redraw(); },
-    "ArrowUp": function () { view.panY -= 20; redraw(); },
-    "ArrowDown": function () { view.panY += 20; redraw(); },
+    "i": invert,
+    "c": toggleCine,
+    "PageDown": function () { step(stacked() ? 10 : 1); },
+    "PageUp": function () { step(stacked() ? -10 : -1); },
+    "Home": function () { if (stacked()) go(0); },
+    "End": function () { if (stacked()) go(current().slices.length - 1); },
+    "ArrowLeft": function () { state.panX -= 20; redraw(); },
+    "ArrowRight": function () { state.panX += 20; redraw(); },
+    "ArrowUp": function () { if (stacked()) go(current().index - 1); else { state.panY -= 20; redraw(); } },
+    "ArrowDown": function () { if (stacked()) go(current().index + 1); else { state.panY += 20; redraw(); } },
   };
+  CT_PRESETS.forEach(function (p) {
+    keys[p.key] = function () { preset(current().modality === "MR" && p.key === "4" ? "auto" : p.name); };
+  });
   const extraKeys = {};
   document.addEventListener("keydown", function (event) {
     const target = event.target;
@@ -386,7 +476,7 @@
       handler();
     }
   });
-  window.addEventListener("resize", redraw);
+  window.addEventListener("resize", function () { drawBar(); redraw(); });
 
   // The small interface the report form and overlays use.
   window.readingViewer = {
@@ -398,15 +488,33 @@
     overlayVisible: function () { return overlay.visible; },
     onKey: function (key, handler) { extraKeys[key] = handler; },
     setWindow: setWindow,
+    showSlice: function (number) { go(number - 1); },
     pixelAt: function (x, y) {
-      const im = images[view.index];
-      return im.pixels ? im.pixels[y * im.columns + x] : null;
+      const sl = currentSlice();
+      return sl.pixels ? sl.pixels[y * sl.columns + x] : null;
+    },
+    storedAt: function (x, y) {
+      const sl = currentSlice();
+      return sl.pixels ? sl.pixels[y * sl.columns + x] - sl.offset : null;
+    },
+    // Where image pixel (x, y)'s centre is drawn, in the canvas's own pixels.
+    canvasPoint: function (x, y) {
+      const g = geometry(currentSlice());
+      return { x: Math.floor(g.x0 + (x + 0.5) * g.scale), y: Math.floor(g.y0 + (y + 0.5) * g.scale) };
     },
     state: function () {
-      const im = images[view.index];
-      return { image: im.position, decodedBy: im.decodedBy, windowCenter: im.wc, windowWidth: im.ww, zoom: view.zoom, panX: view.panX, panY: view.panY, invert: view.invert };
+      const view = current();
+      const sl = currentSlice();
+      const viewed = [];
+      view.viewed.forEach(function (seen, i) { if (seen) viewed.push(i + 1); });
+      return {
+        image: sl.image, series: view.series, slice: sl.slice, slices: view.slices.length, stacked: view.stacked,
+        loaded: view.slices.filter(function (x) { return x.pixels !== null; }).length,
+        viewed: viewed, decodedBy: sl.decodedBy, windowCenter: view.wc, windowWidth: view.ww,
+        zoom: state.zoom, panX: state.panX, panY: state.panY, invert: state.invert, cine: cineTimer !== null,
+      };
     },
   };
 
-  show(0);
+  showView(0);
 })();

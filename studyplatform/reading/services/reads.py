@@ -19,7 +19,6 @@ once the reader confirms it, as the study's ``contradiction_rule`` says.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +46,11 @@ from studyplatform.reading.services.errors import (
     OutOfOrderError,
     StudyClosedError,
 )
+from studyplatform.reading.services.marks import (
+    FindingAnswer,
+    check_marks,
+    parse_marks,
+)
 from studyplatform.reading.services.washout import session_opening
 from studyplatform.studies.guards import StudyLockedError, lock_study_for_write
 from studyplatform.studies.models import ContradictionRule, FindingType, Study, StudyState
@@ -63,14 +67,6 @@ __all__ = [
 ]
 
 MAX_DRAFT_BYTES = 64 * 1024
-MAX_MARKS = 50
-
-
-@dataclass(frozen=True)
-class FindingAnswer:
-    present: bool
-    confidence: int
-    marks: list[dict[str, int]]
 
 
 def session_available(session: ReadingSession, now: datetime) -> bool:
@@ -210,48 +206,8 @@ def parse_findings(
             raise InvalidReadError(f"{ft.name}: the probability must be a whole number 0-100")
         if not 0 <= confidence <= 100:
             raise InvalidReadError(f"{ft.name}: probability {confidence} is outside 0-100")
-        answers[ft.pk] = FindingAnswer(present, confidence, _marks(ft, item.get("marks", [])))
+        answers[ft.pk] = FindingAnswer(present, confidence, parse_marks(ft, item.get("marks", [])))
     return answers
-
-
-def _marks(ft: FindingType, raw: Any) -> list[dict[str, int]]:
-    """The marks of one finding: ``{image, x, y}`` and an optional ``confidence`` 0-100.
-
-    A mark's own confidence rates that mark in the FROC scoring (the readers' marks as lesion
-    and non-lesion localizations); without one, the mark takes the finding's confidence. Other
-    keys are dropped, as before marks had a confidence.
-    """
-    if not isinstance(raw, list) or len(raw) > MAX_MARKS:
-        raise InvalidReadError(f"{ft.name}: marks must be a list of at most {MAX_MARKS} points")
-    marks = []
-    for mark in raw:
-        if not isinstance(mark, dict) or not all(_whole(mark.get(k)) for k in ("image", "x", "y")):
-            raise InvalidReadError(f"{ft.name}: a mark needs whole-number image, x and y")
-        clean = {"image": mark["image"], "x": mark["x"], "y": mark["y"]}
-        if mark.get("confidence") is not None:
-            confidence = mark["confidence"]
-            if not _whole(confidence) or not 0 <= confidence <= 100:
-                raise InvalidReadError(
-                    f"{ft.name}: a mark's confidence must be a whole number 0-100"
-                )
-            clean["confidence"] = confidence
-        marks.append(clean)
-    return marks
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_marks(answers: dict[int, FindingAnswer], sizes: dict[int, tuple[int, int]]) -> None:
-    for answer in answers.values():
-        for mark in answer.marks:
-            rows_cols = sizes.get(mark["image"])
-            if rows_cols is None:
-                raise InvalidReadError(f"a mark names image {mark['image']}, which this case lacks")
-            rows, cols = rows_cols
-            if not (0 <= mark["x"] < cols and 0 <= mark["y"] < rows):
-                raise InvalidReadError(f"mark ({mark['x']}, {mark['y']}) is outside the image")
 
 
 def _contradictions(
@@ -303,6 +259,7 @@ def submit_read(
     finding_types: list[FindingType],
     image_sizes: dict[int, tuple[int, int]],
     confirm_contradictions: bool = False,
+    image_slices: dict[int, tuple[int, int]] | None = None,
 ) -> tuple[Read, bool]:
     """Store the read of an opened assignment once; return it and whether it was created.
 
@@ -311,7 +268,8 @@ def submit_read(
     starts the washout clock of the reader's next one. A call that contradicts its rating is
     refused unless the study's rule is "confirm" and ``confirm_contradictions`` is true (the
     read then records ``contradiction_confirmed``). The read records the protocol version in
-    force, read from the locked study.
+    force, read from the locked study. ``image_slices`` maps image position to (series,
+    slice): a mark on a slice must name its own.
     """
     if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 64:
         raise InvalidReadError("the submission needs an idempotency key of 8-64 characters")
@@ -328,7 +286,7 @@ def submit_read(
     if "\x00" in free_text:
         raise InvalidReadError("free text may not contain NUL characters")
     answers = parse_findings(finding_types, findings, image_sizes)
-    _check_marks(answers, image_sizes)
+    check_marks(answers, image_sizes, image_slices)
     try:
         with transaction.atomic():
             study = _lock_open_study(assignment.session.study_id)
@@ -428,6 +386,7 @@ def correct_read(
     image_sizes: dict[int, tuple[int, int]],
     idempotency_key: str,
     confirm_contradictions: bool = False,
+    image_slices: dict[int, tuple[int, int]] | None = None,
 ) -> Read:
     """Record a correction: a new Read superseding ``read`` (the latest of its chain).
 
@@ -443,7 +402,7 @@ def correct_read(
     if _has_nul([reason, free_text]):
         raise InvalidReadError("the reason and free text may not contain NUL characters")
     answers = parse_findings(finding_types, findings, image_sizes)
-    _check_marks(answers, image_sizes)
+    check_marks(answers, image_sizes, image_slices)
     assignment = Assignment.objects.select_related("session").get(pk=read.assignment_id)
     with transaction.atomic():
         study = _lock_open_study(assignment.session.study_id)

@@ -8,7 +8,6 @@
 from studyplatform.studies.services.cases import (
     CaseImport,
     ImportReport,
-    deid_salt,
     import_case,
     import_cases,
     receive_case,
@@ -17,6 +16,7 @@ from studyplatform.studies.services.errors import (
     CaseConflictError,
     ImportRefusedError,
 )
+from studyplatform.studies.services.slices import deid_salt
 from studyplatform.studies.services.tokens import (
     authenticate_site_token,
     claim_intake_request,

@@ -8,22 +8,19 @@ import can be run again safely.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from studyplatform.audit.services import record
-from studyplatform.studies.deid import DeidentificationError
 from studyplatform.studies.guards import FrozenStudyError, lock_study_for_write
-from studyplatform.studies.imaging import ImageError
 from studyplatform.studies.importing import (
     MANIFEST_NAME,
     MODALITIES,
@@ -31,7 +28,6 @@ from studyplatform.studies.importing import (
     Problem,
     Upload,
     check_case_id,
-    prepare_image,
     read_manifest,
 )
 from studyplatform.studies.models import (
@@ -39,12 +35,18 @@ from studyplatform.studies.models import (
     Design,
     FindingType,
     Image,
+    OrderedBy,
     Site,
     Study,
     Truth,
     TruthSource,
 )
 from studyplatform.studies.services.errors import CaseConflictError, ImportRefusedError
+from studyplatform.studies.services.slices import (
+    PreparedCase,
+    create_series,
+    prepare_case,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ CASE_IMPORT = "case.import"  # an audit action: a case and its de-identified ima
 class CaseImport:
     case: Case
     created: bool
+    notes: tuple[str, ...] = ()  # worth telling, not wrong (slices ordered by InstanceNumber)
 
 
 @dataclass
@@ -63,16 +66,11 @@ class ImportReport:
     unchanged: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     burned_in: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def deid_salt(study: Study) -> str:
-    """The study's secret for replacement UIDs: stable for the study, unguessable without it."""
-    key = settings.SECRET_KEY.encode()
-    return hmac.new(key, f"deid-uid:{study.slug}".encode(), hashlib.sha256).hexdigest()
 
 
 def _check_truth(study: Study, truth: Mapping[str, bool], where: str) -> dict[str, FindingType]:
@@ -85,8 +83,16 @@ def _check_truth(study: Study, truth: Mapping[str, bool], where: str) -> dict[st
 
 def _check_resend(case: Case, *, site: Site, hashes: list[str], truth: Mapping[str, bool]) -> None:
     """Raise :class:`CaseConflictError` unless the stored case is what was sent again."""
-    stored = list(case.images.order_by("position").values_list("source_sha256", flat=True))
-    if case.site_id != site.pk or stored != hashes:
+    rows = case.images.order_by("position").values_list(
+        "source_sha256", "series_id", "series__ordered_by"
+    )
+    # A multi-frame file is several slices. Slices ordered by their headers may come in any
+    # order; images kept in the order received (radiographs, PNGs) must come in the same one.
+    stored = list(dict.fromkeys(sha for sha, _, _ in rows))
+    counts = Counter(series for _, series, _ in rows)
+    in_order = any(how == OrderedBy.RECEIVED and counts[s] > 1 for _, s, how in rows)
+    same = stored == hashes if in_order else sorted(stored) == sorted(set(hashes))
+    if case.site_id != site.pk or not same:
         what = "site" if case.site_id != site.pk else "images"
         raise CaseConflictError(
             [Problem(case.case_id, f"case already exists in {case.study.slug} with other {what}")]
@@ -103,30 +109,6 @@ def _check_resend(case: Case, *, site: Site, hashes: list[str], truth: Mapping[s
                 )
             ]
         )
-
-
-def _prepare_all(study: Study, case_id: str, uploads: Sequence[Upload]) -> list[PreparedImage]:
-    prepared: list[PreparedImage] = []
-    problems: list[Problem] = []
-    salt = deid_salt(study)
-    for upload in uploads:
-        try:
-            prepared.append(
-                prepare_image(
-                    upload,
-                    pseudonym=case_id,
-                    salt=salt,
-                    max_decoded_bytes=settings.IMAGE_MAX_DECODED_BYTES,
-                )
-            )
-        except (ImageError, DeidentificationError) as exc:
-            message = str(exc)
-            prefix = f"{upload.name}: "
-            reason = message[len(prefix) :] if message.startswith(prefix) else message
-            problems.append(Problem(upload.name, reason))
-    if problems:
-        raise ImportRefusedError(problems)
-    return prepared
 
 
 def _modality(prepared: Sequence[PreparedImage], override: str | None, case_id: str) -> str:
@@ -162,44 +144,66 @@ def _store(
     case_id: str,
     site: Site,
     modality: str,
-    prepared: Sequence[PreparedImage],
+    prepared: PreparedCase,
     truth: Mapping[str, bool],
     findings: Mapping[str, FindingType],
 ) -> Case:
+    items = prepared.slices
     case = Case.objects.create(
         study=study,
         case_id=case_id,
         site=site,
         modality=modality,
-        manufacturer=next((p.manufacturer for p in prepared if p.manufacturer), ""),
-        manufacturer_model=next((p.model_name for p in prepared if p.model_name), ""),
+        manufacturer=next((p.manufacturer for p in items if p.manufacturer), ""),
+        manufacturer_model=next((p.model_name for p in items if p.model_name), ""),
     )
     written: list[str] = []
+    originals: dict[str, str] = {}  # source sha256 -> stored name: a multi-frame file once
+    position = 0
     try:
-        for position, item in enumerate(prepared, start=1):
-            image = Image(
-                case=case,
-                position=position,
-                sha256=hashlib.sha256(item.original).hexdigest(),
-                rows=item.rows,
-                columns=item.columns,
-                bits_stored=item.bits_stored,
-                window_center=item.window_center,
-                window_width=item.window_width,
-                display_offset=item.display_offset,
-                source_sha256=item.source_sha256,
-                source_format=item.source_format,
-                transfer_syntax=item.transfer_syntax,
-                burned_in_annotation=item.burned_in_annotation,
-            )
-            # Stored names derive from the position only: received names may identify people.
-            image.original.save(
-                f"{position}{item.original_suffix}", ContentFile(item.original), save=False
-            )
-            written.append(str(image.original.name))
-            image.display.save(f"{position}.png", ContentFile(item.display), save=False)
-            written.append(str(image.display.name))
-            image.save()
+        for number, plan in enumerate(prepared.layout.plans, start=1):
+            series = create_series(case, number, plan, prepared)
+            for slice_number, (index, z) in enumerate(
+                zip(plan.slices, plan.positions, strict=True), start=1
+            ):
+                item, position = items[index], position + 1
+                header = item.slice
+                image = Image(
+                    case=case,
+                    series=series,
+                    position=position,
+                    slice_number=slice_number,
+                    instance_number=header.instance_number if header else None,
+                    sop_instance_uid=header.sop_uid if header else "",
+                    frame=header.frame if header else None,
+                    slice_position=z,
+                    sha256=hashlib.sha256(item.original).hexdigest(),
+                    rows=item.rows,
+                    columns=item.columns,
+                    bits_stored=item.bits_stored,
+                    window_center=item.window_center,
+                    window_width=item.window_width,
+                    display_offset=item.display_offset,
+                    source_sha256=item.source_sha256,
+                    source_format=item.source_format,
+                    transfer_syntax=item.transfer_syntax,
+                    burned_in_annotation=item.burned_in_annotation,
+                )
+                # Stored names derive from the position only: received names may identify
+                # people.
+                if item.source_sha256 in originals:
+                    image.original.name = originals[item.source_sha256]
+                else:
+                    image.original.save(
+                        f"{position}{item.original_suffix}",
+                        ContentFile(item.original),
+                        save=False,
+                    )
+                    written.append(str(image.original.name))
+                    originals[item.source_sha256] = str(image.original.name)
+                image.display.save(f"{position}.png", ContentFile(item.display), save=False)
+                written.append(str(image.display.name))
+                image.save()
     except BaseException:
         for name in written:
             default_storage.delete(name)
@@ -254,8 +258,8 @@ def import_case(
             return CaseImport(existing, created=False)
 
     # De-identification is the slow part: done outside the study's row lock.
-    prepared = _prepare_all(study, case_id, uploads)
-    chosen = _modality(prepared, modality, case_id)
+    prepared = prepare_case(study, case_id, uploads)
+    chosen = _modality(prepared.slices, modality, case_id)
     try:
         with transaction.atomic():
             # Checked again where it is written: the study may have been locked meanwhile.
@@ -277,7 +281,7 @@ def import_case(
                     "case_id": case.case_id,
                     "site": site.code,
                     "modality": case.modality,
-                    "images": [p.source_sha256 for p in prepared],
+                    "images": list(dict.fromkeys(p.source_sha256 for p in prepared.slices)),
                     "truth": truth,
                 },
                 reason=via,
@@ -289,7 +293,7 @@ def import_case(
             raise
         _check_resend(existing, site=site, hashes=hashes, truth=truth)
         return CaseImport(existing, created=False)
-    return CaseImport(case, created=True)
+    return CaseImport(case, created=True, notes=prepared.layout.notes)
 
 
 def receive_case(
@@ -426,6 +430,7 @@ def import_cases(*, study: Study, directory: Path) -> ImportReport:
             )
             continue
         (report.imported if result.created else report.unchanged).append(row.case_id)
+        report.notes.extend(f"case {row.case_id}: {note}" for note in result.notes)
         if result.created:
             report.burned_in.extend(
                 f"{row.case_id} image {image.position}"

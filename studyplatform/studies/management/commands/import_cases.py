@@ -41,6 +41,8 @@ class Command(BaseCommand):
         elapsed = time.perf_counter() - started
         for case_id in report.imported:
             self.stdout.write(f"imported   {case_id}")
+        for note in report.notes:
+            self.stdout.write(f"note       {note}")
         for where in report.burned_in:
             self.stdout.write(
                 self.style.WARNING(f"review     {where}: header says burned-in annotation")

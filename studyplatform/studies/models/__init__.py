@@ -278,66 +278,6 @@ class Case(models.Model):
         return f"{self.study.slug}/{self.case_id}"
 
 
-class ImageFormat(models.TextChoices):
-    DICOM = "dicom", "DICOM"
-    PNG = "png", "PNG"
-    JPEG = "jpeg", "JPEG"
-
-
-def _image_path(image: Image, filename: str) -> str:
-    return f"studies/{image.case.study_id}/cases/{image.case_id}/{filename}"
-
-
-class Image(models.Model):
-    """One image of a case: the stored (de-identified) original and the viewer's derivative.
-
-    The derivative is a 16-bit grayscale PNG holding the stored values, so that the browser can
-    apply window/level exactly for 12-16-bit data.
-    """
-
-    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="images")
-    position = models.PositiveSmallIntegerField(default=1)
-    original = models.FileField(upload_to=_image_path, max_length=300)
-    display = models.FileField(upload_to=_image_path, max_length=300)
-    sha256 = models.CharField(max_length=64, help_text="Of the stored original.")
-    rows = models.PositiveIntegerField()
-    columns = models.PositiveIntegerField()
-    bits_stored = models.PositiveSmallIntegerField(default=8)
-    window_center = models.FloatField()
-    window_width = models.FloatField(validators=[MinValueValidator(1.0)])
-    display_offset = models.IntegerField(
-        default=0,
-        help_text="Added to the stored values to make the derivative unsigned (e.g. CT in HU); "
-        "the window is in derivative units.",
-    )
-    source_sha256 = models.CharField(
-        max_length=64,
-        blank=True,
-        db_index=True,
-        help_text="Of the file as received, before de-identification: recognises re-imports.",
-    )
-    source_format = models.CharField(max_length=10, choices=ImageFormat.choices, blank=True)
-    transfer_syntax = models.CharField(max_length=64, blank=True)
-    burned_in_annotation = models.CharField(
-        max_length=3,
-        blank=True,
-        help_text="The header's BurnedInAnnotation (YES, NO, or empty when it does not say).",
-    )
-
-    class Meta:
-        ordering = ["case", "position"]
-        constraints = [
-            models.UniqueConstraint(fields=["case", "position"], name="image_unique_position"),
-            models.CheckConstraint(condition=Q(window_width__gt=0), name="image_window_positive"),
-            models.CheckConstraint(
-                condition=Q(bits_stored__gte=1) & Q(bits_stored__lte=16), name="image_bits_range"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.case} #{self.position}"
-
-
 class TruthSource(models.TextChoices):
     IMPORT = "import", "Imported"
     ADJUDICATION = "adjudication", "Adjudication panel"
@@ -455,3 +395,41 @@ class Protocol(models.Model):
 
     def __str__(self) -> str:
         return f"{self.study.slug} protocol v{self.version}"
+
+
+# Images and series live in their own module; imported last, as they refer to Case above.
+from studyplatform.studies.models.images import (  # noqa: E402
+    Image,
+    ImageFormat,
+    OrderedBy,
+    Series,
+)
+from studyplatform.studies.models.images import (  # noqa: E402
+    _image_path as _image_path,  # old migrations name it here
+)
+
+__all__ = [
+    "Arm",
+    "Case",
+    "ContradictionRule",
+    "Design",
+    "FindingType",
+    "FrocRule",
+    "Image",
+    "ImageFormat",
+    "MemberRole",
+    "Modality",
+    "OrderedBy",
+    "PrimaryEndpoint",
+    "Protocol",
+    "RatingScale",
+    "Series",
+    "Site",
+    "SiteToken",
+    "Study",
+    "StudyMembership",
+    "StudyState",
+    "Truth",
+    "TruthSource",
+    "generate_seed",
+]
