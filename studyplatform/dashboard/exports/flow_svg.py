@@ -16,6 +16,7 @@ _LINE = 16
 _PAD = 8
 _COLUMN = 300
 _GAP = 40
+_SIDE = 360  # the excluded box beside the main column
 
 
 def _box(x: int, y: int, width: int, lines: list[str], *, css: str = "step") -> tuple[str, int]:
@@ -44,9 +45,10 @@ def _per_reader(arm: ArmFlow, per_line: int = 4) -> list[str]:
 def flow_svg(flow: StudyFlow) -> str:
     """The diagram as one ``<svg>`` element; every number is a field of ``flow``."""
     n_arms = max(len(flow.arms), 1)
-    width = max(n_arms * _COLUMN + (n_arms - 1) * _GAP, 2 * _COLUMN + _GAP)
+    arms_width = n_arms * _COLUMN + (n_arms - 1) * _GAP
+    centre = max(arms_width // 2, _COLUMN // 2)
+    width = max(arms_width, centre + _COLUMN // 2 + _GAP // 2 + _SIDE)
     parts: list[str] = []
-    centre = width // 2
     y = 0
     box, h = _box(centre - _COLUMN // 2, y, _COLUMN, [f"Cases received: n = {flow.received}"])
     parts.append(box)
@@ -55,7 +57,7 @@ def flow_svg(flow: StudyFlow) -> str:
     ]
     y_next = y + h + _GAP
     side_x = centre + _COLUMN // 2 + _GAP // 2
-    box, side_h = _box(side_x, y + h + 4, width - side_x, excluded, css="excluded")
+    box, side_h = _box(side_x, y + h + 4, _SIDE, excluded, css="excluded")
     parts += [box, _arrow(centre, y + h, centre, y_next + side_h + 8)]
     parts.append(_arrow(centre, y + h + 4 + side_h // 2, side_x, y + h + 4 + side_h // 2))
     y = y_next + side_h + 8

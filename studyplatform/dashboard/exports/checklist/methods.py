@@ -104,8 +104,9 @@ def model_items(study: Study) -> list[Item]:
             "Input data",
             "Describe the input data the AI takes and how it is prepared.",
             [
-                f"Input: {spec.get('input_size', '?')} pixels, {spec.get('channels', 1)} "
-                f"channel(s), normalization {spec.get('normalization', {}) or 'default'}.",
+                f"Input: {spec.get('input_size') or 'size not in the model spec'} pixels, "
+                f"{spec.get('channels', 1)} channel(s), normalization "
+                f"{spec.get('normalization') or 'the default (percentile 1-99)'}.",
                 f"Images stored (de-identified at import): {quality.images}.",
             ],
             "admin: AI model spec; export long (modality, manufacturer per case)",
