@@ -184,9 +184,26 @@ def test_checklist_marks_unstored_qualifications_as_needing_a_human(sub) -> None
     assert items["Readers"].missing == "qualifications not stored for sub-r3"
 
 
+def test_checklist_escapes_stored_text(sub, tmp_path: Path) -> None:
+    from studyplatform.studies.models import Arm
+
+    Arm.objects.filter(study=sub.study, name="assisted").update(label="<script>x()</script>")
+    Case.objects.filter(study=sub.study, case_id="late-1").update(manufacturer="<b>maker</b>")
+    out = tmp_path / "checklist.html"
+    call_command("export", "sub", "--format", "checklist", "-o", str(out), stdout=io.StringIO())
+    html = out.read_text()
+    assert "<script" not in html and "<b>maker" not in html
+    assert "Allocated to &lt;script&gt;x()&lt;/script&gt;:" in html  # the flow diagram's box
+
+
 def _post(client, user, **data):
     client.force_login(user)
     return client.post(reverse("dashboard:export", args=["sub"]), data)
+
+
+def _page(client, user) -> str:
+    client.force_login(user)
+    return str(client.get(reverse("dashboard:study", args=["sub"])).content.decode())
 
 
 def _lock(study: Study) -> None:
@@ -198,6 +215,8 @@ def _lock(study: Study) -> None:
 def test_checklist_is_for_the_statistician_before_the_lock_and_coordinators_after(
     client, sub
 ) -> None:
+    assert 'value="checklist"' not in _page(client, sub.coordinator)
+    assert 'value="checklist"' in _page(client, sub.statistician)
     response = _post(client, sub.coordinator, format="checklist")
     assert response.status_code == 403
     assert not AuditEvent.objects.filter(action="study.export").exists()

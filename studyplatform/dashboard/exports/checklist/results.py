@@ -35,7 +35,10 @@ def endpoint_item(study: Study, analysis: dict[str, Any] | None) -> list[Item]:
                 f"{diff['ci_upper']:.3f}, p = {diff['p_value']:.4f})."
             )
     if not mrmc:
-        missing = "the analysis has not run on these data: run manage.py analyze"
+        missing = (
+            "the analysis of the current data is not ready: open the analysis report (or run "
+            "manage.py analyze STUDY), then export the checklist again"
+        )
     return [
         Item(
             "CONSORT 6a, 17a; STARD 24",
