@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from studyplatform.audit.models import AuditEvent
 from studyplatform.audit.services import record
+from studyplatform.dashboard.exports.audit import audit_csv
 from studyplatform.dashboard.exports.checklist import NEEDS_HUMAN, build_checklist
 from studyplatform.dashboard.selectors.flow import study_flow
 from studyplatform.dashboard.selectors.submission import ai_failures
@@ -264,6 +265,8 @@ def test_audit_export_filters_by_object(sub, tmp_path: Path) -> None:
     assert [r["action"] for r in rows] == [
         "allocation.create", "case.import", "read.submit", "study.update", *["study.export"] * 5
     ]  # fmt: skip
+    chunks = list(audit_csv(sub.study, None, rows_per_chunk=2))  # the trail streams
+    assert len(chunks) > 2 and "".join(chunks) == "".join(audit_csv(sub.study, None))
     # Seeds and arms stay concealed until the lock; the hashes are the stored ones.
     assert f'"arm": "{CONCEALED}"' in rows[2]["after"] and '"seed": 7' not in rows[2]["after"]
     assert rows[2]["hash"] == AuditEvent.objects.get(sequence=int(rows[2]["sequence"])).hash

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,14 +123,13 @@ def audit_events(study: Study, selected: ObjectFilter | None) -> QuerySet[AuditE
     return events.filter(Q(study=study) | Q(study__isnull=True))
 
 
-def _rows(study: Study, selected: ObjectFilter | None) -> list[dict[str, Any]]:
+def _rows(study: Study, selected: ObjectFilter | None) -> Iterator[dict[str, Any]]:
     hide = not allocation_revealed(study)
-    rows = []
     for event in audit_events(study, selected).iterator(chunk_size=2000):
         before, after = event.before, event.after
         if hide:
             before, after = conceal_seed_and_arms(before), conceal_seed_and_arms(after)
-        rows.append(
+        yield (
             {
                 "sequence": event.sequence,
                 "occurred_at": event.occurred_at.isoformat(timespec="microseconds"),
@@ -144,17 +144,23 @@ def _rows(study: Study, selected: ObjectFilter | None) -> list[dict[str, Any]]:
                 "hash": event.hash,
             }
         )
-    return rows
 
 
-def audit_csv(study: Study, selected: ObjectFilter | None) -> str:
-    """One row per event (AUDIT_COLUMNS); before/after as JSON text, formulas neutralized."""
+def audit_csv(
+    study: Study, selected: ObjectFilter | None, *, rows_per_chunk: int = 2000
+) -> Iterator[str]:
+    """One row per event (AUDIT_COLUMNS), header first, ``rows_per_chunk`` rows a chunk (the
+    trail streams); before/after as JSON text, formula-like cells neutralized."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=AUDIT_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for row in _rows(study, selected):
+    for n, row in enumerate(_rows(study, selected), start=1):
         writer.writerow({key: neutralize(value) for key, value in row.items()})
-    return buffer.getvalue()
+        if n % rows_per_chunk == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
 
 
 def audit_html(study: Study, selected: ObjectFilter | None) -> str:
@@ -163,7 +169,7 @@ def audit_html(study: Study, selected: ObjectFilter | None) -> str:
         "dashboard/audit_file.html",
         {
             "study": study,
-            "rows": _rows(study, selected),
+            "rows": list(_rows(study, selected)),
             "selected": selected,
             "concealed": not allocation_revealed(study),
             "generated_at": timezone.now(),

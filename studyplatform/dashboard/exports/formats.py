@@ -290,7 +290,7 @@ def _audit_export(study: Study, audit_object: str, *, html: bool) -> Export:
         return Export(
             [audit_html(study, selected)], CONTENT_TYPES["html"], f"{study.slug}-audit.html"
         )
-    return Export([audit_csv(study, selected)], CONTENT_TYPES["audit"], f"{study.slug}-audit.csv")
+    return Export(audit_csv(study, selected), CONTENT_TYPES["audit"], f"{study.slug}-audit.csv")
 
 
 def build_export(
