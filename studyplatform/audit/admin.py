@@ -25,7 +25,7 @@ from studyplatform.audit.models import AuditEvent, Signature
 from studyplatform.audit.selectors import allocation_revealed, signature_for
 from studyplatform.audit.services import changed_fields, record, snapshot, study_of
 from studyplatform.studies.admin_scope import StudyScopedAdmin
-from studyplatform.studies.concealment import CONCEALED
+from studyplatform.studies.concealment import conceal_seed_and_arms
 from studyplatform.studies.guards import lock_site_for_write, lock_study_for_write
 from studyplatform.studies.models import Case, Site, Study, StudyState, Truth
 
@@ -236,21 +236,6 @@ class _ReadOnlyAdmin(admin.ModelAdmin[_M]):
         return False
 
 
-_CONCEALED_KEYS = frozenset({"seed", "arm", "arm_id"})
-
-
-def _conceal(value: Any) -> Any:
-    """``value`` with every seed and arm replaced (at any depth), for a study still running."""
-    if isinstance(value, dict):
-        return {
-            key: CONCEALED if key in _CONCEALED_KEYS else _conceal(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_conceal(item) for item in value]
-    return value
-
-
 @admin.register(AuditEvent)
 class AuditEventAdmin(StudyScopedAdmin[AuditEvent], _ReadOnlyAdmin[AuditEvent]):
     """The trail, read-only. Events of a study that is neither locked nor unblinded show no seed
@@ -270,7 +255,7 @@ class AuditEventAdmin(StudyScopedAdmin[AuditEvent], _ReadOnlyAdmin[AuditEvent]):
 
     def _shown(self, event: AuditEvent, value: Any) -> str:
         if event.study is not None and not allocation_revealed(event.study):
-            value = _conceal(value)
+            value = conceal_seed_and_arms(value)
         return json.dumps(value, indent=1, sort_keys=True, cls=DjangoJSONEncoder)
 
     @admin.display(description="before")

@@ -25,8 +25,14 @@ from studyplatform.studies.models import MemberRole, Study, StudyState
 VIEW = "studies.view_analysis"
 EXPORT = "studies.export_study"
 
-RESULT_EXPORTS = frozenset({"long", "marks", "mrmcaov", "rjafroc", "imrmc", "json", "html"})
-"""Export formats that carry arms (and so results by arm)."""
+RESULT_EXPORTS = frozenset(
+    {"long", "marks", "mrmcaov", "rjafroc", "imrmc", "json", "html", "checklist"}
+)
+"""Export formats that carry arms (and so results by arm).
+
+The checklist is one: its failure analysis and estimates give the readers' calls by arm. The
+audit trail is not: it shows what the admin shows its coordinators, with seeds and arms concealed
+until the lock (:mod:`studyplatform.dashboard.exports.audit`)."""
 
 RESULTS_REFUSED = (
     "results by arm of study {slug} are for its statistician until the study is locked: "

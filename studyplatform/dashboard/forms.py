@@ -11,11 +11,15 @@ from studyplatform.studies.models import Study
 
 
 class ExportForm(forms.Form):
-    """``format`` (one of FORMATS) and ``finding`` (a finding type code of the study, only for
-    the per-finding formats); validated before anything is built or recorded."""
+    """``format`` (one of FORMATS), ``finding`` (a finding type code of the study, only for
+    the per-finding formats), and for the audit trail ``object`` (one object's events, as
+    ``--object``) and ``file`` (``csv`` or ``html``); validated before anything is built or
+    recorded."""
 
     format = forms.ChoiceField(choices=[(fmt, fmt) for fmt in FORMATS])
     finding = forms.CharField(required=False, max_length=40)
+    object = forms.CharField(required=False, max_length=120)
+    file = forms.ChoiceField(required=False, choices=[("csv", "csv"), ("html", "html")])
 
     def __init__(self, *args: Any, study: Study, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -41,6 +45,10 @@ class ExportForm(forms.Form):
                 "finding",
                 f"format {fmt} takes no finding type (only {', '.join(PER_FINDING)} do)",
             )
+        if fmt and fmt != "audit":
+            for name in ("object", "file"):
+                if data.get(name):
+                    self.add_error(name, f"format {fmt} takes no {name} (only audit does)")
         return data
 
     def error_text(self) -> str:

@@ -115,7 +115,8 @@ def analysis_retry(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def export(request: HttpRequest, slug: str) -> HttpResponseBase:
-    """One export, asked for by a form (POST, CSRF-protected): ``format`` and ``finding``.
+    """One export, asked for by a form (POST, CSRF-protected): ``format`` and ``finding``
+    (``object`` and ``file`` for the audit trail).
 
     Nothing is recorded until the request is valid and the export is built: a bad format or
     finding type is a 400 that leaves the audit trail alone.
@@ -127,21 +128,33 @@ def export(request: HttpRequest, slug: str) -> HttpResponseBase:
     fmt: str = form.cleaned_data["format"]
     finding: str | None = form.cleaned_data["finding"]
     analysis = None
-    if fmt in ("json", "html"):
+    if fmt in ("json", "html", "checklist"):
         row = services.analysis_for(study=study)
-        if row.status != AnalysisStatus.DONE:
+        if row.status == AnalysisStatus.DONE:
+            analysis = _payload(row)
+        elif fmt != "checklist":  # the checklist says that the analysis has not run
             message = row.error or f"the analysis is {row.status} ({row.progress}%); try again soon"
             return HttpResponse(message, status=409, content_type=_TEXT)
-        analysis = _payload(row)
+    audit_object: str = form.cleaned_data["object"] or ""
     try:
-        result = build_export(study, fmt, finding=finding, analysis=analysis)
+        result = build_export(
+            study,
+            fmt,
+            finding=finding,
+            analysis=analysis,
+            audit_object=audit_object,
+            audit_html=form.cleaned_data["file"] == "html",
+        )
     except ExportError as error:
         return HttpResponseBadRequest(str(error), content_type=_TEXT)
+    details: dict[str, Any] = {"finding": finding, "via": "web"}
+    if fmt == "audit":
+        details["object"] = audit_object
     services.record_export(
         user=request.user,
         study=study,
         fmt=fmt,
-        details={"finding": finding, "via": "web"},
+        details=details,
         interim_what=f"export {fmt}" if fmt in access.RESULT_EXPORTS else "",
     )
     response = StreamingHttpResponse(result.chunks, content_type=result.content_type)

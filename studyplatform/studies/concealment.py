@@ -12,9 +12,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 CONCEALED = "concealed until the study is locked"
 """What pages show instead of a seed or an unopened arm."""
+
+_CONCEALED_KEYS = frozenset({"seed", "arm", "arm_id"})
+
+
+def conceal_seed_and_arms(value: Any) -> Any:
+    """``value`` with every seed and arm replaced (at any depth), for a study still running.
+
+    How the audit trail's before/after values are shown (the admin, the audit export) until the
+    study is locked or unblinded; the stored events keep them, so the chain still verifies.
+    """
+    if isinstance(value, dict):
+        return {
+            key: CONCEALED if key in _CONCEALED_KEYS else conceal_seed_and_arms(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [conceal_seed_and_arms(item) for item in value]
+    return value
 
 
 def seed_commitment(seed: int) -> str:

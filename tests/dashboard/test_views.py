@@ -47,10 +47,14 @@ def test_coordinator_sees_no_outcome_by_arm_before_the_lock(client, built) -> No
     assert not overview.results and 'id="blinded"' in text
     assert all(r.arm == "" and r.median_seconds is None for r in overview.progress)
     assert "Median time" not in text and reverse("dashboard:report", args=["sim"]) not in text
-    assert reverse("dashboard:export", args=["sim"]) not in text
+    # The one export offered is the audit trail (seeds and arms concealed, as in the admin).
+    assert text.count(reverse("dashboard:export", args=["sim"])) == 1
+    assert 'name="format" value="audit"' in text and 'value="long"' not in text
     refusals = [_get(client, built.coordinator, name, "sim") for name in ("dashboard:report",
                 "dashboard:report_status")]  # fmt: skip
-    refusals += [_export(client, built.coordinator, f) for f in ("long", "json", "mrmcaov", "?")]
+    refusals += [
+        _export(client, built.coordinator, f) for f in ("long", "json", "mrmcaov", "checklist", "?")
+    ]
     for refused in refusals:
         assert refused.status_code == 403
         assert b"statistician until the study is locked" in refused.content

@@ -22,10 +22,17 @@ import pandas as pd
 from analysis.froc import workbook_bytes
 from analysis.froc.marks import MarkTables, finding_froc
 from analysis.report import LONG_COLUMNS, check_long_frame, mrmc_frame
+from studyplatform.dashboard.exports.audit import (
+    AuditFilterError,
+    audit_csv,
+    audit_html,
+    parse_object,
+)
 from studyplatform.dashboard.exports.cells import neutralize
+from studyplatform.dashboard.exports.checklist import build_checklist, render_checklist
 from studyplatform.studies.models import Study
 
-FORMATS = ("long", "marks", "mrmcaov", "rjafroc", "imrmc", "json", "html")
+FORMATS = ("long", "marks", "mrmcaov", "rjafroc", "imrmc", "json", "html", "checklist", "audit")
 PER_FINDING = ("mrmcaov", "rjafroc", "imrmc")
 CONTENT_TYPES = {
     "long": "text/csv; charset=utf-8",
@@ -35,6 +42,8 @@ CONTENT_TYPES = {
     "imrmc": "text/plain; charset=utf-8",
     "json": "application/json",
     "html": "text/html; charset=utf-8",
+    "checklist": "text/html; charset=utf-8",
+    "audit": "text/csv; charset=utf-8",
 }
 EXTENSIONS = {
     "long": "csv",
@@ -44,6 +53,8 @@ EXTENSIONS = {
     "imrmc": "imrmc",
     "json": "json",
     "html": "html",
+    "checklist": "html",
+    "audit": "csv",
 }
 
 
@@ -270,13 +281,33 @@ def imrmc_text(frame: pd.DataFrame, *, study: str, finding: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _audit_export(study: Study, audit_object: str, *, html: bool) -> Export:
+    try:
+        selected = parse_object(study, audit_object)
+    except AuditFilterError as error:
+        raise ExportError(str(error)) from None
+    if html:
+        return Export(
+            [audit_html(study, selected)], CONTENT_TYPES["html"], f"{study.slug}-audit.html"
+        )
+    return Export(audit_csv(study, selected), CONTENT_TYPES["audit"], f"{study.slug}-audit.csv")
+
+
 def build_export(
-    study: Study, fmt: str, *, finding: str | None = None, analysis: dict[str, Any] | None = None
+    study: Study,
+    fmt: str,
+    *,
+    finding: str | None = None,
+    analysis: dict[str, Any] | None = None,
+    audit_object: str = "",
+    audit_html: bool = False,
 ) -> Export:
     """The export of ``study`` in ``fmt``; ``finding`` for the per-finding formats.
 
-    ``analysis`` is the cached analysis result (for ``json`` and ``html``). Raises
-    :class:`ExportError` with a message naming what is wrong.
+    ``analysis`` is the cached analysis result (for ``json`` and ``html``; the ``checklist``
+    quotes its estimates when given). ``audit_object`` selects one object's events and
+    ``audit_html`` the page instead of the CSV (``audit``). Raises :class:`ExportError` with a
+    message naming what is wrong.
     """
     from studyplatform.dashboard.selectors import iter_long_rows, long_reads_frame
     from studyplatform.dashboard.selectors.marks import study_marks
@@ -291,6 +322,11 @@ def build_export(
     if fmt == "marks":
         text = marks_csv(study.slug, long_reads_frame(study), study_marks(study))
         return Export([text], CONTENT_TYPES[fmt], f"{study.slug}-marks.csv")
+    if fmt == "checklist":
+        page = render_checklist(build_checklist(study, analysis=analysis))
+        return Export([page], CONTENT_TYPES[fmt], f"{study.slug}-checklist.html")
+    if fmt == "audit":
+        return _audit_export(study, audit_object, html=audit_html)
     if fmt in PER_FINDING:
         codes = list(study.finding_types.values_list("code", flat=True))
         if finding is None:
