@@ -21,6 +21,8 @@ from django.utils.cache import add_never_cache_headers
 
 from studyplatform.accounts import throttle
 from studyplatform.accounts.backends import THROTTLED_ATTRIBUTE
+from studyplatform.audit.models import Action
+from studyplatform.audit.services import record
 
 
 def _login_paths() -> set[str]:
@@ -62,8 +64,37 @@ class LoginThrottleMiddleware:
                 return _throttled(request, wait)
             response = self.get_response(request)
             wait = getattr(request, THROTTLED_ATTRIBUTE, 0)
-            return _throttled(request, wait) if wait else response
+            if wait:
+                return _throttled(request, wait)
+            _audit_password_login(request, username, response)
+            return response
         return self.get_response(request)
+
+
+def _audit_password_login(request: HttpRequest, username: str, response: HttpResponse) -> None:
+    """Record a password log-in (a redirect onwards), or a refused one (the form shown again),
+    on either log-in page.
+
+    Here rather than in the views: the admin's log-in page is Django's own, and both pages pass
+    this middleware.
+    """
+    ip = throttle.client_ip(request) or ""
+    user = getattr(request, "user", None)
+    if response.status_code == 302 and user is not None and user.is_authenticated:
+        record(
+            actor=user,
+            action=Action.USER_LOGIN,
+            obj=user,
+            object_type="auth.user",
+            after={"method": "password", "ip": ip},
+        )
+    elif response.status_code == 200 and username:
+        record(
+            actor=None,
+            action=Action.USER_LOGIN_REFUSED,
+            object_type="auth.user",
+            after={"method": "password", "username": username[:150], "ip": ip},
+        )
 
 
 def _throttled(request: HttpRequest, wait: int) -> HttpResponse:

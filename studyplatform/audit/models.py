@@ -41,6 +41,8 @@ class Action:
     USER_GROUPS_CHANGE = "user.groups_change"
     USER_PERMISSIONS_CHANGE = "user.permissions_change"
     USER_DELETE = "user.delete"
+    USER_LOGIN = "user.login"
+    USER_LOGIN_REFUSED = "user.login_refused"
     EXPORT_CREATE = "export.create"
     PROTOCOL_FREEZE = "protocol.freeze"
     PROTOCOL_AMEND = "protocol.amend"
