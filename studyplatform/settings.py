@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "studyplatform.accounts.middleware.LoginThrottleMiddleware",
+    "studyplatform.accounts.middleware.StaffTOTPMiddleware",
     "studyplatform.accounts.middleware.PrivatePagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -129,6 +130,10 @@ LOGOUT_REDIRECT_URL = "login"
 AUTHENTICATION_BACKENDS = ["studyplatform.accounts.backends.ThrottledModelBackend"]
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 900, minimum=1)
+# Staff (coordinators, statisticians, superusers, admin users) enter a time-based one-time
+# password (RFC 6238) after signing in, before any page; readers are not asked.
+REQUIRE_STAFF_TOTP = env_bool("REQUIRE_STAFF_TOTP", default=False)
+TOTP_ISSUER = env_str("TOTP_ISSUER", "Reader-study platform")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

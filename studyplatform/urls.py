@@ -15,6 +15,7 @@ admin.site.index_template = "dashboard/admin_index.html"  # links the dashboard
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("studyplatform.accounts.urls")),
     path("health/", dashboard_views.health, name="health"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("studyplatform.dashboard.urls")),

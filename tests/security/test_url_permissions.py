@@ -64,6 +64,9 @@ PAGES: dict[str, Check] = {
     "login/": Check("GET", expect(allow=frozenset(ROLES))),
     "logout/": Check("POST", expect(login=frozenset(ROLES))),  # logged out, to the log-in page
     "health/": Check("GET", expect(allow=frozenset(ROLES))),
+    # Staff one-time passwords: staff only (a staff user without a secret is sent to enrol).
+    "account/totp/enrol/": Check("GET", expect(allow=STAFF, login={ANON})),
+    "account/totp/verify/": Check("GET", expect(allow=STAFF, login={ANON})),
     "": Check("GET", expect(allow=LOGGED_IN, login={ANON})),
     # The reader's own assignment: everyone else gets 404 (existence not disclosed) or 403.
     "sessions/<int:session_id>/continue/": Check(
