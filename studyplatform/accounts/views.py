@@ -1,11 +1,13 @@
-"""The staff one-time password pages: enrolment (QR code, then backup codes) and the code
-asked after log-in."""
+"""The log-in page (with the single sign-on button when configured) and the staff one-time
+password pages: enrolment (QR code, then backup codes) and the code asked after log-in."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
@@ -17,6 +19,14 @@ from django.views.decorators.http import require_http_methods
 from studyplatform.accounts import throttle, totp
 
 ENROL_SECRET_KEY = "staff_totp_enrol_secret"  # noqa: S105 (a session key name)
+
+
+class LoginView(auth_views.LoginView):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context: dict[str, Any] = super().get_context_data(**kwargs)
+        context["sso_enabled"] = settings.OIDC_ENABLED
+        context["sso_provider_name"] = settings.OIDC_PROVIDER_NAME
+        return context
 
 
 def _staff_user(request: HttpRequest) -> User:
