@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "studyplatform.accounts.middleware.LoginThrottleMiddleware",
+    "studyplatform.accounts.middleware.StaffTOTPMiddleware",
     "studyplatform.accounts.middleware.PrivatePagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -129,6 +130,58 @@ LOGOUT_REDIRECT_URL = "login"
 AUTHENTICATION_BACKENDS = ["studyplatform.accounts.backends.ThrottledModelBackend"]
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 900, minimum=1)
+
+# --- Single sign-on (OpenID Connect) and one-time passwords for staff ---------------------
+# Off unless OIDC_RP_CLIENT_ID is set. Sign-in maps a provider's *verified* email to an existing
+# active account (SSO never creates one); see docs/sso.md. Endpoints come from the provider's
+# discovery document (OIDC_OP_DISCOVERY_URL) unless all four are given explicitly.
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID", "")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET", "")
+OIDC_OP_DISCOVERY_URL = env_str("OIDC_OP_DISCOVERY_URL", "")
+OIDC_OP_ISSUER = env_str("OIDC_OP_ISSUER", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email")
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "your organisation")
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 10, minimum=1)
+# ``amr`` values (RFC 8176) that count as a second factor done at the provider: such a sign-in
+# skips the platform's own one-time password. "none": always ask for it.
+OIDC_MFA_AMR = [value for value in env_list("OIDC_MFA_AMR", ["mfa"]) if value != "none"]
+# Fixed by the platform, not configurable: accounts are never created by SSO, the code exchange
+# uses PKCE, and a nonce binds the ID token to the browser that started the sign-in.
+OIDC_CREATE_USER = False
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+if OIDC_ENABLED:
+    if not OIDC_RP_CLIENT_SECRET:
+        raise ConfigError("OIDC_RP_CLIENT_SECRET must be set when OIDC_RP_CLIENT_ID is")
+    if OIDC_RP_SIGN_ALGO not in {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}:
+        raise ConfigError(
+            f"OIDC_RP_SIGN_ALGO={OIDC_RP_SIGN_ALGO!r} is not an asymmetric algorithm "
+            "(RS256, RS384, RS512, ES256, ES384, ES512)"
+        )
+    if not {"openid", "email"} <= set(OIDC_RP_SCOPES.split()):
+        raise ConfigError(f"OIDC_RP_SCOPES={OIDC_RP_SCOPES!r} must include openid and email")
+    _endpoints = (
+        OIDC_OP_AUTHORIZATION_ENDPOINT,
+        OIDC_OP_TOKEN_ENDPOINT,
+        OIDC_OP_USER_ENDPOINT,
+        OIDC_OP_JWKS_ENDPOINT,
+    )
+    if not OIDC_OP_DISCOVERY_URL and not all(_endpoints):
+        raise ConfigError(
+            "single sign-on needs OIDC_OP_DISCOVERY_URL, or all of OIDC_OP_AUTHORIZATION_ENDPOINT,"
+            " OIDC_OP_TOKEN_ENDPOINT, OIDC_OP_USER_ENDPOINT and OIDC_OP_JWKS_ENDPOINT"
+        )
+    AUTHENTICATION_BACKENDS.append("studyplatform.accounts.oidc.SSOBackend")
+# Staff (coordinators, statisticians, superusers, admin users) enter a time-based one-time
+# password (RFC 6238) after signing in, before any page; readers are not asked.
+REQUIRE_STAFF_TOTP = env_bool("REQUIRE_STAFF_TOTP", default=False)
+TOTP_ISSUER = env_str("TOTP_ISSUER", "Reader-study platform")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

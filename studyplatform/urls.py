@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 import readers.urls
+from studyplatform.accounts import views as account_views
 from studyplatform.dashboard import views as dashboard_views
 
 admin.site.site_header = "Reader-study platform"
@@ -13,8 +14,9 @@ admin.site.index_title = "Trial administration"
 admin.site.index_template = "dashboard/admin_index.html"  # links the dashboard
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", account_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("studyplatform.accounts.urls")),
     path("health/", dashboard_views.health, name="health"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("studyplatform.dashboard.urls")),

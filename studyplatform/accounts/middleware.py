@@ -11,16 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
+from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
 
-from studyplatform.accounts import throttle
+from studyplatform.accounts import throttle, totp
 from studyplatform.accounts.backends import THROTTLED_ATTRIBUTE
+from studyplatform.audit.models import Action
+from studyplatform.audit.services import record
 
 
 def _login_paths() -> set[str]:
@@ -62,8 +66,38 @@ class LoginThrottleMiddleware:
                 return _throttled(request, wait)
             response = self.get_response(request)
             wait = getattr(request, THROTTLED_ATTRIBUTE, 0)
-            return _throttled(request, wait) if wait else response
+            if wait:
+                return _throttled(request, wait)
+            _audit_password_login(request, username, response)
+            return response
         return self.get_response(request)
+
+
+def _audit_password_login(request: HttpRequest, username: str, response: HttpResponse) -> None:
+    """Record a password log-in (a redirect onwards), or a refused one (the form shown again),
+    on either log-in page.
+
+    Here rather than in the views: the admin's log-in page is Django's own, and both pages pass
+    this middleware.
+    """
+    ip = throttle.client_ip(request) or ""
+    user = getattr(request, "user", None)
+    if response.status_code == 302 and user is not None and user.is_authenticated:
+        request.session.pop(totp.SESSION_KEY, None)  # a new log-in passes the code again
+        record(
+            actor=user,
+            action=Action.USER_LOGIN,
+            obj=user,
+            object_type="auth.user",
+            after={"method": "password", "ip": ip},
+        )
+    elif response.status_code == 200 and username:
+        record(
+            actor=None,
+            action=Action.USER_LOGIN_REFUSED,
+            object_type="auth.user",
+            after={"method": "password", "username": username[:150], "ip": ip},
+        )
 
 
 def _throttled(request: HttpRequest, wait: int) -> HttpResponse:
@@ -72,6 +106,45 @@ def _throttled(request: HttpRequest, wait: int) -> HttpResponse:
     )
     response["Retry-After"] = str(wait)
     return response
+
+
+class StaffTOTPMiddleware:
+    """With REQUIRE_STAFF_TOTP, a staff session sees no page before its one-time password.
+
+    After AuthenticationMiddleware, so it covers every page (the admin, the dashboard, the API
+    for signed-in users) whatever decorator a view has. Until the session has passed the code,
+    a staff user is sent to the code page (or to enrolment without a secret yet); the log-out,
+    those pages themselves and static files stay reachable. Readers are never asked.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if (
+            settings.REQUIRE_STAFF_TOTP
+            and request.user.is_authenticated
+            and not totp.is_verified(request)
+            and not _totp_exempt(request.path)
+            and totp.required_for(request.user)
+        ):
+            enrolled = isinstance(request.user, User) and totp.is_enrolled(request.user)
+            page = "totp_verify" if enrolled else "totp_enrol"
+            return redirect(f"{reverse(page)}?{urlencode({'next': request.get_full_path()})}")
+        return self.get_response(request)
+
+
+def _totp_exempt(path: str) -> bool:
+    if path.startswith(f"/{settings.STATIC_URL.lstrip('/')}"):
+        return True
+    names = ("totp_enrol", "totp_verify", "logout", "admin:logout", "login", "health")
+    paths = set()
+    for name in names:
+        try:
+            paths.add(reverse(name))
+        except NoReverseMatch:
+            continue
+    return path in paths
 
 
 class PrivatePagesMiddleware:

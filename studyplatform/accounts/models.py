@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -26,3 +27,27 @@ class LoginAttempts(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} from {self.ip or '?'}: {self.attempts} since {self.window_start}"
+
+
+class StaffTOTP(models.Model):
+    """A staff account's enrolled time-based one-time password (RFC 6238) and backup codes.
+
+    ``last_counter`` is the time step of the last accepted code: a code is accepted once, so one
+    seen over a shoulder or replayed from a log cannot be used again. Backup codes are stored as
+    SHA-256 digests (they are long random strings, so a slow hash adds nothing) and each works
+    once.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_totp"
+    )
+    secret = models.CharField(max_length=64)  # base32
+    confirmed_at = models.DateTimeField()
+    last_counter = models.BigIntegerField(default=0)
+    backup_code_digests = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        verbose_name = "staff one-time password"
+
+    def __str__(self) -> str:
+        return f"one-time password of user {self.user_id}"

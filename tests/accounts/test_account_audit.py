@@ -191,14 +191,16 @@ def test_code_that_changes_accounts_is_recorded_from_either_side_of_a_relation(r
     assert_no_hash_recorded(user)
 
 
-def test_logging_in_records_nothing(client):
+def test_logging_in_records_the_log_in_but_no_account_change(client):
     UserFactory(username="frank", password=PASSWORD)
     before = AuditEvent.objects.count()
 
     response = client.post(reverse("login"), {"username": "frank", "password": PASSWORD})
 
     assert response.status_code == 302
-    assert AuditEvent.objects.count() == before
+    # The log-in itself is audited; the last_login it saves is not an account change.
+    actions = list(AuditEvent.objects.filter(sequence__gt=before).values_list("action", flat=True))
+    assert actions == [Action.USER_LOGIN]
 
 
 def test_a_saved_but_unchanged_account_records_nothing():
@@ -209,3 +211,22 @@ def test_a_saved_but_unchanged_account_records_nothing():
     user.save()
 
     assert AuditEvent.objects.count() == before
+
+
+def test_password_log_ins_and_refusals_are_audited(client):
+    user = UserFactory(username="grace", password=PASSWORD)
+    client.post(reverse("login"), {"username": "grace", "password": "not the password"})
+    refused = AuditEvent.objects.get(action=Action.USER_LOGIN_REFUSED)
+    assert refused.after == {"method": "password", "username": "grace", "ip": "127.0.0.1"}
+    client.post(reverse("login"), {"username": "grace", "password": PASSWORD})
+    login = AuditEvent.objects.get(action=Action.USER_LOGIN)
+    assert login.actor_id == user.pk
+    assert login.after == {"method": "password", "ip": "127.0.0.1"}
+
+
+def test_admin_log_ins_are_audited_too(client):
+    user = UserFactory(username="root", password=PASSWORD, is_staff=True, is_superuser=True)
+    response = client.post(reverse("admin:login"), {"username": "root", "password": PASSWORD})
+    assert response.status_code == 302
+    login = AuditEvent.objects.get(action=Action.USER_LOGIN)
+    assert login.actor_id == user.pk

@@ -27,6 +27,7 @@ from studyplatform.audit.models import AuditEvent, Signature
 from studyplatform.prereads.models import AIModel, PreRead
 from studyplatform.reading.models import AllocationRecord, Enrolment, ReadingSession
 from studyplatform.studies.models import Case, Site, SiteToken, Truth
+from tests.accounts.oidc_provider import RunningProvider, sso_enabled
 from tests.security.conftest import ROLES, World
 
 pytestmark = pytest.mark.django_db
@@ -64,6 +65,9 @@ PAGES: dict[str, Check] = {
     "login/": Check("GET", expect(allow=frozenset(ROLES))),
     "logout/": Check("POST", expect(login=frozenset(ROLES))),  # logged out, to the log-in page
     "health/": Check("GET", expect(allow=frozenset(ROLES))),
+    # Staff one-time passwords: staff only (a staff user without a secret is sent to enrol).
+    "account/totp/enrol/": Check("GET", expect(allow=STAFF, login={ANON})),
+    "account/totp/verify/": Check("GET", expect(allow=STAFF, login={ANON})),
     "": Check("GET", expect(allow=LOGGED_IN, login={ANON})),
     # The reader's own assignment: everyone else gets 404 (existence not disclosed) or 403.
     "sessions/<int:session_id>/continue/": Check(
@@ -162,6 +166,14 @@ PAGES: dict[str, Check] = {
     "admin/studies/study/<int:study_id>/amend-protocol/": Check(
         "GET", expect(allow={C, SU}, login={ANON, R, R2}), lambda w: {"study_id": w.alpha.pk}
     ),
+}
+
+# Single sign-on: these routes exist only when OIDC_RP_CLIENT_ID is set (tested below with a
+# local provider). Starting a sign-in is open to all; a callback that no sign-in of this browser
+# started is refused for everyone.
+SSO_PAGES: dict[str, Check] = {
+    "sso/authenticate/": Check("GET", expect(allow=frozenset(ROLES)), query="next=/"),
+    "sso/callback/": Check("GET", expect(), query="code=made-up&state=made-up"),
 }
 
 
@@ -282,6 +294,8 @@ def _outcome(
     for _ in range(3):
         if response.status_code not in (301, 302):
             break
+        if urlsplit(response["Location"]).netloc not in ("", "testserver"):
+            return ALLOW  # sent to another site (the identity provider): the view did its work
         location = urlsplit(response["Location"]).path
         if location in ("/login/", "/admin/login/"):
             return LOGIN
@@ -307,6 +321,44 @@ def test_every_url_pattern_is_in_the_permission_table():
     assert not missing, f"URL patterns without a permission expectation: {missing}"
     unknown = sorted(set(PAGES) - {route for route, _ in all_routes()})
     assert not unknown, f"table entries for URL patterns that no longer exist: {unknown}"
+    assert not set(SSO_PAGES) & {route for route, _ in all_routes()}, "SSO is off by default"
+
+
+@pytest.fixture
+def sso_on():
+    server = RunningProvider()
+    server.provider.reset(email="nobody@hospital.example", email_verified=True)
+    try:
+        with sso_enabled(server.provider):
+            yield
+    finally:
+        server.stop()
+
+
+def test_sso_routes_are_in_the_permission_table_when_configured(sso_on):
+    routes = {route for route, _ in all_routes()}
+    assert set(SSO_PAGES) <= routes
+    missing = sorted(r for r in routes if check_for(r) is None and r not in SSO_PAGES)
+    assert not missing, f"URL patterns without a permission expectation: {missing}"
+
+
+def test_sso_routes_answer_every_role_as_the_table_says(world, sso_on, settings):
+    settings.DEBUG = False
+    settings.LOGIN_FAILURE_LIMIT = 100  # each refused callback counts; a 429 would hide a 403
+    wrong = []
+    for route, check in SSO_PAGES.items():
+        path = _path(route, check.kwargs(world), check.query)
+        for role in ROLES:
+            client = Client()
+            user = world.users[role]
+            if user is not None:
+                client.force_login(user)
+            got = _outcome(client, check.method, path, check.data)
+            if got != check.expected[role]:
+                wrong.append(
+                    f"{check.method} {path} as {role}: {got}, expected {check.expected[role]}"
+                )
+    assert not wrong, "\n".join(wrong)
 
 
 def test_every_role_gets_exactly_what_the_table_allows(world, settings):
