@@ -15,6 +15,17 @@ admin.site.index_template = "dashboard/admin_index.html"  # links the dashboard
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The one-time password-set link a coordinator gives a new reader (Django's reset tokens).
+    path(
+        "reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
     path("health/", dashboard_views.health, name="health"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("studyplatform.dashboard.urls")),
