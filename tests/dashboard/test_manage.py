@@ -227,6 +227,14 @@ def test_groups_are_set_before_randomization_and_refused_after(client, trial):
     bad = client.post(url, {f"group-{first.pk}": "3"})
     assert bad.status_code == 409 and "between 1 and 2" in bad.content.decode()
     randomize_study(study=study)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.group, second.group) == (2, 1)  # the groups formed here, kept
+    for enrolment in (first, second):
+        others = Enrolment.objects.filter(study=study).exclude(pk=enrolment.pk).get()
+        mine = set(enrolment.reader.assignments.values_list("case_id", flat=True))
+        theirs = set(others.reader.assignments.values_list("case_id", flat=True))
+        assert mine and not mine & theirs  # each group reads its own block
     refused = client.post(url, {f"group-{first.pk}": "1", f"group-{second.pk}": "2"})
     assert refused.status_code == 409
     assert "the allocation was randomized" in refused.content.decode()
