@@ -124,6 +124,20 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
+
+# Mail: the one-time password-set links that coordinators give new readers. Development prints
+# mails on the console; production names an SMTP backend (EMAIL_HOST and friends are Django's).
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "reader-study@localhost")
+# How long a password-set link works (Django's reset tokens), in seconds: three days.
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600, minimum=60)
 LOGOUT_REDIRECT_URL = "login"
 # Every password check goes through the login throttle: after LOGIN_FAILURE_LIMIT wrong
 # passwords for one user name from one address in LOGIN_FAILURE_WINDOW seconds, log-in pauses.

@@ -17,6 +17,17 @@ urlpatterns = [
     path("login/", account_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("studyplatform.accounts.urls")),
+    # The one-time password-set link a coordinator gives a new reader (Django's reset tokens).
+    path(
+        "reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
     path("health/", dashboard_views.health, name="health"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("studyplatform.dashboard.urls")),

@@ -53,6 +53,15 @@ class Action:
     WASHOUT_WAIVE = "session.washout_waived"
     UNBLIND = "study.unblind"
     INTERIM_VIEW = "analysis.interim_view"
+    READER_CREATE = "reader.create"
+    READER_INVITE = "reader.invite"
+    READER_ENROL = "reader.enrol"
+    READER_UNENROL = "reader.unenrol"
+    READER_GROUPS = "reader.groups"
+    SITE_CREATE = "site.create"
+    SITE_RENAME = "site.rename"
+    SITE_TOKEN_ISSUE = "sitetoken.issue"  # noqa: S105 (an action name)
+    SITE_TOKEN_REVOKE = "sitetoken.revoke"  # noqa: S105 (an action name)
 
 
 def canonical_json(value: Any) -> str:

@@ -112,3 +112,24 @@ def export_study_for(user: User | AnonymousUser, slug: str, fmt: str) -> Study:
     if with_arms and not may_see_results(user, study):
         raise PermissionDenied(RESULTS_REFUSED.format(slug=slug))
     return study
+
+
+def may_manage(user: User | AnonymousUser, study: Study) -> bool:
+    """Whether ``user`` runs ``study``: one of its coordinators, or a superuser."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    return study.has_member(int(user.pk or 0), MemberRole.COORDINATOR)
+
+
+def manage_study_for(user: User | AnonymousUser, slug: str) -> Study:
+    """The study named ``slug`` if ``user`` is one of its coordinators; else 404 / 403.
+
+    The management pages (readers, sites, site tokens) are the coordinators' alone: statisticians
+    and readers are refused, and so are coordinators of other studies.
+    """
+    study = get_object_or_404(Study, slug=slug)
+    if not may_manage(user, study):
+        raise PermissionDenied(f"only the coordinators of study {slug} manage it")
+    return study

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from studyplatform.dashboard import views
+from studyplatform.dashboard.manage import views as manage
 
 app_name = "dashboard"
 
@@ -13,4 +14,24 @@ urlpatterns = [
     path("<slug:slug>/report/retry/", views.analysis_retry, name="report_retry"),
     path("<slug:slug>/export/", views.export, name="export"),
     path("<slug:slug>/planning/", views.power_planning, name="planning"),
+    # The coordinators' pages: readers, enrolment and groups, the study's sites, site tokens.
+    path("<slug:slug>/manage/", manage.home, name="manage"),
+    path("<slug:slug>/manage/readers/", manage.readers, name="manage_readers"),
+    path("<slug:slug>/manage/readers/create/", manage.reader_create, name="manage_reader_create"),
+    path("<slug:slug>/manage/readers/invite/", manage.reader_invite, name="manage_reader_invite"),
+    path("<slug:slug>/manage/readers/enrol/", manage.enrol, name="manage_enrol"),
+    path(
+        "<slug:slug>/manage/readers/<int:enrolment_id>/unenrol/",
+        manage.unenrol,
+        name="manage_unenrol",
+    ),
+    path("<slug:slug>/manage/readers/groups/", manage.groups, name="manage_groups"),
+    path("<slug:slug>/manage/sites/", manage.sites, name="manage_sites"),
+    path("<slug:slug>/manage/sites/<int:site_id>/", manage.site_rename, name="manage_site_rename"),
+    path("<slug:slug>/manage/tokens/", manage.tokens, name="manage_tokens"),
+    path(
+        "<slug:slug>/manage/tokens/<int:token_id>/revoke/",
+        manage.token_revoke,
+        name="manage_token_revoke",
+    ),
 ]

@@ -58,6 +58,7 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "overview": selectors.study_overview(study, results=results),
         "may_see_results": results,
         "may_export": access.may(request.user, study, access.EXPORT),
+        "may_manage": access.may_manage(request.user, study),
         "findings": list(study.finding_types.values_list("code", flat=True)),
     }
     return render(request, "dashboard/dashboard.html", context)
@@ -87,6 +88,7 @@ def analysis_report(request: HttpRequest, slug: str) -> HttpResponse:
         "row": row,
         "body": body,
         "may_export": access.may(request.user, study, access.EXPORT),
+        "may_manage": access.may_manage(request.user, study),
         "plotly_version": report.plotly_version(),
     }
     return render(request, "dashboard/report.html", context)

@@ -31,7 +31,7 @@ from studyplatform.studies.models import StudyState
 @admin.register(Reader)
 class ReaderAdmin(StudyScopedAdmin[Reader], AuditedModelAdmin[Reader]):
     study_path = "enrolments__study"
-    list_display = ["code", "user", "specialty", "years_experience"]
+    list_display = ["code", "user", "role", "specialty", "years_experience"]
     search_fields = ["code", "user__username", "user__last_name"]
     autocomplete_fields = ["user"]
 

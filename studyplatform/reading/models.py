@@ -15,6 +15,15 @@ from django.db.models import F, Q
 from studyplatform.studies.models import Arm, Case, FindingType, Study
 
 
+class ReaderRole(models.TextChoices):
+    """A reader's position: a qualification reported with the study (who read the cases)."""
+
+    ATTENDING = "attending", "Attending / consultant"
+    FELLOW = "fellow", "Fellow"
+    RESIDENT = "resident", "Resident / registrar"
+    OTHER = "other", "Other"
+
+
 class Reader(models.Model):
     """A radiologist taking part in studies. ``code`` is the pseudonym used in exports."""
 
@@ -24,6 +33,7 @@ class Reader(models.Model):
     code = models.SlugField(max_length=20, unique=True)
     specialty = models.CharField(max_length=100, blank=True)
     years_experience = models.PositiveSmallIntegerField(null=True, blank=True)
+    role = models.CharField(max_length=20, choices=ReaderRole.choices, blank=True)
 
     class Meta:
         ordering = ["code"]

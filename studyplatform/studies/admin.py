@@ -32,7 +32,12 @@ from studyplatform.audit.selectors import allocation_revealed
 from studyplatform.prereads.models import AIModel
 from studyplatform.prereads.services import pin_model
 from studyplatform.reading.services import ReadingError, randomize_study
-from studyplatform.studies.admin_scope import StudyScopedAdmin, may_change_site, visible_sites
+from studyplatform.studies.admin_scope import (
+    StudyScopedAdmin,
+    may_change_site,
+    member_studies,
+    visible_sites,
+)
 from studyplatform.studies.concealment import CONCEALED, seed_commitment
 from studyplatform.studies.guards import FrozenStudyError, lock_study_for_write
 from studyplatform.studies.lesions import lesion_problems, normalize_lesions
@@ -268,11 +273,26 @@ class SiteAdmin(AuditedModelAdmin[Site]):
     ones) and change or delete one only when every study using it is theirs; the page of a site
     that another study also uses is read-only, and a POST to it is refused (403)."""
 
-    list_display = ["code", "name"]
+    list_display = ["code", "name", "study"]
     search_fields = ["code", "name"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Site]:
         return super().get_queryset(request).filter(pk__in=visible_sites(request.user).values("pk"))
+
+    def formfield_for_foreignkey(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelChoiceField[Any] | None:
+        # Staff give a new site to one of their studies (else nobody but a superuser could edit
+        # it) and cannot hand a site to another study.
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if (
+            field is not None
+            and db_field.name == "study"
+            and not getattr(request.user, "is_superuser", False)
+        ):
+            field.queryset = member_studies(request.user)
+            field.required = True
+        return field
 
     def has_change_permission(self, request: HttpRequest, obj: Site | None = None) -> bool:
         if obj is not None and not may_change_site(request.user, obj):

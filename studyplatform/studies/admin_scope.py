@@ -5,8 +5,9 @@ StudyMembership says on which studies. Every study-bound ModelAdmin names the wa
 to the study (``study_path``); its list, its object pages (an object of another study is "not
 found") and the study, case and finding type choices of its forms hold only the user's studies.
 Sites are shared between studies: staff see the sites their studies use (cases or site tokens)
-and change one only when every study using it is theirs (:func:`visible_sites`,
-:func:`may_change_site`). Superusers see everything.
+or own (``Site.study``), and change one only when every study using or owning it is theirs
+(:func:`visible_sites`, :func:`may_change_site`); a site no study uses or owns is nobody's to
+change but a superuser's. Superusers see everything.
 """
 
 from __future__ import annotations
@@ -41,22 +42,33 @@ def site_studies(site: Site) -> QuerySet[Study]:
 
 def visible_sites(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Site]:
     """The sites ``user`` may see in the admin: every one for a superuser; for staff, the sites
-    their studies use, and sites no study uses yet (a new site, before its first case)."""
+    their studies use or own, and sites no study uses or owns (read-only to them)."""
     if getattr(user, "is_superuser", False):
         return Site.objects.all()
     studies = member_studies(user).values("pk")
-    used = Q(cases__isnull=False) | Q(tokens__isnull=False)
-    mine = Q(cases__study__in=studies) | Q(tokens__study__in=studies)
+    used = Q(cases__isnull=False) | Q(tokens__isnull=False) | Q(study__isnull=False)
+    mine = Q(cases__study__in=studies) | Q(tokens__study__in=studies) | Q(study__in=studies)
     # A subquery on the primary key: the paths through cases and tokens never repeat rows.
     return Site.objects.filter(pk__in=Site.objects.filter(mine | ~used).values("pk"))
 
 
+def site_stakeholders(site: Site) -> QuerySet[Study]:
+    """The studies with a stake in ``site``: those that use it and the one that owns it."""
+    return Study.objects.filter(
+        Q(cases__site=site) | Q(site_tokens__site=site) | Q(own_sites=site)
+    ).distinct()
+
+
 def may_change_site(user: AbstractBaseUser | AnonymousUser, site: Site) -> bool:
-    """Whether ``user`` may change ``site``: a superuser always; staff when every study using the
-    site is one of theirs (a site another study also uses is that study's data too)."""
+    """Whether ``user`` may change ``site``: a superuser always; staff when the site is used or
+    owned by some study and every such study is one of theirs (a site another study also uses is
+    that study's data too; a site nobody owns or uses is nobody's to rename but a superuser's)."""
     if getattr(user, "is_superuser", False):
         return True
-    return not site_studies(site).exclude(pk__in=member_studies(user).values("pk")).exists()
+    stakeholders = site_stakeholders(site)
+    if not stakeholders.exists():
+        return False
+    return not stakeholders.exclude(pk__in=member_studies(user).values("pk")).exists()
 
 
 class StudyScopedAdmin(admin.ModelAdmin[_M]):

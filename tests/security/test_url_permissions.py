@@ -120,6 +120,53 @@ PAGES: dict[str, Check] = {
         lambda w: {"slug": "alpha"},
         data=(("format", "long"),),
     ),
+    # Managing the study (readers, sites, site tokens): its coordinators and superusers only.
+    # The POSTs carry no form (400) or are refused by the study's state (409: alpha's reader
+    # has read, alpha is no split-plot study); the token is revoked by the coordinator first.
+    "dashboard/<slug:slug>/manage/": Check(
+        "GET", expect(allow={C, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
+    "dashboard/<slug:slug>/manage/readers/": Check(
+        "GET", expect(allow={C, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
+    "dashboard/<slug:slug>/manage/readers/create/": Check(
+        "POST", expect(allow={C, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
+    "dashboard/<slug:slug>/manage/readers/invite/": Check(
+        "POST", expect(allow={C, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
+    "dashboard/<slug:slug>/manage/readers/enrol/": Check(
+        "POST", expect(allow={C, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
+    "dashboard/<slug:slug>/manage/readers/<int:enrolment_id>/unenrol/": Check(
+        "POST",
+        expect(allow={C, SU}, login={ANON}),
+        lambda w: {"slug": "alpha", "enrolment_id": Enrolment.objects.get(study=w.alpha).pk},
+    ),
+    "dashboard/<slug:slug>/manage/readers/groups/": Check(
+        "POST", expect(allow={C, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
+    "dashboard/<slug:slug>/manage/sites/": Check(
+        "GET", expect(allow={C, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
+    "dashboard/<slug:slug>/manage/sites/<int:site_id>/": Check(
+        "POST",
+        expect(allow={C, SU}, login={ANON}),
+        lambda w: {"slug": "alpha", "site_id": Site.objects.get(code="north").pk},
+    ),
+    "dashboard/<slug:slug>/manage/tokens/": Check(
+        "GET", expect(allow={C, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
+    "dashboard/<slug:slug>/manage/tokens/<int:token_id>/revoke/": Check(
+        "POST",
+        expect(allow={C, SU}, login={ANON}),
+        lambda w: {"slug": "alpha", "token_id": SiteToken.objects.get(study=w.alpha).pk},
+    ),
+    # The one-time password-set link: anyone holding it (a wrong one shows "does not work").
+    "reset/<uidb64>/<token>/": Check(
+        "GET", expect(allow=frozenset(ROLES)), lambda w: {"uidb64": "MQ", "token": "x-y"}
+    ),
+    "reset/done/": Check("GET", expect(allow=frozenset(ROLES))),
     # Arrival: a site token or the study's coordinator (a superuser is no coordinator here).
     "api/studies/<slug:slug>/cases/": Check("POST", expect(allow={C}), lambda w: {"slug": "alpha"}),
     # STOW-RS takes site tokens only: every session is refused (401).

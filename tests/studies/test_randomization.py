@@ -416,6 +416,65 @@ def test_split_plot_invariants(
     assert again.fingerprint() == allocation.fingerprint()
 
 
+@PROPERTY
+@given(seed=seeds, inputs=split_plot_inputs(), arms=arm_sets, data=st.data())
+def test_split_plot_keeps_groups_formed_by_hand_and_draws_the_same_blocks(
+    seed: int,
+    inputs: tuple[list[CaseInfo], list[str], int],
+    arms: tuple[str, ...],
+    data: st.DataObject,
+) -> None:
+    cases, readers, groups = inputs
+    # Any split of the readers into non-empty groups: the first ``groups`` readers seed them.
+    order = data.draw(st.permutations(readers))
+    fixed: list[list[str]] = [[reader] for reader in order[:groups]]
+    for reader in order[groups:]:
+        fixed[data.draw(st.integers(0, groups - 1))].append(reader)
+    drawn = plan_split_plot(seed=seed, cases=cases, readers=readers, groups=groups)
+    plan = plan_split_plot(
+        seed=seed, cases=cases, readers=readers, groups=groups, fixed_groups=fixed
+    )
+    assert plan.groups == tuple(tuple(sorted(g)) for g in fixed)
+    assert plan.blocks == drawn.blocks
+    allocation = split_plot(
+        seed=seed, cases=cases, readers=readers, groups=groups, arms=arms, fixed_groups=fixed
+    )
+    for members, block in zip(plan.groups, plan.blocks, strict=True):
+        assert {r.case_id for r in allocation.rows if r.reader in members} == set(block)
+    same = split_plot(
+        seed=seed,
+        cases=cases,
+        readers=readers,
+        groups=groups,
+        arms=arms,
+        fixed_groups=[list(g) for g in drawn.groups],
+    )
+    assert (
+        same.fingerprint()
+        == split_plot(
+            seed=seed, cases=cases, readers=readers, groups=groups, arms=arms
+        ).fingerprint()
+    )
+
+
+@pytest.mark.parametrize(
+    ("fixed", "message"),
+    [
+        ([["r1", "r2"]], "1 fixed groups given for 2 groups"),
+        ([["r1", "r2", "r3"], []], "group 2 has no reader"),
+        ([["r1"], ["r2"]], "without a group: r3"),
+        ([["r1", "r2"], ["r3", "r9"]], "unknown: r9"),
+        ([["r1", "r2"], ["r2", "r3"]], "every reader exactly once"),
+    ],
+)
+def test_split_plot_refuses_groups_that_do_not_split_the_readers(fixed, message) -> None:
+    cases = [CaseInfo(f"c{i}", "s", "pos" if i % 2 else "neg") for i in range(4)]
+    with pytest.raises(ValueError, match=message):
+        plan_split_plot(
+            seed=1, cases=cases, readers=["r1", "r2", "r3"], groups=2, fixed_groups=fixed
+        )
+
+
 # --- prospective --------------------------------------------------------------------------------
 
 block_size_sets = st.sampled_from([None, (2,), (4,), (2, 4), (2, 4, 6), (6, 8, 10)])

@@ -154,6 +154,7 @@ def randomize_study(
         if not infos:
             raise AllocationError(f"study {study.slug!r} has no cases to allocate")
         groups = study.split_plot_groups if study.design == Design.SPLIT_PLOT else None
+        fixed = _formed_groups(enrolments, groups) if groups is not None else None
         try:
             allocation = allocate(
                 study.design,
@@ -162,6 +163,7 @@ def randomize_study(
                 readers=list(enrolments),
                 arms=[arm.name for arm in arms],
                 groups=groups,
+                fixed_groups=fixed,
             )
         except ValueError as error:
             raise AllocationError(f"study {study.slug!r}: {error}") from None
@@ -179,7 +181,11 @@ def randomize_study(
             _discard(study)
         if groups is not None:
             plan = plan_split_plot(
-                seed=study.seed, cases=infos, readers=list(enrolments), groups=groups
+                seed=study.seed,
+                cases=infos,
+                readers=list(enrolments),
+                groups=groups,
+                fixed_groups=fixed,
             )
             for number, members in enumerate(plan.groups, start=1):
                 for code in members:
@@ -206,6 +212,22 @@ def randomize_study(
             reason="replaced: cases, readers or arms changed" if replaced else "",
         )
         return created
+
+
+def _formed_groups(enrolments: dict[str, Enrolment], groups: int) -> list[list[str]] | None:
+    """The split-plot groups as the enrolments hold them, when every reader has one in 1..groups.
+
+    The coordinators may form the groups before randomization (e.g. readers of one site
+    together); a reader without a group, or a group out of range, means the groups were not all
+    formed by hand, and randomization draws every group from the seed. After a randomization the
+    enrolments hold its groups, so running it again reproduces the same allocation.
+    """
+    formed: list[list[str]] = [[] for _ in range(groups)]
+    for code, enrolment in enrolments.items():
+        if enrolment.group is None or not 1 <= enrolment.group <= groups:
+            return None
+        formed[enrolment.group - 1].append(code)
+    return formed
 
 
 def _summary(record: AllocationRecord) -> dict[str, object]:

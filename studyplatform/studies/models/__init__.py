@@ -15,10 +15,23 @@ from django.db.models import Q
 
 
 class Site(models.Model):
-    """A hospital or imaging centre that contributes cases."""
+    """A hospital or imaging centre that contributes cases.
+
+    A site's code is platform-wide (the push API and manifests name it), so several studies can
+    use one site. ``study`` is the study whose coordinators edit the site: set when a study's
+    coordinator creates it; empty for a site several studies share, which only superusers edit.
+    """
 
     code = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=200)
+    study = models.ForeignKey(
+        "Study",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="own_sites",
+        help_text="The study whose coordinators edit this site (empty: superusers only).",
+    )
 
     class Meta:
         ordering = ["code"]

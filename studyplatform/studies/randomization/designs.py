@@ -285,12 +285,41 @@ def _validate_groups(groups: int, n_readers: int, n_cases: int) -> int:
     return groups
 
 
+def _fixed_groups(
+    fixed: Sequence[Sequence[str]], readers: tuple[str, ...], groups: int
+) -> tuple[tuple[str, ...], ...]:
+    """Check that ``fixed`` splits ``readers`` into ``groups`` non-empty groups; sort each."""
+    if len(fixed) != groups:
+        raise ValueError(f"{len(fixed)} fixed groups given for {groups} groups")
+    for number, members in enumerate(fixed, start=1):
+        if not members:
+            raise ValueError(f"group {number} has no reader")
+    named = [reader for members in fixed for reader in members]
+    if sorted(named) != list(readers):
+        missing = sorted(set(readers) - set(named))
+        extra = sorted(set(named) - set(readers))
+        raise ValueError(
+            "the fixed groups must hold every reader exactly once"
+            + (f"; without a group: {', '.join(missing)}" if missing else "")
+            + (f"; unknown: {', '.join(extra)}" if extra else "")
+        )
+    return tuple(tuple(sorted(members)) for members in fixed)
+
+
 def plan_split_plot(
-    *, seed: int, cases: Iterable[CaseInfo], readers: Iterable[str], groups: int
+    *,
+    seed: int,
+    cases: Iterable[CaseInfo],
+    readers: Iterable[str],
+    groups: int,
+    fixed_groups: Sequence[Sequence[str]] | None = None,
 ) -> SplitPlotPlan:
     """Randomize readers into groups and cases into stratified blocks for a split-plot design.
 
-    Readers are shuffled and dealt round-robin into ``groups`` groups. Cases are dealt into as
+    Readers are shuffled and dealt round-robin into ``groups`` groups, unless ``fixed_groups``
+    gives them (the study's coordinators formed the groups, e.g. by site); the case blocks are
+    drawn from the seed either way, so group g's block does not depend on who is in it. Cases
+    are dealt into as
     many blocks with the stratified counter of the crossover (random stratum order, random order
     within a stratum, a counter from a random start), so every block has the same case mix
     within one case per stratum.
@@ -305,6 +334,8 @@ def plan_split_plot(
         Reader IDs; at least ``groups`` of them.
     groups : int
         Number of reader groups (= case blocks), at least 1.
+    fixed_groups : sequence of sequence of str, optional
+        The reader IDs of each group, in group order: every reader exactly once, no group empty.
 
     Returns
     -------
@@ -315,10 +346,14 @@ def plan_split_plot(
     case_list = validate_cases(cases)
     reader_list = validate_readers(readers)
     groups = _validate_groups(groups, len(reader_list), len(case_list))
-    shuffled = _shuffled(seed, ("split_plot", "groups"), reader_list)
     labels = _balanced_labels(seed, ("split_plot", "blocks"), case_list, groups)
+    if fixed_groups is not None:
+        reader_groups = _fixed_groups(fixed_groups, reader_list, groups)
+    else:
+        shuffled = _shuffled(seed, ("split_plot", "groups"), reader_list)
+        reader_groups = tuple(tuple(sorted(shuffled[g::groups])) for g in range(groups))
     return SplitPlotPlan(
-        groups=tuple(tuple(sorted(shuffled[g::groups])) for g in range(groups)),
+        groups=reader_groups,
         blocks=tuple(
             tuple(c.case_id for c, label in zip(case_list, labels, strict=True) if label == g)
             for g in range(groups)
@@ -333,6 +368,7 @@ def split_plot(
     readers: Iterable[str],
     groups: int,
     arms: Iterable[str] = DEFAULT_ARMS,
+    fixed_groups: Sequence[Sequence[str]] | None = None,
 ) -> Allocation:
     """Allocate a split-plot design: each reader group reads its own case block in every arm.
 
@@ -351,6 +387,8 @@ def split_plot(
         Number of reader groups and case blocks.
     arms : iterable of str, default ("unassisted", "assisted")
         The conditions.
+    fixed_groups : sequence of sequence of str, optional
+        The readers of each group when they were formed by hand (:func:`plan_split_plot`).
 
     Returns
     -------
@@ -358,7 +396,9 @@ def split_plot(
         Per group, ``len(group) * len(block) * len(arms)`` rows.
     """
     case_list = validate_cases(cases)
-    plan = plan_split_plot(seed=seed, cases=case_list, readers=readers, groups=groups)
+    plan = plan_split_plot(
+        seed=seed, cases=case_list, readers=readers, groups=groups, fixed_groups=fixed_groups
+    )
     arm_list = validate_arms(arms)
     by_id = {c.case_id: c for c in case_list}
     rows: list[AllocationRow] = []
@@ -378,6 +418,7 @@ def allocate(
     readers: Iterable[str],
     arms: Iterable[str] = DEFAULT_ARMS,
     groups: int | None = None,
+    fixed_groups: Sequence[Sequence[str]] | None = None,
 ) -> Allocation:
     """Allocate a study by design name (the single entry point the web app calls).
 
@@ -389,6 +430,8 @@ def allocate(
         As for the design functions.
     groups : int, optional
         Number of reader groups; required for ``"split_plot"`` and refused otherwise.
+    fixed_groups : sequence of sequence of str, optional
+        ``"split_plot"`` only: the readers of each group, formed by hand instead of drawn.
 
     Returns
     -------
@@ -410,8 +453,15 @@ def allocate(
     if design == "split_plot":
         if groups is None:
             raise ValueError("the split_plot design needs the number of groups")
-        return split_plot(seed=seed, cases=cases, readers=readers, groups=groups, arms=arms)
-    if groups is not None:
+        return split_plot(
+            seed=seed,
+            cases=cases,
+            readers=readers,
+            groups=groups,
+            arms=arms,
+            fixed_groups=fixed_groups,
+        )
+    if groups is not None or fixed_groups is not None:
         raise ValueError(f"groups applies only to the split_plot design, not {design!r}")
     if design == "crossover":
         return crossover(seed=seed, cases=cases, readers=readers, arms=arms)

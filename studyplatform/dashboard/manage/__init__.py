@@ -1,0 +1,1 @@
+"""The coordinators' pages of a study: readers and enrolment, sites, site tokens."""
