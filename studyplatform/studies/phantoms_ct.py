@@ -199,7 +199,9 @@ def _nodules(
     for _ in range(count):
         for _attempt in range(200):
             radius = rng.uniform(2.0, 10.0)
-            z = rng.uniform(-0.3, 0.3) * depth_mm
+            # Within the middle 60% of the stack, and the whole nodule inside it.
+            limit = max(depth_mm / 2 - 1.2 * radius - 2.5, 0.0)
+            z = rng.uniform(-1.0, 1.0) * min(limit, 0.3 * depth_mm)
             side = rng.choice((-1.0, 1.0))
             x = side * a.lung_x + rng.uniform(-1, 1) * a.lung_axes[0]
             y = a.lung_y + rng.uniform(-1, 1) * a.lung_axes[1]
