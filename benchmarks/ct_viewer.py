@@ -36,6 +36,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from bench_reading import PASSWORD, Client, _environment, _manage
 
@@ -242,10 +243,10 @@ def frame_stats(frames: list[list[float]]) -> dict[str, float]:
     }
 
 
-def browse(port: int, path: str, runs: int) -> list[dict[str, float]]:
+def browse(port: int, path: str, runs: int) -> list[dict[str, Any]]:
     from playwright.sync_api import sync_playwright
 
-    results: list[dict[str, float]] = []
+    results: list[dict[str, Any]] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
@@ -253,7 +254,7 @@ def browse(port: int, path: str, runs: int) -> list[dict[str, float]]:
         )
         base = f"http://127.0.0.1:{port}"
 
-        def open_case():  # type: ignore[no-untyped-def]
+        def open_case() -> tuple[Any, Any]:
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             page = context.new_page()
             page.goto(f"{base}/login/")
