@@ -104,5 +104,29 @@
     return decoded;
   }
 
-  window.readingPixels = { load: loadPixels, decodePng: decodePng };
+  const lutCache = new Map();
+
+  // Window/level: the DICOM linear function (PS3.3 C.11.2.1.2) as a table over all 16-bit
+  // values; a few recent tables are kept (a stack's slices may differ in offset).
+  function windowTable(center, width, invert) {
+    const key = center + "/" + width + "/" + invert;
+    let table = lutCache.get(key);
+    if (table) return table;
+    table = new Uint8ClampedArray(65536);
+    const c = center;
+    const w = Math.max(1, width);
+    for (let v = 0; v < 65536; v++) {
+      let y;
+      if (w <= 1) y = v > c - 0.5 ? 255 : 0;
+      else if (v <= c - 0.5 - (w - 1) / 2) y = 0;
+      else if (v > c - 0.5 + (w - 1) / 2) y = 255;
+      else y = ((v - (c - 0.5)) / (w - 1) + 0.5) * 255;
+      table[v] = invert ? 255 - y : y;
+    }
+    if (lutCache.size > 32) lutCache.delete(lutCache.keys().next().value);
+    lutCache.set(key, table);
+    return table;
+  }
+
+  window.readingPixels = { load: loadPixels, decodePng: decodePng, windowTable: windowTable };
 })();

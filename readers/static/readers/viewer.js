@@ -16,55 +16,13 @@
   const cineButton = document.querySelector('.toolbar [data-action="cine"]');
   const pixelsOf = window.readingPixels;
 
-  // Presets in stored units (HU), by modality; radiographs keep Default/Full/Narrow only.
-  const CT_PRESETS = [
-    { key: "4", name: "lung", label: "Lung", width: 1500, center: -600 },
-    { key: "5", name: "mediastinum", label: "Mediastinum", width: 350, center: 50 },
-    { key: "6", name: "bone", label: "Bone", width: 2000, center: 500 },
-    { key: "7", name: "brain", label: "Brain", width: 80, center: 40 },
-    { key: "8", name: "abdomen", label: "Abdomen", width: 400, center: 50 },
-  ];
   const PREFETCH_AHEAD = 12;
   const LOADS_AT_ONCE = 4;
   const CINE_FPS = 20;
 
-  const imageInfo = {};
-  data.images.forEach(function (im) { imageInfo[im.position] = im; });
+  const views = window.readingSeries.views(data);
   const firstImage = data.images.length ? data.images[0].position : null;
-  const series = data.series && data.series.length ? data.series : [{
-    position: 1, modality: "", windowCenter: null, windowWidth: null,
-    slices: data.images.map(function (im, i) { return { image: im.position, slice: i + 1, z: null, offset: 0, url: im.pixelsUrl }; }),
-  }];
-
-  // A view is what a tab shows: a CT/MR series of several slices is one stack; any other
-  // series shows each of its images on a tab of its own, as radiographs always were.
-  function makeView(s, slices, stacked) {
-    const list = slices.map(function (sl) {
-      const im = imageInfo[sl.image] || {};
-      return {
-        image: sl.image, slice: sl.slice, z: sl.z, offset: sl.offset || 0, url: sl.url || im.pixelsUrl,
-        bitsStored: im.bitsStored || 16, windowCenter: im.windowCenter, windowWidth: im.windowWidth,
-        rows: im.rows, columns: im.columns, pixels: null, loading: null,
-      };
-    });
-    const first = list[0];
-    const auto = s.modality === "MR" && s.windowWidth;
-    const view = {
-      series: s.position, modality: s.modality, stacked: stacked, slices: list, index: 0,
-      viewed: new Uint8Array(list.length), seriesInfo: s,
-      defaultCenter: auto ? s.windowCenter : first.windowCenter - first.offset,
-      defaultWidth: auto ? s.windowWidth : first.windowWidth,
-    };
-    view.wc = view.defaultCenter;
-    view.ww = view.defaultWidth;
-    return view;
-  }
-  const views = [];
-  series.forEach(function (s) {
-    const stacked = s.slices.length > 1 && (s.modality === "CT" || s.modality === "MR");
-    if (stacked) views.push(makeView(s, s.slices, true));
-    else s.slices.forEach(function (sl) { views.push(makeView(s, [sl], false)); });
-  });
+  const CT_PRESETS = window.readingSeries.CT_PRESETS;
 
   const state = { view: 0, zoom: 1, panX: 0, panY: 0, invert: false };
   const overlay = { source: null, visible: true, opacity: 0.45, slices: {} };
@@ -76,7 +34,6 @@
     return sl.image === firstImage ? overlay.source : null;
   }
   const render = { canvas: document.createElement("canvas"), imageData: null, key: "", slice: null };
-  const lutCache = new Map();
   let marks = [];
   const clickHandlers = [];
   let frameRequested = false;
@@ -136,25 +93,7 @@
   }
 
   // --- Rendering --------------------------------------------------------------------------
-  function lut(center, width, invert) {
-    const key = center + "/" + width + "/" + invert;
-    let table = lutCache.get(key);
-    if (table) return table;
-    table = new Uint8ClampedArray(65536);
-    const c = center;
-    const w = Math.max(1, width);
-    for (let v = 0; v < 65536; v++) {
-      let y;
-      if (w <= 1) y = v > c - 0.5 ? 255 : 0;
-      else if (v <= c - 0.5 - (w - 1) / 2) y = 0;
-      else if (v > c - 0.5 + (w - 1) / 2) y = 255;
-      else y = ((v - (c - 0.5)) / (w - 1) + 0.5) * 255;
-      table[v] = invert ? 255 - y : y;
-    }
-    if (lutCache.size > 32) lutCache.delete(lutCache.keys().next().value);
-    lutCache.set(key, table);
-    return table;
-  }
+  const lut = pixelsOf.windowTable;
 
   function renderSlice(view, sl) {
     const key = sl.url + "|" + view.wc + "|" + view.ww + "|" + state.invert;
@@ -263,30 +202,8 @@
     }
   }
 
-  // The scroll bar: the whole stack top to bottom, viewed slices marked, the current one lit.
   function drawBar() {
-    const view = current();
-    if (!bar) return;
-    bar.hidden = !view.stacked;
-    if (!view.stacked) return;
-    resize(bar);
-    const c = bar.getContext("2d");
-    const n = view.slices.length;
-    const h = bar.height / n;
-    c.fillStyle = "#14181d";
-    c.fillRect(0, 0, bar.width, bar.height);
-    let viewed = 0;
-    for (let i = 0; i < n; i++) {
-      if (view.viewed[i]) viewed++;
-      c.fillStyle = view.viewed[i] ? "#3b6e9e" : view.slices[i].pixels ? "#2a313b" : "#1b2026";
-      c.fillRect(bar.width * 0.3, i * h, bar.width * 0.4, Math.max(1, h - (h > 3 ? 1 : 0)));
-    }
-    c.fillStyle = "#ffd400";
-    c.fillRect(0, view.index * h, bar.width, Math.max(2, h));
-    bar.dataset.slice = String(view.index + 1);
-    bar.dataset.slices = String(n);
-    bar.dataset.viewed = String(viewed);
-    bar.title = "Slice " + (view.index + 1) + " of " + n + " (" + viewed + " viewed)";
+    if (bar) window.readingSeries.drawBar(bar, current(), resize);
   }
 
   // --- Navigation -------------------------------------------------------------------------
@@ -296,8 +213,15 @@
     if (target !== view.index) direction = target > view.index ? 1 : -1;
     view.index = target;
     view.viewed[target] = 1;
-    load(view.slices[target]).catch(function (error) { statusLine.textContent = error.message; });
+    // The wanted slice goes first in the queue: loads stay a few at a time however fast the
+    // wheel turns, nearest the wanted slice first.
     prefetch(view);
+    const wanted = view.slices[target];
+    if (!wanted.pixels && !wanted.loading) {
+      queue.unshift(wanted);
+      pump();
+    }
+    if (wanted.loading) wanted.loading.catch(function (error) { statusLine.textContent = error.message; });
     drawBar();
     redraw();
   }
@@ -330,7 +254,8 @@
     cineTimer = window.setInterval(function () {
       const view = current();
       const next = view.index + 1 < view.slices.length ? view.index + 1 : 0;
-      if (view.slices[next].pixels) go(next);  // never waits: a slice not decoded yet is skipped to later
+      // A slice not decoded yet is waited for (a tick later), never shown stale.
+      if (view.slices[next].pixels) go(next);
     }, 1000 / CINE_FPS);
     if (cineButton) cineButton.classList.add("active");
     canvas.dataset.cine = "on";
@@ -365,7 +290,8 @@
     else if (name === "narrow") setWindow(view.defaultCenter, Math.max(1, view.defaultWidth / 3));
     else if (name === "auto" && view.seriesInfo.windowWidth) setWindow(view.seriesInfo.windowCenter, view.seriesInfo.windowWidth);
     else if (named && view.modality === "CT") setWindow(named.center, named.width);
-    if (named || name === "auto") canvas.dataset.preset = name;
+    else return;
+    canvas.dataset.preset = name;
   }
 
   function zoomBy(factor, cx, cy) {
@@ -592,6 +518,7 @@
       view.viewed.forEach(function (seen, i) { if (seen) viewed.push(i + 1); });
       return {
         image: sl.image, series: view.series, slice: sl.slice, slices: view.slices.length, stacked: view.stacked,
+        loaded: view.slices.filter(function (x) { return x.pixels !== null; }).length,
         viewed: viewed, decodedBy: sl.decodedBy, windowCenter: view.wc, windowWidth: view.ww,
         zoom: state.zoom, panX: state.panX, panY: state.panY, invert: state.invert, cine: cineTimer !== null,
       };
