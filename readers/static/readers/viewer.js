@@ -27,8 +27,8 @@
   const state = { view: 0, zoom: 1, panX: 0, panY: 0, invert: false };
   const overlay = { source: null, visible: true, opacity: 0.45, slices: {} };
 
-  // The overlay of the slice on screen: its own map (a CT/MR pre-read's per-slice heatmaps,
-  // keyed by image position), else the case's one map on its first image.
+  // The overlay of the slice on screen: its own (set per slice, keyed by image position),
+  // else the case's one overlay on its first image.
   function sliceOverlay(sl) {
     if (overlay.slices[sl.image]) return overlay.slices[sl.image];
     return sl.image === firstImage ? overlay.source : null;
