@@ -90,7 +90,7 @@ def demo(arguments: argparse.Namespace) -> None:
     _run(*manage, "migrate", "--verbosity", "0", env=env)
     address = f"{arguments.host}:{arguments.port}"
     _say("building the demo study")
-    _run(*manage, "demo", "--simulate-reads", "--base-url", f"http://{address}/", env=env)
+    _run(*manage, "demo", "--ct", "--simulate-reads", "--base-url", f"http://{address}/", env=env)
     worker = subprocess.Popen(
         [str(PYTHON), "-m", "celery", "-A", "studyplatform", "worker", "-Q", "default,inference",
          "-c", "1", "-B", "-l", "WARNING", "-n", "demo@%h"],

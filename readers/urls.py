@@ -16,5 +16,10 @@ urlpatterns = [
         name="readers-pixels",
     ),
     path("assignments/<int:pk>/heatmap/", views.heatmap, name="readers-heatmap"),
+    path(
+        "assignments/<int:pk>/heatmap/<int:position>/",
+        views.slice_heatmap,
+        name="readers-slice-heatmap",
+    ),
     path("assignments/<int:pk>/correct/", views.correct, name="readers-correct"),
 ]

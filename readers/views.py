@@ -132,6 +132,15 @@ def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
             "heatmapUrl": reverse("readers-heatmap", kwargs={"pk": assignment.pk})
             if page.ai.has_heatmap
             else None,
+            "sliceHeatmaps": [
+                {
+                    "image": position,
+                    "url": reverse(
+                        "readers-slice-heatmap", kwargs={"pk": assignment.pk, "position": position}
+                    ),
+                }
+                for position in page.ai.heatmap_images
+            ],
             "findings": [
                 {"code": f.code, "probability": f.probability, "flagged": f.flagged}
                 for f in page.ai.findings
@@ -286,6 +295,19 @@ def heatmap(request: HttpRequest, assignment: Assignment) -> HttpResponse:
     content_type = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
     with found.open("rb") as handle:
         response = HttpResponse(handle.read(), content_type=content_type)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@reader_assignment
+@require_GET
+def slice_heatmap(request: HttpRequest, assignment: Assignment, position: int) -> HttpResponse:
+    """One slice's Grad-CAM heatmap (a CT/MR pre-read): 404 unless this assignment is
+    assisted, opened and unsubmitted, as the image heatmap."""
+    found = selectors.slice_heatmap_png(assignment, position)
+    if found is None:
+        raise Http404("No such resource.")
+    response = HttpResponse(found, content_type="image/png")
     response["Cache-Control"] = "no-store"
     return response
 

@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from analysis.froc.data import NORMAL_LESION, FrocData, froc_data
@@ -128,12 +129,18 @@ def _check(
 def _nearest_lesion(
     marks: pd.DataFrame, lesions: pd.DataFrame, rule: str, distance: float
 ) -> pd.Series:
-    """Per scored mark (by its row), the ID of the lesion it localizes, or ``""``."""
+    """Per scored mark (by its row), the ID of the lesion it localizes, or ``""``.
+
+    A lesion reaches ``depth`` images either side of its own (0: its image only), so a mark on
+    any slice of a nodule's extent in a CT stack is measured in that slice's plane.
+    """
     pairs = marks[["_row", "case", "image", "x", "y"]].merge(
-        lesions[["case", "lesion", "image", "x", "y", "radius", "_order"]],
-        on=["case", "image"],
+        lesions[["case", "lesion", "image", "x", "y", "radius", "depth", "_order"]],
+        on="case",
         suffixes=("", "_lesion"),
     )
+    steps = np.abs(pairs["image"].to_numpy(np.int64) - pairs["image_lesion"].to_numpy(np.int64))
+    pairs = pairs[steps <= pairs["depth"].to_numpy(np.int64)]
     d = np.hypot(
         pairs["x"].to_numpy(np.float64) - pairs["x_lesion"].to_numpy(np.float64),
         pairs["y"].to_numpy(np.float64) - pairs["y_lesion"].to_numpy(np.float64),
@@ -161,8 +168,10 @@ def score_marks(
         ``reader, treatment, case, image, x, y, rating``, one row per mark, and optionally
         ``call`` (0/1: the read's call; marks of a 0 call are not scored).
     lesions
-        ``case, lesion, image, x, y, radius`` and optionally ``weight`` (NaN: equal weights),
-        one row per lesion of an abnormal case.
+        ``case, lesion, image, x, y, radius`` and optionally ``weight`` (NaN: equal weights)
+        and ``depth`` (a lesion of a CT or MR stack reaches this many images either side of
+        ``image``, all in its series; NaN or absent: 0, its own image only), one row per lesion
+        of an abnormal case.
     cases
         Every case with truth for the finding type: those without a lesion are normal.
     rule, distance
@@ -172,7 +181,8 @@ def score_marks(
     Raises
     ------
     ValueError
-        A missing column, a value that is not a number, a radius that is not positive, a mark or
+        A missing column, a value that is not a number, a radius that is not positive, a depth
+        that is not a whole number >= 0, a mark or
         lesion on a case not in ``cases``, a lesion listed twice, an unknown rule.
     """
     cases = [str(c) for c in cases]
@@ -186,6 +196,7 @@ def score_marks(
     for frame in (marks, lesions):
         frame["image"] = pd.to_numeric(frame["image"]).astype(np.int64)
     lesions["_order"] = np.arange(len(lesions))
+    lesions["depth"] = _depths(lesions)
     scored = (
         np.ones(len(marks), dtype=bool)
         if "call" not in marks.columns
@@ -220,12 +231,21 @@ def score_marks(
     return ScoredMarks(marks=out, truth=truth, nl=nl, ll=ll)
 
 
+def _depths(lesions: pd.DataFrame) -> npt.NDArray[np.int64]:
+    if "depth" not in lesions.columns:
+        return np.zeros(len(lesions), dtype=np.int64)
+    depth = pd.to_numeric(lesions["depth"], errors="coerce").fillna(0.0).to_numpy(np.float64)
+    if (depth < 0).any() or (depth != np.floor(depth)).any():
+        raise ValueError("lesions: every depth must be a whole number of slices, 0 or more")
+    return depth.astype(np.int64)
+
+
 @dataclass(frozen=True)
 class MarkTables:
     """A study's marks and lesions, and the acceptance rule (``distance`` NaN for "inside").
 
     ``marks``: ``reader, case, arm, session, finding, call, mark, image, x, y, rating``;
-    ``lesions``: ``finding, case, lesion, image, x, y, radius, weight``.
+    ``lesions``: ``finding, case, lesion, image, x, y, radius, weight, depth``.
     """
 
     marks: pd.DataFrame
@@ -273,7 +293,8 @@ def finding_froc(
     marks
         ``reader, case, arm, finding, call, image, x, y, rating`` (one row per mark).
     lesions
-        ``finding, case, lesion, image, x, y, radius, weight`` (one row per lesion).
+        ``finding, case, lesion, image, x, y, radius, weight`` and optionally ``depth`` (one
+        row per lesion).
     finding, rule, distance
         The finding type and the acceptance rule (:func:`score_marks`).
     treatments

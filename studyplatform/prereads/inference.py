@@ -18,7 +18,7 @@ import importlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -374,4 +374,50 @@ def preprocess(
     x = (x - np.float32(lo)) / np.float32(max(float(hi - lo), 1e-6))
     x = (x - np.float32(n.mean)) / np.float32(n.std)
     out: FloatImage = np.repeat(x[None], spec.channels, axis=0).astype(np.float32, copy=False)
+    return out
+
+
+def preprocess_stack(
+    stack: npt.NDArray[Any], spec: ModelSpec, *, window: tuple[float, float] | None = None
+) -> FloatImage:
+    """A series' slices (n x rows x columns, stored values) to n x rows' x columns' model inputs
+    of one channel: each slice resized as :func:`preprocess` does, then normalized over the
+    whole stack (so a slice's percentiles are the series', and neighbours stay comparable)."""
+    arr = np.asarray(stack, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[0] < 1:
+        raise ValueError(f"expected a stack of 2-D slices, got shape {arr.shape}")
+    tensor = torch.from_numpy(np.ascontiguousarray(arr))[:, None]
+    rows, cols = spec.input_size
+    if (rows, cols) != tuple(arr.shape[1:]):
+        shrink = rows <= arr.shape[1] and cols <= arr.shape[2]
+        tensor = F.interpolate(
+            tensor,
+            size=(rows, cols),
+            mode="area" if shrink else "bilinear",
+            **({} if shrink else {"align_corners": False}),
+        )
+    x = tensor[:, 0].numpy()
+    n = spec.normalization
+    if n.mode == "percentile":
+        lo, hi = np.percentile(x, [n.low, n.high])
+    elif n.mode == "minmax":
+        lo, hi = float(x.min()), float(x.max())
+    elif n.mode == "window":
+        if window is None:
+            raise ValueError("normalization mode 'window' needs the series' display window")
+        lo, hi = window[0] - window[1] / 2.0, window[0] + window[1] / 2.0
+    else:
+        lo, hi = 0.0, n.scale
+    x = (x - np.float32(lo)) / np.float32(max(float(hi - lo), 1e-6))
+    out: FloatImage = ((x - np.float32(n.mean)) / np.float32(n.std)).astype(np.float32)
+    return out
+
+
+def slice_inputs(
+    normalized: FloatImage, indices: npt.NDArray[np.int64] | Sequence[int], neighbours: int
+) -> FloatImage:
+    """The 2.5-D inputs of the given slices: slice k with slices k - m .. k + m as channels
+    (m = ``neighbours``), the end slices repeated past the ends of the stack."""
+    index = np.asarray(indices, dtype=np.int64)[:, None] + np.arange(-neighbours, neighbours + 1)
+    out: FloatImage = normalized[np.clip(index, 0, normalized.shape[0] - 1)]
     return out

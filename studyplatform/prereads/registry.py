@@ -29,7 +29,7 @@ from django.db import transaction
 
 from studyplatform.audit.models import Action
 from studyplatform.audit.services import record, snapshot
-from studyplatform.prereads import demo_model
+from studyplatform.prereads import demo_model, demo_model_ct
 from studyplatform.prereads.inference import FORMATS, ModelRefusedError, load_model, model_digest
 from studyplatform.prereads.models import AIModel
 from studyplatform.prereads.spec import ModelSpec, SpecError, parse_spec
@@ -244,5 +244,19 @@ def register_demo_model() -> AIModel:
         spec=demo_model.spec(),
         factory=demo_model.FACTORY,
         reason="demo model",
+    )
+    return model
+
+
+def register_demo_ct_model() -> AIModel:
+    """The shipped CT demo model (a slice-wise nodule detector), registered once and reused."""
+    model, _ = register_model(
+        name=demo_model_ct.NAME,
+        version=DEMO_VERSION,
+        path=demo_model_ct.WEIGHTS,
+        fmt="factory",
+        spec=demo_model_ct.spec(),
+        factory=demo_model_ct.FACTORY,
+        reason="CT demo model",
     )
     return model

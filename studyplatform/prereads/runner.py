@@ -41,8 +41,9 @@ from studyplatform.prereads.inference import (
     preprocess,
 )
 from studyplatform.prereads.models import PreRead, PreReadFinding, PreReadStatus
+from studyplatform.prereads.runner_slices import run_slices
 from studyplatform.prereads.services import BatchOutcome, TransientInferenceError
-from studyplatform.prereads.spec import SpecError, parse_spec
+from studyplatform.prereads.spec import SLICES, SpecError, parse_spec
 from studyplatform.studies.guards import StudyLockedError, lock_study_for_write
 from studyplatform.studies.imaging import ImageError, read_dicom_pixels, read_png
 from studyplatform.studies.models import FindingType, Image
@@ -164,6 +165,9 @@ def run_batch(
         except (ModelRefusedError, SpecError) as exc:
             outcome.failed += _fail(group, f"model {ai} refused: {exc}")
             continue
+        if loaded.spec.input_kind == SLICES:
+            outcome.add(_run_series(loaded, group, findings, lambda: _beat(rows, claim)))
+            continue
         size = max(1, chunk_size or (GPU_CHUNK if loaded.device.type == "cuda" else CPU_CHUNK))
         chunks = [group[start : start + size] for start in range(0, len(group), size)]
         outcome.add(_run_pipeline(loaded, chunks, images, findings, lambda: _beat(rows, claim)))
@@ -194,6 +198,62 @@ class _Prepared:
     image: Image
     x: np.ndarray[Any, Any]
     timings: dict[str, float]
+    slices: int = 0  # a slices model's stacked heatmap holds this many maps
+
+
+def _run_series(
+    loaded: LoadedModel,
+    rows: Sequence[PreRead],
+    findings: dict[tuple[int, str], FindingType],
+    beat: Callable[[], None],
+) -> BatchOutcome:
+    """A ``slices`` model, case by case: every slice of the case's first series, batched."""
+    outcome = BatchOutcome()
+    codes = loaded.spec.finding_codes
+    for row in rows:
+        beat()
+        study_id = row.case.study_id
+        shown = [k for k, c in enumerate(codes) if (study_id, c) in findings] or list(
+            range(len(codes))
+        )
+        slices = list(
+            Image.objects.filter(case_id=row.case_id, series__position=1)
+            .select_related("series")
+            .order_by("slice_number")
+        )
+        try:
+            if not slices:
+                raise ImageError(f"case {row.case.case_id} has no series to read")
+            t0 = time.perf_counter()
+            # The stored values (HU for CT): the derivative less its offset.
+            stack = np.stack([decode(im).astype(np.float32) - im.display_offset for im in slices])
+            decoded = (time.perf_counter() - t0) * 1000
+            series = slices[0].series
+            window = (
+                (series.window_center, series.window_width)
+                if series.window_center is not None and series.window_width is not None
+                else None
+            )
+            result = run_slices(loaded, stack, shown=shown, window=window)
+        except (ImageError, ValueError, OSError) as exc:
+            outcome.failed += _fail([row], f"case {row.case.case_id}: {exc}")
+            continue
+        except RuntimeError as exc:
+            if isinstance(exc, torch.cuda.OutOfMemoryError):
+                raise TransientInferenceError(f"GPU out of memory: {exc}") from exc
+            outcome.failed += _fail([row], f"model failed on this case: {exc}")
+            continue
+        timings = {"decode": decoded, **result.timings}
+        item = _Prepared(row, slices[0], stack[:0], timings, slices=result.slices)
+        t1 = time.perf_counter()
+        stored, refused = _store([item], result.probabilities[None], [result.heatmaps], findings)
+        timings["database"] = (time.perf_counter() - t1) * 1000
+        for stage, ms in timings.items():
+            outcome.stage_ms[stage] += ms
+        outcome.done += stored
+        outcome.refused += refused
+        outcome.skipped += 1 - stored - refused
+    return outcome
 
 
 @dataclass
@@ -377,6 +437,7 @@ def _store(
             row.finished_at = now
             row.timings = {k: round(v, 3) for k, v in item.timings.items()}
             row.duration_ms = round(sum(item.timings.values()), 3)
+            row.heatmap_slices = item.slices
             written.append(row)
         PreReadFinding.objects.filter(preread__in=written).delete()
         PreReadFinding.objects.bulk_create(results)
@@ -389,5 +450,6 @@ def _store(
                 finished_at=now,
                 timings=row.timings,
                 duration_ms=row.duration_ms,
+                heatmap_slices=row.heatmap_slices,
             )
     return len(written), refused

@@ -271,9 +271,15 @@ def run_prereads_now(
     return total
 
 
-def run_demo_prereads(*, study: Study) -> BatchOutcome:
-    """Register the shipped demo model (once), pin it, and pre-read ``study`` in this process."""
-    from studyplatform.prereads.registry import register_demo_model  # registry imports torch
+def run_demo_prereads(*, study: Study, ct: bool = False) -> BatchOutcome:
+    """Register the shipped demo model (once), pin it, and pre-read ``study`` in this process.
 
-    pin_model(study=study, model=register_demo_model())
+    ``ct``: the CT demo model (a slice-wise nodule detector) instead of the radiograph one.
+    """
+    from studyplatform.prereads.registry import (  # the registry imports torch
+        register_demo_ct_model,
+        register_demo_model,
+    )
+
+    pin_model(study=study, model=register_demo_ct_model() if ct else register_demo_model())
     return run_prereads_now(study=study)

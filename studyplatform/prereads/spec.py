@@ -8,8 +8,18 @@ Stored as JSON on the AIModel (``spec``) and given to ``register_model --spec sp
       "channels": 1,                                              # gray repeated if > 1
       "normalization": {"mode": "percentile", "low": 1, "high": 99, "mean": 0.5, "std": 0.25},
       "thresholds": {"nodule": 0.5, "pneumothorax": 0.5, "effusion": 0.5},
-      "target_layer": "features.14"                               # Grad-CAM layer (not TorchScript)
+      "target_layer": "features.14",                              # Grad-CAM layer (not TorchScript)
+      "input_kind": "image"                                       # or "slices" (CT/MR, 2.5D)
     }
+
+``input_kind`` says what one input is. ``image`` (the default): the case's first image, its gray
+values repeated over the channels. ``slices`` (2.5D, for CT and MR): every slice of the case's
+first series in turn, with its neighbours as channels: with ``channels`` = 2m + 1, slice k's
+input holds slices k - m .. k + m (the first and last slices repeated at the ends of the
+stack), each resized to ``input_size``; the platform runs all slices (batched), the case's
+probability for a finding is the **maximum over its slices**, and Grad-CAM gives one heatmap per
+slice. ``volume`` (the whole stack at once) is reserved: the platform cannot run it yet and
+refuses such a spec.
 
 Normalization first maps the stored gray values to about [0, 1] (``mode``: ``percentile`` between
 the image's low/high percentiles, ``minmax``, ``window`` with the image's own display window,
@@ -25,6 +35,9 @@ from types import MappingProxyType
 from typing import Any, Final
 
 NORMALIZATION_MODES: Final = ("percentile", "minmax", "window", "fixed")
+INPUT_KINDS: Final = ("image", "slices", "volume")
+IMAGE: Final = "image"
+SLICES: Final = "slices"
 
 
 class SpecError(ValueError):
@@ -49,13 +62,19 @@ class ModelSpec:
     normalization: Normalization = field(default_factory=Normalization)
     thresholds: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     target_layer: str = ""
+    input_kind: str = IMAGE
+
+    @property
+    def neighbours(self) -> int:
+        """Slices either side of the read slice in a ``slices`` input (0 for ``image``)."""
+        return self.channels // 2 if self.input_kind == SLICES else 0
 
     def threshold(self, code: str) -> float:
         return self.thresholds.get(code, 0.5)
 
     def as_json(self) -> dict[str, Any]:
         n = self.normalization
-        return {
+        data: dict[str, Any] = {
             "finding_codes": list(self.finding_codes),
             "input_size": list(self.input_size),
             "channels": self.channels,
@@ -70,6 +89,9 @@ class ModelSpec:
             "thresholds": {code: self.threshold(code) for code in self.finding_codes},
             "target_layer": self.target_layer,
         }
+        if self.input_kind != IMAGE:  # specs of image models stay as they were registered
+            data["input_kind"] = self.input_kind
+        return data
 
 
 def _number(data: Mapping[str, Any], key: str, default: float, where: str) -> float:
@@ -90,6 +112,7 @@ def parse_spec(data: Any) -> ModelSpec:
         "normalization",
         "thresholds",
         "target_layer",
+        "input_kind",
     }
     if unknown:
         raise SpecError(f"spec: unknown fields {sorted(unknown)}")
@@ -111,9 +134,19 @@ def parse_spec(data: Any) -> ModelSpec:
         or not all(isinstance(s, int) and not isinstance(s, bool) and 8 <= s <= 4096 for s in size)
     ):
         raise SpecError(f"spec: input_size must be [rows, columns] of 8..4096, not {size!r}")
+    kind = data.get("input_kind", IMAGE)
+    if kind not in INPUT_KINDS:
+        raise SpecError(f"spec: input_kind must be one of {INPUT_KINDS}, not {kind!r}")
+    if kind == "volume":
+        raise SpecError("spec: input_kind 'volume' is reserved; the platform cannot run it yet")
     channels = data.get("channels", 1)
-    if channels not in (1, 3):
+    if kind == IMAGE and channels not in (1, 3):
         raise SpecError(f"spec: channels must be 1 or 3, not {channels!r}")
+    if kind == SLICES and channels not in (1, 3, 5, 7):
+        raise SpecError(
+            f"spec: channels of a 'slices' input must be 1, 3, 5 or 7 (the slice and its "
+            f"neighbours), not {channels!r}"
+        )
     raw_norm = data.get("normalization", {})
     if not isinstance(raw_norm, Mapping):
         raise SpecError("spec: normalization must be an object")
@@ -152,4 +185,5 @@ def parse_spec(data: Any) -> ModelSpec:
         normalization=norm,
         thresholds=MappingProxyType(thresholds),
         target_layer=target,
+        input_kind=str(kind),
     )

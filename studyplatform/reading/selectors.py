@@ -22,6 +22,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 from studyplatform.accounts.roles import COORDINATOR, READER, STATISTICIAN
+from studyplatform.prereads.heatmaps import slice_heatmap
 from studyplatform.prereads.models import PreRead, PreReadStatus
 from studyplatform.prereads.selectors import finding_thresholds, pinned_model
 from studyplatform.reading.models import Assignment, Read, ReadDraft, Reader, ReadingSession
@@ -191,6 +192,8 @@ class AIView:
     model: str
     findings: tuple[AIFinding, ...]
     has_heatmap: bool
+    # A slices model's per-slice maps: the image positions (in the case) that have one.
+    heatmap_images: tuple[int, ...] = ()
 
 
 def _done_preread(assignment: Assignment) -> PreRead | None:
@@ -229,8 +232,22 @@ def ai_view(assignment: Assignment) -> AIView | None:
                 flagged=f.probability >= threshold,
             )
         )
+    images: tuple[int, ...] = ()
+    if preread.heatmap and preread.heatmap_slices:
+        images = tuple(
+            Image.objects.filter(
+                case_id=assignment.case_id,
+                series__position=1,
+                slice_number__lte=preread.heatmap_slices,
+            )
+            .order_by("slice_number")
+            .values_list("position", flat=True)
+        )
     return AIView(
-        model=str(preread.model), findings=tuple(findings), has_heatmap=bool(preread.heatmap)
+        model=str(preread.model),
+        findings=tuple(findings),
+        has_heatmap=bool(preread.heatmap) and not preread.heatmap_slices,
+        heatmap_images=images,
     )
 
 
@@ -239,9 +256,29 @@ def heatmap_file(assignment: Assignment) -> Any | None:
     if not ai_visible(assignment):
         return None
     preread = _done_preread(assignment)
-    if preread is None or not preread.heatmap:
+    if preread is None or not preread.heatmap or preread.heatmap_slices:
         return None
     return preread.heatmap
+
+
+def slice_heatmap_png(assignment: Assignment, position: int) -> bytes | None:
+    """The heatmap of the case's image at ``position`` (a slice of its first series) from a
+    slices model's pre-read, only where ``ai_visible``; else None."""
+    if not ai_visible(assignment):
+        return None
+    preread = _done_preread(assignment)
+    if preread is None or not preread.heatmap or not preread.heatmap_slices:
+        return None
+    number = (
+        Image.objects.filter(case_id=assignment.case_id, position=position, series__position=1)
+        .values_list("slice_number", flat=True)
+        .first()
+    )
+    if number is None or number > preread.heatmap_slices:
+        return None
+    with preread.heatmap.open("rb") as handle:
+        stacked = handle.read()
+    return slice_heatmap(stacked, slices=preread.heatmap_slices, index=number - 1)
 
 
 @dataclass(frozen=True)

@@ -134,8 +134,8 @@ def build_demo_study(
     )
 
 
-def _remove_previous_demo() -> None:
-    previous = Study.objects.filter(slug=DEMO_SLUG).first()
+def _remove_previous_demo(slug: str = DEMO_SLUG) -> None:
+    previous = Study.objects.filter(slug=slug).first()
     if previous is None:
         return
     # Reads are append-only everywhere else (a PostgreSQL trigger refuses deletes); the demo

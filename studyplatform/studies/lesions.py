@@ -12,6 +12,17 @@ every lesion of the case and finding type or for none (then equal), summing to 1
 requires. A lesion on an absent finding, outside its image, with a radius that is not positive,
 or on an image the case lacks is refused.
 
+A lesion in a CT or MR stack also says where it lies along the stack: ``slice`` (its centre
+slice's number in its series, from 1; ``image`` is that slice's position in the case),
+``series`` (the series' place in the case, default 1) and ``depth`` (how many slices either
+side of the centre it reaches, default 0)::
+
+    {"lesion": 1, "image": 24, "series": 1, "slice": 24, "depth": 2, "x": 45.6, "y": 66.3,
+     "radius": 2.5}
+
+It spans slices ``slice - depth`` to ``slice + depth``, which must lie in its series; a mark on
+any of them within ``radius`` of the centre (in the slice's plane) localizes it.
+
 Other JSON (an object) in ``location`` is kept as a free-form note and never scored.
 """
 
@@ -23,7 +34,8 @@ from typing import Any
 
 __all__ = ["LESION_KEYS", "has_lesions", "lesion_problems", "normalize_lesions"]
 
-LESION_KEYS = ("lesion", "image", "x", "y", "radius", "weight")
+LESION_KEYS = ("lesion", "image", "x", "y", "radius", "weight", "series", "slice", "depth")
+STACK_KEYS = ("series", "slice", "depth")
 _WEIGHT_TOLERANCE = 1e-6
 
 
@@ -51,8 +63,40 @@ def _show(value: Any) -> str:
     return f"{number:g}" if number is not None else repr(value)
 
 
+Stacks = Mapping[int, tuple[int, int, int]]
+"""Per image position of a case: its series' place, its slice number, the series' slice count."""
+
+
+def _stack_problem(
+    lesion: Mapping[str, Any], out: dict[str, Any], name: str, stacks: Stacks | None
+) -> str:
+    """Check a lesion's place along its stack and add it to ``out``; the problem, or ""."""
+    series = _whole(lesion.get("series", 1))
+    number = _whole(lesion.get("slice"))
+    depth = _whole(lesion.get("depth", 0))
+    if number is None or number < 1 or series is None or series < 1:
+        return f"{name}: series and slice must be whole numbers from 1"
+    if depth is None or depth < 0:
+        return f"{name}: depth must be a whole number of slices, 0 or more"
+    out.update(series=series, slice=number, depth=depth)
+    if stacks is None:
+        return ""
+    on_series, on_slice, count = stacks[out["image"]]
+    if (on_series, on_slice) != (series, number):
+        return (
+            f"{name}: image {out['image']} is series {on_series} slice {on_slice}, "
+            f"not series {series} slice {number}"
+        )
+    if number - depth < 1 or number + depth > count:
+        return (
+            f"{name}: slices {number - depth} to {number + depth} leave its series "
+            f"(slices 1 to {count})"
+        )
+    return ""
+
+
 def _lesion_problem(
-    lesion: Any, sizes: Mapping[int, tuple[int, int]]
+    lesion: Any, sizes: Mapping[int, tuple[int, int]], stacks: Stacks | None = None
 ) -> tuple[dict[str, Any] | None, str]:
     if not isinstance(lesion, Mapping):
         return None, "a lesion must be an object with lesion, image, x, y and radius"
@@ -81,15 +125,25 @@ def _lesion_problem(
         if weight is None or not 0 < weight <= 1:
             return None, f"{name}: the weight must be a number in (0, 1]"
         out["weight"] = weight
+    if any(lesion.get(k) is not None for k in STACK_KEYS):
+        problem = _stack_problem(lesion, out, name, stacks)
+        if problem:
+            return None, problem
     return out, ""
 
 
 def lesion_problems(
-    lesions: Sequence[Any], *, present: bool, sizes: Mapping[int, tuple[int, int]]
+    lesions: Sequence[Any],
+    *,
+    present: bool,
+    sizes: Mapping[int, tuple[int, int]],
+    stacks: Stacks | None = None,
 ) -> list[str]:
     """Why ``lesions`` cannot be one case x finding type's locations (empty when they can).
 
-    ``sizes`` maps the case's image positions to ``(rows, columns)``.
+    ``sizes`` maps the case's image positions to ``(rows, columns)``; ``stacks`` (when known)
+    to their series, slice number and series length, against which a lesion's ``series``,
+    ``slice`` and ``depth`` are checked.
     """
     if not lesions:
         return []
@@ -97,7 +151,7 @@ def lesion_problems(
         return ["a lesion on an absent finding (present is 0)"]
     problems, ids, weights = [], [], []
     for lesion in lesions:
-        clean, problem = _lesion_problem(lesion, sizes)
+        clean, problem = _lesion_problem(lesion, sizes, stacks)
         if clean is None:
             problems.append(problem)
             continue
@@ -128,5 +182,9 @@ def normalize_lesions(lesions: Sequence[Mapping[str, Any]]) -> list[dict[str, An
         }
         if lesion.get("weight") is not None:
             item["weight"] = float(lesion["weight"])
+        if lesion.get("slice") is not None:
+            item["series"] = int(lesion.get("series", 1))
+            item["slice"] = int(lesion["slice"])
+            item["depth"] = int(lesion.get("depth", 0))
         out.append(item)
     return sorted(out, key=lambda item: item["lesion"])

@@ -88,6 +88,11 @@ PAGES: dict[str, Check] = {
     "assignments/<int:pk>/heatmap/": Check(
         "GET", expect(allow={R}, login={ANON}), lambda w: {"pk": w.assisted.pk}
     ),
+    # A radiograph's pre-read has no per-slice heatmaps: denied (404) even to its reader here;
+    # the reader's 200 for a CT pre-read is in tests/security/test_blinding_slices.py.
+    "assignments/<int:pk>/heatmap/<int:position>/": Check(
+        "GET", expect(login={ANON}), lambda w: {"pk": w.assisted.pk, "position": 1}
+    ),
     "assignments/<int:pk>/correct/": Check(
         "GET", expect(allow={R}, login={ANON}), lambda w: {"pk": w.submitted.pk}
     ),

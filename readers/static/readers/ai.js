@@ -8,7 +8,8 @@
   const viewer = window.readingViewer;
   const toggle = document.getElementById("overlay-toggle");
   const opacity = document.getElementById("overlay-opacity");
-  if (!ai.heatmapUrl || !toggle) return;
+  const slices = ai.sliceHeatmaps || [];
+  if ((!ai.heatmapUrl && !slices.length) || !toggle) return;
 
   // A gray heatmap (0 = cold) is coloured with a jet-like ramp whose alpha follows the value;
   // a colour heatmap with its own alpha is drawn as it is.
@@ -46,6 +47,29 @@
     toggle.checked = !toggle.checked;
     apply();
   });
+
+  function loadMap(url) {
+    return fetch(url, { credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("heatmap " + response.status);
+        return response.blob();
+      })
+      .then(createImageBitmap)
+      .then(colourize);
+  }
+
+  if (slices.length) {
+    // A CT/MR pre-read: one map per slice, drawn on its own slice.
+    Promise.all(slices.map(function (item) {
+      return loadMap(item.url).then(function (map) { viewer.setSliceOverlay(item.image, map); });
+    }))
+      .then(function () { apply(); toggle.dataset.loaded = "true"; })
+      .catch(function () {
+        toggle.disabled = true;
+        toggle.parentElement.title = "The heatmaps could not be loaded";
+      });
+    return;
+  }
 
   fetch(ai.heatmapUrl, { credentials: "same-origin" })
     .then(function (response) {

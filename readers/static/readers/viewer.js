@@ -25,7 +25,14 @@
   const CT_PRESETS = window.readingSeries.CT_PRESETS;
 
   const state = { view: 0, zoom: 1, panX: 0, panY: 0, invert: false };
-  const overlay = { source: null, visible: true, opacity: 0.45 };
+  const overlay = { source: null, visible: true, opacity: 0.45, slices: {} };
+
+  // The overlay of the slice on screen: its own (set per slice, keyed by image position),
+  // else the case's one overlay on its first image.
+  function sliceOverlay(sl) {
+    if (overlay.slices[sl.image]) return overlay.slices[sl.image];
+    return sl.image === firstImage ? overlay.source : null;
+  }
   const render = { canvas: document.createElement("canvas"), imageData: null, key: "", slice: null };
   let marks = [];
   const clickHandlers = [];
@@ -141,10 +148,11 @@
     const g = geometry(sl);
     ctx.imageSmoothingEnabled = g.scale < 2;
     ctx.drawImage(render.canvas, g.x0, g.y0, sl.columns * g.scale, sl.rows * g.scale);
-    if (overlay.source && overlay.visible && sl.image === firstImage) {
+    const shown = sliceOverlay(sl);
+    if (shown && overlay.visible) {
       ctx.globalAlpha = overlay.opacity;
       ctx.imageSmoothingEnabled = true;
-      ctx.drawImage(overlay.source, g.x0, g.y0, sl.columns * g.scale, sl.rows * g.scale);
+      ctx.drawImage(shown, g.x0, g.y0, sl.columns * g.scale, sl.rows * g.scale);
       ctx.globalAlpha = 1;
     }
     for (const mark of marks) {
@@ -175,7 +183,7 @@
     ds.image = String(sl.image);
     ds.series = String(view.series);
     ds.slice = String(sl.slice);
-    ds.overlay = overlay.source && overlay.visible ? "on" : "off";
+    ds.overlay = (overlay.source || Object.keys(overlay.slices).length) && overlay.visible ? "on" : "off";
     ds.drawnAt = String(timestamp || performance.now());
     ds.ready = "true";
     const where = view.stacked
@@ -483,6 +491,7 @@
     onClick: function (handler) { clickHandlers.push(handler); },
     setMarks: function (list) { marks = list; redraw(); },
     setOverlay: function (source) { overlay.source = source; redraw(); },
+    setSliceOverlay: function (image, source) { overlay.slices[image] = source; redraw(); },
     setOverlayVisible: function (visible) { overlay.visible = visible; redraw(); },
     setOverlayOpacity: function (opacity) { overlay.opacity = opacity; redraw(); },
     overlayVisible: function () { return overlay.visible; },

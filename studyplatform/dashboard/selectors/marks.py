@@ -30,7 +30,9 @@ MARK_FRAME_COLUMNS = (
     "y",
     "rating",
 )
-LESION_FRAME_COLUMNS = ("finding", "case", "lesion", "image", "x", "y", "radius", "weight")
+LESION_FRAME_COLUMNS = (
+    "finding", "case", "lesion", "image", "x", "y", "radius", "weight", "depth",
+)  # fmt: skip
 
 
 def _mark_rows(study: Study) -> list[tuple[object, ...]]:
@@ -80,7 +82,7 @@ def _lesion_rows(study: Study) -> list[tuple[object, ...]]:
             continue
         rows += [
             (finding, case, lesion["lesion"], lesion["image"], lesion["x"], lesion["y"],
-             lesion["radius"], lesion.get("weight", math.nan))
+             lesion["radius"], lesion.get("weight", math.nan), lesion.get("depth", 0))
             for lesion in location
         ]  # fmt: skip
     return rows

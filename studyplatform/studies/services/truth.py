@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Count
 
 from studyplatform.audit.models import Action
 from studyplatform.audit.services import record as audit_record
@@ -34,7 +35,7 @@ class TruthReport:
 
 
 _TRUTH_COLUMNS = ("case_id", "finding", "present")
-_LESION_COLUMNS = ("lesion", "image", "x", "y", "radius", "weight")
+_LESION_COLUMNS = ("lesion", "image", "x", "y", "radius", "weight", "series", "slice", "depth")
 _TRUTH_OPTIONAL = ("source", "location", *_LESION_COLUMNS)
 
 TruthRow = tuple[Case, FindingType, bool, str, Any]
@@ -184,15 +185,24 @@ def _checked_groups(
 ) -> tuple[list[TruthRow], list[Problem]]:
     """Each case x finding type's lesions checked together: image, bounds, radius, IDs, weights."""
     sizes: dict[int, dict[int, tuple[int, int]]] = {}
-    for case_pk, position, rows, columns in Image.objects.filter(case__study=study).values_list(
-        "case_id", "position", "rows", "columns"
+    stacks: dict[int, dict[int, tuple[int, int, int]]] = {}
+    for case_pk, position, rows, columns, series, number, count in (
+        Image.objects.filter(case__study=study)
+        .annotate(count=Count("series__slices"))
+        .values_list(
+            "case_id", "position", "rows", "columns", "series__position", "slice_number", "count"
+        )
     ):
         sizes.setdefault(case_pk, {})[position] = (rows, columns)
+        stacks.setdefault(case_pk, {})[position] = (series, number, count)
     out: list[TruthRow] = []
     for group in groups:
         lesions = group.lesions or (group.location if isinstance(group.location, list) else [])
         reasons = lesion_problems(
-            lesions, present=group.present, sizes=sizes.get(group.case.pk, {})
+            lesions,
+            present=group.present,
+            sizes=sizes.get(group.case.pk, {}),
+            stacks=stacks.get(group.case.pk, {}),
         )
         if reasons:
             lines = ", ".join(map(str, group.lines))

@@ -8,14 +8,17 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from studyplatform.studies.demo import DEMO_SEED, build_demo_study
+from studyplatform.studies.demo import DEMO_SEED, DemoSummary, build_demo_study
+from studyplatform.studies.demo_ct import build_demo_ct_study
 
 
 class Command(BaseCommand):
     help = (
         "Build the demo study: ~60 synthetic chest-radiograph cases over 3 sites and 2 "
         "modalities, ground truth for 3 finding types, and one demo account per role. "
-        "Running it again rebuilds the same study (idempotent)."
+        "Running it again rebuilds the same study (idempotent). With --ct, also the CT demo "
+        "study 'demo-ct': chest CT phantoms from two scanners with lung nodules, read with and "
+        "without the CT demo model's slice-by-slice pre-read."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -28,6 +31,12 @@ class Command(BaseCommand):
             "--simulate-reads",
             action="store_true",
             help="Also fill in simulated reads of readers R02-R04 (both arms), for the dashboard.",
+        )
+        parser.add_argument(
+            "--ct", action="store_true", help="Also build the CT demo study 'demo-ct'."
+        )
+        parser.add_argument(
+            "--ct-cases", type=int, default=24, help="Cases of the CT demo (default 24)."
         )
         parser.add_argument(
             "--allow-production",
@@ -48,16 +57,20 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 simulate_reads=options["simulate_reads"],
             )
+            self._built(summary, started)
+            if options["ct"]:
+                started = time.perf_counter()
+                self._built(
+                    build_demo_ct_study(
+                        n_cases=options["ct_cases"],
+                        seed=options["seed"],
+                        simulate_reads=options["simulate_reads"],
+                    ),
+                    started,
+                )
         except ValueError as error:
             raise CommandError(str(error)) from None
         base = options["base_url"].rstrip("/")
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Demo study {summary.study.slug!r}: {summary.cases} cases, {summary.images} "
-                f"images, {summary.simulated_reads} simulated reads, built in "
-                f"{time.perf_counter() - started:.1f} s."
-            )
-        )
         self.stdout.write(f"\nOpen {base}/login/ and log in with one of these demo accounts:\n")
         for account in summary.accounts:
             where = {
@@ -68,3 +81,12 @@ class Command(BaseCommand):
                 f"  {account.role:<13} {account.username:<13} password {account.password:<20}"
                 f" then {where}"
             )
+
+    def _built(self, summary: DemoSummary, started: float) -> None:
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo study {summary.study.slug!r}: {summary.cases} cases, {summary.images} "
+                f"images, {summary.simulated_reads} simulated reads, built in "
+                f"{time.perf_counter() - started:.1f} s."
+            )
+        )
