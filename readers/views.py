@@ -115,7 +115,7 @@ def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
             }
             for im in page.images
         ],
-        "series": _series_data(assignment, page.series, fallback_modality=assignment.case.modality),
+        "series": _series_data(assignment, page.series),
         "findings": [{"code": ft.code, "name": ft.name} for ft in page.finding_types],
         "ratingScale": page.rating_scale,
         "contradictionRule": page.contradiction_rule,
@@ -149,16 +149,14 @@ def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
     return render(request, "readers/reading.html", context)
 
 
-def _series_data(
-    assignment: Assignment, series: tuple[SeriesView, ...], *, fallback_modality: str
-) -> list[dict[str, Any]]:
+def _series_data(assignment: Assignment, series: tuple[SeriesView, ...]) -> list[dict[str, Any]]:
     """The viewer's stacks: per series its geometry and window, and per slice its pixels URL,
     its position along the normal (mm) and the offset from stored values to the derivative."""
     return [
         {
             "position": s.position,
             "number": s.number,
-            "modality": s.modality or fallback_modality,
+            "modality": s.modality,
             "description": s.description,
             "bodyPart": s.body_part,
             "sliceSpacing": s.slice_spacing,

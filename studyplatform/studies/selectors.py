@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Prefetch
-
 from studyplatform.studies.models import Image, Series
 
 
@@ -34,20 +32,24 @@ class SeriesView:
 
 
 def case_series(case_id: int) -> tuple[SeriesView, ...]:
-    """The case's series in order, each with its slices in order (two queries)."""
-    slices = Image.objects.order_by("slice_number").only(
-        "series_id", "position", "slice_number", "slice_position", "display_offset"
-    )
+    """The case's series in order, each with its slices in order (one query).
+
+    A series whose header gave no modality takes the case's.
+    """
     rows = (
-        Series.objects.filter(case_id=case_id)
-        .order_by("position")
-        .prefetch_related(Prefetch("slices", queryset=slices))
+        Image.objects.filter(case_id=case_id)
+        .select_related("series__case")
+        .order_by("series__position", "slice_number")
     )
+    grouped: dict[int, tuple[Series, list[SliceView]]] = {}
+    for im in rows:
+        _, slices = grouped.setdefault(im.series_id, (im.series, []))
+        slices.append(SliceView(im.position, im.slice_number, im.slice_position, im.display_offset))
     return tuple(
         SeriesView(
             position=series.position,
             number=series.number,
-            modality=series.modality,
+            modality=series.modality or series.case.modality,
             description=series.description,
             body_part=series.body_part,
             slice_spacing=series.slice_spacing,
@@ -60,10 +62,7 @@ def case_series(case_id: int) -> tuple[SeriesView, ...]:
             window_center=series.window_center,
             window_width=series.window_width,
             ordered_by=series.ordered_by,
-            slices=tuple(
-                SliceView(im.position, im.slice_number, im.slice_position, im.display_offset)
-                for im in series.slices.all()
-            ),
+            slices=tuple(slices),
         )
-        for series in rows
+        for series, slices in grouped.values()
     )
