@@ -66,7 +66,7 @@ def _configure_mrmc(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="CSV with columns reader,treatment,case,truth,rating")
     parser.add_argument(
         "--metric",
-        choices=("empirical_auc", "binormal_auc", "sensitivity", "specificity"),
+        choices=("empirical_auc", "binormal_auc", "binormalLR_auc", "sensitivity", "specificity"),
         default="empirical_auc",
     )
     parser.add_argument(
@@ -148,7 +148,7 @@ def _partial_area(args: argparse.Namespace) -> PartialArea | None:
         if args.min is not None or args.max is not None or args.normalize:
             raise ValueError("--min, --max and --normalize need --partial specificity|sensitivity")
         return None
-    if args.metric not in ("empirical_auc", "binormal_auc"):
+    if args.metric not in ("empirical_auc", "binormal_auc", "binormalLR_auc"):
         raise ValueError(f"--partial needs an AUC metric, not --metric {args.metric}")
     return PartialArea(
         kind=args.partial,

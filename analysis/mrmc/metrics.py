@@ -1,7 +1,8 @@
 """Figures of merit of reader x treatment reads, and their values under case resampling.
 
 A figure of merit is a :class:`MetricSpec`: the metric (the empirical AUC, the binormal AUC,
-sensitivity or specificity, all as MRMCaov 0.3.0 defines them) and, for an AUC, an optional
+the binormal likelihood-ratio (PROPROC) AUC, sensitivity or specificity, all as MRMCaov 0.3.0
+defines them) and, for an AUC, an optional
 partial area (:class:`analysis.partial.PartialArea`). :func:`replicate_values` is the one place
 that computes a figure of merit from a design: it scores every reader x treatment on the cases
 it read, each case counted as many times as a row of ``counts`` says (a row of ones is the data
@@ -18,6 +19,11 @@ gives the counts of positive and negative cases per category, from which:
   counts (:mod:`analysis.binormal`); replicates start from the fit to all cases, and count
   vectors that repeat (deleting any of the cases of one category and truth class gives the
   same counts) are fitted once;
+- the binormal likelihood-ratio (PROPROC) AUC (``binormalLR_auc``, whole or partial) likewise
+  comes from the maximum-likelihood proper binormal curve of those counts
+  (:mod:`analysis.proproc`), with repeated count vectors fitted once; each replicate is fitted
+  from the fit to all cases and from MRMCaov's starts, and the higher likelihood kept (its
+  likelihood can have several maxima);
 - sensitivity and specificity are the proportions of positive cases called 1 and of negative
   cases called 0.
 
@@ -48,17 +54,21 @@ from analysis.mrmc.covariance import (
     metric_and_covariance,
 )
 from analysis.partial import PartialArea, empirical_partial_auc
+from analysis.proproc import ProprocFit, fit_proproc
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
-FigureOfMerit = Literal["empirical_auc", "binormal_auc", "sensitivity", "specificity"]
+FigureOfMerit = Literal[
+    "empirical_auc", "binormal_auc", "binormalLR_auc", "sensitivity", "specificity"
+]
 FIGURES_OF_MERIT: tuple[FigureOfMerit, ...] = (
     "empirical_auc",
     "binormal_auc",
+    "binormalLR_auc",
     "sensitivity",
     "specificity",
 )
-AUC_METRICS = ("empirical_auc", "binormal_auc")
+AUC_METRICS = ("empirical_auc", "binormal_auc", "binormalLR_auc")
 
 
 @dataclass(frozen=True)
@@ -75,8 +85,7 @@ class MetricSpec:
             )
         if self.partial is not None and self.metric not in AUC_METRICS:
             raise ValueError(
-                f"a partial area needs an AUC metric ({' or '.join(AUC_METRICS)}), "
-                f"not {self.metric}"
+                f"a partial area needs an AUC metric ({', '.join(AUC_METRICS)}), not {self.metric}"
             )
 
     @property
@@ -148,6 +157,59 @@ def _binormal_values(
     return values[inverse.ravel()], notes
 
 
+def _as_ratings(counts: FloatArray) -> FloatArray:
+    """The ratings (category indices, lowest 0) that a row of whole category counts stands for."""
+    whole = np.rint(counts)
+    if np.any(np.abs(counts - whole) > 1e-9) or np.any(whole < 0):
+        raise ValueError("a PROPROC fit needs whole, non-negative case counts")
+    return np.repeat(np.arange(counts.size, dtype=np.float64), whole.astype(np.intp))
+
+
+def _proproc_values(
+    negatives: FloatArray, positives: FloatArray, partial: PartialArea | None, name: str
+) -> tuple[FloatArray, list[str]]:
+    """PROPROC (partial) AUC of each count row (:mod:`analysis.proproc`): the first row is fitted
+    first and starts the others, which are also fitted from MRMCaov's starts (the higher
+    likelihood is kept); identical rows are fitted once. NaN where a row has no case of a
+    class. Rows without interior ROC points get MRMCaov's AUC (1 or 0.5) unfitted."""
+    rows = np.concatenate([negatives, positives], axis=1)
+    unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+    size = negatives.shape[1]
+    start: ProprocFit | None = None
+    first = int(inverse.ravel()[0])
+    order = [first] + [u for u in range(unique.shape[0]) if u != first]
+    values = np.full(unique.shape[0], np.nan)
+    notes: list[str] = []
+    failed = 0
+    for u in order:
+        neg, pos = unique[u, :size], unique[u, size:]
+        if not (neg.sum() > 0 and pos.sum() > 0):
+            continue
+        ratings = _as_ratings(neg), _as_ratings(pos)
+        fit = fit_proproc(*ratings, start=start)
+        if start is not None:
+            # The likelihood can have several maxima (e.g. a ridge towards d_a = 0 beside an
+            # interior peak): a search from the full-data fit can settle on a lower one than
+            # MRMCaov's own starts reach, so those are searched too and the higher is kept.
+            cold = fit_proproc(*ratings)
+            if cold.loglik > fit.loglik:
+                fit = cold
+        if u == first:
+            start = fit
+            if not fit.converged:
+                notes.append(f"{name}: PROPROC fit: {fit.message}")
+        elif not fit.converged and fit.cutoffs:
+            # A row without interior points is MRMCaov's rule, not a failed fit.
+            failed += 1
+        values[u] = fit.auc(partial)
+    if failed:
+        notes.append(
+            f"{name}: PROPROC fit did not converge on {failed} of {unique.shape[0] - 1} "
+            "resampled case sets (their last iterates are used)"
+        )
+    return values[inverse.ravel()], notes
+
+
 def _empirical_values(
     negatives: FloatArray, positives: FloatArray, partial: PartialArea | None, name: str
 ) -> tuple[FloatArray, list[str]]:
@@ -161,6 +223,7 @@ def _empirical_values(
 AUC_SCORERS: dict[str, Callable[..., tuple[FloatArray, list[str]]]] = {
     "empirical_auc": _empirical_values,
     "binormal_auc": _binormal_values,
+    "binormalLR_auc": _proproc_values,
 }
 
 
@@ -182,15 +245,16 @@ def replicate_values(design: MRMCDesign, spec: MetricSpec, counts: FloatArray) -
         The figure of merit.
     counts : ndarray, shape (B, K)
         How many times each case counts in each of ``B`` replicates. The first row is the
-        reference: binormal fits of the other rows start from its fit, and the notes name its
-        degenerate or non-converged fits (the others are counted). Pass the data (ones) first.
+        reference: fitted curves (binormal, PROPROC) of the other rows start from its fits, and
+        the notes name its degenerate or non-converged fits (the others are counted). Pass the
+        data (ones) first.
 
     Returns
     -------
     ReplicateValues
         ``values`` ``(B, t r)`` (index ``i r + j``), NaN where a replicate leaves a reader x
         treatment without a case of a class its metric needs; ``notes`` name the reader x
-        treatments whose binormal fit is degenerate or did not converge.
+        treatments whose fitted curve is degenerate or did not converge.
     """
     t, r, _ = design.ratings.shape
     out = np.empty((counts.shape[0], t * r), dtype=np.float64)

@@ -226,10 +226,11 @@ def or_analysis(
         ratings mean "more likely positive"), one row per read. Reads may be missing: the design
         (factorial, split-plot, cases nested in readers or in treatments) is detected from the
         data; every reader must read under every treatment.
-    metric : {"empirical_auc", "binormal_auc", "sensitivity", "specificity"}
+    metric : {"empirical_auc", "binormal_auc", "binormalLR_auc", "sensitivity", "specificity"}
         The reader performance metric (:mod:`analysis.mrmc.metrics`): the empirical AUC, the
-        AUC of the maximum-likelihood binormal curve (:mod:`analysis.binormal`), sensitivity
-        or specificity (binary, 0/1, ratings).
+        AUC of the maximum-likelihood binormal curve (:mod:`analysis.binormal`) or binormal
+        likelihood-ratio (PROPROC) curve (:mod:`analysis.proproc`), sensitivity or specificity
+        (binary, 0/1, ratings).
     partial : PartialArea, optional
         For an AUC metric, the part of the curve (:class:`analysis.partial.PartialArea`);
         jackknife or bootstrap covariance only, as MRMCaov.

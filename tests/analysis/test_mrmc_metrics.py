@@ -74,10 +74,15 @@ def partial_of(expected: dict[str, Any]) -> PartialArea | None:
 #: ``matrix``: absolute on covariance matrix entries, as a fraction of the largest entry.
 EXACT = {"value": 1e-12, "variance": 1e-6, "matrix": 1e-12}
 BINORMAL = {"value": 2e-5, "variance": 2e-3, "matrix": 5e-4}
+#: PROPROC (binormalLR_auc): MRMCaov's trust stops at log-likelihoods up to 2e-8 below the
+#: maximum this project reaches, its reader and jackknife AUCs up to 5e-6 from ours
+#: (``test_mrmc_binormal_lr.py``); the covariances are sums of products of jackknife
+#: deviations of 1e-3 to 2e-2, so they carry that error relative to their size.
+PROPROC = {"value": 1e-5, "variance": 2e-3, "matrix": 5e-4}
 
 
 def tolerance(expected: dict[str, Any]) -> dict[str, float]:
-    return BINORMAL if expected["metric"] == "binormal_auc" else EXACT
+    return {"binormal_auc": BINORMAL, "binormalLR_auc": PROPROC}.get(expected["metric"], EXACT)
 
 
 def check_value(actual: float | None, expected: float, tol: dict[str, float]) -> None:
@@ -96,16 +101,29 @@ def check_variance(actual: float | None, expected: float | None, tol: dict[str, 
     )
 
 
-@pytest.mark.parametrize("key", sorted(ANALYSES))
+#: MRMCaov's partial PROPROC areas of some jackknife samples are wrong (its partial-area formula;
+#: ``test_mrmc_binormal_lr.py`` checks the covariance from its own fits integrated correctly).
+COMPARED = sorted(
+    k for k, v in ANALYSES.items() if not (v["metric"] == "binormalLR_auc" and v["partial"])
+)
+
+
+@pytest.mark.parametrize("key", COMPARED)
 def test_or_analysis_matches_mrmcaov(key: str) -> None:
     expected = ANALYSES[key]
-    tol = tolerance(expected)
     result = or_analysis(
         frame_of(expected["data"]),
         metric=expected["metric"],
         partial=partial_of(expected),
         factors=expected["factors"],
     ).to_dict()
+    check_against_mrmcaov(result, expected, tolerance(expected))
+
+
+def check_against_mrmcaov(
+    result: dict[str, Any], expected: dict[str, Any], tol: dict[str, float]
+) -> None:
+    """Every number of an OR analysis's JSON against MRMCaov's summary, at tolerances ``tol``."""
     values = {(v["treatment"], v["reader"]): v["value"] for v in result["reader_value"]}
     for v in expected["reader_value"]:
         check_value(values[(v["treatment"], v["reader"])], v["value"], tol)
@@ -133,7 +151,7 @@ def test_or_analysis_matches_mrmcaov(key: str) -> None:
         assert result["partial"] == expected["partial"]
 
 
-@pytest.mark.parametrize("key", sorted(k for k in ANALYSES if k.endswith("/RRRC")))
+@pytest.mark.parametrize("key", [k for k in COMPARED if k.endswith("/RRRC")])
 def test_jackknife_covariance_matches_mrmcaov(key: str) -> None:
     expected = ANALYSES[key]
     tol = tolerance(expected)

@@ -17,7 +17,10 @@
 # variance components, global test, differences and single-treatment intervals. It also
 # records the errors MRMCaov gives for DeLong and unbiased covariance of a partial AUC, the
 # binormal fits (a, b, AUC) of every reader x treatment of VanDyke with the log likelihood and
-# gradient where trust stopped, and one fit whose likelihood has no maximum (below).
+# gradient where trust stopped, and one fit whose likelihood has no maximum (below); for the
+# binormal likelihood-ratio (PROPROC) AUC, binormalLR_auc, the full-area analyses, the partial
+# ones or the error MRMCaov stops with, MRMCaov's fit of every reader x treatment and of each of
+# its jackknife samples.
 
 .libPaths(c(Sys.getenv("MRMCAOV_LIB", "/work/r/lib-common"), .libPaths()))
 suppressPackageStartupMessages({
@@ -146,6 +149,23 @@ for (name in names(datasets)) {
 add("vandyke", "empirical_auc", "specificity", 0.8, 1, FALSE, factors = "FRRC")
 add("vandyke", "binormal_auc", factors = "FRRC")
 
+# The binormal likelihood-ratio (PROPROC) AUC. Partial areas are attempted and, where MRMCaov's
+# partial-area formula stops with an error on some reader x treatment or jackknife sample, the
+# error is recorded instead of an analysis.
+binormalLR_partial <- list()
+for (name in names(datasets)) {
+  add(name, "binormalLR_auc")
+  for (kind in c("specificity", "sensitivity")) {
+    min <- if (kind == "specificity") 0.8 else 0.7
+    key <- paste(name, kind, min, 1, sep = "-")
+    binormalLR_partial[[key]] <- tryCatch(
+      {add(name, "binormalLR_auc", kind, min, 1, TRUE); list(error = NULL)},
+      error = function(e) list(error = conditionMessage(e))
+    )
+  }
+}
+add("vandyke", "binormalLR_auc", factors = "FRRC")
+
 partial_error <- function(cov) {
   tryCatch(
     {fit(vandyke, metric_call("empirical_auc", "specificity", 0.8, 1, FALSE), "RRRC", cov); NA},
@@ -184,6 +204,58 @@ boundary_fit <- list(a = p$a, b = p$b, cutoffs = p$cutoffs,
                      trust_iterations = p$optim$iterations,
                      trust_converged = p$optim$converged)
 
+# The PROPROC fit of every reader x treatment: MRMCaov's estimates and the log-likelihood
+# where trust stopped (-optim$value); NULL optim = MRMCaov's "lack of interior points" rule.
+binormalLR_fits <- list()
+for (name in names(datasets)) {
+  d <- datasets[[name]]
+  for (treatment in sort(unique(d$treatment))) {
+    for (reader in sort(unique(d$reader))) {
+      s <- d[d$treatment == treatment & d$reader == reader, ]
+      p <- suppressWarnings(MRMCaov:::binormalLR_params(factor(s$truth), s$rating))
+      binormalLR_fits[[length(binormalLR_fits) + 1]] <- list(
+        data = name, treatment = as.character(treatment), reader = as.character(reader),
+        d_a = p$d_a, c = p$c, cutoffs = p$cutoffs, fitted = !is.null(p$optim),
+        loglik = if (is.null(p$optim)) NULL else -p$optim$value,
+        auc = suppressWarnings(binormalLR_auc(s$truth, s$rating))
+      )
+    }
+  }
+}
+
+# MRMCaov's jackknife samples of the PROPROC fits: for every reader x treatment, each case deleted
+# in turn (one fit per distinct truth and rating, as its jackknife()), MRMCaov's estimates, the
+# log-likelihood where trust stopped and the AUC the jackknife uses.
+binormalLR_jackknife <- list()
+for (name in names(datasets)) {
+  d <- datasets[[name]]
+  for (treatment in sort(unique(d$treatment))) {
+    for (reader in sort(unique(d$reader))) {
+      s <- d[d$treatment == treatment & d$reader == reader, ]
+      keys <- paste(s$truth, s$rating)
+      first <- match(keys, keys)
+      d_a <- c_ <- auc <- loglik <- rep(NA_real_, nrow(s))
+      for (i in unique(first)) {
+        s2 <- s[-i, ]
+        p <- suppressWarnings(MRMCaov:::binormalLR_params(factor(s2$truth), s2$rating))
+        d_a[i] <- p$d_a
+        c_[i] <- p$c
+        if (!is.null(p$optim)) loglik[i] <- -p$optim$value
+        auc[i] <- if (!is.null(p$optim) && !isTRUE(all.equal(p$c, 0))) {
+          MRMCaov:::.auc.binormalLR(p$d_a, p$c)
+        } else {
+          suppressWarnings(binormalLR_auc(s2$truth, s2$rating))
+        }
+      }
+      binormalLR_jackknife[[length(binormalLR_jackknife) + 1]] <- list(
+        data = name, treatment = as.character(treatment), reader = as.character(reader),
+        case = as.character(s$case), d_a = d_a[first], c = c_[first], loglik = loglik[first],
+        auc = auc[first]
+      )
+    }
+  }
+}
+
 golden <- list(
   peer = "MRMCaov 0.3.0",
   peer_commit = "d79e49bcef42ef2a17195aae84ca84ae569f8702",
@@ -194,6 +266,9 @@ golden <- list(
   unbiased_partial_error = partial_error(unbiased),
   vandyke_binormal_fits = fits,
   vandyke_boundary_fit = boundary_fit,
+  binormalLR_partial = binormalLR_partial,
+  binormalLR_fits = binormalLR_fits,
+  binormalLR_jackknife = binormalLR_jackknife,
   analyses = analyses
 )
 writeLines(toJSON(golden, auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null"),
