@@ -24,7 +24,6 @@ from scipy.optimize import brentq
 
 from analysis.cli import main
 from analysis.io import MRMCDesign, mrmc_design, read_mrmc_csv
-from analysis.mrmc import or_analysis
 from analysis.mrmc.bootstrap import (
     bootstrap_indices,
     case_counts,
@@ -41,7 +40,7 @@ from analysis.mrmc.metrics import (
 )
 from analysis.partial import PartialArea
 from analysis.proproc import ProprocFit, fit_proproc
-from tests.analysis.test_mrmc_metrics import partial_of
+from tests.analysis.test_mrmc_metrics import analysis_of, partial_of
 
 DATA = Path("tests/data")
 GOLDEN = json.loads((DATA / "mrmcaov_metrics.json").read_text())
@@ -106,7 +105,7 @@ def test_fitted_loglik_is_at_least_mrmcaovs_and_is_the_reported_auc(fit: dict[st
 
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_analysis_reports_the_fit_of_each_reader(name: str) -> None:
-    result = or_analysis(read_mrmc_csv(FILES[name]), metric="binormalLR_auc")
+    result = analysis_of(name, "binormalLR_auc")
     for v in result.reader_value:
         assert v.value == our_fit(name, v.treatment, v.reader).auc()
 
@@ -256,7 +255,7 @@ def test_cli_bootstrap_of_the_proproc_auc_runs_and_names_the_degenerate_fit(caps
 
 
 def test_degenerate_reader_gets_mrmcaovs_auc_and_a_note() -> None:
-    result = or_analysis(read_mrmc_csv(FILES["vandyke"]), metric="binormalLR_auc")
+    result = analysis_of("vandyke", "binormalLR_auc")
     values = {(v.treatment, v.reader): v.value for v in result.reader_value}
     assert values[("2", "4")] == 1.0
     assert result.notes == (
