@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -123,15 +123,24 @@ def _categories(ratings: FloatArray, truth: NDArray[np.bool_]) -> tuple[FloatArr
     return onehot * ~truth[:, None], onehot * truth[:, None]
 
 
-def _binormal_values(
-    negatives: FloatArray, positives: FloatArray, partial: PartialArea | None, name: str
+Fit = TypeVar("Fit")
+
+
+def _fitted_values(
+    negatives: FloatArray,
+    positives: FloatArray,
+    name: str,
+    *,
+    curve: str,
+    score: Callable[[FloatArray, FloatArray, Fit | None], tuple[Fit, float, str | None, bool]],
 ) -> tuple[FloatArray, list[str]]:
-    """Binormal (partial) AUC of each count row; the first row is fitted first and starts the
-    others. NaN where a row has no case of a class."""
+    """A fitted curve's (partial) AUC of each count row: the first row is fitted first and
+    starts the others; identical rows are fitted once. NaN where a row has no case of a class.
+    The first row's note is named; failed refits are counted in one note."""
     rows = np.concatenate([negatives, positives], axis=1)
     unique, inverse = np.unique(rows, axis=0, return_inverse=True)
     size = negatives.shape[1]
-    start: BinormalFit | None = None
+    start: Fit | None = None
     first = int(inverse.ravel()[0])
     order = [first] + [u for u in range(unique.shape[0]) if u != first]
     values = np.full(unique.shape[0], np.nan)
@@ -141,20 +150,34 @@ def _binormal_values(
         neg, pos = unique[u, :size], unique[u, size:]
         if not (neg.sum() > 0 and pos.sum() > 0):
             continue
-        fit = fit_binormal(neg, pos, start=start)
+        fit, value, note, did_fail = score(neg, pos, start)
         if u == first:
             start = fit
-            if fit.note is not None:
-                notes.append(f"{name}: {fit.note}")
-        elif not fit.converged:
+            if note is not None:
+                notes.append(f"{name}: {note}")
+        elif did_fail:
             failed += 1
-        values[u] = fit.area(partial)
+        values[u] = value
     if failed:
         notes.append(
-            f"{name}: binormal fit did not converge on {failed} of {unique.shape[0] - 1} "
+            f"{name}: {curve} fit did not converge on {failed} of {unique.shape[0] - 1} "
             "resampled case sets (their last iterates are used)"
         )
     return values[inverse.ravel()], notes
+
+
+def _binormal_values(
+    negatives: FloatArray, positives: FloatArray, partial: PartialArea | None, name: str
+) -> tuple[FloatArray, list[str]]:
+    """Binormal (partial) AUC of each count row (:mod:`analysis.binormal`)."""
+
+    def score(
+        neg: FloatArray, pos: FloatArray, start: BinormalFit | None
+    ) -> tuple[BinormalFit, float, str | None, bool]:
+        fit = fit_binormal(neg, pos, start=start)
+        return fit, fit.area(partial), fit.note, not fit.converged
+
+    return _fitted_values(negatives, positives, name, curve="binormal", score=score)
 
 
 def _as_ratings(counts: FloatArray) -> FloatArray:
@@ -168,23 +191,13 @@ def _as_ratings(counts: FloatArray) -> FloatArray:
 def _proproc_values(
     negatives: FloatArray, positives: FloatArray, partial: PartialArea | None, name: str
 ) -> tuple[FloatArray, list[str]]:
-    """PROPROC (partial) AUC of each count row (:mod:`analysis.proproc`): the first row is fitted
-    first and starts the others, which are also fitted from MRMCaov's starts (the higher
-    likelihood is kept); identical rows are fitted once. NaN where a row has no case of a
-    class. Rows without interior ROC points get MRMCaov's AUC (1 or 0.5) unfitted."""
-    rows = np.concatenate([negatives, positives], axis=1)
-    unique, inverse = np.unique(rows, axis=0, return_inverse=True)
-    size = negatives.shape[1]
-    start: ProprocFit | None = None
-    first = int(inverse.ravel()[0])
-    order = [first] + [u for u in range(unique.shape[0]) if u != first]
-    values = np.full(unique.shape[0], np.nan)
-    notes: list[str] = []
-    failed = 0
-    for u in order:
-        neg, pos = unique[u, :size], unique[u, size:]
-        if not (neg.sum() > 0 and pos.sum() > 0):
-            continue
+    """PROPROC (partial) AUC of each count row (:mod:`analysis.proproc`); refits are also fitted
+    from MRMCaov's starts (the higher likelihood is kept). Rows without interior ROC points get
+    MRMCaov's AUC (1 or 0.5) unfitted."""
+
+    def score(
+        neg: FloatArray, pos: FloatArray, start: ProprocFit | None
+    ) -> tuple[ProprocFit, float, str | None, bool]:
         ratings = _as_ratings(neg), _as_ratings(pos)
         fit = fit_proproc(*ratings, start=start)
         if start is not None:
@@ -194,20 +207,11 @@ def _proproc_values(
             cold = fit_proproc(*ratings)
             if cold.loglik > fit.loglik:
                 fit = cold
-        if u == first:
-            start = fit
-            if not fit.converged:
-                notes.append(f"{name}: PROPROC fit: {fit.message}")
-        elif not fit.converged and fit.cutoffs:
-            # A row without interior points is MRMCaov's rule, not a failed fit.
-            failed += 1
-        values[u] = fit.auc(partial)
-    if failed:
-        notes.append(
-            f"{name}: PROPROC fit did not converge on {failed} of {unique.shape[0] - 1} "
-            "resampled case sets (their last iterates are used)"
-        )
-    return values[inverse.ravel()], notes
+        note = None if fit.converged else f"PROPROC fit: {fit.message}"
+        # A row without interior points is MRMCaov's rule, not a failed fit.
+        return fit, fit.auc(partial), note, not fit.converged and bool(fit.cutoffs)
+
+    return _fitted_values(negatives, positives, name, curve="PROPROC", score=score)
 
 
 def _empirical_values(
