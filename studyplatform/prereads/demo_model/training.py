@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -133,6 +133,55 @@ def auc_per_finding(
     }
 
 
+class ScoreMapModel(Protocol):
+    """A demo model: trainable, with per-cell score maps (logits) of a batch."""
+
+    def train(self, mode: bool = True) -> Any: ...
+    def score_maps(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+def train_epoch(
+    model: ScoreMapModel,
+    *,
+    tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    order: torch.Tensor,
+    batch_size: int,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    loss_of: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Any],
+) -> float:
+    """One pass over the samples in ``order``; the mean loss.
+
+    ``tensors`` are the inputs, labels and lesion masks; ``loss_of(maps, labels, masks)`` scores
+    a batch's score maps (the label loss through the pooled logit plus where the lesion is).
+    """
+    inputs, labels, masks = tensors
+    model.train()
+    total = 0.0
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        optimizer.zero_grad()
+        # Any: torch's Tensor.backward carries no annotations.
+        loss: Any = loss_of(model.score_maps(inputs[batch]), labels[batch], masks[batch])
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        total += float(loss.detach()) * len(batch)
+    return total / len(order)
+
+
+def save_model(model: nn.Module, spec: ModelSpec, out_dir: Path) -> tuple[Path, Path]:
+    """Write ``weights.pt`` (the state dict) and ``spec.json`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights = out_dir / "weights.pt"
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, buffer)
+    weights.write_bytes(buffer.getvalue())
+    spec_path = out_dir / "spec.json"
+    spec_path.write_text(json.dumps(spec.as_json(), indent=2) + "\n")
+    return weights, spec_path
+
+
 def train(
     *,
     out_dir: Path,
@@ -164,36 +213,33 @@ def train(
     )
     order_rng = np.random.default_rng([seed, 11])
     xt, yt, mt = torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(m_train)
+
+    def loss_of(maps: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> Any:
+        # Image labels through the pooled logit, plus where the lesion is on the score maps.
+        return loss_fn(pool_scores(maps), y) + MASK_WEIGHT * mask_loss_fn(maps, m)
+
     for epoch in range(1, epochs + 1):
-        model.train()
         order = torch.from_numpy(order_rng.permutation(n_train))
-        total = 0.0
-        for start in range(0, n_train, batch_size):
-            batch = order[start : start + batch_size]
-            optimizer.zero_grad()
-            maps = model.score_maps(xt[batch])
+        loss = train_epoch(
+            model,
+            tensors=(xt, yt, mt),
+            order=order,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            schedule=schedule,
             # Image labels through the pooled logit, plus where the lesion is on the score maps.
-            loss = loss_fn(pool_scores(maps), yt[batch]) + MASK_WEIGHT * mask_loss_fn(
-                maps, mt[batch]
-            )
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += float(loss.detach()) * len(batch)
+            loss_of=lambda maps, y, m: (
+                loss_fn(pool_scores(maps), y) + MASK_WEIGHT * mask_loss_fn(maps, m)
+            ),
+        )
         aucs = auc_per_finding(predict(model, x_test), y_test)
         log(
-            f"epoch {epoch:2d}/{epochs}  loss {total / n_train:.4f}  held-out AUC "
+            f"epoch {epoch:2d}/{epochs}  loss {loss:.4f}  held-out AUC "
             + "  ".join(f"{k} {v:.3f}" for k, v in aucs.items())
             + f"  ({time.perf_counter() - started:.0f} s)"
         )
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights = out_dir / "weights.pt"
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, buffer)
-    weights.write_bytes(buffer.getvalue())
-    spec_path = out_dir / "spec.json"
-    spec_path.write_text(json.dumps(spec.as_json(), indent=2) + "\n")
+    weights, spec_path = save_model(model, spec, out_dir)
     return TrainingReport(
         weights=weights,
         spec=spec_path,

@@ -16,13 +16,11 @@ maximum over all its slices, read whole, and its per-case AUC against "has a nod
 
 from __future__ import annotations
 
-import io
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +28,7 @@ import torch
 from torch import nn
 
 from analysis.roc import empirical_auc
+from studyplatform.prereads.demo_model.training import save_model, train_epoch
 from studyplatform.prereads.demo_model_ct import (
     CHANNELS,
     FINDINGS,
@@ -198,20 +197,24 @@ def train(
     order_rng = np.random.default_rng([seed, 11])
     xt, yt, mt = torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(m_train)
     auc = float("nan")
+
+    def loss_of(maps: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> Any:
+        return loss_fn(pool_max(maps), y) + MASK_WEIGHT * mask_loss_fn(maps, m)
+
     for epoch in range(1, epochs + 1):
-        model.train()
         order = torch.from_numpy(order_rng.permutation(n))
-        total = 0.0
-        for start in range(0, n, batch_size):
-            batch = order[start : start + batch_size]
-            optimizer.zero_grad()
-            maps = model.score_maps(xt[batch])
-            loss = loss_fn(pool_max(maps), yt[batch]) + MASK_WEIGHT * mask_loss_fn(maps, mt[batch])
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += float(loss.detach()) * len(batch)
-        line = f"epoch {epoch:2d}/{epochs}  loss {total / n:.4f}"
+        loss = train_epoch(
+            model,
+            tensors=(xt, yt, mt),
+            order=order,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            schedule=schedule,
+            loss_of=lambda maps, y, m: (
+                loss_fn(pool_max(maps), y) + MASK_WEIGHT * mask_loss_fn(maps, m)
+            ),
+        )
+        line = f"epoch {epoch:2d}/{epochs}  loss {loss:.4f}"
         # (A tiny held-out set may lack a class: then no AUC.)
         if epoch == epochs and truth.any() and not truth.all():
             scores = case_probabilities(model, spec, held_out)
@@ -219,13 +222,7 @@ def train(
             line += f"  held-out per-case AUC {auc:.3f}"
         log(line + f"  ({time.perf_counter() - started:.0f} s)")
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights = out_dir / "weights.pt"
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, buffer)
-    weights.write_bytes(buffer.getvalue())
-    spec_path = out_dir / "spec.json"
-    spec_path.write_text(json.dumps(spec.as_json(), indent=2) + "\n")
+    weights, spec_path = save_model(model, spec, out_dir)
     return CtTrainingReport(
         weights=weights,
         spec=spec_path,
