@@ -3,7 +3,10 @@ import, truth with 3-D lesion locations, the CT model's per-slice pre-reads, rea
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 
 from analysis.froc.marks import score_marks
 from studyplatform.dashboard.selectors.marks import study_marks
@@ -58,3 +61,15 @@ def test_demo_ct_builds_the_ct_study_with_lesion_locations(roles):
     lesions = tables.lesions[tables.lesions["finding"] == "nodule"]
     scored = score_marks(marks, lesions, [c.case_id for c in cases])
     assert (scored.marks["kind"] == "LL").sum() > 0
+
+
+def test_the_demo_command_with_ct_builds_both_studies_and_points_to_both(roles, settings):
+    settings.DEBUG = True
+    out = StringIO()
+    call_command("demo", cases=6, ct=True, ct_cases=4, stdout=out)
+    assert set(Study.objects.values_list("slug", flat=True)) >= {"demo", DEMO_CT_SLUG}
+    assert Case.objects.filter(study__slug=DEMO_CT_SLUG, modality="CT").count() == 4
+    printed = out.getvalue()
+    for slug in ("demo", DEMO_CT_SLUG):
+        assert f"/dashboard/{slug}/ " in printed or f"/dashboard/{slug}/\n" in printed
+        assert f"/dashboard/{slug}/report/" in printed

@@ -71,11 +71,14 @@ class Command(BaseCommand):
         except ValueError as error:
             raise CommandError(str(error)) from None
         base = options["base_url"].rstrip("/")
+        slugs = ["demo", "demo-ct"] if options["ct"] else ["demo"]
         self.stdout.write(f"\nOpen {base}/login/ and log in with one of these demo accounts:\n")
         for account in summary.accounts:
             where = {
-                "coordinator": f"{base}/dashboard/demo/ and {base}/admin/",
-                "statistician": f"{base}/dashboard/demo/report/",
+                "coordinator": " and ".join(
+                    [f"{base}/dashboard/{slug}/" for slug in slugs] + [f"{base}/admin/"]
+                ),
+                "statistician": " and ".join(f"{base}/dashboard/{slug}/report/" for slug in slugs),
             }.get(account.role, f"{base}/ (worklist)")
             self.stdout.write(
                 f"  {account.role:<13} {account.username:<13} password {account.password:<20}"
