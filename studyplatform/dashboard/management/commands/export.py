@@ -119,17 +119,20 @@ class Command(BaseCommand):
         except PinnedModelError as error:
             raise CommandError(str(error)) from None
         export.write(directory)
+        # The files are written: the export is recorded now, whatever the archive answers.
+        details = {"via": "cli", "files": len(export.files), "left_out": len(export.skipped)}
+        services.record_export(
+            user=None, study=study, fmt="sr", details=details, interim_what="manage.py export sr"
+        )
         sent = 0
         if stow:
             try:
                 sent = send(export, stow)
             except ArchiveError as error:
                 raise CommandError(f"{error} (the files are written in {directory})") from None
-        services.record_interim_view(user=None, study=study, what="manage.py export sr")
-        details = {"via": "cli", "files": len(export.files), "left_out": len(export.skipped)}
-        if stow:
-            details["stow"] = stow
-        services.record_export(user=None, study=study, fmt="sr", details=details)
+            services.record_export(
+                user=None, study=study, fmt="sr", details={"via": "stow", "url": stow, "sent": sent}
+            )
         self.stdout.write(
             f"wrote {len(export.files)} DICOM file(s) and {MANIFEST} to {directory}; "
             f"{len(export.skipped)} left out (listed in {MANIFEST})"
