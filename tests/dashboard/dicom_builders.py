@@ -37,9 +37,10 @@ from tests.factories import (
     UserFactory,
 )
 from tests.reading.helpers import png16
-from tests.studies.volume_fixtures import ct_series
+from tests.studies.volume_fixtures import ct_series, enhanced_ct
 
 CT_SLICES = 6
+ENHANCED_FRAMES = 4
 SUBMITTED = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
@@ -57,6 +58,16 @@ def _cr_bytes(tmp: Path) -> bytes:
                        manufacturer="Acme", model_name="CR-1", window_center=2048,
                        window_width=4096, extra={"PatientName": "Doe^Jane"})  # fmt: skip
     return path.read_bytes()
+
+
+def _enhanced(slug: str) -> bytes:
+    """A multi-frame Enhanced CT whose frames are not in slice order (frame f: slice order[f])."""
+    return enhanced_ct(
+        ENHANCED_FRAMES,
+        study_uid=generate_uid(entropy_srcs=["ect", slug]),
+        series_uid=generate_uid(entropy_srcs=["ect series", slug]),
+        frame_order=[2, 0, 3, 1],
+    )
 
 
 def _heatmap(rows: int, columns: int, *, stacked: int = 1) -> bytes:
@@ -99,12 +110,15 @@ def build_dicom_study(tmp: Path, *, slug: str = "dcm") -> DicomStudy:
                             uploads=[Upload("cr.dcm", _cr_bytes(tmp))]).case,
         "CT-1": import_case(study=study, case_id="CT-1", site_code="north", modality="CT",
                             uploads=[Upload(f"s{i}.dcm", d) for i, d in enumerate(slices)]).case,
+        "ECT-1": import_case(study=study, case_id="ECT-1", site_code="north", modality="CT",
+                             uploads=[Upload("e.dcm", _enhanced(slug))]).case,
         "PNG-1": import_case(study=study, case_id="PNG-1", site_code="north", modality="CR",
                              uploads=[Upload("p.png", png16())]).case,
     }  # fmt: skip
     heatmaps = {
         "CR-1": (_heatmap(16, 16), 0),
         "CT-1": (_heatmap(8, 8, stacked=CT_SLICES), CT_SLICES),
+        "ECT-1": (_heatmap(8, 8, stacked=ENHANCED_FRAMES), ENHANCED_FRAMES),
     }
     for case_id, case in cases.items():
         preread = PreRead.objects.create(case=case, model=model, status=PreReadStatus.DONE,
@@ -121,7 +135,8 @@ def build_dicom_study(tmp: Path, *, slug: str = "dcm") -> DicomStudy:
         n: ReadingSession.objects.create(study=study, reader=reader, number=n) for n in (1, 2)
     }
     marks = {"CR-1": [{"image": 1, "x": 10, "y": 20, "confidence": 90}],
-             "CT-1": [{"image": 4, "x": 5, "y": 7, "series": 1, "slice": 4}]}  # fmt: skip
+             "CT-1": [{"image": 4, "x": 5, "y": 7, "series": 1, "slice": 4}],
+             "ECT-1": [{"image": 2, "x": 3, "y": 3, "series": 1, "slice": 2}]}  # fmt: skip
     for case_id, case in cases.items():
         for number, arm in ((1, unassisted), (2, assisted)):
             assignment = AssignmentFactory(session=sessions[number], case=case, arm=arm)

@@ -24,7 +24,12 @@ from pydicom.sr.codedict import codes
 from studyplatform.audit.models import AuditEvent
 from studyplatform.reading.models import Reader
 from studyplatform.studies.models import Image
-from tests.dashboard.dicom_builders import CT_SLICES, DicomStudy, build_dicom_study
+from tests.dashboard.dicom_builders import (
+    CT_SLICES,
+    ENHANCED_FRAMES,
+    DicomStudy,
+    build_dicom_study,
+)
 from tests.services import IN_CI
 
 pytestmark = pytest.mark.django_db
@@ -122,6 +127,26 @@ def test_ct_marks_reference_the_marked_slice_and_the_map_has_a_frame_per_slice(
     assert pixels.shape == (CT_SLICES, 32, 32) and pixels.max() > 0
 
 
+def test_a_multi_frame_stack_is_referenced_frame_by_frame(built: DicomStudy, tmp_path: Path):
+    rows = _export("dcm", tmp_path / "out")
+    [row] = [r for r in _files(rows, "read-sr", "ECT-1") if r["arm"] == "assisted"]
+    sr = hd.sr.srread(tmp_path / "out" / row["file"])
+    marked = Image.objects.get(case__case_id="ECT-1", position=2)
+    [mark] = sr.content.get_planar_roi_measurement_groups()
+    reference = mark.roi.ContentSequence[0].ReferencedSOPSequence[0]
+    assert reference.ReferencedSOPInstanceUID == marked.sop_instance_uid
+    assert reference.ReferencedFrameNumber == marked.frame
+    [seg_row] = _files(rows, "ai-gradcam", "ECT-1")
+    seg = hd.seg.segread(tmp_path / "out" / seg_row["file"])
+    assert seg.NumberOfFrames == ENHANCED_FRAMES
+    # Each slice's map (slice k's map is 40 * k at most) lies on the frame that holds slice k.
+    pixels = np.asarray(seg.pixel_array)
+    slice_of_frame = {i.frame: i.slice_number for i in Image.objects.filter(case__case_id="ECT-1")}
+    for k, item in enumerate(seg.PerFrameFunctionalGroupsSequence):
+        source = item.DerivationImageSequence[0].SourceImageSequence[0]
+        assert pixels[k].max() == 40 * slice_of_frame[int(source.ReferencedFrameNumber)]
+
+
 def test_ai_sr_holds_probabilities_calls_and_the_model(built: DicomStudy, tmp_path: Path):
     rows = _export("dcm", tmp_path / "out")
     [row] = _files(rows, "ai-sr", "CR-1")
@@ -165,7 +190,7 @@ def test_export_of_a_locked_study_works(built: DicomStudy, tmp_path: Path):
     study.state, study.opened_at, study.locked_at = "locked", timezone.now(), timezone.now()
     study.save(update_fields=["state", "opened_at", "locked_at"])
     rows = _export("dcm", tmp_path / "out")
-    assert len([r for r in rows if r["kind"] == "read-sr"]) == 4
+    assert len([r for r in rows if r["kind"] == "read-sr"]) == 6
 
 
 def test_sr_export_needs_a_folder_not_a_file(built: DicomStudy, tmp_path: Path):

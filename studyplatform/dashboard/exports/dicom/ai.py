@@ -22,6 +22,7 @@ import io
 import highdicom as hd
 import numpy as np
 from PIL import Image as PILImage
+from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from studyplatform.dashboard.exports.dicom.common import (
@@ -119,15 +120,19 @@ def _gray(png: bytes, rows: int, columns: int) -> np.ndarray:
         return np.asarray(resized, dtype=np.float32) / 255.0
 
 
-def heatmap_frames(ai: AIRecord, sources: dict[int, Source]) -> tuple[list[Source], np.ndarray]:
-    """The map's source images and its frames (n, rows, columns), values 0-1."""
+def heatmap_frames(ai: AIRecord, sources: dict[int, Source]) -> tuple[list[Dataset], np.ndarray]:
+    """The map's source images and its frames (n, rows, columns), values 0-1.
+
+    A stack stored as one multi-frame original is one source image: its frames are then put
+    in the original's frame order, which highdicom pairs with the source's frames.
+    """
     preread = ai.preread
     with preread.heatmap.open("rb") as handle:
         stacked = handle.read()
     slices = preread.heatmap_slices
     if slices == 0:
         first = sources[min(sources)]
-        return [first], _gray(stacked, first.image.rows, first.image.columns)[None]
+        return [first.header], _gray(stacked, first.image.rows, first.image.columns)[None]
     series_id = sources[min(sources)].image.series_id
     stack = sorted(
         (s for s in sources.values() if s.image.series_id == series_id),
@@ -137,17 +142,22 @@ def heatmap_frames(ai: AIRecord, sources: dict[int, Source]) -> tuple[list[Sourc
         raise ValueError(
             f"the heatmap holds {slices} slice maps but the first series has {len(stack)} slices"
         )
-    frames = [
-        _gray(slice_heatmap(stacked, slices=slices, index=k), s.image.rows, s.image.columns)
-        for k, s in enumerate(stack)
-    ]
-    return stack, np.stack(frames)
+    frames = np.stack(
+        [
+            _gray(slice_heatmap(stacked, slices=slices, index=k), s.image.rows, s.image.columns)
+            for k, s in enumerate(stack)
+        ]
+    )
+    if len({id(s.header) for s in stack}) == 1 and len(stack) > 1:
+        order = sorted(range(len(stack)), key=lambda k: stack[k].frame or 0)
+        return [stack[0].header], frames[order]
+    return [s.header for s in stack], frames
 
 
 def ai_map(record: CaseRecord, ai: AIRecord, sources: dict[int, Source]) -> hd.seg.Segmentation:
     study_uid = _study_uid(sources)
     key = f"ai map {record.case.study_id} {study_uid} {_model_key(ai)}"
-    stack, frames = heatmap_frames(ai, sources)
+    headers, frames = heatmap_frames(ai, sources)
     description = hd.seg.SegmentDescription(
         segment_number=1,
         segment_label="Grad-CAM",
@@ -162,7 +172,7 @@ def ai_map(record: CaseRecord, ai: AIRecord, sources: dict[int, Source]) -> hd.s
         ),
     )
     seg = hd.seg.Segmentation(
-        source_images=[s.header for s in stack],
+        source_images=headers,
         pixel_array=frames,
         segmentation_type=hd.seg.SegmentationTypeValues.FRACTIONAL,
         segment_descriptions=[description],
@@ -181,7 +191,7 @@ def ai_map(record: CaseRecord, ai: AIRecord, sources: dict[int, Source]) -> hd.s
     )
     if "FrameOfReferenceUID" not in seg:
         # Type 2C without a frame of reference: copied from the radiograph (empty if it has none).
-        seg.PatientOrientation = stack[0].header.get("PatientOrientation", "")
+        seg.PatientOrientation = headers[0].get("PatientOrientation", "")
     seg.SeriesDescription = f"AI Grad-CAM {ai.model.name} {ai.model.version}"[:64]
     finish(seg, ai.preread.finished_at or ai.preread.queued_at)
     return seg
