@@ -193,6 +193,27 @@ def test_export_of_a_locked_study_works(built: DicomStudy, tmp_path: Path):
     assert len([r for r in rows if r["kind"] == "read-sr"]) == 6
 
 
+def test_a_case_whose_original_is_gone_is_listed_and_the_others_written(
+    built: DicomStudy, tmp_path: Path
+):
+    image = Image.objects.get(case__case_id="CR-1")
+    image.original.storage.delete(image.original.name)
+    rows = _export("dcm", tmp_path / "out")
+    [gone] = [r for r in rows if r["case"] == "CR-1"]
+    assert gone["file"] == "" and "cannot be read" in gone["note"]
+    assert len(_files(rows, "read-sr", "CT-1")) == 2
+
+
+def test_read_reports_of_either_arm_hold_nothing_from_the_ai(built: DicomStudy, tmp_path: Path):
+    rows = _export("dcm", tmp_path / "out")
+    for row in (r for r in rows if r["kind"] == "read-sr"):
+        sr = hd.sr.srread(tmp_path / "out" / row["file"])
+        assert not find_content_items(sr, name=codes.DCM.Probability, recursive=True)
+        assert not find_content_items(sr, name=codes.DCM.AlgorithmName, recursive=True)
+        data = (tmp_path / "out" / row["file"]).read_bytes()
+        assert b"chest-ai" not in data and b"ab" * 32 not in data
+
+
 def test_sr_export_needs_a_folder_not_a_file(built: DicomStudy, tmp_path: Path):
     target = tmp_path / "file.txt"
     target.write_text("keep me")

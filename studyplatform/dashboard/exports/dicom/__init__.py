@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Final
 
 from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 
 from studyplatform.dashboard.exports.dicom.ai import ai_map, ai_sr
@@ -109,7 +110,12 @@ def _case_files(record: CaseRecord, out: DicomExport) -> None:
         what = f"{len(record.reads)} read(s)" + (", the AI pre-read" if record.ai else "")
         out.skipped.append(Skipped(case_id, "case", f"not exported ({what}): {reason}"))
         return
-    sources = load_sources(record.images)
+    try:
+        sources = load_sources(record.images)
+    except (OSError, InvalidDicomError) as error:
+        note = f"not exported: a stored original of the case cannot be read ({error})"
+        out.skipped.append(Skipped(case_id, "case", note))
+        return
     for read in record.reads:
         step = f"-step{read.step}" if read.step > 1 else ""
         name = f"read-{safe_name(read.reader)}-{safe_name(read.arm)}-s{read.session}{step}.dcm"
@@ -129,7 +135,7 @@ def _case_files(record: CaseRecord, out: DicomExport) -> None:
         return
     try:
         seg = ai_map(record, ai, sources)
-    except ValueError as error:
+    except (OSError, ValueError) as error:  # an unreadable file, or a map that does not fit
         out.skipped.append(Skipped(case_id, "ai-gradcam", f"not exported: {error}"))
         return
     out.files.append(
