@@ -327,6 +327,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # dicomweb-client logs every request at INFO: import_dicomweb prints its own progress.
-    "loggers": {"dicomweb_client": {"level": "WARNING"}},
+    # dicomweb-client logs every request at INFO: import_dicomweb prints its own progress;
+    # highdicom logs every module it copies into a new object (export --format sr).
+    "loggers": {"dicomweb_client": {"level": "WARNING"}, "highdicom": {"level": "WARNING"}},
 }

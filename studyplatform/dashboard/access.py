@@ -26,11 +26,12 @@ VIEW = "studies.view_analysis"
 EXPORT = "studies.export_study"
 
 RESULT_EXPORTS = frozenset(
-    {"long", "marks", "mrmcaov", "rjafroc", "imrmc", "json", "html", "checklist"}
+    {"long", "marks", "mrmcaov", "rjafroc", "imrmc", "json", "html", "checklist", "sr"}
 )
 """Export formats that carry arms (and so results by arm).
 
-The checklist is one: its failure analysis and estimates give the readers' calls by arm. The
+The checklist is one: its failure analysis and estimates give the readers' calls by arm; so is
+the DICOM export (``sr``), whose read reports record each read's arm. The
 audit trail is not: it shows what the admin shows its coordinators, with seeds and arms concealed
 until the lock (:mod:`studyplatform.dashboard.exports.audit`)."""
 

@@ -3,8 +3,8 @@
 ``long`` (DESIGN.md long reads CSV, streamed), ``marks`` (one row per reader's mark, scored against
 the truth's lesion locations), ``mrmcaov`` (``reader,treatment,case,truth, rating``), ``rjafroc``
 (JAFROC Excel workbook for RJafroc's ``DfReadDataFile``: the real marks when the truth has lesion
-locations), ``imrmc`` (iMRMC's text input), ``json`` (the analysis) and ``html`` (the report, one
-file).
+locations), ``imrmc`` (iMRMC's text input), ``json`` (the analysis), ``html`` (the report, one
+file), and ``sr``: the reads and AI pre-reads as DICOM, zipped (:mod:`.dicom`).
 """
 
 from studyplatform.dashboard.exports.cells import neutralize

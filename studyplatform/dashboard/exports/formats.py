@@ -30,9 +30,13 @@ from studyplatform.dashboard.exports.audit import (
 )
 from studyplatform.dashboard.exports.cells import neutralize
 from studyplatform.dashboard.exports.checklist import build_checklist, render_checklist
+from studyplatform.dashboard.exports.dicom import build_dicom_export
+from studyplatform.prereads.selectors import PinnedModelError
 from studyplatform.studies.models import Study
 
-FORMATS = ("long", "marks", "mrmcaov", "rjafroc", "imrmc", "json", "html", "checklist", "audit")
+FORMATS = (
+    "long", "marks", "mrmcaov", "rjafroc", "imrmc", "json", "html", "checklist", "audit", "sr",
+)  # fmt: skip
 PER_FINDING = ("mrmcaov", "rjafroc", "imrmc")
 CONTENT_TYPES = {
     "long": "text/csv; charset=utf-8",
@@ -44,6 +48,7 @@ CONTENT_TYPES = {
     "html": "text/html; charset=utf-8",
     "checklist": "text/html; charset=utf-8",
     "audit": "text/csv; charset=utf-8",
+    "sr": "application/zip",
 }
 EXTENSIONS = {
     "long": "csv",
@@ -55,6 +60,7 @@ EXTENSIONS = {
     "html": "html",
     "checklist": "html",
     "audit": "csv",
+    "sr": "zip",
 }
 
 
@@ -327,6 +333,12 @@ def build_export(
         return Export([page], CONTENT_TYPES[fmt], f"{study.slug}-checklist.html")
     if fmt == "audit":
         return _audit_export(study, audit_object, html=audit_html)
+    if fmt == "sr":
+        try:
+            body = build_dicom_export(study).zip_bytes()
+        except PinnedModelError as error:
+            raise ExportError(str(error)) from None
+        return Export([body], CONTENT_TYPES[fmt], f"{study.slug}-dicom-sr.zip")
     if fmt in PER_FINDING:
         codes = list(study.finding_types.values_list("code", flat=True))
         if finding is None:

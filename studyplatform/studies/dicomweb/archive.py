@@ -8,13 +8,14 @@ Every failure is an :class:`ArchiveError` whose message names the URL, study, se
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import requests
 from dicomweb_client.api import DICOMwebClient
+from pydicom.dataset import Dataset
 
 from studyplatform.studies.dicomweb.multipart import (
     MediaType,
@@ -255,3 +256,25 @@ class Archive:
         if len(parts) != 1:
             raise ArchiveError(f"{what}: the archive sent {len(parts)} parts, expected 1")
         return parts[0].content
+
+    def store(self, study_uid: str, instances: Sequence[Dataset]) -> int:
+        """Store ``instances`` of one study (STOW-RS, one request); the number stored.
+
+        An answer that lists failed instances is an :class:`ArchiveError` naming them and the
+        archive's reason code; an instance stored again is stored again (archives overwrite or
+        keep the same SOP Instance UID), so sending twice is safe.
+        """
+        what = f"storing {len(instances)} instance(s) of study {study_uid}"
+        try:
+            answer = self._client.store_instances(list(instances), study_instance_uid=study_uid)
+        except (requests.RequestException, ValueError) as exc:
+            raise self._failure(exc, what) from exc
+        failed = answer.get("FailedSOPSequence", []) if answer is not None else []
+        if failed:
+            reasons = ", ".join(
+                f"{item.get('ReferencedSOPInstanceUID', '?')} "
+                f"(reason {item.get('FailureReason', '?')})"
+                for item in failed
+            )
+            raise ArchiveError(f"{what}: the archive at {self.url} refused {reasons}")
+        return len(instances)

@@ -1,5 +1,5 @@
 """python manage.py export STUDY --format long|marks|mrmcaov|rjafroc|imrmc|json|html|checklist|audit
--o FILE [--finding CODE] [--object OBJECT]."""
+-o FILE [--finding CODE] [--object OBJECT]; --format sr -o DIR [--stow URL]."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from studyplatform.dashboard import services
 from studyplatform.dashboard.access import RESULT_EXPORTS
 from studyplatform.dashboard.exports import FORMATS, PER_FINDING, ExportError, build_export
+from studyplatform.dashboard.exports.dicom import MANIFEST, build_dicom_export
+from studyplatform.dashboard.exports.dicom.stow import send
 from studyplatform.dashboard.models import AnalysisStatus
+from studyplatform.prereads.selectors import PinnedModelError
+from studyplatform.studies.dicomweb.archive import ArchiveError
 from studyplatform.studies.models import Study
 
 
@@ -24,14 +28,19 @@ class Command(BaseCommand):
         "case) or iMRMC input (one finding type each); the analysis as JSON, or the report as "
         "one HTML file; the submission checklist (CONSORT-AI / STARD-AI items filled from "
         "stored facts, with the flow diagram) as one HTML file; the audit trail as CSV, or "
-        "HTML when FILE ends in .html (--object study or TYPE:ID for one object's events). The "
-        "export is recorded in the audit trail."
+        "HTML when FILE ends in .html (--object study or TYPE:ID for one object's events); the "
+        "reads and AI pre-reads as DICOM (--format sr: -o names a folder; per case a TID 1500 "
+        "SR per read, the AI's SR and its Grad-CAM map as a Segmentation, and manifest.csv; "
+        "--stow URL also stores them in a DICOMweb archive). The export is recorded in the "
+        "audit trail."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("study", help="study slug")
         parser.add_argument("--format", required=True, choices=FORMATS, dest="fmt")
-        parser.add_argument("-o", "--output", required=True, help="file to write")
+        parser.add_argument(
+            "-o", "--output", required=True, help="file to write (a folder for --format sr)"
+        )
         parser.add_argument(
             "--finding",
             default=None,
@@ -45,6 +54,13 @@ class Command(BaseCommand):
             "(case, read, assignment, truth, aimodel, ...) and ID its primary key (a case: its "
             "ID in the manifest)",
         )
+        parser.add_argument(
+            "--stow",
+            default="",
+            metavar="URL",
+            help="sr only: also store the files in the DICOMweb archive at URL (STOW-RS; "
+            "credentials from DICOMWEB_USERNAME/DICOMWEB_PASSWORD or DICOMWEB_TOKEN)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         study = Study.objects.filter(slug=options["study"]).first()
@@ -53,6 +69,11 @@ class Command(BaseCommand):
         fmt = options["fmt"]
         if options["object"] and fmt != "audit":
             raise CommandError(f"--object selects audit events; format {fmt} takes none")
+        if options["stow"] and fmt != "sr":
+            raise CommandError(f"--stow sends DICOM files; format {fmt} writes none")
+        if fmt == "sr":
+            self._dicom(study, Path(options["output"]), options["stow"])
+            return
         analysis = None
         if fmt in ("json", "html", "checklist"):
             row = services.analysis_for(study=study, inline=True)
@@ -89,3 +110,31 @@ class Command(BaseCommand):
             details["object"] = options["object"]
         services.record_export(user=None, study=study, fmt=fmt, details=details)
         self.stdout.write(f"wrote {path} ({size} bytes, {fmt})")
+
+    def _dicom(self, study: Study, directory: Path, stow: str) -> None:
+        if directory.exists() and not directory.is_dir():
+            raise CommandError(f"--format sr writes a folder: {directory} is a file")
+        try:
+            export = build_dicom_export(study)
+        except PinnedModelError as error:
+            raise CommandError(str(error)) from None
+        export.write(directory)
+        # The files are written: the export is recorded now, whatever the archive answers.
+        details = {"via": "cli", "files": len(export.files), "left_out": len(export.skipped)}
+        services.record_export(
+            user=None, study=study, fmt="sr", details=details, interim_what="manage.py export sr"
+        )
+        sent = 0
+        if stow:
+            try:
+                sent = send(export, stow)
+            except ArchiveError as error:
+                raise CommandError(f"{error} (the files are written in {directory})") from None
+            services.record_export(
+                user=None, study=study, fmt="sr", details={"via": "stow", "url": stow, "sent": sent}
+            )
+        self.stdout.write(
+            f"wrote {len(export.files)} DICOM file(s) and {MANIFEST} to {directory}; "
+            f"{len(export.skipped)} left out (listed in {MANIFEST})"
+            + (f"; stored {sent} in {stow}" if stow else "")
+        )
