@@ -22,6 +22,8 @@ class SeriesView:
     modality: str
     description: str
     body_part: str
+    view_position: str
+    normal: tuple[float, float, float] | None
     slice_spacing: float | None
     slice_thickness: float | None
     pixel_spacing: tuple[float, float] | None
@@ -52,6 +54,8 @@ def case_series(case_id: int) -> tuple[SeriesView, ...]:
             modality=series.modality or series.case.modality,
             description=series.description,
             body_part=series.body_part,
+            view_position=series.view_position,
+            normal=_normal(series.normal),
             slice_spacing=series.slice_spacing,
             slice_thickness=series.slice_thickness,
             pixel_spacing=(
@@ -66,3 +70,9 @@ def case_series(case_id: int) -> tuple[SeriesView, ...]:
         )
         for series, slices in grouped.values()
     )
+
+
+def _normal(value: object) -> tuple[float, float, float] | None:
+    if isinstance(value, list) and len(value) == 3:
+        return (float(value[0]), float(value[1]), float(value[2]))
+    return None
