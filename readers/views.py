@@ -256,6 +256,7 @@ def submit(request: HttpRequest, assignment: Assignment) -> JsonResponse:
             image_sizes={im.position: (im.rows, im.columns) for im in images},
             image_slices={im.position: (im.series, im.slice_number) for im in images},
             confirm_contradictions=body.get("confirm_contradictions") is True,
+            measurements=body.get("measurements"),
         )
     except services.ReadingError as error:
         return _error(error)
