@@ -1,6 +1,8 @@
 """The length tool in headless Chromium: a line drawn on a CT slice whose rows and columns are
 0.5 and 0.8 mm apart reads its length in mm from both spacings, and the submitted read stores it
-(series, slice, ends, length recomputed by the server) for the measurements export."""
+(series, slice, ends, length recomputed by the server) for the measurements export.
+
+``UPDATE_SCREENSHOTS=1`` saves the page (two viewports, the line) to docs/screenshots/."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from studyplatform.dashboard.exports import build_export
 from studyplatform.reading.models import ReadMeasurement
 from studyplatform.studies.models import Study
 from tests.readers.hanging_fixtures import centre, hanging_study, open_case, wait
+from tests.readers.test_browser_reading import _save_screenshot as save_screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -35,7 +38,7 @@ def _screen(page: Any, canvas: str, x: float, y: float) -> tuple[float, float]:
     return box["x"] + origin["x"] + (x - 0.5) * scale, box["y"] + origin["y"] + (y - 0.5) * scale
 
 
-def test_length_tool_measures_in_mm_and_the_read_stores_it(study, live_server, page):
+def test_length_tool_measures_in_mm_and_the_read_stores_it(study, live_server, page, tmp_path):
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     open_case(page, live_server.url)
@@ -62,6 +65,7 @@ def test_length_tool_measures_in_mm_and_the_read_stores_it(study, live_server, p
     assert line["lengths"][1] == pytest.approx(expected, abs=1e-9)
     assert abs(expected - math.hypot(24, 20)) < 0.5
     assert page.inner_text("#measurements") == f"Measurements: {expected:.1f} mm"
+    save_screenshot(page, tmp_path, "reading-hanging-length.png")
     # Drawing does not change the window (the tool has the left drag).
     assert page.get_attribute("#viewer", "data-window-width") == "400"
     page.keyboard.press("l")
