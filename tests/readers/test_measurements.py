@@ -12,13 +12,16 @@ import re
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Group
 from django.urls import reverse
 
+from studyplatform.accounts.roles import COORDINATOR, STATISTICIAN, ensure_roles
 from studyplatform.audit.models import AuditEvent
 from studyplatform.dashboard.exports import build_export
 from studyplatform.reading.models import Assignment, Read, ReadMeasurement
 from studyplatform.reading.services import open_study, randomize_study
-from studyplatform.studies.models import Series, Study
+from studyplatform.studies.models import MemberRole, Series, Study, StudyMembership
+from tests.factories import UserFactory
 from tests.reading.helpers import make_study
 
 pytestmark = pytest.mark.django_db
@@ -174,3 +177,26 @@ def test_measurements_are_exported_and_shown_to_nobody_else(client, study):
     for page in (_open(client, _first(study, reader=2)), _open(client, other)):
         draft = _data(page)["draft"]
         assert "measurements" not in draft and "34" not in json.dumps(draft)
+
+
+def test_the_dashboard_exports_measurements_to_statisticians_not_coordinators(client, study):
+    assignment = _first(study)
+    _open(client, assignment)
+    assert _submit(client, assignment, [{**LINE, "length_mm": LINE_MM}]).status_code == 201
+    ensure_roles()
+    url = reverse("dashboard:export", args=[study.slug])
+    for role, member_role, status in (
+        (STATISTICIAN, MemberRole.STATISTICIAN, 200),
+        # Lengths by arm are results: coordinators see none while the study runs.
+        (COORDINATOR, MemberRole.COORDINATOR, 403),
+    ):
+        user = UserFactory(username=f"{role}-user", is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        StudyMembership.objects.create(study=study, user=user, role=member_role)
+        client.force_login(user)
+        response = client.post(url, {"format": "measurements"})
+        assert response.status_code == status
+        if status == 200:
+            text = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
+            assert text.splitlines()[0].startswith("study,reader,case,arm,session,measurement")
+            assert len(text.splitlines()) == 2
