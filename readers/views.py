@@ -34,6 +34,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from studyplatform.jsontext import JSONTextError, parse_json
 from studyplatform.reading import selectors, services
 from studyplatform.reading.models import Assignment
+from studyplatform.studies.hanging import Layout
 from studyplatform.studies.selectors import SeriesView
 
 P = ParamSpec("P")
@@ -116,6 +117,7 @@ def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
             for im in page.images
         ],
         "series": _series_data(assignment, page.series),
+        "layout": _layout_data(page.layout),
         "findings": [{"code": ft.code, "name": ft.name} for ft in page.finding_types],
         "ratingScale": page.rating_scale,
         "contradictionRule": page.contradiction_rule,
@@ -159,6 +161,8 @@ def _series_data(assignment: Assignment, series: tuple[SeriesView, ...]) -> list
             "modality": s.modality,
             "description": s.description,
             "bodyPart": s.body_part,
+            "viewPosition": s.view_position,
+            "normal": s.normal,
             "sliceSpacing": s.slice_spacing,
             "sliceThickness": s.slice_thickness,
             "pixelSpacing": s.pixel_spacing,
@@ -180,6 +184,20 @@ def _series_data(assignment: Assignment, series: tuple[SeriesView, ...]) -> list
         }
         for s in series
     ]
+
+
+def _layout_data(layout: Layout | None) -> dict[str, Any] | None:
+    """The study's hanging protocol for this case (None: the single default viewport)."""
+    if layout is None:
+        return None
+    return {
+        "protocol": layout.protocol,
+        "rows": layout.rows,
+        "columns": layout.columns,
+        "viewports": [
+            {"number": v.number, "series": v.series, "image": v.image} for v in layout.viewports
+        ],
+    }
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
@@ -238,6 +256,7 @@ def submit(request: HttpRequest, assignment: Assignment) -> JsonResponse:
             image_sizes={im.position: (im.rows, im.columns) for im in images},
             image_slices={im.position: (im.series, im.slice_number) for im in images},
             confirm_contradictions=body.get("confirm_contradictions") is True,
+            measurements=body.get("measurements"),
         )
     except services.ReadingError as error:
         return _error(error)

@@ -39,10 +39,14 @@ def _codes(models: Mapping[str, tuple[str, ...]], actions: tuple[str, ...]) -> s
     }
 
 
+# A study's hanging protocols are layout data its coordinators maintain, rules added and removed.
+_LAYOUT_MODELS: Final = {"studies": ("hangingprotocol", "hangingrule")}
+
 ROLE_PERMISSIONS: Final[dict[str, frozenset[tuple[str, str]]]] = {
     READER: frozenset(),
     COORDINATOR: frozenset(
         _codes(_COORDINATED_MODELS, _MANAGE)
+        | _codes(_LAYOUT_MODELS, (*_MANAGE, "delete"))
         | _codes(_VIEW_ONLY_FOR_COORDINATORS, ("view",))
         # Hospitals' arrival tokens: coordinators issue and revoke them; nobody else sees them.
         | _codes({"studies": ("sitetoken",)}, ("view", "change"))
@@ -50,6 +54,7 @@ ROLE_PERMISSIONS: Final[dict[str, frozenset[tuple[str, str]]]] = {
     ),
     STATISTICIAN: frozenset(
         _codes(_COORDINATED_MODELS, ("view",))
+        | _codes(_LAYOUT_MODELS, ("view",))
         | _codes(_VIEW_ONLY_FOR_COORDINATORS, ("view",))
         | {("studies", "view_analysis"), ("studies", "export_study")}
     ),

@@ -168,6 +168,19 @@ class FrozenTruthInlineMixin(admin.options.InlineModelAdmin[_M, _P]):
         return not self._parent_frozen(obj) and super().has_delete_permission(request, obj)
 
 
+class FrozenStudyInlineMixin(admin.options.InlineModelAdmin[_M, _P]):
+    """An inline that turns read-only when its parent belongs to a locked study."""
+
+    def has_add_permission(self, request: HttpRequest, obj: _P | None = None) -> bool:
+        return not _frozen(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: _P | None = None) -> bool:
+        return not _frozen(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: _P | None = None) -> bool:
+        return not _frozen(obj) and super().has_delete_permission(request, obj)
+
+
 class StudySigningAdminMixin(admin.ModelAdmin[Study]):
     """Adds the signature pages to the study admin and shows the study's signatures."""
 

@@ -44,7 +44,13 @@ GENESIS_HASH = "0" * 64
 _CHAIN_LOCK_KEY = 0x5A0D1_7C4A1
 
 # Where a model's study is found, tried in order (``a__b`` walks attributes a then b).
-_STUDY_PATHS = ("study", "case__study", "session__study", "assignment__session__study")
+_STUDY_PATHS = (
+    "study",
+    "case__study",
+    "session__study",
+    "assignment__session__study",
+    "protocol__study",
+)
 
 
 def study_of(obj: models.Model) -> Study | None:

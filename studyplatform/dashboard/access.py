@@ -26,7 +26,18 @@ VIEW = "studies.view_analysis"
 EXPORT = "studies.export_study"
 
 RESULT_EXPORTS = frozenset(
-    {"long", "marks", "mrmcaov", "rjafroc", "imrmc", "json", "html", "checklist", "sr"}
+    {
+        "long",
+        "marks",
+        "measurements",
+        "mrmcaov",
+        "rjafroc",
+        "imrmc",
+        "json",
+        "html",
+        "checklist",
+        "sr",
+    }
 )
 """Export formats that carry arms (and so results by arm).
 

@@ -223,6 +223,38 @@ class ReadFinding(models.Model):
         return f"{self.finding_type.code}: {'present' if self.present else 'absent'}"
 
 
+class ReadMeasurement(models.Model):
+    """A length the reader measured on a slice: the line's endpoints in image pixel coordinates
+    and its length, computed by the server from the series' stored PixelSpacing (row spacing
+    along y, column spacing along x); ``length_mm`` is empty when the series has no spacing."""
+
+    read = models.ForeignKey(Read, on_delete=models.CASCADE, related_name="measurements")
+    number = models.PositiveSmallIntegerField(help_text="From 1, in the order drawn.")
+    image = models.PositiveSmallIntegerField(help_text="The image's position in the case.")
+    series = models.PositiveSmallIntegerField()
+    slice = models.PositiveIntegerField()
+    x1 = models.FloatField()
+    y1 = models.FloatField()
+    x2 = models.FloatField()
+    y2 = models.FloatField()
+    length_px = models.FloatField()
+    length_mm = models.FloatField(null=True, blank=True)
+    row_spacing = models.FloatField(null=True, blank=True, help_text="mm, as stored at import.")
+    column_spacing = models.FloatField(null=True, blank=True, help_text="mm, as stored at import.")
+
+    class Meta:
+        ordering = ["read", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["read", "number"], name="readmeasurement_unique"),
+        ]
+
+    def __str__(self) -> str:
+        length = (
+            f"{self.length_mm:.1f} mm" if self.length_mm is not None else f"{self.length_px:.1f} px"
+        )
+        return f"measurement {self.number}: {length}"
+
+
 class AllocationRecord(models.Model):
     """The stored allocation's identity: design, seed and the fingerprint of its rows.
 

@@ -27,6 +27,7 @@ from studyplatform.prereads.models import PreRead, PreReadStatus
 from studyplatform.prereads.selectors import finding_thresholds, pinned_model
 from studyplatform.reading.models import Assignment, Read, ReadDraft, Reader, ReadingSession
 from studyplatform.reading.services.washout import Opening, opening
+from studyplatform.studies.hanging import Layout, case_layout
 from studyplatform.studies.models import FindingType, Image, Protocol, Study, StudyState
 from studyplatform.studies.selectors import SeriesView, case_series
 
@@ -307,6 +308,7 @@ class ReadingPage:
     rating_scale: str
     contradiction_rule: str
     series: tuple[SeriesView, ...] = ()
+    layout: Layout | None = None
 
 
 def case_images(case_id: int) -> tuple[ImageView, ...]:
@@ -395,10 +397,16 @@ def reading_page(assignment: Assignment) -> ReadingPage:
             .first()
         )
         earlier_step = read_answers(earlier) if earlier else None
+    series = case_series(assignment.case_id)
     return ReadingPage(
         assignment=assignment,
         images=case_images(assignment.case_id),
-        series=case_series(assignment.case_id),
+        series=series,
+        layout=case_layout(
+            study_id=assignment.session.study_id,
+            case_modality=assignment.case.modality,
+            series=series,
+        ),
         finding_types=finding_types_for(assignment),
         draft=draft.data if draft else {},
         started_at=draft.started_at if draft else assignment.opened_at,

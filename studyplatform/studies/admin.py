@@ -417,3 +417,7 @@ class SiteTokenAdmin(StudyScopedAdmin[SiteToken]):
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[SiteToken]) -> None:
         queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+# Registered with the admin site on import.
+from studyplatform.studies import admin_hanging  # noqa: E402, F401

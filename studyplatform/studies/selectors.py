@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from studyplatform.studies.models import Image, Series
@@ -22,6 +23,8 @@ class SeriesView:
     modality: str
     description: str
     body_part: str
+    view_position: str
+    normal: tuple[float, float, float] | None
     slice_spacing: float | None
     slice_thickness: float | None
     pixel_spacing: tuple[float, float] | None
@@ -52,6 +55,8 @@ def case_series(case_id: int) -> tuple[SeriesView, ...]:
             modality=series.modality or series.case.modality,
             description=series.description,
             body_part=series.body_part,
+            view_position=series.view_position,
+            normal=_normal(series.normal),
             slice_spacing=series.slice_spacing,
             slice_thickness=series.slice_thickness,
             pixel_spacing=(
@@ -66,3 +71,50 @@ def case_series(case_id: int) -> tuple[SeriesView, ...]:
         )
         for series, slices in grouped.values()
     )
+
+
+def _normal(value: object) -> tuple[float, float, float] | None:
+    if isinstance(value, list) and len(value) == 3:
+        return (float(value[0]), float(value[1]), float(value[2]))
+    return None
+
+
+@dataclass(frozen=True)
+class ImageGeometry:
+    rows: int
+    columns: int
+    series: int  # the series' position in the case
+    slice_number: int
+    pixel_spacing: tuple[float, float] | None  # [row, column] spacing in mm, from the header
+
+
+def image_geometry(case_id: int) -> dict[int, ImageGeometry]:
+    """Per image position of the case: its size, series, slice and the series' pixel spacing."""
+    found = {}
+    for position, rows, columns, series, number, spacing in (
+        Image.objects.filter(case_id=case_id)
+        .order_by("position")
+        .values_list(
+            "position",
+            "rows",
+            "columns",
+            "series__position",
+            "slice_number",
+            "series__pixel_spacing",
+        )
+    ):
+        found[position] = ImageGeometry(rows, columns, series, number, _spacing(spacing))
+    return found
+
+
+def _spacing(value: object) -> tuple[float, float] | None:
+    """A usable [row, column] spacing (two positive finite numbers), else None."""
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    try:
+        row, column = float(value[0]), float(value[1])
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(row) and math.isfinite(column) and row > 0 and column > 0):
+        return None
+    return (row, column)

@@ -43,6 +43,7 @@ class SliceHeader:
     series_number: int | None = None
     description: str = ""
     body_part: str = ""
+    view_position: str = ""
     instance_number: int | None = None
     frame: int | None = None  # of a multi-frame object, from 1
     orientation: tuple[float, ...] | None = None  # ImageOrientationPatient: row, column cosines
@@ -107,6 +108,7 @@ def slice_headers(ds: Any) -> list[SliceHeader]:
         "series_number": _int(ds.get("SeriesNumber")),
         "description": _text(ds, "SeriesDescription", 64),
         "body_part": _text(ds, "BodyPartExamined", 16),
+        "view_position": _text(ds, "ViewPosition", 16),
         "instance_number": _int(ds.get("InstanceNumber")),
     }
     top_orientation = _floats(ds.get("ImageOrientationPatient"), 6)

@@ -26,7 +26,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from studyplatform.audit.models import AuditEvent, Signature
 from studyplatform.prereads.models import AIModel, PreRead
 from studyplatform.reading.models import AllocationRecord, Enrolment, ReadingSession
-from studyplatform.studies.models import Case, Site, SiteToken, Truth
+from studyplatform.studies.models import Case, HangingProtocol, Site, SiteToken, Truth
 from tests.accounts.oidc_provider import RunningProvider, sso_enabled
 from tests.security.conftest import ROLES, World
 
@@ -267,6 +267,14 @@ ADMIN: dict[str, Admin] = {
     # Site tokens: a study's coordinators revoke them; statisticians never see them.
     "studies/sitetoken": Admin(
         lambda w: SiteToken.objects.get(study=w.alpha), COORDINATORS, {C, SU}, frozenset(), {SU}
+    ),
+    # Hanging protocols: the study's coordinators write and delete them; statisticians see them.
+    "studies/hangingprotocol": Admin(
+        lambda w: HangingProtocol.objects.get_or_create(study=w.alpha, name="PA + lateral")[0],
+        STAFF,
+        IN_ALPHA,
+        COORDINATORS,
+        {C, SU},
     ),
     "prereads/aimodel": Admin(lambda w: AIModel.objects.first(), STAFF, STAFF, COORDINATORS, {SU}),
     "prereads/preread": Admin(

@@ -213,6 +213,7 @@ def test_a_radiograph_is_a_series_of_one_slice(study):
     data = pydicom.dcmread(io.BytesIO(ct_slice(0, study_uid=STUDY_UID, series_uid=CHEST)))
     for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "InstanceNumber"):
         delattr(data, keyword)
+    data.ViewPosition = "LL"  # what a hanging protocol's rule can place by
     buffer = io.BytesIO()
     data.save_as(buffer, enforce_file_format=True)
     _import(study, {"one.dcm": buffer.getvalue()})
@@ -220,6 +221,7 @@ def test_a_radiograph_is_a_series_of_one_slice(study):
     series = Series.objects.get()
     assert series.slices.count() == 1
     assert series.ordered_by == OrderedBy.RECEIVED
+    assert series.view_position == "LL"
 
 
 def test_a_refused_case_reports_through_the_command(study, folder):

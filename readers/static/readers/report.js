@@ -275,6 +275,15 @@
     if (saveTimer !== null) saveNow(true);
   });
 
+  // Other modules' parts of the report (measure.js: the length measurements), saved and
+  // submitted with it; ``quiet`` restores a part without marking the draft changed.
+  window.readingReport = {
+    set: function (key, value, quiet) {
+      state[key] = value;
+      if (!quiet) changed();
+    },
+  };
+
   render();
   if (!data.draft || !data.draft.idempotency_key) {
     // Record this page's key at once, so a reload keeps it.

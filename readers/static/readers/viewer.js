@@ -3,14 +3,20 @@
 // to its exact values (pixels.js); window/level is the DICOM linear function (PS3.3
 // C.11.2.1.2) through a 65536-entry table. A stack's window is kept in stored units (HU for
 // CT): a slice's derivative value is its stored value plus the slice's offset.
-(function () {
+// Each call of readingViewport(options) makes one viewport; layout.js makes one in #viewer
+// (the page as it always was) or several for a hanging protocol. Options: canvas, bar, status
+// (its elements), view (the view shown first), secondary (leaves the shared toolbar to the
+// first), isActive (keys and toolbar act on the active viewport only), onFocus, onMove
+// (zoom/pan changed), onSlice (slice changed) and onTab (a tab was chosen) for linking.
+window.readingViewport = function (options) {
   "use strict";
 
+  options = options || {};
   const data = JSON.parse(document.getElementById("reading-data").textContent);
-  const canvas = document.getElementById("viewer");
+  const canvas = options.canvas || document.getElementById("viewer");
   const ctx = canvas.getContext("2d");
-  const statusLine = document.getElementById("viewer-status");
-  const bar = document.getElementById("slice-bar");
+  const statusLine = options.status || document.getElementById("viewer-status");
+  const bar = options.bar !== undefined ? options.bar : document.getElementById("slice-bar");
   const tabs = document.getElementById("image-tabs");
   const presetGroup = document.getElementById("stack-presets");
   const cineButton = document.querySelector('.toolbar [data-action="cine"]');
@@ -36,11 +42,14 @@
   const render = { canvas: document.createElement("canvas"), imageData: null, key: "", slice: null };
   let marks = [];
   const clickHandlers = [];
+  const drawers = [];
+  let tool = null;  // a drawing tool (measure.js) takes the left drag instead of window/level
   let frameRequested = false;
   let cineTimer = null;
   let wheelRest = 0;
   let direction = 1;
 
+  function isActive() { return !options.isActive || options.isActive(); }
   function current() { return views[state.view]; }
   function currentSlice() { const v = current(); return v.slices[v.index]; }
   function maxValue(sl) { return Math.pow(2, sl.bitsStored || 16) - 1; }
@@ -170,6 +179,7 @@
         ctx.fillText(mark.label, x + 11 * g.dpr, y - 8 * g.dpr);
       }
     }
+    drawers.forEach(function (drawer) { drawer(ctx, g, sl, view); });
     if (sl !== wanted) {
       statusLine.textContent = "Loading slice " + wanted.slice + "…";
       return;
@@ -202,6 +212,12 @@
     }
   }
 
+  // Zoom or pan changed here (not set from a linked viewport): tell the layout.
+  function moved() {
+    redraw();
+    if (options.onMove) options.onMove(state.zoom, state.panX, state.panY);
+  }
+
   function drawBar() {
     if (bar) window.readingSeries.drawBar(bar, current(), resize);
   }
@@ -224,6 +240,7 @@
     if (wanted.loading) wanted.loading.catch(function (error) { statusLine.textContent = error.message; });
     drawBar();
     redraw();
+    if (options.onSlice) options.onSlice(view, wanted);
   }
 
   function step(delta) {
@@ -232,18 +249,27 @@
     else showView(state.view + Math.sign(delta));
   }
 
-  function showView(index) {
-    if (index < 0 || index >= views.length) return;
-    state.view = index;
+  // The shared toolbar shows the active viewport's view: its tab, presets and cine button.
+  function syncToolbar() {
+    if (!isActive()) return;
     if (tabs) tabs.querySelectorAll(".tab").forEach(function (tab) {
-      tab.classList.toggle("active", Number(tab.dataset.view) === index);
+      tab.classList.toggle("active", Number(tab.dataset.view) === state.view);
     });
     if (presetGroup) {
       const modality = current().modality;
       presetGroup.hidden = !(modality === "CT" || modality === "MR");
       presetGroup.querySelectorAll("[data-modality]").forEach(function (b) { b.hidden = b.dataset.modality !== modality; });
     }
-    if (cineButton) cineButton.hidden = !current().stacked;
+    if (cineButton) {
+      cineButton.hidden = !current().stacked;
+      cineButton.classList.toggle("active", cineTimer !== null);
+    }
+  }
+
+  function showView(index) {
+    if (index < 0 || index >= views.length) return;
+    state.view = index;
+    syncToolbar();
     if (!current().stacked) stopCine();
     go(current().index);
   }
@@ -306,7 +332,7 @@
       state.panX -= dx * (ratio - 1);
       state.panY -= dy * (ratio - 1);
     }
-    redraw();
+    moved();
   }
 
   function reset() {
@@ -315,18 +341,27 @@
     state.panY = 0;
     state.invert = false;
     views.forEach(function (v) { v.wc = v.defaultCenter; v.ww = v.defaultWidth; });
-    redraw();
+    moved();
   }
 
-  function toImage(clientX, clientY) {
+  // Where the pointer is on the slice on screen, in continuous image coordinates (pixel i
+  // spans [i, i + 1)), with the slice's series and the series' pixel spacing.
+  function imagePoint(clientX, clientY) {
     const sl = currentSlice();
     const view = current();
     const box = canvas.getBoundingClientRect();
     const g = geometry(sl);
     const x = ((clientX - box.left) * g.dpr - g.x0) / g.scale;
     const y = ((clientY - box.top) * g.dpr - g.y0) / g.scale;
-    const point = { image: sl.image, x: Math.floor(x), y: Math.floor(y), inside: x >= 0 && y >= 0 && x < sl.columns && y < sl.rows };
-    if (view.stacked) { point.series = view.series; point.slice = sl.slice; }
+    return { image: sl.image, series: view.series, slice: sl.slice, x: x, y: y, rows: sl.rows, columns: sl.columns,
+      pixelSpacing: (view.seriesInfo && view.seriesInfo.pixelSpacing) || null };
+  }
+
+  function toImage(clientX, clientY) {
+    const view = current();
+    const p = imagePoint(clientX, clientY);
+    const point = { image: p.image, x: Math.floor(p.x), y: Math.floor(p.y), inside: p.x >= 0 && p.y >= 0 && p.x < p.columns && p.y < p.rows };
+    if (view.stacked) { point.series = p.series; point.slice = p.slice; }
     return point;
   }
 
@@ -335,6 +370,7 @@
   let drag = null;
   canvas.addEventListener("contextmenu", function (event) { event.preventDefault(); });
   canvas.addEventListener("pointerdown", function (event) {
+    if (options.onFocus) options.onFocus();
     const sl = currentSlice();
     if (!sl || !sl.pixels) return;
     canvas.setPointerCapture(event.pointerId);
@@ -344,9 +380,12 @@
       pan: event.button === 2 || event.button === 1 || event.shiftKey,
       wc: view.wc, ww: view.ww, panX: state.panX, panY: state.panY,
     };
+    drag.tool = tool && !drag.pan && event.button === 0 ? tool : null;
+    if (drag.tool) { drag.tool.down(imagePoint(event.clientX, event.clientY)); redraw(); }
   });
   canvas.addEventListener("pointermove", function (event) {
     if (!drag) return;
+    if (drag.tool) { drag.tool.move(imagePoint(event.clientX, event.clientY)); redraw(); return; }
     const dx = event.clientX - drag.x;
     const dy = event.clientY - drag.y;
     if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
@@ -354,7 +393,7 @@
     if (drag.pan) {
       state.panX = drag.panX + dx;
       state.panY = drag.panY + dy;
-      redraw();
+      moved();
     } else {
       // Sensitivity scales with the stored range so 8-bit and 16-bit images feel alike.
       const stepSize = (maxValue(currentSlice()) + 1) / 1024;
@@ -362,6 +401,12 @@
     }
   });
   canvas.addEventListener("pointerup", function (event) {
+    if (drag && drag.tool) {
+      drag.tool.up(imagePoint(event.clientX, event.clientY));
+      drag = null;
+      redraw();
+      return;
+    }
     if (drag && !drag.moved && !drag.pan && event.button === 0) {
       const point = toImage(event.clientX, event.clientY);
       if (point.inside) clickHandlers.forEach(function (handler) { handler(point); });
@@ -372,6 +417,7 @@
   // zooms a radiograph; Ctrl+wheel zooms either.
   canvas.addEventListener("wheel", function (event) {
     event.preventDefault();
+    if (options.onFocus) options.onFocus();
     const box = canvas.getBoundingClientRect();
     if (!current().stacked || event.ctrlKey) {
       zoomBy(event.deltaY < 0 ? 1.15 : 1 / 1.15, event.clientX - box.left, event.clientY - box.top);
@@ -398,7 +444,7 @@
   }
 
   function buildToolbar() {
-    if (tabs && views.length > 1) {
+    if (tabs && views.length > 1 && !options.secondary) {
       views.forEach(function (view, i) {
         const tab = document.createElement("button");
         tab.type = "button";
@@ -407,12 +453,12 @@
         tab.dataset.image = String(i);
         tab.textContent = view.stacked ? "Series " + view.series + " (" + view.slices.length + ")" : "Image " + view.slices[0].image;
         tab.title = view.stacked ? "Series " + view.series + ": " + view.slices.length + " slices" : "Image " + view.slices[0].image + " (Page Up/Down)";
-        tab.addEventListener("click", function () { showView(i); });
+        tab.addEventListener("click", function () { if (options.onTab) options.onTab(i); else showView(i); });
         tabs.appendChild(tab);
       });
       tabs.hidden = false;
     }
-    if (presetGroup) {
+    if (presetGroup && !options.secondary) {
       CT_PRESETS.forEach(function (p) {
         const button = document.createElement("button");
         button.type = "button";
@@ -431,7 +477,7 @@
       presetGroup.appendChild(auto);
     }
     document.querySelectorAll(".toolbar [data-preset]").forEach(function (button) {
-      button.addEventListener("click", function () { preset(button.dataset.preset); });
+      button.addEventListener("click", function () { if (isActive()) preset(button.dataset.preset); });
     });
   }
   buildToolbar();
@@ -439,6 +485,7 @@
   function invert() { state.invert = !state.invert; redraw(); }
   document.querySelectorAll(".toolbar [data-action]").forEach(function (button) {
     button.addEventListener("click", function () {
+      if (!isActive()) return;
       const action = button.dataset.action;
       if (action === "zoom-in") zoomBy(1.25);
       else if (action === "zoom-out") zoomBy(1 / 1.25);
@@ -464,16 +511,17 @@
     "PageUp": function () { step(stacked() ? -10 : -1); },
     "Home": function () { if (stacked()) go(0); },
     "End": function () { if (stacked()) go(current().slices.length - 1); },
-    "ArrowLeft": function () { state.panX -= 20; redraw(); },
-    "ArrowRight": function () { state.panX += 20; redraw(); },
-    "ArrowUp": function () { if (stacked()) go(current().index - 1); else { state.panY -= 20; redraw(); } },
-    "ArrowDown": function () { if (stacked()) go(current().index + 1); else { state.panY += 20; redraw(); } },
+    "ArrowLeft": function () { state.panX -= 20; moved(); },
+    "ArrowRight": function () { state.panX += 20; moved(); },
+    "ArrowUp": function () { if (stacked()) go(current().index - 1); else { state.panY -= 20; moved(); } },
+    "ArrowDown": function () { if (stacked()) go(current().index + 1); else { state.panY += 20; moved(); } },
   };
   CT_PRESETS.forEach(function (p) {
     keys[p.key] = function () { preset(current().modality === "MR" && p.key === "4" ? "auto" : p.name); };
   });
   const extraKeys = {};
   document.addEventListener("keydown", function (event) {
+    if (!isActive()) return;
     const target = event.target;
     if (target && /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName)) return;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
@@ -486,8 +534,8 @@
   });
   window.addEventListener("resize", function () { drawBar(); redraw(); });
 
-  // The small interface the report form and overlays use.
-  window.readingViewer = {
+  // The small interface the report form, overlays and tools use (through layout.js).
+  const api = {
     onClick: function (handler) { clickHandlers.push(handler); },
     setMarks: function (list) { marks = list; redraw(); },
     setOverlay: function (source) { overlay.source = source; redraw(); },
@@ -523,7 +571,28 @@
         zoom: state.zoom, panX: state.panX, panY: state.panY, invert: state.invert, cine: cineTimer !== null,
       };
     },
+    // For tools and for the layout's linking (which sets these without being told back).
+    setTool: function (handler) { tool = handler; canvas.dataset.tool = handler ? handler.name : ""; },
+    addDrawer: function (drawer) { drawers.push(drawer); redraw(); },
+    redraw: redraw,
+    canvas: canvas,
+    focus: syncToolbar,
+    showView: showView,
+    setZoomPan: function (zoom, panX, panY) { state.zoom = zoom; state.panX = panX; state.panY = panY; redraw(); },
+    // The current series' normal and slice positions, to follow another viewport's slice.
+    orientation: function () { return current().stacked ? (current().seriesInfo.normal || null) : null; },
+    goToZ: function (z) {
+      const view = current();
+      if (!view.stacked || z === null || z === undefined) return;
+      let best = -1;
+      view.slices.forEach(function (sl, i) {
+        if (sl.z === null || sl.z === undefined) return;
+        if (best < 0 || Math.abs(sl.z - z) < Math.abs(view.slices[best].z - z)) best = i;
+      });
+      if (best >= 0 && best !== view.index) go(best);
+    },
   };
 
-  showView(0);
-})();
+  showView(options.view || 0);
+  return api;
+};

@@ -2,10 +2,10 @@
 
 The long CSV streams from the database cursor. The marks CSV has one row per mark of the
 effective reads, scored against the truth's lesion locations where the truth has them
-(:func:`marks_csv`). The per-finding formats (MRMCaov, RJafroc,
-iMRMC) take one finding type's ROC data, built by the same function as the report's MRMC
-analysis (:func:`analysis.report.mrmc_frame`: confidence as the rating, arms as treatments,
-``unassisted`` first), so each of them gives the report's numbers.
+(:func:`marks_csv`); the measurements CSV one row per length line drawn. The per-finding
+formats (MRMCaov, RJafroc, iMRMC) take one finding type's ROC data, built by the same function
+as the report's MRMC analysis (:func:`analysis.report.mrmc_frame`: confidence as the rating,
+arms as treatments, ``unassisted`` first), so each of them gives the report's numbers.
 """
 
 from __future__ import annotations
@@ -31,16 +31,28 @@ from studyplatform.dashboard.exports.audit import (
 from studyplatform.dashboard.exports.cells import neutralize
 from studyplatform.dashboard.exports.checklist import build_checklist, render_checklist
 from studyplatform.dashboard.exports.dicom import build_dicom_export
+from studyplatform.dashboard.exports.measurements import measurements_csv
 from studyplatform.prereads.selectors import PinnedModelError
 from studyplatform.studies.models import Study
 
 FORMATS = (
-    "long", "marks", "mrmcaov", "rjafroc", "imrmc", "json", "html", "checklist", "audit", "sr",
-)  # fmt: skip
+    "long",
+    "marks",
+    "measurements",
+    "mrmcaov",
+    "rjafroc",
+    "imrmc",
+    "json",
+    "html",
+    "checklist",
+    "audit",
+    "sr",
+)
 PER_FINDING = ("mrmcaov", "rjafroc", "imrmc")
 CONTENT_TYPES = {
     "long": "text/csv; charset=utf-8",
     "marks": "text/csv; charset=utf-8",
+    "measurements": "text/csv; charset=utf-8",
     "mrmcaov": "text/csv; charset=utf-8",
     "rjafroc": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "imrmc": "text/plain; charset=utf-8",
@@ -53,6 +65,7 @@ CONTENT_TYPES = {
 EXTENSIONS = {
     "long": "csv",
     "marks": "csv",
+    "measurements": "csv",
     "mrmcaov": "csv",
     "rjafroc": "xlsx",
     "imrmc": "imrmc",
@@ -328,6 +341,9 @@ def build_export(
     if fmt == "marks":
         text = marks_csv(study.slug, long_reads_frame(study), study_marks(study))
         return Export([text], CONTENT_TYPES[fmt], f"{study.slug}-marks.csv")
+    if fmt == "measurements":
+        text = measurements_csv(study)
+        return Export([text], CONTENT_TYPES[fmt], f"{study.slug}-measurements.csv")
     if fmt == "checklist":
         page = render_checklist(build_checklist(study, analysis=analysis))
         return Export([page], CONTENT_TYPES[fmt], f"{study.slug}-checklist.html")

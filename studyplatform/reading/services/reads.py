@@ -51,6 +51,13 @@ from studyplatform.reading.services.marks import (
     check_marks,
     parse_marks,
 )
+from studyplatform.reading.services.measurements import (
+    audit_view as measurements_audit_view,
+)
+from studyplatform.reading.services.measurements import (
+    create_measurements,
+    parse_measurements,
+)
 from studyplatform.reading.services.washout import session_opening
 from studyplatform.studies.guards import StudyLockedError, lock_study_for_write
 from studyplatform.studies.models import ContradictionRule, FindingType, Study, StudyState
@@ -260,6 +267,7 @@ def submit_read(
     image_sizes: dict[int, tuple[int, int]],
     confirm_contradictions: bool = False,
     image_slices: dict[int, tuple[int, int]] | None = None,
+    measurements: Any = None,
 ) -> tuple[Read, bool]:
     """Store the read of an opened assignment once; return it and whether it was created.
 
@@ -269,7 +277,8 @@ def submit_read(
     refused unless the study's rule is "confirm" and ``confirm_contradictions`` is true (the
     read then records ``contradiction_confirmed``). The read records the protocol version in
     force, read from the locked study. ``image_slices`` maps image position to (series,
-    slice): a mark on a slice must name its own.
+    slice): a mark on a slice must name its own. ``measurements`` are the reader's length
+    lines, checked and their lengths recomputed by :mod:`.measurements`.
     """
     if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 64:
         raise InvalidReadError("the submission needs an idempotency key of 8-64 characters")
@@ -287,6 +296,7 @@ def submit_read(
         raise InvalidReadError("free text may not contain NUL characters")
     answers = parse_findings(finding_types, findings, image_sizes)
     check_marks(answers, image_sizes, image_slices)
+    lines = parse_measurements(assignment.case_id, measurements)
     try:
         with transaction.atomic():
             study = _lock_open_study(assignment.session.study_id)
@@ -306,14 +316,18 @@ def submit_read(
                 contradiction_confirmed=confirmed,
             )
             _create_findings(read, answers)
+            create_measurements(read, lines)
             ReadDraft.objects.filter(assignment=assignment).delete()
             _complete_session_if_done(assignment.session, now)
+            after = _audit_view(read, answers, finding_types)
+            if lines:
+                after["measurements"] = measurements_audit_view(lines)
             audit_record(
                 actor=user,
                 action=Action.READ_SUBMIT,
                 obj=read,
                 study=assignment.session.study,
-                after=_audit_view(read, answers, finding_types),
+                after=after,
             )
     except IntegrityError:
         # A concurrent submit of the same assignment won the race: return its read.

@@ -411,6 +411,11 @@ class Protocol(models.Model):
 
 
 # Images and series live in their own module; imported last, as they refer to Case above.
+from studyplatform.studies.models.hanging import (  # noqa: E402
+    DescriptionMatch,
+    HangingProtocol,
+    HangingRule,
+)
 from studyplatform.studies.models.images import (  # noqa: E402
     Image,
     ImageFormat,
@@ -425,9 +430,12 @@ __all__ = [
     "Arm",
     "Case",
     "ContradictionRule",
+    "DescriptionMatch",
     "Design",
     "FindingType",
     "FrocRule",
+    "HangingProtocol",
+    "HangingRule",
     "Image",
     "ImageFormat",
     "MemberRole",

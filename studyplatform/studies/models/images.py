@@ -59,6 +59,9 @@ class Series(models.Model):
     modality = models.CharField(max_length=16, blank=True)
     description = models.CharField(max_length=64, blank=True)
     body_part = models.CharField(max_length=16, blank=True)
+    view_position = models.CharField(
+        max_length=16, blank=True, help_text="The header's ViewPosition (PA, AP, LL...)."
+    )
     normal = models.JSONField(
         null=True, blank=True, help_text="Unit normal [x, y, z] of the slices (patient axes)."
     )

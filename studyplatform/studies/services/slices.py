@@ -92,6 +92,7 @@ def create_series(
         modality=next((item.modality for item in slices if item.modality), case.modality),
         description=header.description if header else "",
         body_part=header.body_part if header else "",
+        view_position=header.view_position if header else "",
         normal=list(plan.normal) if plan.normal else None,
         slice_thickness=header.slice_thickness if header else None,
         slice_spacing=plan.spacing,

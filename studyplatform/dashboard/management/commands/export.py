@@ -1,4 +1,5 @@
-"""python manage.py export STUDY --format long|marks|mrmcaov|rjafroc|imrmc|json|html|checklist|audit
+"""python manage.py export STUDY
+--format long|marks|measurements|mrmcaov|rjafroc|imrmc|json|html|checklist|audit
 -o FILE [--finding CODE] [--object OBJECT]; --format sr -o DIR [--stow URL]."""
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ class Command(BaseCommand):
     help = (
         "Write a study's data for statisticians: the long reads CSV; the marks CSV (one row per "
         "mark: study,reader,case,arm,session,finding,mark,image,x,y,rating,lesion,kind, kind LL "
-        "or NL where the truth has lesion locations); MRMCaov CSV, RJafroc workbook (the real "
+        "or NL where the truth has lesion locations); the measurements CSV (one row per length "
+        "line: series, slice, endpoints, length in pixels and in mm from the pixel spacing); "
+        "MRMCaov CSV, RJafroc workbook (the real "
         "marks and lesions when the truth has lesion locations, else one pseudo-lesion per "
         "case) or iMRMC input (one finding type each); the analysis as JSON, or the report as "
         "one HTML file; the submission checklist (CONSORT-AI / STARD-AI items filled from "
