@@ -99,7 +99,9 @@ def _find_studies(
 
 
 def _stored_digests(case: Case) -> list[str]:
-    return list(case.images.order_by("position").values_list("source_sha256", flat=True))
+    """The case's received files' digests (a multi-frame file once), in stored order."""
+    digests = case.images.order_by("position").values_list("source_sha256", flat=True)
+    return list(dict.fromkeys(digests))
 
 
 def _import_study(
@@ -184,7 +186,9 @@ def _compare(
     stored: Case, *, site: Site, digests: list[str], where: str, report: ArchiveImportReport
 ) -> None:
     have = _stored_digests(stored)
-    if have == digests and stored.site_id == site.pk:
+    # The same instances, whatever their order: the archive lists a series by instance number,
+    # the case stores it along the normal.
+    if sorted(have) == sorted(digests) and stored.site_id == site.pk:
         report.unchanged.append(stored.case_id)
         return
     if stored.site_id != site.pk:
