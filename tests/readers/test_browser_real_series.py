@@ -99,6 +99,7 @@ def _read_two_slices(page, assignment: Assignment, received: dict[str, list[Path
     if case.modality == "CT":  # the scanner's window, in HU
         window = (first.window_center - first.display_offset, first.window_width)
     else:  # MR: the series' own window from its values
+        assert series.window_center is not None and series.window_width is not None
         window = (series.window_center, series.window_width)
     state = page.evaluate("readingViewer.state()")
     assert (state["slices"], state["stacked"]) == (len(slices), True)

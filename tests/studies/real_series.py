@@ -32,7 +32,7 @@ def files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name.isdigit())
 
 
-def stored_units(path: Path) -> dict[tuple[int, int | None], np.ndarray]:
+def stored_units(path: Path) -> dict[tuple[int | None, int | None], np.ndarray]:
     """Each slice of a received file in stored units (HU for CT), by (instance number, frame).
 
     A multi-frame object's frames are rescaled as its functional groups say.

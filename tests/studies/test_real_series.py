@@ -52,7 +52,8 @@ def _slices(case: Case) -> list[Image]:
 
 
 def _import(study, tmp_path: Path, cases: dict[str, list[Path]]) -> tuple[str, str]:
-    rows, data = [], {}
+    rows: list[dict[str, str]] = []
+    data: dict[str, bytes] = {}
     for case_id, paths in cases.items():
         names = [f"{case_id}/{p.name}" for p in paths]
         rows.append({"case_id": case_id, "site": "north", "images": ";".join(names)})
