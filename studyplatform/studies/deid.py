@@ -57,6 +57,10 @@ _REMOVED_GROUPS: Final = frozenset({0x0000, 0x0002, 0x1000, 0x1010, 0x4000, 0x40
 
 # Value representations that carry free text or names, where leftovers are searched for.
 _TEXT_VRS: Final = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "DA", "DT"})
+# Coded strings holding only the standard's Defined Terms for the kind of image, which a word of
+# a real patient's name can equal (a patient named "Perfusion^..." in the NEMA enhanced CT sample
+# has ImageType DERIVED\PRIMARY\PERFUSION): not searched, so such a file is not refused.
+_IMAGE_TYPE_TERMS: Final = frozenset({"ImageType", "FrameType"})
 _IDENTIFYING: Final = (
     "PatientName",
     "PatientID",
@@ -209,6 +213,8 @@ def _leftovers(dataset: Dataset, tokens: set[str]) -> list[str]:
 
     def visit(ds: Dataset, element: Any) -> None:
         if element.VR not in _TEXT_VRS and not _removed_group(element.tag.group):
+            return
+        if element.keyword in _IMAGE_TYPE_TERMS:
             return
         for text in _strings(element.value):
             words = set(text.upper().replace("^", " ").replace("=", " ").split())

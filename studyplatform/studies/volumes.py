@@ -151,12 +151,22 @@ def slice_headers(ds: Any) -> list[SliceHeader]:
     return headers
 
 
+# What each frame of a multi-frame object takes from its functional groups (PS3.3 C.7.6.16):
+# its rescale to stored units (Pixel Value Transformation) and its window (Frame VOI LUT).
+_FRAME_GROUPS: Final = (
+    ("RescaleSlope", "PixelValueTransformationSequence"),
+    ("RescaleIntercept", "PixelValueTransformationSequence"),
+    ("WindowCenter", "FrameVOILUTSequence"),
+    ("WindowWidth", "FrameVOILUTSequence"),
+)
+
+
 def iter_frames(data: bytes, *, name: str, max_decoded_bytes: int) -> Iterator[DicomImage]:
     """Every frame of a (de-identified) multi-frame DICOM file, display-ready, in frame order.
 
     The pixel data is decoded once (within ``max_decoded_bytes``, checked on the header first);
-    each frame is rescaled as its functional groups say (Pixel Value Transformation), else as
-    the top-level RescaleSlope/RescaleIntercept say.
+    each frame is rescaled and windowed as its functional groups say (Pixel Value
+    Transformation, Frame VOI LUT), else as the top-level attributes say.
     """
     ds = dcmread(io.BytesIO(data))
     size = imaging.dicom_decoded_size(ds, name=name)
@@ -173,11 +183,11 @@ def iter_frames(data: bytes, *, name: str, max_decoded_bytes: int) -> Iterator[D
     shared_seq = ds.get("SharedFunctionalGroupsSequence")
     shared = shared_seq[0] if shared_seq else None
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
-    top = {k: ds.get(k) for k in ("RescaleSlope", "RescaleIntercept")}
+    top = {k: ds.get(k) for k, _ in _FRAME_GROUPS}
     for index in range(stack.shape[0]):
         own = per_frame[index] if index < len(per_frame) else None
-        for keyword in ("RescaleSlope", "RescaleIntercept"):
-            value = _group_value((own, shared), "PixelValueTransformationSequence", keyword)
+        for keyword, sequence in _FRAME_GROUPS:
+            value = _group_value((own, shared), sequence, keyword)
             value = value if value is not None else top[keyword]
             if value is not None:
                 setattr(ds, keyword, value)

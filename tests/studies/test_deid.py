@@ -100,6 +100,14 @@ def test_a_name_left_where_the_profile_does_not_look_stops_the_file():
         deidentify(ds, pseudonym="CASE-1", salt="salt")
 
 
+def test_a_name_word_that_is_also_an_image_type_term_does_not_stop_a_real_file():
+    # NEMA's enhanced CT sample: patient "Perfusion^MCA Stroke", ImageType ...PERFUSION, RCBF.
+    ds, _, written = _deid(pydicom_file("eCT_Supplemental.dcm").read_bytes())
+    assert "PERFUSION" in ds.ImageType
+    assert ds.PatientName == "CASE-1"
+    assert b"Stroke" not in written
+
+
 def test_names_inside_nested_sequences_are_removed():
     ds = pydicom.dcmread(pydicom_file("MR_small.dcm"))
     inner = Dataset()

@@ -7,14 +7,14 @@ is retrieved, its instances' digests compared with the stored images' source dig
 study is reported unchanged, or changed (never merged into the stored case).
 
 Instances without pixel data (structured reports, presentation states, key object selections)
-are skipped and counted. One case's received instances are held in memory until the case is
-stored, as for the other imports; instances are retrieved one at a time, each capped at
-MAX_UPLOAD_MB.
+are skipped and counted. Instances are retrieved one at a time, each capped at MAX_UPLOAD_MB,
+and handed to the case import as it asks for them: one instance is held in memory at a time,
+whatever the size of the study.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -25,6 +25,7 @@ from studyplatform.studies.dicomweb.archive import (
     Archive,
     ArchiveError,
     ArchiveUnreachableError,
+    InstanceRecord,
     StudyRecord,
 )
 from studyplatform.studies.dicomweb.instances import has_pixel_data
@@ -98,7 +99,9 @@ def _find_studies(
 
 
 def _stored_digests(case: Case) -> list[str]:
-    return list(case.images.order_by("position").values_list("source_sha256", flat=True))
+    """The case's received files' digests (a multi-frame file once), in stored order."""
+    digests = case.images.order_by("position").values_list("source_sha256", flat=True)
+    return list(dict.fromkeys(digests))
 
 
 def _import_study(
@@ -127,46 +130,65 @@ def _import_study(
         report.problems.append(Problem(where, str(exc)))
         return
     stored = Case.objects.filter(study=study, case_id=case_id).select_related("site").first()
-    uploads: list[Upload] = []
-    digests: list[str] = []
-    for instance in instances:
-        try:
-            data = archive.retrieve(instance, max_bytes=settings.MAX_UPLOAD_SIZE)
-        except ArchiveUnreachableError:
-            raise
-        except ArchiveError as exc:
-            report.problems.append(Problem(instance.where, f"{exc}; study not imported"))
-            return
-        report.instances += 1
-        if not has_pixel_data(data):
-            report.skipped.append(instance.where)
-            continue
-        upload = Upload(name=instance.where, data=data)
-        digests.append(upload.sha256)
-        if stored is None:  # a stored case needs only the digests: drop the bytes
-            uploads.append(upload)
-    if not digests:
+    retrieval = _Retrieval(archive, instances, report)
+    try:
+        if stored is not None:  # a stored case needs only the digests: each instance dropped
+            digests = [upload.sha256 for upload in retrieval]
+            _compare(stored, site=site, digests=digests, where=where, report=report)
+        else:
+            _store(
+                study=study,
+                archive=archive,
+                record=record,
+                site=site,
+                case_id=case_id,
+                uploads=retrieval,
+                report=report,
+            )
+    except ArchiveUnreachableError:
+        raise
+    except ArchiveError as exc:
+        report.problems.append(Problem(retrieval.where, f"{exc}; study not imported"))
+    except _NoImagesError:
         report.problems.append(Problem(where, "no instance with pixel data; no case"))
-        return
-    if stored is not None:
-        _compare(stored, site=site, digests=digests, where=where, report=report)
-        return
-    _store(
-        study=study,
-        archive=archive,
-        record=record,
-        site=site,
-        case_id=case_id,
-        uploads=uploads,
-        report=report,
-    )
+
+
+class _NoImagesError(Exception):
+    """Every instance of the study was retrieved, and none holds an image."""
+
+
+@dataclass
+class _Retrieval:
+    """A study's instances with pixel data, retrieved one at a time as the import asks for them
+    (one instance in memory at a time); the others are counted as skipped."""
+
+    archive: Archive
+    instances: Sequence[InstanceRecord]
+    report: ArchiveImportReport
+    where: str = ""  # the instance being retrieved, for a failure's message
+    images: int = 0
+
+    def __iter__(self) -> Iterator[Upload]:
+        for instance in self.instances:
+            self.where = instance.where
+            data = self.archive.retrieve(instance, max_bytes=settings.MAX_UPLOAD_SIZE)
+            self.report.instances += 1
+            if not has_pixel_data(data):
+                self.report.skipped.append(instance.where)
+                continue
+            self.images += 1
+            yield Upload(name=instance.where, data=data)
+        if not self.images:
+            raise _NoImagesError
 
 
 def _compare(
     stored: Case, *, site: Site, digests: list[str], where: str, report: ArchiveImportReport
 ) -> None:
     have = _stored_digests(stored)
-    if have == digests and stored.site_id == site.pk:
+    # The same instances, whatever their order: the archive lists a series by instance number,
+    # the case stores it along the normal.
+    if sorted(have) == sorted(digests) and stored.site_id == site.pk:
         report.unchanged.append(stored.case_id)
         return
     if stored.site_id != site.pk:
@@ -188,7 +210,7 @@ def _store(
     record: StudyRecord,
     site: Site,
     case_id: str,
-    uploads: list[Upload],
+    uploads: Iterable[Upload],
     report: ArchiveImportReport,
 ) -> None:
     try:

@@ -7,15 +7,15 @@ import can be run again safely.
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import tempfile
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.core.files.base import ContentFile
+from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
@@ -154,11 +154,11 @@ def _store(
         case_id=case_id,
         site=site,
         modality=modality,
-        manufacturer=next((p.manufacturer for p in items if p.manufacturer), ""),
-        manufacturer_model=next((p.model_name for p in items if p.model_name), ""),
+        manufacturer=next((p.image.manufacturer for p in items if p.image.manufacturer), ""),
+        manufacturer_model=next((p.image.model_name for p in items if p.image.model_name), ""),
     )
     written: list[str] = []
-    originals: dict[str, str] = {}  # source sha256 -> stored name: a multi-frame file once
+    originals: dict[Path, str] = {}  # spooled original -> stored name: a multi-frame file once
     position = 0
     try:
         for number, plan in enumerate(prepared.layout.plans, start=1):
@@ -166,8 +166,8 @@ def _store(
             for slice_number, (index, z) in enumerate(
                 zip(plan.slices, plan.positions, strict=True), start=1
             ):
-                item, position = items[index], position + 1
-                header = item.slice
+                spooled, position = items[index], position + 1
+                item, header = spooled.image, spooled.image.slice
                 image = Image(
                     case=case,
                     series=series,
@@ -177,7 +177,7 @@ def _store(
                     sop_instance_uid=header.sop_uid if header else "",
                     frame=header.frame if header else None,
                     slice_position=z,
-                    sha256=hashlib.sha256(item.original).hexdigest(),
+                    sha256=spooled.sha256,
                     rows=item.rows,
                     columns=item.columns,
                     bits_stored=item.bits_stored,
@@ -190,18 +190,18 @@ def _store(
                     burned_in_annotation=item.burned_in_annotation,
                 )
                 # Stored names derive from the position only: received names may identify
-                # people.
-                if item.source_sha256 in originals:
-                    image.original.name = originals[item.source_sha256]
+                # people. The spooled files are copied in chunks, one slice at a time.
+                if spooled.original_path in originals:
+                    image.original.name = originals[spooled.original_path]
                 else:
-                    image.original.save(
-                        f"{position}{item.original_suffix}",
-                        ContentFile(item.original),
-                        save=False,
-                    )
+                    with spooled.original_path.open("rb") as original:
+                        image.original.save(
+                            f"{position}{item.original_suffix}", File(original), save=False
+                        )
                     written.append(str(image.original.name))
-                    originals[item.source_sha256] = str(image.original.name)
-                image.display.save(f"{position}.png", ContentFile(item.display), save=False)
+                    originals[spooled.original_path] = str(image.original.name)
+                with spooled.display_path.open("rb") as display:
+                    image.display.save(f"{position}.png", File(display), save=False)
                 written.append(str(image.display.name))
                 image.save()
     except BaseException:
@@ -224,13 +224,16 @@ def import_case(
     study: Study,
     case_id: str,
     site_code: str,
-    uploads: Sequence[Upload],
+    uploads: Iterable[Upload],
     truth: Mapping[str, bool] | None = None,
     modality: str | None = None,
     actor: AbstractBaseUser | None = None,
     via: str = "",
 ) -> CaseImport:
     """Store one case with its images (de-identified) and optional truth; idempotent.
+
+    ``uploads`` is iterated once, and may be a generator that reads (or retrieves) each file
+    only when asked: a case is imported holding one file in memory at a time.
 
     Sending the same case again (same ID, site and file bytes) returns the stored case with
     ``created=False``. Raises :class:`~studyplatform.studies.guards.FrozenStudyError` (a locked
@@ -240,60 +243,85 @@ def import_case(
     truth = dict(truth or {})
     if reason := check_case_id(case_id):
         raise ImportRefusedError([Problem("case_id", reason)])
-    if not uploads:
-        raise ImportRefusedError([Problem(case_id, "no image files")])
-    hashes = [upload.sha256 for upload in uploads]
     with transaction.atomic():
         # Refused before any file is read: a locked study (or final truth, for a case with
-        # truth) takes no case. The resend below may add truth, under the same lock.
+        # truth) takes no case.
         lock_study_for_write(study, truth=bool(truth))
         site = Site.objects.filter(code=site_code).first()
         if site is None:
             raise ImportRefusedError([Problem(case_id, f"unknown site {site_code!r}")])
         findings = _check_truth(study, truth, case_id)
-        existing = Case.objects.filter(study=study, case_id=case_id).first()
-        if existing is not None:
-            _check_resend(existing, site=site, hashes=hashes, truth=truth)
-            _add_missing_truth(existing, truth, findings)
-            return CaseImport(existing, created=False)
+        stored = Case.objects.filter(study=study, case_id=case_id).exists()
+    if stored:
+        # Only the digests are needed: each file is read (or retrieved) and dropped in turn,
+        # outside the study's row lock.
+        hashes = [upload.sha256 for upload in uploads]
+        if not hashes:
+            raise ImportRefusedError([Problem(case_id, "no image files")])
+        return _resend(study, case_id, site=site, hashes=hashes, truth=truth, findings=findings)
 
-    # De-identification is the slow part: done outside the study's row lock.
-    prepared = prepare_case(study, case_id, uploads)
-    chosen = _modality(prepared.slices, modality, case_id)
-    try:
-        with transaction.atomic():
-            # Checked again where it is written: the study may have been locked meanwhile.
-            lock_study_for_write(study, truth=bool(truth))
-            case = _store(
-                study=study,
-                case_id=case_id,
+    # De-identification is the slow part: done outside the study's row lock, one file at a
+    # time, its outputs spooled to a private folder removed whatever happens.
+    with tempfile.TemporaryDirectory(prefix="studyplatform-import-") as folder:
+        prepared = prepare_case(study, case_id, uploads, folder=Path(folder))
+        chosen = _modality([s.image for s in prepared.slices], modality, case_id)
+        try:
+            with transaction.atomic():
+                # Checked again where it is written: the study may have been locked meanwhile.
+                lock_study_for_write(study, truth=bool(truth))
+                case = _store(
+                    study=study,
+                    case_id=case_id,
+                    site=site,
+                    modality=chosen,
+                    prepared=prepared,
+                    truth=truth,
+                    findings=findings,
+                )
+                record(
+                    actor=actor,
+                    action=CASE_IMPORT,
+                    obj=case,
+                    after={
+                        "case_id": case.case_id,
+                        "site": site.code,
+                        "modality": case.modality,
+                        "images": prepared.source_hashes,
+                        "truth": truth,
+                    },
+                    reason=via,
+                )
+        except IntegrityError:
+            # Sent twice at the same moment: the other request stored it first.
+            if not Case.objects.filter(study=study, case_id=case_id).exists():
+                raise
+            return _resend(
+                study,
+                case_id,
                 site=site,
-                modality=chosen,
-                prepared=prepared,
+                hashes=prepared.source_hashes,
                 truth=truth,
                 findings=findings,
             )
-            record(
-                actor=actor,
-                action=CASE_IMPORT,
-                obj=case,
-                after={
-                    "case_id": case.case_id,
-                    "site": site.code,
-                    "modality": case.modality,
-                    "images": list(dict.fromkeys(p.source_sha256 for p in prepared.slices)),
-                    "truth": truth,
-                },
-                reason=via,
-            )
-    except IntegrityError:
-        # Sent twice at the same moment: the other request stored it first.
-        existing = Case.objects.filter(study=study, case_id=case_id).first()
-        if existing is None:
-            raise
-        _check_resend(existing, site=site, hashes=hashes, truth=truth)
-        return CaseImport(existing, created=False)
     return CaseImport(case, created=True, notes=prepared.layout.notes)
+
+
+def _resend(
+    study: Study,
+    case_id: str,
+    *,
+    site: Site,
+    hashes: list[str],
+    truth: Mapping[str, bool],
+    findings: Mapping[str, FindingType],
+) -> CaseImport:
+    """The stored case, if ``hashes`` are its files (adding truth it lacks), else a conflict."""
+    with transaction.atomic():
+        lock_study_for_write(study, truth=bool(truth))
+        existing = Case.objects.get(study=study, case_id=case_id)
+        _check_resend(existing, site=site, hashes=hashes, truth=truth)
+        _add_missing_truth(existing, truth, findings)
+    return CaseImport(existing, created=False)
 
 
 def receive_case(
@@ -301,7 +329,7 @@ def receive_case(
     study: Study,
     case_id: str,
     site_code: str,
-    uploads: Sequence[Upload],
+    uploads: Iterable[Upload],
     truth: Mapping[str, bool] | None = None,
     modality: str | None = None,
     actor: AbstractBaseUser | None = None,
@@ -374,6 +402,12 @@ def _unlisted_files(directory: Path, listed: set[str]) -> list[str]:
     return found
 
 
+def _read_files(paths: Mapping[str, Path]) -> Iterator[Upload]:
+    """Each listed file's bytes, read when the import comes to it (one file held at a time)."""
+    for name, path in paths.items():
+        yield Upload(name=name, data=path.read_bytes())
+
+
 def import_cases(*, study: Study, directory: Path) -> ImportReport:
     """Import every case of ``directory/manifest.csv``; bad files are reported, not fatal.
 
@@ -392,7 +426,7 @@ def import_cases(*, study: Study, directory: Path) -> ImportReport:
     root = directory.resolve()
     listed: set[str] = set()
     for row in rows:
-        uploads: list[Upload] = []
+        paths: dict[str, Path] = {}
         missing = []
         for name in row.images:
             listed.add(Path(name).as_posix())
@@ -400,7 +434,7 @@ def import_cases(*, study: Study, directory: Path) -> ImportReport:
             if not path.is_relative_to(root) or not path.is_file():
                 missing.append(Problem(name, f"listed for case {row.case_id} but not found"))
                 continue
-            uploads.append(Upload(name=name, data=path.read_bytes()))
+            paths[name] = path
         if missing:
             report.problems.extend(missing)
             continue
@@ -409,7 +443,7 @@ def import_cases(*, study: Study, directory: Path) -> ImportReport:
                 study=study,
                 case_id=row.case_id,
                 site_code=row.site,
-                uploads=uploads,
+                uploads=_read_files(paths),
                 truth=row.truth,
                 modality=row.modality,
                 via=f"import_cases {MANIFEST_NAME} line {row.line}",
