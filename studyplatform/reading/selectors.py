@@ -308,6 +308,12 @@ class ReadingPage:
     contradiction_rule: str
     series: tuple[SeriesView, ...] = ()
 
+    @property
+    def opened_seconds(self) -> float:
+        """Seconds since the case was first opened (server time), when the page is made."""
+        opened = self.assignment.opened_at
+        return 0.0 if opened is None else round((timezone.now() - opened).total_seconds(), 3)
+
 
 def case_images(case_id: int) -> tuple[ImageView, ...]:
     return tuple(

@@ -84,12 +84,18 @@
     });
   }
 
+  // The viewing telemetry (telemetry.js) travels with every draft and with the submission.
+  function withTelemetry(body) {
+    const telemetry = window.readingTelemetry;
+    return telemetry ? Object.assign({}, body, { telemetry: telemetry.snapshot() }) : body;
+  }
+
   function saveNow(keepalive) {
     if (submitted) return Promise.resolve();
     window.clearTimeout(saveTimer);
     saveTimer = null;
     draftStatus.textContent = "Saving draft…";
-    return post(data.draftUrl, state, keepalive).then(function (response) {
+    return post(data.draftUrl, withTelemetry(state), keepalive).then(function (response) {
       draftStatus.textContent = response.ok
         ? "Draft saved " + new Date().toLocaleTimeString()
         : "Draft not saved (" + response.status + ")";
@@ -237,7 +243,7 @@
   function send(confirm) {
     submitButton.disabled = true;
     window.clearTimeout(saveTimer);
-    const body = Object.assign({}, state, { confirm_contradictions: confirm });
+    const body = withTelemetry(Object.assign({}, state, { confirm_contradictions: confirm }));
     post(data.submitUrl, body).then(function (response) {
       return response.json().then(function (body) { return { ok: response.ok, body: body }; });
     }).then(function (result) {
@@ -274,6 +280,8 @@
   window.addEventListener("pagehide", function () {
     if (saveTimer !== null) saveNow(true);
   });
+
+  window.readingReport = { saveDraft: function (keepalive) { return saveNow(keepalive); } };
 
   render();
   if (!data.draft || !data.draft.idempotency_key) {

@@ -36,6 +36,8 @@
   const render = { canvas: document.createElement("canvas"), imageData: null, key: "", slice: null };
   let marks = [];
   const clickHandlers = [];
+  const showHandlers = [];
+  const overlayHandlers = [];
   let frameRequested = false;
   let cineTimer = null;
   let wheelRest = 0;
@@ -183,7 +185,7 @@
     ds.image = String(sl.image);
     ds.series = String(view.series);
     ds.slice = String(sl.slice);
-    ds.overlay = (overlay.source || Object.keys(overlay.slices).length) && overlay.visible ? "on" : "off";
+    ds.overlay = overlayShown() ? "on" : "off";
     ds.drawnAt = String(timestamp || performance.now());
     ds.ready = "true";
     const where = view.stacked
@@ -193,6 +195,17 @@
     statusLine.textContent = where + " · " + sl.columns + "×" + sl.rows + " · " + sl.bitsStored + " bit · W " +
       Math.round(view.ww) + " C " + Math.round(view.wc) + units + " · zoom " + Math.round(state.zoom * 100) + "%" +
       (state.invert ? " · inverted" : "") + (cineTimer ? " · cine" : "");
+  }
+
+  function overlayShown() {
+    return Boolean((overlay.source || Object.keys(overlay.slices).length) && overlay.visible);
+  }
+
+  // Overlay changes are told to listeners (telemetry) as whether it is now on screen.
+  function overlayChanged() {
+    const shown = overlayShown();
+    overlayHandlers.forEach(function (handler) { handler(shown); });
+    redraw();
   }
 
   function redraw() {
@@ -213,6 +226,7 @@
     if (target !== view.index) direction = target > view.index ? 1 : -1;
     view.index = target;
     view.viewed[target] = 1;
+    showHandlers.forEach(function (handler) { handler(view.series, view.slices[target].slice); });
     // The wanted slice goes first in the queue: loads stay a few at a time however fast the
     // wheel turns, nearest the wanted slice first.
     prefetch(view);
@@ -490,9 +504,20 @@
   window.readingViewer = {
     onClick: function (handler) { clickHandlers.push(handler); },
     setMarks: function (list) { marks = list; redraw(); },
-    setOverlay: function (source) { overlay.source = source; redraw(); },
-    setSliceOverlay: function (image, source) { overlay.slices[image] = source; redraw(); },
-    setOverlayVisible: function (visible) { overlay.visible = visible; redraw(); },
+    setOverlay: function (source) { overlay.source = source; overlayChanged(); },
+    setSliceOverlay: function (image, source) { overlay.slices[image] = source; overlayChanged(); },
+    setOverlayVisible: function (visible) { overlay.visible = visible; overlayChanged(); },
+    overlayShown: overlayShown,
+    onOverlay: function (handler) { overlayHandlers.push(handler); },
+    onShow: function (handler) { showHandlers.push(handler); },
+    // Per view, the slice numbers shown so far (the scroll bar's marks).
+    viewedSlices: function () {
+      return views.map(function (view) {
+        const slices = [];
+        view.viewed.forEach(function (seen, i) { if (seen) slices.push(view.slices[i].slice); });
+        return { series: view.series, slices: slices };
+      });
+    },
     setOverlayOpacity: function (opacity) { overlay.opacity = opacity; redraw(); },
     overlayVisible: function () { return overlay.visible; },
     onKey: function (key, handler) { extraKeys[key] = handler; },

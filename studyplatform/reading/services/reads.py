@@ -51,6 +51,7 @@ from studyplatform.reading.services.marks import (
     check_marks,
     parse_marks,
 )
+from studyplatform.reading.services.telemetry import parse_telemetry, store_telemetry
 from studyplatform.reading.services.washout import session_opening
 from studyplatform.studies.guards import StudyLockedError, lock_study_for_write
 from studyplatform.studies.models import ContradictionRule, FindingType, Study, StudyState
@@ -260,6 +261,7 @@ def submit_read(
     image_sizes: dict[int, tuple[int, int]],
     confirm_contradictions: bool = False,
     image_slices: dict[int, tuple[int, int]] | None = None,
+    telemetry: Any = None,
 ) -> tuple[Read, bool]:
     """Store the read of an opened assignment once; return it and whether it was created.
 
@@ -269,7 +271,9 @@ def submit_read(
     refused unless the study's rule is "confirm" and ``confirm_contradictions`` is true (the
     read then records ``contradiction_confirmed``). The read records the protocol version in
     force, read from the locked study. ``image_slices`` maps image position to (series,
-    slice): a mark on a slice must name its own.
+    slice): a mark on a slice must name its own. ``telemetry`` (how the case was read) is
+    validated against the case and the arm and stored with the read, capped by its server
+    times (:mod:`.telemetry`).
     """
     if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 64:
         raise InvalidReadError("the submission needs an idempotency key of 8-64 characters")
@@ -287,6 +291,11 @@ def submit_read(
         raise InvalidReadError("free text may not contain NUL characters")
     answers = parse_findings(finding_types, findings, image_sizes)
     check_marks(answers, image_sizes, image_slices)
+    behaviour = parse_telemetry(
+        telemetry,
+        image_slices=image_slices if image_slices is not None else _image_slices(assignment),
+        shows_ai=assignment.arm.shows_ai,
+    )
     try:
         with transaction.atomic():
             study = _lock_open_study(assignment.session.study_id)
@@ -306,6 +315,8 @@ def submit_read(
                 contradiction_confirmed=confirmed,
             )
             _create_findings(read, answers)
+            if behaviour is not None:
+                store_telemetry(read=read, telemetry=behaviour)
             ReadDraft.objects.filter(assignment=assignment).delete()
             _complete_session_if_done(assignment.session, now)
             audit_record(
@@ -322,6 +333,13 @@ def submit_read(
             raise
         return existing, False
     return read, True
+
+
+def _image_slices(assignment: Assignment) -> dict[int, tuple[int, int]]:
+    return {
+        im.position: (im.series, im.slice_number)
+        for im in selectors.case_images(assignment.case_id)
+    }
 
 
 def _existing_read(assignment: Assignment, key: str) -> Read | None:
