@@ -26,7 +26,7 @@ VIEW = "studies.view_analysis"
 EXPORT = "studies.export_study"
 
 RESULT_EXPORTS = frozenset(
-    {"long", "marks", "mrmcaov", "rjafroc", "imrmc", "json", "html", "checklist"}
+    {"long", "marks", "telemetry", "mrmcaov", "rjafroc", "imrmc", "json", "html", "checklist"}
 )
 """Export formats that carry arms (and so results by arm).
 

@@ -1,4 +1,5 @@
-"""python manage.py export STUDY --format long|marks|mrmcaov|rjafroc|imrmc|json|html|checklist|audit
+"""python manage.py export STUDY
+--format long|marks|telemetry|mrmcaov|rjafroc|imrmc|json|html|checklist|audit
 -o FILE [--finding CODE] [--object OBJECT]."""
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from studyplatform.studies.models import Study
 
 class Command(BaseCommand):
     help = (
-        "Write a study's data for statisticians: the long reads CSV; the marks CSV (one row per "
-        "mark: study,reader,case,arm,session,finding,mark,image,x,y,rating,lesion,kind, kind LL "
-        "or NL where the truth has lesion locations); MRMCaov CSV, RJafroc workbook (the real "
-        "marks and lesions when the truth has lesion locations, else one pseudo-lesion per "
-        "case) or iMRMC input (one finding type each); the analysis as JSON, or the report as "
-        "one HTML file; the submission checklist (CONSORT-AI / STARD-AI items filled from "
-        "stored facts, with the flow diagram) as one HTML file; the audit trail as CSV, or "
-        "HTML when FILE ends in .html (--object study or TYPE:ID for one object's events). The "
-        "export is recorded in the audit trail."
+        "Write a study's data for statisticians: the long reads CSV; the marks CSV (one row per"
+        " mark: study,reader,case,arm,session,finding,mark,image,x,y,rating,lesion,kind, kind "
+        "LL or NL where the truth has lesion locations); the reading telemetry CSV (one row per"
+        " series of each read: slices shown, seconds on screen, AI overlay); MRMCaov CSV, "
+        "RJafroc workbook (the real marks and lesions when the truth has lesion locations, else"
+        " one pseudo-lesion per case) or iMRMC input (one finding type each); the analysis as "
+        "JSON, or the report as one HTML file; the submission checklist (CONSORT-AI / STARD-AI "
+        "items filled from stored facts, with the flow diagram) as one HTML file; the audit "
+        "trail as CSV, or HTML when FILE ends in .html (--object study or TYPE:ID for one "
+        "object's events). The export is recorded in the audit trail."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
