@@ -1,15 +1,16 @@
 // Reading-behaviour telemetry: per series the slices shown and the seconds on screen, and, in
-// the assisted arm, whether the AI's panel and heatmap overlay were seen, for how long, and
+// the assisted arm, whether the AI's output (its panel, its overlay) was seen, for how long, and
 // when first. Time counts only while the tab is visible. The report form sends snapshot() with
 // every draft (a reload resumes from the draft's copy) and with the submission; the server
-// validates and caps it (studyplatform/reading/services/telemetry.py). Needs viewer.js; reads
-// no AI data: on the unassisted page there is no AI panel and no overlay to see.
+// validates and caps it (studyplatform/reading/services/telemetry.py). Needs viewer.js. Sent
+// with every reading page, so it names nothing of the AI: the assisted page's own script hands
+// it the panel to watch (watchPanel), and on the unassisted page there is none.
 (function () {
   "use strict";
 
   const data = JSON.parse(document.getElementById("reading-data").textContent);
   const viewer = window.readingViewer;
-  const panel = document.getElementById("ai-panel");
+  let panel = null;
   const pageStart = performance.now();
   const openedSeconds = Number(data.openedSeconds) || 0;
 
@@ -79,17 +80,22 @@
     }
   });
 
-  if (panel && "IntersectionObserver" in window) {
+  // The AI's panel (assisted page only): seen once any of it is on screen with the tab visible.
+  function watchPanel(element) {
+    if (!element || panel) return;
+    panel = element;
+    if (!("IntersectionObserver" in window)) {
+      panelShown = true;
+      sawAI();
+      return;
+    }
     new IntersectionObserver(function (entries) {
       panelVisible = entries.some(function (e) { return e.isIntersecting; });
       if (panelVisible && visible()) {
         panelShown = true;
         sawAI();
       }
-    }).observe(panel);
-  } else if (panel) {
-    panelShown = true;
-    sawAI();
+    }).observe(element);
   }
 
   function round(x) { return Math.round(x * 1000) / 1000; }
@@ -126,5 +132,5 @@
     }
   }, 20000);
 
-  window.readingTelemetry = { snapshot: snapshot };
+  window.readingTelemetry = { snapshot: snapshot, watchPanel: watchPanel };
 })();
