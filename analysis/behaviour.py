@@ -38,7 +38,7 @@ import pandas as pd
 
 from analysis._common import jsonable_float as _num
 from analysis.case_clustered import clustered_proportion
-from analysis.longreads import ARMS, TELEMETRY_COLUMNS
+from analysis.longreads import ARMS, TELEMETRY_COLUMNS, _data_row
 
 NO_TELEMETRY = (
     "no reading-behaviour telemetry in these reads (read before the platform recorded it, or "
@@ -160,6 +160,35 @@ def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray[Any, Any]:
     return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def check_telemetry(long: pd.DataFrame) -> None:
+    """Refuse telemetry values that cannot be true; blanks are reads without telemetry.
+
+    Raises ``ValueError`` naming the column and the first data row at fault: a value that is not
+    a number, a negative or non-finite one, ``ai_overlay_on`` other than 0/1, or more slices
+    viewed than the case has.
+    """
+    for column in TELEMETRY_COLUMNS:
+        if column not in long.columns:
+            continue
+        raw = long[column]
+        values = _numbers(long, column)
+        given = raw.notna().to_numpy()
+        if raw.dtype.kind not in "fiub":  # text: a blank is no value
+            given = given & (raw.astype(str).str.strip() != "").to_numpy()
+        bad = given & ~(np.isfinite(values) & (values >= 0))
+        if column == "ai_overlay_on":
+            bad = bad | (given & np.isfinite(values) & ~np.isin(values, (0.0, 1.0)))
+        if bad.any():
+            wanted = "0 or 1" if column == "ai_overlay_on" else "a number 0 or more"
+            first = raw.iloc[int(np.flatnonzero(bad)[0])]
+            row = _data_row(long, pd.Series(bad, index=long.index))
+            raise ValueError(f"{column} must be {wanted}, got {first!r} in data row {row}")
+    over = _numbers(long, "slices_viewed") > _numbers(long, "slices_total")
+    if over.any():
+        row = _data_row(long, pd.Series(over, index=long.index))
+        raise ValueError(f"slices_viewed is more than slices_total in data row {row}")
+
+
 def _arm(reads: pd.DataFrame, arm: str, shows_ai: bool, alpha: float) -> ArmBehaviour:
     mine = reads[reads["arm"] == arm]
     total = _numbers(mine, "slices_total")
@@ -221,7 +250,9 @@ def reading_behaviour(
     ``long`` has passed :func:`analysis.longreads.check_long_frame` (rows with truth);
     ``thresholds`` is the AI's operating threshold per finding type. The telemetry columns may
     be absent or empty: the result then holds the automation-bias rows by arm and a note.
+    Values that cannot be true raise ``ValueError`` (:func:`check_telemetry`).
     """
+    check_telemetry(long)
     notes: list[str] = []
     reads = long.drop_duplicates(["reader", "case", "arm"])
     present = [c for c in TELEMETRY_COLUMNS if c in long.columns]

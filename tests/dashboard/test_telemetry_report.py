@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -103,6 +104,11 @@ def test_analyze_json_describes_reading_behaviour_per_arm(study):
     assert {("unassisted", "wrong"), ("assisted", "right"), ("assisted, overlay on", "wrong"),
             ("assisted, overlay off", "right")} <= groups  # fmt: skip
     assert any("telemetry for 92 of 96 reads" in note for note in behaviour["notes"])
+    text = io.StringIO()
+    call_command("analyze", "tel", stdout=text)
+    printed = text.getvalue()
+    assert f"overlay on in {overlay['events']} of {overlay['n']} reads" in printed
+    assert "accuracy where the AI was wrong: unassisted" in printed
 
 
 def test_report_sections_show_reading_behaviour(study, tmp_path):
@@ -133,3 +139,23 @@ def test_a_long_csv_without_telemetry_columns_is_analysed_with_a_note(study, tmp
     full = analyze_file(pd.read_csv(path), ai_threshold=0.5)["behaviour"]
     assert [a["arm"] for a in full["arms"]] == ["unassisted", "assisted"]
     assert np.isfinite(full["arms"][1]["time_s"]["median"])
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("series_time_s", "-3", "series_time_s must be a number 0 or more, got '-3'"),
+        ("ai_overlay_on", "2", "ai_overlay_on must be 0 or 1, got '2'"),
+        ("slices_viewed", "abc", "slices_viewed must be a number 0 or more, got 'abc'"),
+        ("slices_viewed", "999", "slices_viewed is more than slices_total in data row 1"),
+    ],
+)
+def test_a_long_csv_with_impossible_telemetry_is_refused_naming_it(
+    study, tmp_path, column, value, message
+):
+    path = tmp_path / "long.csv"
+    call_command("export", "tel", "--format", "long", "-o", str(path))
+    frame = pd.read_csv(path, dtype={column: str})
+    frame.loc[0, column] = value
+    with pytest.raises(ValueError, match=re.escape(message)):
+        analyze_file(frame, ai_threshold=0.5)
