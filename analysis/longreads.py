@@ -23,7 +23,15 @@ DESIGN_COLUMNS: tuple[str, ...] = (
 CORRECTION_COLUMNS: tuple[str, ...] = (
     "corrected", "original_call", "original_confidence", "corrected_at",
 )  # fmt: skip
-LONG_COLUMNS: tuple[str, ...] = DESIGN_COLUMNS + CORRECTION_COLUMNS
+# How the read was read (the platform's reading telemetry; empty for a read without it): the
+# distinct slices shown and the slices the case has, the seconds its images were on screen, and
+# whether the AI heatmap overlay was on screen (0/1), for how many seconds, and the seconds from
+# opening to the first sight of the AI's output. A corrected read keeps its original's.
+TELEMETRY_COLUMNS: tuple[str, ...] = (
+    "slices_viewed", "slices_total", "series_time_s", "ai_overlay_on", "ai_overlay_s",
+    "ai_first_view_s",
+)  # fmt: skip
+LONG_COLUMNS: tuple[str, ...] = DESIGN_COLUMNS + CORRECTION_COLUMNS + TELEMETRY_COLUMNS
 ARMS: tuple[str, str] = ("unassisted", "assisted")
 
 

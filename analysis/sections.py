@@ -17,6 +17,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from analysis.behaviour_section import INTRO as BEHAVIOUR_INTRO
+from analysis.behaviour_section import TITLE as BEHAVIOUR_TITLE
+from analysis.behaviour_section import behaviour_tables
 from analysis.longreads import ARMS
 
 DASH = "\u2013"
@@ -480,4 +483,7 @@ def sections(payload: dict[str, Any]) -> list[Section]:
         Section("agreement", "Agreement (Cohen's and Fleiss' kappa of the calls)", "",
                 _agreement(a)),
         Section("time", "Reading time", "", _time(a)),
+        Section("behaviour", BEHAVIOUR_TITLE, BEHAVIOUR_INTRO,
+                [Table(*t) for t in behaviour_tables(payload.get("behaviour"))],
+                notes=list((payload.get("behaviour") or {}).get("notes", []))),
     ]  # fmt: skip

@@ -4,12 +4,14 @@
 exports) and the command line (``python -m analysis report``) compute, so both print and render
 the same numbers. It takes the long reads frame and the protocol in force and returns
 
-``{"protocol", "analysis", "drift", "thresholds", "figures"}`` (and ``"froc"``)
+``{"protocol", "analysis", "drift", "thresholds", "behaviour", "figures"}`` (and ``"froc"``)
 
 (DESIGN.md "Analysis report JSON"): ``analysis`` is :meth:`analysis.report.ReportResult.to_dict`
 with the coverage notes first, ``drift`` is :func:`analysis.drift.score_drift` (or ``None``, with a
 note), ``figures`` the plotly figures as JSON, each tagged with the report section it belongs to,
-``froc`` the wAFROC analysis of the readers' marks (:func:`analysis.froc_report.froc_section`),
+``behaviour`` the reading behaviour and automation-bias look
+(:func:`analysis.behaviour.reading_behaviour`; a note when the reads have no telemetry), ``froc``
+the wAFROC analysis of the readers' marks (:func:`analysis.froc_report.froc_section`),
 present only when the truth of a finding type has lesion locations. Each finding type is analysed
 over the reads that asked it (a type added by an amendment is asked from then on), with a note
 saying how many; an endpoint without enough data is skipped with a note, and the rest is computed.
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from analysis.behaviour import reading_behaviour
 from analysis.drift import score_distribution_figure, score_drift
 from analysis.longreads import check_columns
 from analysis.report import analyze_checked, check_ai_threshold, check_long_frame, mrmc_frame
@@ -241,6 +244,7 @@ def analyze_study(
         "analysis": analysis,
         "drift": drift,
         "thresholds": thresholds,
+        "behaviour": reading_behaviour(usable, thresholds=thresholds, alpha=alpha).to_dict(),
         "figures": figs,
     }
     return payload if froc is None else {**payload, "froc": froc}

@@ -124,6 +124,8 @@ def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
         "draft": page.draft,
         "earlierStep": page.earlier_step,
         "idempotencyKey": key,
+        # Where the page's clock starts on the server's (telemetry: time to the first AI view).
+        "openedSeconds": page.opened_seconds,
         "draftUrl": reverse("readers-draft", kwargs={"pk": assignment.pk}),
         "submitUrl": reverse("readers-submit", kwargs={"pk": assignment.pk}),
     }
@@ -257,6 +259,7 @@ def submit(request: HttpRequest, assignment: Assignment) -> JsonResponse:
             image_slices={im.position: (im.series, im.slice_number) for im in images},
             confirm_contradictions=body.get("confirm_contradictions") is True,
             measurements=body.get("measurements"),
+            telemetry=body.get("telemetry"),
         )
     except services.ReadingError as error:
         return _error(error)

@@ -30,6 +30,7 @@ RESULT_EXPORTS = frozenset(
         "long",
         "marks",
         "measurements",
+        "telemetry",
         "mrmcaov",
         "rjafroc",
         "imrmc",

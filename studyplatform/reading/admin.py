@@ -21,6 +21,7 @@ from studyplatform.reading.models import (
     Reader,
     ReadFinding,
     ReadingSession,
+    ReadTelemetry,
 )
 from studyplatform.reading.services import ReadingError, waive_washout
 from studyplatform.studies.admin_scope import StudyScopedAdmin
@@ -201,6 +202,21 @@ class ReadFindingInline(admin.TabularInline[ReadFinding, Read]):
         return False
 
 
+class ReadTelemetryInline(admin.StackedInline[ReadTelemetry, Read]):
+    """How the read was read (written once with it): shown, never edited."""
+
+    model = ReadTelemetry
+    extra = 0
+    can_delete = False
+    readonly_fields = [
+        "slices_viewed", "slices_total", "series_time_s", "ai_panel_shown", "ai_overlay_on",
+        "ai_overlay_s", "ai_first_view_s", "series", "notes",
+    ]  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest, obj: Read | None = None) -> bool:
+        return False
+
+
 @admin.register(Read)
 class ReadAdmin(StudyScopedAdmin[Read], AuditedModelAdmin[Read]):
     study_path = "assignment__session__study"
@@ -217,7 +233,7 @@ class ReadAdmin(StudyScopedAdmin[Read], AuditedModelAdmin[Read]):
         "idempotency_key",
         "submitted_by",
     ]
-    inlines = [ReadFindingInline]
+    inlines = [ReadFindingInline, ReadTelemetryInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -20,6 +20,7 @@ from studyplatform.reading.models import (
     Read,
     ReadFinding,
     ReadingSession,
+    ReadTelemetry,
 )
 from studyplatform.reading.rating import MIDPOINT
 from studyplatform.reading.services import open_study, randomize_study, waive_washout
@@ -140,6 +141,13 @@ def simulate_demo_reads(
         ).values_list("case_id", "rows", "columns")
     }
     mark_rng = np.random.default_rng([seed, 8])  # its own stream: the ratings stay as they were
+    telemetry_rng = np.random.default_rng([seed, 9])  # its own stream too
+    series_sizes: dict[int, dict[int, int]] = {}
+    for case_id, series in Image.objects.filter(case__study=study).values_list(
+        "case_id", "series__position"
+    ):
+        sizes_of = series_sizes.setdefault(case_id, {})
+        sizes_of[series] = sizes_of.get(series, 0) + 1
     case_effect = {
         (case_id, ft.pk): rng.normal(0.0, 0.6)
         for case_id in sorted({a.case_id for a in assignments})
@@ -220,6 +228,15 @@ def simulate_demo_reads(
             for answer in answers:
                 answer.read = read
         ReadFinding.objects.bulk_create([a for answers in findings for a in answers])
+        ReadTelemetry.objects.bulk_create(
+            _demo_telemetry(
+                telemetry_rng,
+                read,
+                series_sizes.get(assignment.case_id, {}),
+                assisted=assignment.arm.shows_ai,
+            )
+            for assignment, read in zip(assignments, reads, strict=True)
+        )
         for assignment, read in zip(assignments, reads, strict=True):
             assignment.opened_at = read.started_at
         Assignment.objects.bulk_update(assignments, ["opened_at"])
@@ -251,6 +268,43 @@ def simulate_demo_reads(
                 reason="demo: simulated read, not a reader's answers",
             )
     return len(reads)
+
+
+def _demo_telemetry(
+    rng: np.random.Generator, read: Read, sizes: dict[int, int], *, assisted: bool
+) -> ReadTelemetry:
+    """Plausible telemetry of a simulated read: most of the read's time on screen, split over
+    the series by their slices; a contiguous run of each stack's slices shown (most of it);
+    in the assisted arm the overlay on in four reads of five, for part of the time, and the AI
+    first seen within seconds."""
+    duration = read.duration_s
+    on_screen = duration * float(rng.uniform(0.7, 0.95))
+    total = sum(sizes.values()) or 1
+    series: list[dict[str, Any]] = []
+    viewed = 0
+    for position, n in sorted(sizes.items()):
+        shown = n if n == 1 else int(np.clip(round(n * rng.beta(6, 2)), 1, n))
+        start = int(rng.integers(1, n - shown + 2))
+        viewed += shown
+        series.append({
+            "series": position, "slices_total": n,
+            "slices_viewed": list(range(start, start + shown)),
+            "time_s": round(on_screen * n / total, 3),
+        })  # fmt: skip
+    overlay = assisted and bool(rng.random() < 0.8)
+    overlay_s = round(on_screen * float(rng.uniform(0.2, 0.9)), 3) if overlay else 0.0
+    first = round(float(rng.uniform(0.5, min(5.0, duration))), 3) if assisted else None
+    return ReadTelemetry(
+        read=read,
+        series=series,
+        slices_viewed=viewed,
+        slices_total=sum(sizes.values()),
+        series_time_s=round(sum(float(s["time_s"]) for s in series), 3),
+        ai_panel_shown=assisted,
+        ai_overlay_on=overlay,
+        ai_overlay_s=overlay_s,
+        ai_first_view_s=first,
+    )
 
 
 def _demo_marks(

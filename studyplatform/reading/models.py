@@ -284,3 +284,44 @@ class AllocationRecord(models.Model):
     def __str__(self) -> str:
         # No seed: the name shows on pages (titles, links) while the seed is concealed.
         return f"allocation of {self.study} ({self.design})"
+
+
+class ReadTelemetry(models.Model):
+    """How the reader read: written once with the original read, never changed.
+
+    ``series`` holds, per series of the case, ``{"series", "slices_total", "slices_viewed"
+    (slice numbers), "time_s"}``; the totals below sum it (time on screen with the tab visible,
+    capped by the server's time from opening to submission). ``ai_*`` are zero or empty for an
+    unassisted read. ``notes`` say what the server capped.
+    """
+
+    read = models.OneToOneField(Read, on_delete=models.CASCADE, related_name="telemetry")
+    series = models.JSONField(default=list)
+    slices_viewed = models.PositiveIntegerField()
+    slices_total = models.PositiveIntegerField()
+    series_time_s = models.FloatField(help_text="Seconds the case's images were on screen.")
+    ai_panel_shown = models.BooleanField(default=False)
+    ai_overlay_on = models.BooleanField(
+        default=False, help_text="The AI heatmap overlay was on screen at some time."
+    )
+    ai_overlay_s = models.FloatField(default=0.0, help_text="Seconds the overlay was on screen.")
+    ai_first_view_s = models.FloatField(
+        null=True, blank=True, help_text="Seconds from opening the case to the first AI view."
+    )
+    notes = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        verbose_name_plural = "read telemetry"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(series_time_s__gte=0) & Q(ai_overlay_s__gte=0),
+                name="readtelemetry_durations_nonnegative",
+            ),
+            models.CheckConstraint(
+                condition=Q(slices_viewed__lte=F("slices_total")),
+                name="readtelemetry_viewed_within_total",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"telemetry of {self.read}"

@@ -310,6 +310,16 @@ class ReadingPage:
     series: tuple[SeriesView, ...] = ()
     layout: Layout | None = None
 
+    @property
+    def opened_seconds(self) -> float:
+        """Seconds since the case was first opened (server time), when the page is made.
+
+        To a tenth of a second: enough for the time to the first AI view, and the page holds no
+        number that could be read as an AI probability (two or more decimals).
+        """
+        opened = self.assignment.opened_at
+        return 0.0 if opened is None else round((timezone.now() - opened).total_seconds(), 1)
+
 
 def case_images(case_id: int) -> tuple[ImageView, ...]:
     return tuple(

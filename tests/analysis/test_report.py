@@ -192,7 +192,7 @@ def test_cli_report_writes_html_and_json(
     assert status == 0
     assert out.stat().st_size > 100_000
     d = json.loads(capsys.readouterr().out)
-    assert set(d) == {"protocol", "analysis", "drift", "thresholds"}
+    assert set(d) == {"protocol", "analysis", "drift", "thresholds", "behaviour"}
     assert d["analysis"]["missed"]["findings"][-1]["findings_pooled"] == ["nodule"]
     assert d["thresholds"] == {"pneumothorax": 0.5, "nodule": 0.5}
     assert set(d["drift"]) >= {"reference", "rows"}

@@ -17,7 +17,7 @@ from analysis.study import analyze_study
 from studyplatform.dashboard.selectors import frame as columns
 from studyplatform.dashboard.selectors import iter_long_rows, long_reads_frame
 from studyplatform.prereads.models import PreReadFinding
-from studyplatform.reading.models import Read, ReadFinding
+from studyplatform.reading.models import Read, ReadFinding, ReadTelemetry
 from studyplatform.studies.models import FindingType, Truth
 from tests.dashboard.builders import BuiltStudy, build_study
 
@@ -38,7 +38,21 @@ def _row_frame(built: BuiltStudy) -> pd.DataFrame:
     for col in ("original_call", "original_confidence"):
         frame[col] = frame[col].astype("Int64")
     frame["duration_s"] = frame["duration_s"].astype("float64")
+    for col in ("slices_viewed", "slices_total", "ai_overlay_on"):
+        frame[col] = frame[col].astype("Int64")
+    for col in ("series_time_s", "ai_overlay_s", "ai_first_view_s"):
+        frame[col] = pd.to_numeric(frame[col]).astype("float64")
     return frame
+
+
+def _add_telemetry(reads: list[Read]) -> None:
+    """Telemetry on some reads: with and without an AI view, one read later corrected."""
+    for i, read in enumerate(reads):
+        ReadTelemetry.objects.create(
+            read=read, series=[], slices_viewed=i % 5, slices_total=12, series_time_s=10.5 + i,
+            ai_panel_shown=i % 2 == 1, ai_overlay_on=i % 2 == 1, ai_overlay_s=(i % 2) * 3.25,
+            ai_first_view_s=1.5 if i % 2 else None,
+        )  # fmt: skip
 
 
 def _correct(read: Read, key: str, *, extra: FindingType | None = None, days: int = 1) -> Read:
@@ -73,6 +87,7 @@ def messy(built: BuiltStudy) -> BuiltStudy:
         [ReadFinding(read=r, finding_type=added, present=i % 2 == 0, confidence=10 * (i % 10))
          for i, r in enumerate(reads[-12:])]
     )  # fmt: skip
+    _add_telemetry(reads[:4] + reads[9:11])
     _correct(reads[0], "fix-0")
     _correct(_correct(reads[5], "fix-5"), "fix-5b", days=2)
     _correct(reads[9], "fix-9", extra=added)
@@ -106,6 +121,10 @@ def test_column_frame_equals_the_row_frame_with_corrections_gaps_and_an_amendmen
     assert new["truth"].isna().sum() == 3 * 2 * 2 * 4 + 2 * 4 + 13
     assert new["ai_probability"].isna().sum() > 3 * 2 * 2 * 4
     assert (new["corrected_at"].notna() == (new["corrected"] == 1)).all()
+    # Six reads with telemetry (two of them corrected: the correction keeps the original's).
+    with_telemetry = new.drop_duplicates(["reader", "case", "arm"])["slices_total"].notna()
+    assert with_telemetry.sum() == 6
+    assert new.loc[new["corrected"] == 1, "slices_total"].notna().sum() == 2 + 3
 
 
 def test_column_frame_of_an_untouched_study_equals_the_row_frame(built):

@@ -143,8 +143,8 @@ def test_the_command_line_prints_and_shows_what_the_platform_does(
         argv += ["--significant", ",".join(protocol.significant())]
     assert main(argv) == 0
     cli = json.loads(capsys.readouterr().out)
-    assert set(cli) == {"protocol", "analysis", "drift", "thresholds"}
-    for key in ("analysis", "drift", "thresholds"):
+    assert set(cli) == {"protocol", "analysis", "drift", "thresholds", "behaviour"}
+    for key in ("analysis", "drift", "thresholds", "behaviour"):
         assert cli[key] == platform[key], key
     assert cli["drift"] is not None and cli["drift"]["rows"]
     assert cli["analysis"]["all_available"]["label"] == ALL_AVAILABLE

@@ -13,7 +13,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from studyplatform.reading.demo import simulate_demo_reads
-from studyplatform.reading.models import Assignment, Read, ReadFinding, ReadingSession
+from studyplatform.reading.models import (
+    Assignment,
+    Read,
+    ReadFinding,
+    ReadingSession,
+    ReadTelemetry,
+)
 from studyplatform.reading.rating import contradicts
 from studyplatform.reading.selectors import assignment_for_reader, case_images, finding_types_of
 from studyplatform.reading.services import (
@@ -116,6 +122,18 @@ def test_simulated_demo_reads_never_contradict_their_ratings(session):
         for a in answers
         if contradicts(present=a.present, confidence=a.confidence)
     ]
+
+
+def test_simulated_demo_reads_have_telemetry_within_their_times(session):
+    simulate_demo_reads(study=session.study, seed=7, readers=[session.reader.code])
+    records = ReadTelemetry.objects.filter(read__assignment__session__study=session.study)
+    assert records.count() == 8
+    for t in records.select_related("read__assignment__arm"):
+        assert 0 < t.series_time_s <= t.read.duration_s
+        assert t.slices_viewed <= t.slices_total
+        if not t.read.assignment.arm.shows_ai:
+            assert (t.ai_overlay_on, t.ai_overlay_s, t.ai_first_view_s) == (False, 0, None)
+        assert t.ai_overlay_s <= t.series_time_s
 
 
 @pytest.mark.django_db(transaction=True)

@@ -9,6 +9,8 @@
   const toggle = document.getElementById("overlay-toggle");
   const opacity = document.getElementById("overlay-opacity");
   const slices = ai.sliceHeatmaps || [];
+  // Reading telemetry: when the reader first sees the AI's output, and whether they did.
+  if (window.readingTelemetry) window.readingTelemetry.watchPanel(document.getElementById("ai-panel"));
   if ((!ai.heatmapUrl && !slices.length) || !toggle) return;
 
   // A gray heatmap (0 = cold) is coloured with a jet-like ramp whose alpha follows the value;

@@ -22,6 +22,7 @@
   let active = 0;
   let linked = false;
   let following = false;  // a linked change being passed on: not passed back
+  const showHandlers = [];  // telemetry.js: the series on screen is the active viewport's
 
   function viewIndex(spec) {
     const views = window.readingSeries.views(data);
@@ -48,6 +49,8 @@
     active = index;
     viewports.forEach(function (vp, i) { vp.cell.classList.toggle("active", i === index); });
     viewports[index].api.focus();
+    const shown = viewports[index].api.state();
+    showHandlers.forEach(function (handler) { handler(shown.series, shown.slice); });
     describe();
   }
 
@@ -128,6 +131,11 @@
       },
     });
   }
+  viewports.forEach(function (vp, i) {
+    vp.api.onShow(function (series, slice) {
+      if (i === active) showHandlers.forEach(function (handler) { handler(series, slice); });
+    });
+  });
   viewports[0].cell.classList.add("active");
   viewports[0].api.focus();
 
@@ -161,6 +169,13 @@
     setOverlayVisible: each("setOverlayVisible"),
     setOverlayOpacity: each("setOverlayOpacity"),
     overlayVisible: function () { return viewports[0].api.overlayVisible(); },
+    // Every viewport shows and hides the overlay together: the first one speaks for all.
+    overlayShown: function () { return viewports[0].api.overlayShown(); },
+    onOverlay: function (handler) { viewports[0].api.onOverlay(handler); },
+    onShow: function (handler) { showHandlers.push(handler); },
+    viewedSlices: function () {
+      return [].concat.apply([], viewports.map(function (vp) { return vp.api.viewedSlices(); }));
+    },
     onKey: each("onKey"),
     setTool: each("setTool"),
     addDrawer: each("addDrawer"),

@@ -84,12 +84,18 @@
     });
   }
 
+  // The viewing telemetry (telemetry.js) travels with every draft and with the submission.
+  function withTelemetry(body) {
+    const telemetry = window.readingTelemetry;
+    return telemetry ? Object.assign({}, body, { telemetry: telemetry.snapshot() }) : body;
+  }
+
   function saveNow(keepalive) {
     if (submitted) return Promise.resolve();
     window.clearTimeout(saveTimer);
     saveTimer = null;
     draftStatus.textContent = "Saving draft…";
-    return post(data.draftUrl, state, keepalive).then(function (response) {
+    return post(data.draftUrl, withTelemetry(state), keepalive).then(function (response) {
       draftStatus.textContent = response.ok
         ? "Draft saved " + new Date().toLocaleTimeString()
         : "Draft not saved (" + response.status + ")";
@@ -237,7 +243,7 @@
   function send(confirm) {
     submitButton.disabled = true;
     window.clearTimeout(saveTimer);
-    const body = Object.assign({}, state, { confirm_contradictions: confirm });
+    const body = withTelemetry(Object.assign({}, state, { confirm_contradictions: confirm }));
     post(data.submitUrl, body).then(function (response) {
       return response.json().then(function (body) { return { ok: response.ok, body: body }; });
     }).then(function (result) {
@@ -277,11 +283,13 @@
 
   // Other modules' parts of the report (measure.js: the length measurements), saved and
   // submitted with it; ``quiet`` restores a part without marking the draft changed.
+  // saveDraft: telemetry.js saves what it measured (keepalive when the page may be closing).
   window.readingReport = {
     set: function (key, value, quiet) {
       state[key] = value;
       if (!quiet) changed();
     },
+    saveDraft: function (keepalive) { return saveNow(keepalive); },
   };
 
   render();

@@ -44,6 +44,8 @@ window.readingViewport = function (options) {
   const clickHandlers = [];
   const drawers = [];
   let tool = null;  // a drawing tool (measure.js) takes the left drag instead of window/level
+  const showHandlers = [];
+  const overlayHandlers = [];
   let frameRequested = false;
   let cineTimer = null;
   let wheelRest = 0;
@@ -193,7 +195,7 @@ window.readingViewport = function (options) {
     ds.image = String(sl.image);
     ds.series = String(view.series);
     ds.slice = String(sl.slice);
-    ds.overlay = (overlay.source || Object.keys(overlay.slices).length) && overlay.visible ? "on" : "off";
+    ds.overlay = overlayShown() ? "on" : "off";
     ds.drawnAt = String(timestamp || performance.now());
     ds.ready = "true";
     const where = view.stacked
@@ -203,6 +205,17 @@ window.readingViewport = function (options) {
     statusLine.textContent = where + " · " + sl.columns + "×" + sl.rows + " · " + sl.bitsStored + " bit · W " +
       Math.round(view.ww) + " C " + Math.round(view.wc) + units + " · zoom " + Math.round(state.zoom * 100) + "%" +
       (state.invert ? " · inverted" : "") + (cineTimer ? " · cine" : "");
+  }
+
+  function overlayShown() {
+    return Boolean((overlay.source || Object.keys(overlay.slices).length) && overlay.visible);
+  }
+
+  // Overlay changes are told to listeners (telemetry) as whether it is now on screen.
+  function overlayChanged() {
+    const shown = overlayShown();
+    overlayHandlers.forEach(function (handler) { handler(shown); });
+    redraw();
   }
 
   function redraw() {
@@ -229,6 +242,7 @@ window.readingViewport = function (options) {
     if (target !== view.index) direction = target > view.index ? 1 : -1;
     view.index = target;
     view.viewed[target] = 1;
+    showHandlers.forEach(function (handler) { handler(view.series, view.slices[target].slice); });
     // The wanted slice goes first in the queue: loads stay a few at a time however fast the
     // wheel turns, nearest the wanted slice first.
     prefetch(view);
@@ -538,9 +552,20 @@ window.readingViewport = function (options) {
   const api = {
     onClick: function (handler) { clickHandlers.push(handler); },
     setMarks: function (list) { marks = list; redraw(); },
-    setOverlay: function (source) { overlay.source = source; redraw(); },
-    setSliceOverlay: function (image, source) { overlay.slices[image] = source; redraw(); },
-    setOverlayVisible: function (visible) { overlay.visible = visible; redraw(); },
+    setOverlay: function (source) { overlay.source = source; overlayChanged(); },
+    setSliceOverlay: function (image, source) { overlay.slices[image] = source; overlayChanged(); },
+    setOverlayVisible: function (visible) { overlay.visible = visible; overlayChanged(); },
+    overlayShown: overlayShown,
+    onOverlay: function (handler) { overlayHandlers.push(handler); },
+    onShow: function (handler) { showHandlers.push(handler); },
+    // Per view, the slice numbers shown so far (the scroll bar's marks).
+    viewedSlices: function () {
+      return views.map(function (view) {
+        const slices = [];
+        view.viewed.forEach(function (seen, i) { if (seen) slices.push(view.slices[i].slice); });
+        return { series: view.series, slices: slices };
+      });
+    },
     setOverlayOpacity: function (opacity) { overlay.opacity = opacity; redraw(); },
     overlayVisible: function () { return overlay.visible; },
     onKey: function (key, handler) { extraKeys[key] = handler; },

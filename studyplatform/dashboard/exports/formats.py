@@ -32,6 +32,7 @@ from studyplatform.dashboard.exports.cells import neutralize
 from studyplatform.dashboard.exports.checklist import build_checklist, render_checklist
 from studyplatform.dashboard.exports.dicom import build_dicom_export
 from studyplatform.dashboard.exports.measurements import measurements_csv
+from studyplatform.dashboard.selectors.telemetry import TELEMETRY_EXPORT_COLUMNS, telemetry_rows
 from studyplatform.prereads.selectors import PinnedModelError
 from studyplatform.studies.models import Study
 
@@ -39,6 +40,7 @@ FORMATS = (
     "long",
     "marks",
     "measurements",
+    "telemetry",
     "mrmcaov",
     "rjafroc",
     "imrmc",
@@ -53,6 +55,7 @@ CONTENT_TYPES = {
     "long": "text/csv; charset=utf-8",
     "marks": "text/csv; charset=utf-8",
     "measurements": "text/csv; charset=utf-8",
+    "telemetry": "text/csv; charset=utf-8",
     "mrmcaov": "text/csv; charset=utf-8",
     "rjafroc": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "imrmc": "text/plain; charset=utf-8",
@@ -66,6 +69,7 @@ EXTENSIONS = {
     "long": "csv",
     "marks": "csv",
     "measurements": "csv",
+    "telemetry": "csv",
     "mrmcaov": "csv",
     "rjafroc": "xlsx",
     "imrmc": "imrmc",
@@ -91,12 +95,15 @@ class Export:
 
 
 def long_csv_chunks(
-    rows: Iterable[tuple[Any, ...]], *, rows_per_chunk: int = 2000
+    rows: Iterable[tuple[Any, ...]],
+    *,
+    rows_per_chunk: int = 2000,
+    header: tuple[str, ...] = LONG_COLUMNS,
 ) -> Iterator[str]:
-    """The long reads CSV, header first, ``rows_per_chunk`` rows per chunk."""
+    """The long reads CSV (or another ``header``'s rows), ``rows_per_chunk`` rows per chunk."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(LONG_COLUMNS)
+    writer.writerow(header)
     n = 0
     for row in rows:
         writer.writerow([neutralize(v) for v in row])
@@ -338,6 +345,9 @@ def build_export(
         return Export(
             long_csv_chunks(iter_long_rows(study)), CONTENT_TYPES[fmt], f"{study.slug}-long.csv"
         )
+    if fmt == "telemetry":
+        chunks = long_csv_chunks(telemetry_rows(study), header=TELEMETRY_EXPORT_COLUMNS)
+        return Export(chunks, CONTENT_TYPES[fmt], f"{study.slug}-telemetry.csv")
     if fmt == "marks":
         text = marks_csv(study.slug, long_reads_frame(study), study_marks(study))
         return Export([text], CONTENT_TYPES[fmt], f"{study.slug}-marks.csv")

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from analysis.report import LONG_COLUMNS
 from studyplatform.dashboard.selectors.longframe import study_ai_model
 from studyplatform.prereads.models import AIModel, PreReadFinding, PreReadStatus
-from studyplatform.reading.models import Read, Reader, ReadFinding
+from studyplatform.reading.models import Read, Reader, ReadFinding, ReadTelemetry
 from studyplatform.studies.models import Case, Study, Truth
 
 Ints = NDArray[np.int64]
@@ -276,6 +276,43 @@ def _per_case(
     return truth, ai
 
 
+def _telemetry(study: Study, assignment: Ints) -> dict[str, Any]:
+    """The telemetry columns for rows of ``assignment``: each assignment's original read's
+    (a correction keeps the reading of the read it corrects); missing where there is none."""
+    rows = np.array(
+        list(
+            ReadTelemetry.objects.filter(
+                read__assignment__session__study=study, read__supersedes__isnull=True
+            ).values_list(
+                "read__assignment_id",
+                "slices_viewed",
+                "slices_total",
+                "series_time_s",
+                "ai_overlay_on",
+                "ai_overlay_s",
+                "ai_first_view_s",
+            )
+        ),
+        dtype=np.float64,  # None (no first AI view) becomes NaN
+    ).reshape(-1, 7)
+    table = rows[:, 0].astype(np.int64)
+    order = np.argsort(table, kind="stable")
+    at = np.searchsorted(table, assignment, sorter=order)
+    found = order[np.minimum(at, len(table) - 1)] if len(table) else at
+    has = (table[found] == assignment) if len(table) else np.zeros(len(assignment), dtype=bool)
+    values = rows[found] if len(table) else np.full((len(assignment), 7), np.nan)
+    values[~has] = np.nan
+    whole = np.nan_to_num(values[:, 1:5]).astype(np.int64)
+    return {
+        "slices_viewed": _nullable(whole[:, 0], ~has),
+        "slices_total": _nullable(whole[:, 1], ~has),
+        "series_time_s": values[:, 3],
+        "ai_overlay_on": _nullable(whole[:, 3], ~has),
+        "ai_overlay_s": values[:, 5],
+        "ai_first_view_s": values[:, 6],
+    }  # fmt: skip
+
+
 def _effective(study: Study) -> pd.DataFrame:
     if connection.vendor == "postgresql":
         reads = _postgresql_reads(study)
@@ -318,7 +355,9 @@ def long_reads_frame(study: Study) -> pd.DataFrame:
     float; ``original_call`` and ``original_confidence`` nullable integers (missing for a
     finding type the original read lacked); ``started_at``, ``submitted_at`` and
     ``corrected_at`` strings (``corrected_at`` missing on an uncorrected row: NaN, or None in
-    an object column when no read was corrected).
+    an object column when no read was corrected); ``slices_viewed``, ``slices_total`` and
+    ``ai_overlay_on`` nullable integers and ``series_time_s``, ``ai_overlay_s`` and
+    ``ai_first_view_s`` floats, missing (NaN) for a read without telemetry.
     """
     frame = _frame(study)
     _return_freed_memory()  # after the build's own temporaries are gone
@@ -410,6 +449,7 @@ def _frame(study: Study) -> pd.DataFrame:
             # Strings with NaN where uncorrected; all None (object) when nothing was corrected,
             # as pandas infers for the rows' values.
             "corrected_at": pd.array(corrected_at, dtype="str") if len(at) else corrected_at,
+            **_telemetry(study, col["assignment"]),
         },
         columns=list(LONG_COLUMNS),
         copy=False,  # the columns are this function's own arrays

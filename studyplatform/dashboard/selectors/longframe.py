@@ -1,14 +1,14 @@
 """The one bridge from the database to the statistics: a study's reads as the long frame.
 
 One row per reader x case x arm x finding type, with the DESIGN.md columns, then the correction
-columns. Only the effective read of each assignment counts: the original read, or its latest
-correction (the read that no other read supersedes). A correction fixes the answer, not the
-reading: ``started_at``, ``submitted_at`` and ``duration_s`` are those of the original read,
-``call`` and ``confidence`` the corrected ones. ``corrected`` (0/1) flags the row,
+columns, then the reading telemetry (``analysis.longreads.TELEMETRY_COLUMNS``: the original read's,
+empty for a read without telemetry). Only the effective read of each assignment counts: the original
+read, or its latest correction (the read that no other read supersedes). A correction fixes the
+answer, not the reading: ``started_at``, ``submitted_at`` and ``duration_s`` are those of the
+original read, ``call`` and ``confidence`` the corrected ones. ``corrected`` (0/1) flags the row,
 ``original_call`` and ``original_confidence`` hold what the reader first submitted (equal to
 ``call`` and ``confidence`` on an uncorrected row, so an analysis of the reads as first submitted
-needs no other source), and ``corrected_at`` is the time of the latest correction (empty when
-none).
+needs no other source), and ``corrected_at`` is the time of the latest correction (empty when none).
 
 Reads come from one query of plain values (no model instances); cases, truth, AI
 probabilities, readers, arms and finding types come from small per-study lookups (their size
@@ -28,11 +28,11 @@ from django.db import transaction
 
 from studyplatform.prereads.models import AIModel, PreReadFinding, PreReadStatus
 from studyplatform.prereads.selectors import finding_thresholds, pinned_model
-from studyplatform.reading.models import Read, Reader, ReadFinding
+from studyplatform.reading.models import Read, Reader, ReadFinding, ReadTelemetry
 from studyplatform.studies.models import Case, Study, Truth
 
 # Bump when the analysis or its inputs change meaning, so cached results are recomputed.
-ANALYSIS_SCHEMA = "4"
+ANALYSIS_SCHEMA = "5"
 
 LongRow = tuple[Any, ...]
 
@@ -64,12 +64,40 @@ class _Lookups:
     ai: dict[tuple[int, int], float]
     original_times: dict[int, tuple[datetime, datetime]]
     original_answers: dict[tuple[int, int], tuple[bool, int]]
+    original_telemetry: dict[int, tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
 class _Originals:
     original_times: dict[int, tuple[datetime, datetime]]
     answers: dict[tuple[int, int], tuple[bool, int]]
+
+
+_TELEMETRY_FIELDS = (
+    "slices_viewed", "slices_total", "series_time_s", "ai_overlay_on", "ai_overlay_s",
+    "ai_first_view_s",
+)  # fmt: skip
+_NO_TELEMETRY: tuple[Any, ...] = (None,) * len(_TELEMETRY_FIELDS)
+
+
+def _telemetry_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A read's telemetry as the long row holds it: the overlay flag 0/1, all empty if none."""
+    if values[0] is None:
+        return _NO_TELEMETRY
+    viewed, total, time_s, overlay_on, overlay_s, first = values
+    return (viewed, total, time_s, int(overlay_on), overlay_s, first)
+
+
+def _original_telemetry(study: Study) -> dict[int, tuple[Any, ...]]:
+    """The telemetry of the original reads that a correction replaced, by assignment (few)."""
+    return {
+        values[0]: _telemetry_values(values[1:])
+        for values in ReadTelemetry.objects.filter(
+            read__assignment__session__study=study,
+            read__supersedes__isnull=True,
+            read__superseded_by__isnull=False,
+        ).values_list("read__assignment_id", *_TELEMETRY_FIELDS)
+    }
 
 
 def _originals(study: Study) -> _Originals:
@@ -127,6 +155,7 @@ def _lookups(study: Study, model: AIModel | None) -> _Lookups:
         ai=ai,
         original_times=originals.original_times,
         original_answers=originals.answers,
+        original_telemetry=_original_telemetry(study),
     )
 
 
@@ -142,6 +171,7 @@ _READ_FIELDS = (
     "read__submitted_at",
     "read__assignment_id",
     "read__supersedes_id",
+    *(f"read__telemetry__{name}" for name in _TELEMETRY_FIELDS),
     "read_id",
 )
 
@@ -191,12 +221,14 @@ def _iso(moment: datetime) -> str:
 def _row(values: tuple[Any, ...], lk: _Lookups) -> LongRow:
     reader, case, arm, session, finding, present, confidence = values[:7]
     started, submitted, assignment, supersedes = values[7:11]
+    telemetry = _telemetry_values(values[11:-1])
     original_call: int | None = int(present)
     original_confidence: int | None = confidence
     corrected_at: str | None = None
     if supersedes is not None:
         corrected_at = _iso(submitted)
         started, submitted = lk.original_times.get(assignment, (started, submitted))
+        telemetry = lk.original_telemetry.get(assignment, _NO_TELEMETRY)
         first = lk.original_answers.get((assignment, finding))
         # A finding type the original read lacked (added by an amendment) has no original.
         original_call, original_confidence = (
@@ -224,6 +256,7 @@ def _row(values: tuple[Any, ...], lk: _Lookups) -> LongRow:
         original_call,
         original_confidence,
         corrected_at,
+        *telemetry,
     )
 
 

@@ -58,6 +58,7 @@ from studyplatform.reading.services.measurements import (
     create_measurements,
     parse_measurements,
 )
+from studyplatform.reading.services.telemetry import parse_telemetry, store_telemetry
 from studyplatform.reading.services.washout import session_opening
 from studyplatform.studies.guards import StudyLockedError, lock_study_for_write
 from studyplatform.studies.models import ContradictionRule, FindingType, Study, StudyState
@@ -268,6 +269,7 @@ def submit_read(
     confirm_contradictions: bool = False,
     image_slices: dict[int, tuple[int, int]] | None = None,
     measurements: Any = None,
+    telemetry: Any = None,
 ) -> tuple[Read, bool]:
     """Store the read of an opened assignment once; return it and whether it was created.
 
@@ -278,7 +280,9 @@ def submit_read(
     read then records ``contradiction_confirmed``). The read records the protocol version in
     force, read from the locked study. ``image_slices`` maps image position to (series,
     slice): a mark on a slice must name its own. ``measurements`` are the reader's length
-    lines, checked and their lengths recomputed by :mod:`.measurements`.
+    lines, checked and their lengths recomputed by :mod:`.measurements`. ``telemetry`` (how the
+    case was read) is validated against the case and the arm and stored with the read, capped by
+    its server times (:mod:`.telemetry`).
     """
     if not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 64:
         raise InvalidReadError("the submission needs an idempotency key of 8-64 characters")
@@ -297,6 +301,11 @@ def submit_read(
     answers = parse_findings(finding_types, findings, image_sizes)
     check_marks(answers, image_sizes, image_slices)
     lines = parse_measurements(assignment.case_id, measurements)
+    behaviour = parse_telemetry(
+        telemetry,
+        image_slices=image_slices if image_slices is not None else _image_slices(assignment),
+        shows_ai=assignment.arm.shows_ai,
+    )
     try:
         with transaction.atomic():
             study = _lock_open_study(assignment.session.study_id)
@@ -317,6 +326,8 @@ def submit_read(
             )
             _create_findings(read, answers)
             create_measurements(read, lines)
+            if behaviour is not None:
+                store_telemetry(read=read, telemetry=behaviour)
             ReadDraft.objects.filter(assignment=assignment).delete()
             _complete_session_if_done(assignment.session, now)
             after = _audit_view(read, answers, finding_types)
@@ -336,6 +347,13 @@ def submit_read(
             raise
         return existing, False
     return read, True
+
+
+def _image_slices(assignment: Assignment) -> dict[int, tuple[int, int]]:
+    return {
+        im.position: (im.series, im.slice_number)
+        for im in selectors.case_images(assignment.case_id)
+    }
 
 
 def _existing_read(assignment: Assignment, key: str) -> Read | None:

@@ -17,6 +17,27 @@ def _f(x: float | None, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _behaviour_lines(b: dict[str, Any] | None) -> list[str]:
+    """Reading behaviour in brief: per arm slices viewed, time on screen and overlay use, and
+    the readers' accuracy where the AI was wrong."""
+    if not b:
+        return []
+    lines = ["", "reading behaviour: slices viewed (mean fraction), time on screen (median s)"]
+    for arm in b["arms"]:
+        overlay = arm["overlay_on"]
+        use = f", overlay on in {overlay['events']} of {overlay['n']} reads" if overlay else ""
+        lines.append(
+            f"  {arm['arm']:<16}{_f(arm['slices_fraction']['mean'])}  "
+            f"{_f(arm['time_s']['median'], 1)}{use}"
+        )
+    wrong = [r for r in b["automation_bias"] if r["ai"] == "wrong"]
+    if wrong:
+        lines.append("  accuracy where the AI was wrong: " + ", ".join(
+            f"{r['group']} {_f(r['estimate'])} ({r['events']}/{r['n']})" for r in wrong
+        ))  # fmt: skip
+    return lines + [f"  note: {note}" for note in b["notes"]]
+
+
 class Command(BaseCommand):
     help = (
         "Run (or reuse, when the data has not changed) every analysis of a study and print it: "
@@ -90,6 +111,7 @@ class Command(BaseCommand):
         rt = a["reading_time"]
         if rt:
             lines += ["", f"reading time ratio assisted/unassisted {_f(rt['ratio'])}"]
+        lines += _behaviour_lines(payload.get("behaviour"))
         for note in a["notes"]:
             lines.append(f"note: {note}")
         self.stdout.write("\n".join(lines))

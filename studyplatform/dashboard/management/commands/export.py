@@ -1,5 +1,5 @@
 """python manage.py export STUDY
---format long|marks|measurements|mrmcaov|rjafroc|imrmc|json|html|checklist|audit
+--format long|marks|measurements|telemetry|mrmcaov|rjafroc|imrmc|json|html|checklist|audit
 -o FILE [--finding CODE] [--object OBJECT]; --format sr -o DIR [--stow URL]."""
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class Command(BaseCommand):
         "mark: study,reader,case,arm,session,finding,mark,image,x,y,rating,lesion,kind, kind LL "
         "or NL where the truth has lesion locations); the measurements CSV (one row per length "
         "line: series, slice, endpoints, length in pixels and in mm from the pixel spacing); "
-        "MRMCaov CSV, RJafroc workbook (the real "
+        "the reading telemetry CSV (one row per series of each read: slices shown, seconds on "
+        "screen, AI overlay); MRMCaov CSV, RJafroc workbook (the real "
         "marks and lesions when the truth has lesion locations, else one pseudo-lesion per "
         "case) or iMRMC input (one finding type each); the analysis as JSON, or the report as "
         "one HTML file; the submission checklist (CONSORT-AI / STARD-AI items filled from "
