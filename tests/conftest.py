@@ -1,13 +1,15 @@
-"""Shared fixtures: media in a temporary folder, and headless Chromium for browser tests."""
+"""Shared fixtures: a fast password hasher, media in a temporary folder, headless Chromium."""
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import override_settings
 from hypothesis import settings as hypothesis_settings
 
 from tests.services import IN_CI
@@ -17,6 +19,18 @@ from tests.services import IN_CI
 hypothesis_settings.register_profile("ci", derandomize=True, database=None, deadline=None)
 if IN_CI:
     hypothesis_settings.load_profile("ci")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hasher() -> Iterator[None]:
+    """Hash test passwords with MD5 in every test, session fixtures and the live server included.
+
+    The production hasher (PBKDF2, a million rounds) takes seconds per password on a busy CI
+    machine, and the suite sets and checks hundreds of passwords; its cost is not what any test
+    checks. Subprocesses (manage.py, Celery workers) still hash with the settings' hashers.
+    """
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(autouse=True)

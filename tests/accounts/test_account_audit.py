@@ -24,11 +24,6 @@ User = get_user_model()
 PASSWORD = "a long and unusual passphrase 7"
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def admin_client(client):
     client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))

@@ -25,7 +25,6 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture(autouse=True)
 def _require_totp(settings):
     settings.REQUIRE_STAFF_TOTP = True
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast tests
 
 
 def make_user(role: str, username: str):

@@ -45,8 +45,7 @@ def _staff(username: str, role: str, study: Study, member_role: str) -> User:
 
 
 @pytest.fixture
-def trial(db, settings) -> Trial:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def trial(db) -> Trial:
     ensure_roles()
     alpha = make_study(n_cases=4, n_readers=1, slug="alpha")
     beta = make_study(n_cases=2, n_readers=1, slug="beta")

@@ -37,14 +37,8 @@ def _upload(name: str, content: bytes) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, content, content_type="text/csv")
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings) -> None:
-    """The builders set each user's password; the default hasher costs half a second each."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
-def built(db, fast_passwords):
+def built(db):
     """A small study (3 readers x 10 cases, one finding type, every read submitted): the page
     needs staff and, for the interim pilot, a few finished readers, not the full fixture."""
     return build_study("sim", n_readers=3, n_cases=10, findings=("nodule",))
@@ -143,7 +137,7 @@ def test_missed_findings_endpoint_plans_on_the_sensitivity_of_the_calls(client, 
     assert response.context["plan"].grid.components.metric == "sensitivity"
 
 
-def test_study_with_no_finished_reader_says_so(client, db, fast_passwords) -> None:
+def test_study_with_no_finished_reader_says_so(client, db) -> None:
     part_way = build_study("sim", n_readers=3, n_cases=10, findings=("nodule",), sessions_read=(1,))
     response = _post(client, part_way.statistician, source="study", finding="nodule")
     assert response.status_code == 400

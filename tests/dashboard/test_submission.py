@@ -32,12 +32,6 @@ pytestmark = pytest.mark.django_db
 SHA = "ab" * 32
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    """The builder sets every account's password: a fast hasher keeps the setup short."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def sub() -> BuiltStudy:
     """3 readers x 12 cases x 2 arms x 2 finding types, one reader a read short of the end, a late

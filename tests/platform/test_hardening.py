@@ -22,12 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    """Many password checks below; the hasher's cost is not what they test."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _login(client, username, password, *, path="login"):
     return client.post(reverse(path), {"username": username, "password": password})
 

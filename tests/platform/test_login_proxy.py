@@ -23,11 +23,6 @@ PASSWORD = "correct horse battery staple"
 PROXY = "172.30.57.10"
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _login(client: Any, username: str, password: str, **headers: str) -> Any:
     return client.post(reverse("login"), {"username": username, "password": password}, **headers)
 

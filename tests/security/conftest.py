@@ -80,8 +80,7 @@ def read_until(client, user: User, study: Study, *, number: int, arm: str, submi
 
 
 @pytest.fixture
-def world(db, client, settings) -> World:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def world(db, client) -> World:
     ensure_roles()
     alpha = make_study(n_cases=6, n_readers=1, with_images=True, with_prereads=True, slug="alpha")
     beta = make_study(n_cases=2, n_readers=1, with_images=True, with_prereads=True, slug="beta")
