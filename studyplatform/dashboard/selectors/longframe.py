@@ -1,7 +1,10 @@
 """The one bridge from the database to the statistics: a study's reads as the long frame.
 
 One row per reader x case x arm x finding type, with the DESIGN.md columns, then the correction
-columns. Only the effective read of each assignment counts: the original read, or its latest
+columns, then the reader's qualifications (``reader_specialty``, ``reader_years_experience``,
+``reader_role``: empty when not stated), which the report's reader subgroups use.
+
+Only the effective read of each assignment counts: the original read, or its latest
 correction (the read that no other read supersedes). A correction fixes the answer, not the
 reading: ``started_at``, ``submitted_at`` and ``duration_s`` are those of the original read,
 ``call`` and ``confidence`` the corrected ones. ``corrected`` (0/1) flags the row,
@@ -32,7 +35,7 @@ from studyplatform.reading.models import Read, Reader, ReadFinding
 from studyplatform.studies.models import Case, Study, Truth
 
 # Bump when the analysis or its inputs change meaning, so cached results are recomputed.
-ANALYSIS_SCHEMA = "4"
+ANALYSIS_SCHEMA = "5"
 
 LongRow = tuple[Any, ...]
 
@@ -46,6 +49,16 @@ def study_ai_model(study: Study) -> AIModel | None:
     return pinned_model(study)
 
 
+def reader_qualifications(study: Study) -> dict[int, tuple[str, str, int | None, str]]:
+    """The study's readers by primary key: code, specialty, years of experience and role."""
+    return {
+        pk: (code, specialty, years, role)
+        for pk, code, specialty, years, role in Reader.objects.filter(sessions__study=study)
+        .values_list("pk", "code", "specialty", "years_experience", "role")
+        .distinct()
+    }
+
+
 def ai_thresholds(study: Study, findings: list[str]) -> dict[str, float]:
     """The operating threshold per finding type: the finding type's ``ai_threshold`` when set,
     else the pinned model's spec threshold, else the model's threshold (0.5 without a model)."""
@@ -57,6 +70,7 @@ def ai_thresholds(study: Study, findings: list[str]) -> dict[str, float]:
 class _Lookups:
     study: str
     readers: dict[int, str]
+    qualifications: dict[int, tuple[str, int | None, str]]
     arms: dict[int, str]
     findings: dict[int, str]
     cases: dict[int, tuple[str, str, str, str]]
@@ -105,11 +119,11 @@ def _lookups(study: Study, model: AIModel | None) -> _Lookups:
             ).values_list("preread__case_id", "finding_type_id", "probability")
         }
     originals = _originals(study)
+    qualified = reader_qualifications(study)
     return _Lookups(
         study=study.slug,
-        readers=dict(
-            Reader.objects.filter(sessions__study=study).values_list("pk", "code").distinct()
-        ),
+        readers={pk: code for pk, (code, _, _, _) in qualified.items()},
+        qualifications={pk: (s, y, r) for pk, (_, s, y, r) in qualified.items()},
         arms=dict(study.arms.values_list("pk", "name")),
         findings=dict(study.finding_types.values_list("pk", "code")),
         cases={
@@ -224,6 +238,7 @@ def _row(values: tuple[Any, ...], lk: _Lookups) -> LongRow:
         original_call,
         original_confidence,
         corrected_at,
+        *lk.qualifications[reader],
     )
 
 
