@@ -35,6 +35,7 @@ class Action:
     READ_CORRECT = "read.correct"
     MODEL_REGISTER = "model.register"
     MODEL_MOVE = "model.move"
+    MODEL_INTENDED_USE = "model.intended_use"
     USER_CREATE = "user.create"
     USER_CHANGE = "user.change"
     USER_PASSWORD_CHANGE = "user.password_change"  # noqa: S105 (an action name)

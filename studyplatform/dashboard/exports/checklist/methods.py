@@ -15,6 +15,7 @@ from studyplatform.dashboard.selectors.submission import (
     input_quality,
     reader_rows,
 )
+from studyplatform.prereads.models import AIModel
 from studyplatform.studies.models import Design, Study
 
 
@@ -90,15 +91,7 @@ def model_items(study: Study) -> list[Item]:
             ],
             f"{model_event}; admin: AI model #{model.pk}; protocol (ai_model)",
         ),
-        Item(
-            "CONSORT-AI 1b(ii), 4a(i)",
-            "Intended use",
-            "State the AI's intended use: clinical task, target population and users.",
-            [f"Finding types the model reports: {', '.join(model.finding_codes)}."],
-            "admin: AI model spec",
-            "the platform stores no intended use for the model: state the clinical task, "
-            "population and intended users",
-        ),
+        _intended_use(model),
         Item(
             "CONSORT-AI 5(ii); STARD 9",
             "Input data",
@@ -164,6 +157,32 @@ def model_items(study: Study) -> list[Item]:
             "protocol (arms.shows_ai, finding_types.ai_threshold); the reading page",
         ),
     ]
+
+
+def _intended_use(model: AIModel) -> Item:
+    stated = [
+        (label, getattr(model, field))
+        for label, field in (
+            ("Intended use", "intended_use"),
+            ("Target population", "target_population"),
+            ("Modality", "modality"),
+            ("Clinical setting", "clinical_setting"),
+            ("Intended users", "intended_users"),
+        )
+    ]
+    missing = [label.lower() for label, text in stated if not text]
+    return Item(
+        "CONSORT-AI 1b(ii), 4a(i)",
+        "Intended use",
+        "State the AI's intended use: clinical task, target population and users.",
+        [
+            *(f"{label}: {text}" for label, text in stated if text),
+            f"Finding types the model reports: {', '.join(model.finding_codes)}.",
+        ],
+        f"admin: AI model #{model.pk} (intended use; frozen once a study pinning it opens); "
+        "register_model --intended-use",
+        f"the stored intended use of the model lacks: {', '.join(missing)}" if missing else "",
+    )
 
 
 def readers_item(study: Study) -> Item:
