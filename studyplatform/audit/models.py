@@ -29,6 +29,7 @@ class Action:
     STUDY_LOCK_REFUSED = "study.lock_refused"
     ALLOCATION_CREATE = "allocation.create"
     TRUTH_IMPORT = "truth.import"
+    IMPORT_REFUSED = "import.refused"
     TRUTH_FINALIZE = "truth.finalize"
     TRUTH_FINALIZE_REFUSED = "truth.finalize_refused"
     READ_SUBMIT = "read.submit"

@@ -160,7 +160,6 @@ def test_checklist_command_fills_the_items_from_stored_facts(sub, tmp_path: Path
     human = [item for item in checklist.items if item.needs_human]
     assert {item.topic for item in human} == {
         "Intended use",
-        "Poor-quality and unavailable inputs",
         "Reference standard",
         "Sample size",
         "Registration and access to the AI",
