@@ -31,7 +31,14 @@ TELEMETRY_COLUMNS: tuple[str, ...] = (
     "slices_viewed", "slices_total", "series_time_s", "ai_overlay_on", "ai_overlay_s",
     "ai_first_view_s",
 )  # fmt: skip
-LONG_COLUMNS: tuple[str, ...] = DESIGN_COLUMNS + CORRECTION_COLUMNS + TELEMETRY_COLUMNS
+# The reader's qualifications, the same on every row of a reader (empty when not stated):
+# the report's reader subgroups (analysis.subgroups). A file without them has no subgroups.
+READER_COLUMNS: tuple[str, ...] = (
+    "reader_specialty", "reader_years_experience", "reader_role",
+)  # fmt: skip
+LONG_COLUMNS: tuple[str, ...] = (
+    DESIGN_COLUMNS + CORRECTION_COLUMNS + TELEMETRY_COLUMNS + READER_COLUMNS
+)
 ARMS: tuple[str, str] = ("unassisted", "assisted")
 
 
@@ -171,7 +178,7 @@ def read_long_csv(path: str | Path, *, validate: bool = True) -> pd.DataFrame:
     its callers read with ``validate=False`` and the frame is checked once.
     """
     ids = {c: str for c in ("study", "reader", "case", "arm", "finding", "site", "modality",
-                            "manufacturer")}  # fmt: skip
+                            "manufacturer", "reader_specialty", "reader_role")}  # fmt: skip
     try:
         frame = pd.read_csv(path, dtype=ids, skipinitialspace=True)
     except FileNotFoundError:

@@ -11,7 +11,9 @@
   (:mod:`analysis.agreement`);
 * AI standalone performance, per subgroup and against the unassisted readers
   (:mod:`analysis.standalone`);
-* reading time per arm (:mod:`analysis.readtime`).
+* reading time per arm (:mod:`analysis.readtime`);
+* the complete-case readers' results by specialty, experience and role, when the frame carries
+  their qualifications (:mod:`analysis.subgroups`).
 
 Interim looks. A study read part-way has readers who have not finished both arms. The
 protocol's analysis is **complete case**: the analyses above that involve readers run on the
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from analysis.mrmc import ORResult
     from analysis.readtime import ReadingTimeResult
     from analysis.standalone import StandaloneResult
+    from analysis.subgroups import SubgroupsResult
 
 __all__ = [
     "ALL_AVAILABLE",
@@ -134,6 +137,7 @@ class ReportResult:
     all_available_notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     mrmc_notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     notes: tuple[str, ...] = field(default=())
+    subgroups: SubgroupsResult | None = None  # always set by analyze_checked
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able (no NaN: missing numbers are ``None``); the web app reuses it."""
@@ -159,6 +163,7 @@ class ReportResult:
             "missed_all_available": None
             if self.missed_all_reads is None
             else {"label": ALL_READS, **self.missed_all_reads.to_dict()},
+            "subgroups": None if self.subgroups is None else self.subgroups.to_dict(),
             "notes": list(self.notes),
         }
 
@@ -323,6 +328,7 @@ def analyze_checked(
     from analysis.mrmc.noninferiority import check_margin
     from analysis.readtime import reading_time
     from analysis.standalone import ai_standalone
+    from analysis.subgroups import reader_subgroups
 
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
@@ -409,6 +415,9 @@ def analyze_checked(
     for fs in standalone.findings:
         if fs.versus_readers_error:
             notes.append(f"AI vs readers for {fs.finding} skipped: {fs.versus_readers_error}")
+    subgroups = reader_subgroups(
+        cc, readers=readers.included if has_arms else (), findings=findings, alpha=alpha
+    )
     rt: ReadingTimeResult | None = None
     if "duration_s" in f.columns:
         try:
@@ -438,6 +447,7 @@ def analyze_checked(
         all_available_notes=all_available_notes,
         mrmc_notes=mrmc_notes,
         notes=tuple(notes),
+        subgroups=subgroups,
     )
 
 

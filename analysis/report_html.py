@@ -14,7 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from analysis.sections import Section, Table, sections
+from analysis.sections import sections
+from analysis.tables import Section, Table
 
 
 @cache

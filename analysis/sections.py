@@ -13,86 +13,25 @@ involving readers names the readers it includes.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.behaviour_section import INTRO as BEHAVIOUR_INTRO
 from analysis.behaviour_section import TITLE as BEHAVIOUR_TITLE
 from analysis.behaviour_section import behaviour_tables
-from analysis.longreads import ARMS
+from analysis.subgroup_tables import subgroups_section
+from analysis.tables import DASH, Section, Table
+from analysis.tables import auc_row as _auc_row
+from analysis.tables import interval as _ci
+from analysis.tables import num as _f
+from analysis.tables import pvalue as _p
 
-DASH = "\u2013"
-
-
-@dataclass(frozen=True)
-class Table:
-    header: list[str]
-    rows: list[list[str]]
-    caption: str = ""
-
-
-@dataclass(frozen=True)
-class Section:
-    key: str
-    title: str
-    intro: str = ""
-    tables: list[Table] = field(default_factory=list)
-    figures: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def _f(x: Any, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return DASH
-    return f"{x:.{digits}f}"
-
-
-def _p(x: Any) -> str:
-    if x is None:
-        return DASH
-    return "< 0.0001" if x < 1e-4 else f"{x:.4f}"
-
-
-def _ci(est: Any, lo: Any, hi: Any, digits: int = 3) -> str:
-    if est is None:
-        return DASH
-    return f"{_f(est, digits)} ({_f(lo, digits)}, {_f(hi, digits)})"
-
-
-def _neg(x: Any) -> Any:
-    return None if x is None else -x
+__all__ = ["DASH", "Section", "Table", "sections"]
 
 
 def _readers_line(a: dict[str, Any]) -> str:
     readers = a.get("readers") or {}
     included = readers.get("included") or []
     return f"Readers: {', '.join(included) or 'none'} ({a.get('label', '')})."
-
-
-def _auc_row(finding: str, label: str, r: dict[str, Any], test: str, note: str) -> list[str]:
-    st = r["single_treatment"]
-    d = r["differences"][0]
-    # the engines name the pair "unassisted - assisted"; the table shows assisted - unassisted
-    if d["pair"] == f"{ARMS[0]} - {ARMS[1]}":
-        diff = (_neg(d["estimate"]), _neg(d["ci_upper"]), _neg(d["ci_lower"]))
-    else:
-        diff = (d["estimate"], d["ci_lower"], d["ci_upper"])
-    return [
-        finding,
-        label,
-        *(
-            _ci(st[arm]["estimate"], st[arm]["ci_lower"], st[arm]["ci_upper"])
-            if arm in st
-            else DASH
-            for arm in ARMS
-        ),
-        _ci(*diff),
-        test,
-        _f(d["df"], 2),
-        _p(d["p_value"]),
-        note,
-    ]
 
 
 def _mrmc(a: dict[str, Any]) -> Table:
@@ -473,6 +412,7 @@ def sections(payload: dict[str, Any]) -> list[Section]:
                 f"{_readers_line(a)} The all-available-data analysis uses every read.",
                 [_mrmc(a), *_noninferiority(a)], figs.get("mrmc", [])),
         *froc_sections,
+        subgroups_section(a),
         Section("missed", "Missed findings, false positives, sensitivity and specificity",
                 "Primary: OR MRMC analysis of the binary calls; sensitivity analysis: GEE logistic "
                 f"model with cases as clusters. {_readers_line(a)}", _rates(a),

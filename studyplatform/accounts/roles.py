@@ -27,6 +27,8 @@ _VIEW_ONLY_FOR_COORDINATORS: Final = {
     "reading": ("read", "readfinding", "readdraft", "allocationrecord"),
     # The trial monitor's view: who changed what, and the signatures.
     "audit": ("auditevent", "signature"),
+    # Inputs refused at import, recorded by the imports themselves.
+    "studies": ("importrefusal",),
 }
 
 

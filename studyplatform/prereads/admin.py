@@ -8,6 +8,9 @@ load in its format and match its spec on a dummy input; the hash and finding cod
 from the file and the spec, never typed in. Loading a model runs code, so the admin loads only
 what an operator put in place: a file under MODELS_ROOT and an allow-listed factory
 (``registry.check_web_source``). The registration is audited.
+
+A model's intended use is edited here (audited, :mod:`studyplatform.prereads.intended_use`) until
+a study that pins the model opens; then it is frozen and a change is refused with the reason.
 """
 
 from __future__ import annotations
@@ -19,6 +22,13 @@ from django.contrib import admin
 from django.db import transaction
 from django.http import HttpRequest
 
+from studyplatform.prereads.intended_use import (
+    FIELDS,
+    IntendedUse,
+    IntendedUseFrozenError,
+    frozen_by,
+    set_intended_use,
+)
 from studyplatform.prereads.models import AIModel, PreRead, PreReadFinding
 from studyplatform.studies.admin_scope import StudyScopedAdmin
 from studyplatform.studies.models import Study, StudyState
@@ -36,7 +46,7 @@ def _pinned_by_a_locked_study(model: AIModel) -> bool:
 class AIModelForm(forms.ModelForm[AIModel]):
     class Meta:
         model = AIModel
-        fields = ["name", "version", "format", "path", "factory", "spec"]
+        fields = ["name", "version", "format", "path", "factory", "spec", *FIELDS]
         help_texts = {
             "path": "A file or bundle directory under the models folder (MODELS_ROOT), absolute "
             "or relative to it.",
@@ -46,7 +56,16 @@ class AIModelForm(forms.ModelForm[AIModel]):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or self.cleaned_data
-        if self.instance.pk is not None or self.errors:
+        if self.instance.pk is not None:
+            changed = [f for f in FIELDS if f in self.changed_data]
+            frozen = frozen_by(self.instance) if changed else []
+            if frozen:
+                raise forms.ValidationError(
+                    f"The intended use is frozen: the open or locked study {', '.join(frozen)} "
+                    "pins this model. Register a new version of the model to change it."
+                )
+            return data
+        if self.errors:
             return data
         from studyplatform.prereads.registry import RegistrationError, inspect_model  # torch
 
@@ -82,10 +101,17 @@ class AIModelAdmin(admin.ModelAdmin[AIModel]):
     def save_model(self, request: HttpRequest, obj: AIModel, form: Any, change: bool) -> None:
         from studyplatform.prereads.registry import record_registration  # torch
 
+        if change:  # only the intended use is editable on a registered model
+            value = IntendedUse(**{f: form.cleaned_data[f] for f in FIELDS})
+            stored = AIModel.objects.get(pk=obj.pk)
+            try:
+                set_intended_use(model=stored, value=value, actor=request.user, reason="admin")
+            except IntendedUseFrozenError as error:  # a study opened since the form was checked
+                self.message_user(request, str(error), level="error")
+            return
         with transaction.atomic():
             super().save_model(request, obj, form, change)
-            if not change:  # a registered model's fields are read-only in the admin
-                record_registration(model=obj, actor=request.user, reason="admin")
+            record_registration(model=obj, actor=request.user, reason="admin")
 
     def get_readonly_fields(self, request: HttpRequest, obj: AIModel | None = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))

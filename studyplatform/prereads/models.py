@@ -39,6 +39,23 @@ class AIModel(models.Model):
     )
     spec = models.JSONField(default=dict, help_text="Input size, channels, normalization, ...")
     registered_at = models.DateTimeField(auto_now_add=True)
+    # The intended use, as the manufacturer states it; the submission checklist reports it.
+    # Frozen once a study pinning the model opens (prereads.intended_use).
+    intended_use = models.TextField(
+        blank=True, help_text="The clinical task the model is intended for, in a sentence or two."
+    )
+    target_population = models.CharField(
+        max_length=200, blank=True, help_text="Patients the model is intended for."
+    )
+    modality = models.CharField(
+        max_length=100, blank=True, help_text="Imaging modality and view, e.g. CR/DX chest PA."
+    )
+    clinical_setting = models.CharField(
+        max_length=200, blank=True, help_text="Where it is used, e.g. emergency department."
+    )
+    intended_users = models.CharField(
+        max_length=200, blank=True, help_text="Who uses its output, e.g. radiologists."
+    )
 
     class Meta:
         ordering = ["name", "version"]

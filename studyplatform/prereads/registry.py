@@ -31,6 +31,7 @@ from studyplatform.audit.models import Action
 from studyplatform.audit.services import record, snapshot
 from studyplatform.prereads import demo_model, demo_model_ct
 from studyplatform.prereads.inference import FORMATS, ModelRefusedError, load_model, model_digest
+from studyplatform.prereads.intended_use import IntendedUse, set_intended_use
 from studyplatform.prereads.models import AIModel
 from studyplatform.prereads.spec import ModelSpec, SpecError, parse_spec
 
@@ -232,6 +233,23 @@ def record_registration(
 
 
 DEMO_VERSION = "1"
+DEMO_INTENDED_USE = IntendedUse(
+    intended_use="Flags lung nodule, pneumothorax and pleural effusion on a frontal chest "
+    "radiograph, with a probability per finding and a heatmap, as a second opinion for the "
+    "reading radiologist (never a stand-alone diagnosis).",
+    target_population="Adults having a frontal chest radiograph (synthetic phantoms in the demo).",
+    modality="CR/DX chest radiograph, frontal view",
+    clinical_setting="Hospital radiology departments, routine and emergency reporting",
+    intended_users="Radiologists and radiology residents",
+)
+DEMO_CT_INTENDED_USE = IntendedUse(
+    intended_use="Flags solid lung nodules on chest CT, with a probability per case and a "
+    "heatmap per slice, as a second opinion for the reading radiologist.",
+    target_population="Adults having a chest CT (synthetic phantoms in the demo).",
+    modality="CT chest, axial series",
+    clinical_setting="Hospital radiology departments",
+    intended_users="Radiologists and radiology residents",
+)
 
 
 def register_demo_model() -> AIModel:
@@ -245,6 +263,7 @@ def register_demo_model() -> AIModel:
         factory=demo_model.FACTORY,
         reason="demo model",
     )
+    set_intended_use(model=model, value=DEMO_INTENDED_USE, actor=None, reason="demo model")
     return model
 
 
@@ -259,4 +278,5 @@ def register_demo_ct_model() -> AIModel:
         factory=demo_model_ct.FACTORY,
         reason="CT demo model",
     )
+    set_intended_use(model=model, value=DEMO_CT_INTENDED_USE, actor=None, reason="CT demo model")
     return model

@@ -47,6 +47,7 @@ from studyplatform.studies.models import (
     FindingType,
     FrocRule,
     Image,
+    ImportRefusal,
     MemberRole,
     Site,
     SiteToken,
@@ -417,6 +418,27 @@ class SiteTokenAdmin(StudyScopedAdmin[SiteToken]):
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[SiteToken]) -> None:
         queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+@admin.register(ImportRefusal)
+class ImportRefusalAdmin(StudyScopedAdmin[ImportRefusal]):
+    """Inputs the imports refused, as they recorded them: append-only, so read-only here."""
+
+    study_path = "study"
+
+    list_display = ["refused_at", "study", "source", "item", "reason", "via", "actor"]
+    list_filter = ["study", "source"]
+    search_fields = ["item", "reason"]
+    list_select_related = ["study", "actor"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 # Registered with the admin site on import.

@@ -23,7 +23,7 @@ from studyplatform.accounts.changes import acting_as
 from studyplatform.accounts.roles import COORDINATOR, READER, STATISTICIAN, ensure_roles
 from studyplatform.prereads.services import run_demo_prereads
 from studyplatform.reading.demo import simulate_demo_reads, start_demo_reading
-from studyplatform.reading.models import Enrolment, Read, Reader
+from studyplatform.reading.models import Enrolment, Read, Reader, ReaderRole
 from studyplatform.studies import imaging, phantoms
 from studyplatform.studies.models import (
     Arm,
@@ -82,6 +82,15 @@ ACCOUNTS = (
     DemoAccount("statistician", "demo-statistician", STATISTICIAN),
     *(DemoAccount(f"reader{i}", f"demo-reader{i}", READER, f"R{i:02d}") for i in range(1, 5)),
 )
+# The demo readers' qualifications (specialty, years of experience, role), varied so that the
+# report's reader subgroups have a subgroup of two readers (with its MRMC analysis) and
+# subgroups of one (too few for MRMC) among the simulated readers R02-R04.
+READER_QUALIFICATIONS: dict[str, tuple[str, int, str]] = {
+    "R01": ("thoracic radiology", 6, ReaderRole.FELLOW),
+    "R02": ("thoracic radiology", 14, ReaderRole.ATTENDING),
+    "R03": ("general radiology", 8, ReaderRole.ATTENDING),
+    "R04": ("thoracic radiology", 3, ReaderRole.RESIDENT),
+}
 
 
 @dataclass(frozen=True)
@@ -310,8 +319,15 @@ def _demo_account(study: Study, account: DemoAccount) -> None:
     user.groups.set([Group.objects.get(name=account.role)])
     if account.role == READER:
         assert account.reader_code is not None
+        specialty, years, role = READER_QUALIFICATIONS[account.reader_code]
         reader, _ = Reader.objects.update_or_create(
-            user=user, defaults={"code": account.reader_code}
+            user=user,
+            defaults={
+                "code": account.reader_code,
+                "specialty": specialty,
+                "years_experience": years,
+                "role": role,
+            },
         )
         Enrolment.objects.create(study=study, reader=reader)
     else:

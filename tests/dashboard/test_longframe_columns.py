@@ -17,13 +17,14 @@ from analysis.study import analyze_study
 from studyplatform.dashboard.selectors import frame as columns
 from studyplatform.dashboard.selectors import iter_long_rows, long_reads_frame
 from studyplatform.prereads.models import PreReadFinding
-from studyplatform.reading.models import Read, ReadFinding, ReadTelemetry
+from studyplatform.reading.models import Read, Reader, ReadFinding, ReadTelemetry
 from studyplatform.studies.models import FindingType, Truth
 from tests.dashboard.builders import BuiltStudy, build_study
 
 pytestmark = pytest.mark.django_db
 
-IDS = ("study", "reader", "case", "arm", "finding", "site", "modality", "manufacturer")
+IDS = ("study", "reader", "case", "arm", "finding", "site", "modality", "manufacturer",
+       "reader_specialty", "reader_role")  # fmt: skip
 
 
 def _row_frame(built: BuiltStudy) -> pd.DataFrame:
@@ -35,7 +36,7 @@ def _row_frame(built: BuiltStudy) -> pd.DataFrame:
     frame["ai_probability"] = pd.to_numeric(frame["ai_probability"]).astype("float64")
     for col in ("session", "call", "confidence", "corrected"):
         frame[col] = frame[col].astype("int64")
-    for col in ("original_call", "original_confidence"):
+    for col in ("original_call", "original_confidence", "reader_years_experience"):
         frame[col] = frame[col].astype("Int64")
     frame["duration_s"] = frame["duration_s"].astype("float64")
     for col in ("slices_viewed", "slices_total", "ai_overlay_on"):
@@ -95,6 +96,12 @@ def messy(built: BuiltStudy) -> BuiltStudy:
     Truth.objects.filter(case__in=cases[:3]).delete()
     Truth.objects.filter(case=cases[4], finding_type__code="nodule").delete()
     PreReadFinding.objects.filter(preread__case__in=cases[5:8]).delete()
+    # Qualifications: one reader with all three, one with a role only, the rest none.
+    first, second = Reader.objects.filter(sessions__study=study).distinct().order_by("code")[:2]
+    Reader.objects.filter(pk=first.pk).update(
+        specialty="thoracic", years_experience=0, role="fellow"
+    )
+    Reader.objects.filter(pk=second.pk).update(role="resident")
     return built
 
 
@@ -125,6 +132,10 @@ def test_column_frame_equals_the_row_frame_with_corrections_gaps_and_an_amendmen
     with_telemetry = new.drop_duplicates(["reader", "case", "arm"])["slices_total"].notna()
     assert with_telemetry.sum() == 6
     assert new.loc[new["corrected"] == 1, "slices_total"].notna().sum() == 2 + 3
+    assert set(new["reader_role"]) == {"fellow", "resident", ""}
+    assert (
+        new["reader_years_experience"].isna().any() and (new["reader_years_experience"] == 0).any()
+    )
 
 
 def test_column_frame_of_an_untouched_study_equals_the_row_frame(built):

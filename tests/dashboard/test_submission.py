@@ -154,7 +154,6 @@ def test_checklist_command_fills_the_items_from_stored_facts(sub, tmp_path: Path
     human = [item for item in checklist.items if item.needs_human]
     assert {item.topic for item in human} == {
         "Intended use",
-        "Poor-quality and unavailable inputs",
         "Reference standard",
         "Sample size",
         "Registration and access to the AI",
@@ -163,7 +162,7 @@ def test_checklist_command_fills_the_items_from_stored_facts(sub, tmp_path: Path
     summary = f"<strong>{checklist.answered}</strong> items answered from stored facts, "
     assert summary + f"<strong>{len(human)}</strong> need a human answer." in html
     assert html.count(f'class="missing">{NEEDS_HUMAN}:') == len(human)
-    assert "the platform stores no intended use" in html
+    assert "the stored intended use of the model lacks: intended use, target population" in html
     # The analysis ran (complete case): its estimate is quoted.
     nodule = analysis["analysis"]["mrmc"]["nodule"]["differences"][0]
     assert (

@@ -18,7 +18,7 @@ from studyplatform.prereads.selectors import case_preread
 from studyplatform.prereads.services import pin_model, run_prereads_now
 from studyplatform.studies.dicomweb.archive import Archive, ArchiveError, InstanceRecord
 from studyplatform.studies.dicomweb.imports import import_from_archive
-from studyplatform.studies.models import Case, FindingType, Image, StudyState
+from studyplatform.studies.models import Case, FindingType, Image, ImportRefusal, StudyState
 from studyplatform.studies.phantoms import FINDING_NAMES, FINDING_TYPES
 from tests.dicomweb.builders import encode, synthetic_study
 from tests.factories import SiteFactory, StudyFactory
@@ -177,6 +177,13 @@ def test_a_malformed_instance_is_named_and_the_other_studies_are_kept(
         in (err)
     )
     assert list(Case.objects.values_list("case_id", flat=True)) == ["ACC0001"]
+    # The refusal is stored, once: a second run refuses it again and adds nothing.
+    [refusal] = ImportRefusal.objects.filter(study__slug="chest")
+    assert (refusal.source, refusal.via) == ("dicomweb", "import_dicomweb")
+    assert broken.SOPInstanceUID in refusal.item and refusal.reason
+    with pytest.raises(CommandError, match="1 stud"):
+        _run(capsys, orthanc)
+    assert ImportRefusal.objects.filter(study__slug="chest").count() == 1
 
 
 def test_an_unreachable_archive_is_a_clear_error(study, site, capsys):

@@ -1,9 +1,10 @@
 """The flow diagram (CONSORT / STARD style) as inline SVG, drawn from :func:`study_flow`.
 
-Boxes top to bottom: cases received, excluded before allocation (beside), allocated, then one
-column per arm: allocated to the arm, read (with reads per reader), analysed (complete case),
-and the reads left out of the analysis (below the columns). Plain SVG with no script or external
-reference, so the checklist file stays self-contained.
+Boxes top to bottom: cases received (and the inputs refused at import), excluded before
+allocation (beside), allocated, then one column per arm: allocated to the arm, read (with reads
+per reader), analysed (complete case), and the reads left out of the analysis (below the
+columns). Plain SVG with no script or external reference, so the checklist file stays
+self-contained.
 """
 
 from __future__ import annotations
@@ -50,7 +51,11 @@ def flow_svg(flow: StudyFlow) -> str:
     width = max(arms_width, centre + _COLUMN // 2 + _GAP // 2 + _SIDE)
     parts: list[str] = []
     y = 0
-    box, h = _box(centre - _COLUMN // 2, y, _COLUMN, [f"Cases received: n = {flow.received}"])
+    received = [
+        f"Cases received: n = {flow.received}",
+        f"Inputs refused at import: n = {flow.refused}",
+    ]
+    box, h = _box(centre - _COLUMN // 2, y, _COLUMN, received)
     parts.append(box)
     excluded = [f"Excluded before allocation: n = {flow.excluded}"] + [
         f"- {reason}: {n}" for reason, n in sorted(flow.not_allocated.items())

@@ -127,8 +127,9 @@ def data_version(study: Study) -> str:
     digest.section("thresholds", sorted(finding_thresholds(current, model).items()))
     digest.section(
         "readers",
+        # The qualifications too: they make the report's reader subgroups.
         Reader.objects.filter(sessions__study=study)
-        .values_list("pk", "code")
+        .values_list("pk", "code", "specialty", "years_experience", "role")
         .distinct()
         .order_by("pk"),
     )

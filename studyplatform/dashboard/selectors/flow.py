@@ -5,7 +5,8 @@ checklist's SVG and its items both draw on it, so the two never disagree.
 
 Steps:
 
-* **received**: the study's cases.
+* **received**: the study's cases; beside them, the inputs the imports refused (files, manifest
+  rows, DICOM studies or instances: ``ImportRefusal``), by source.
 * **excluded before allocation**: received cases without an assignment (arrived after the
   randomization, or not allocated yet), by reason.
 * **allocated**: per arm, the cases with at least one assignment in it and the assignments.
@@ -24,7 +25,7 @@ from django.db.models import Count
 
 from studyplatform.dashboard.selectors.readers import complete_readers
 from studyplatform.reading.models import Assignment
-from studyplatform.studies.models import Case, Study, Truth
+from studyplatform.studies.models import Case, ImportRefusal, RefusalSource, Study, Truth
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,15 @@ class StudyFlow:
     cases_without_full_truth: int
     incomplete_readers: list[str]
     left_out_reads: dict[str, int] = field(default_factory=dict)
+    refused_inputs: dict[str, int] = field(default_factory=dict)  # by source label
 
     @property
     def excluded(self) -> int:
         return sum(self.not_allocated.values())
+
+    @property
+    def refused(self) -> int:
+        return sum(self.refused_inputs.values())
 
 
 def _full_truth_cases(study: Study) -> set[int]:
@@ -118,6 +124,12 @@ def study_flow(study: Study) -> StudyFlow:
             )
         )
     incomplete = sorted({code for _, _, code, _ in rows} - complete)
+    refused = (
+        ImportRefusal.objects.filter(study=study)
+        .order_by()
+        .values_list("source")
+        .annotate(n=Count("pk"))
+    )
     return StudyFlow(
         received=len(case_ids),
         not_allocated=not_allocated,
@@ -126,4 +138,5 @@ def study_flow(study: Study) -> StudyFlow:
         cases_without_full_truth=len(case_ids - with_truth),
         incomplete_readers=incomplete,
         left_out_reads=dict(left_out),
+        refused_inputs={RefusalSource(source).label: n for source, n in refused},
     )

@@ -30,9 +30,9 @@ from django.db.models.functions import Cast, Coalesce
 from numpy.typing import NDArray
 
 from analysis.report import LONG_COLUMNS
-from studyplatform.dashboard.selectors.longframe import study_ai_model
+from studyplatform.dashboard.selectors.longframe import reader_qualifications, study_ai_model
 from studyplatform.prereads.models import AIModel, PreReadFinding, PreReadStatus
-from studyplatform.reading.models import Read, Reader, ReadFinding, ReadTelemetry
+from studyplatform.reading.models import Read, ReadFinding, ReadTelemetry
 from studyplatform.studies.models import Case, Study, Truth
 
 Ints = NDArray[np.int64]
@@ -343,6 +343,20 @@ def _return_freed_memory() -> None:
     trim(0)
 
 
+def _qualification_columns(
+    reader_at: Ints, qualified: list[tuple[str, str, int | None, str]]
+) -> dict[str, Any]:
+    """The readers' qualifications on each row: specialty and role as categoricals (empty
+    when not stated), years of experience a nullable integer."""
+    years = np.array([q[2] if q[2] is not None else -1 for q in qualified], dtype=np.int64)
+    at_years = years[reader_at] if len(years) else np.empty(0, np.int64)
+    return {
+        "reader_specialty": _labels(reader_at, [q[1] for q in qualified]),
+        "reader_years_experience": _nullable(np.maximum(at_years, 0), at_years < 0),
+        "reader_role": _labels(reader_at, [q[3] for q in qualified]),
+    }
+
+
 def long_reads_frame(study: Study) -> pd.DataFrame:
     """The study's long reads frame (LONG_COLUMNS, in that order); empty if no reads.
 
@@ -367,9 +381,8 @@ def long_reads_frame(study: Study) -> pd.DataFrame:
 def _frame(study: Study) -> pd.DataFrame:
     reads = _effective(study)
     model = study_ai_model(study)
-    readers = dict(
-        Reader.objects.filter(sessions__study=study).values_list("pk", "code").distinct()
-    )
+    qualified = reader_qualifications(study)
+    readers = {pk: q[0] for pk, q in qualified.items()}
     arms = dict(study.arms.values_list("pk", "name"))
     findings = dict(study.finding_types.values_list("pk", "code"))
     cases = list(
@@ -384,8 +397,9 @@ def _frame(study: Study) -> pd.DataFrame:
     del reads
     case_at = _keyed(col["case"], case_pks)
     finding_at = _keyed(col["finding_type"], finding_pks)
+    reader_at = _keyed(col["reader"], list(readers))
     ids = {
-        "reader": _labels(_keyed(col["reader"], list(readers)), list(readers.values())),
+        "reader": _labels(reader_at, list(readers.values())),
         "case": _labels(case_at, [c[1] for c in cases]),
         "arm": _labels(_keyed(col["arm"], list(arms)), list(arms.values())),
         "finding": _labels(finding_at, list(findings.values())),
@@ -394,7 +408,7 @@ def _frame(study: Study) -> pd.DataFrame:
         (col["finding_type"], col["read"], *(ids[k].codes for k in reversed(list(ids))))
     )
     col = {k: v[order] for k, v in col.items()}
-    case_at, finding_at = case_at[order], finding_at[order]
+    case_at, finding_at, reader_at = case_at[order], finding_at[order], reader_at[order]
     ids = {k: v.take(order) for k, v in ids.items()}
     n = len(order)
 
@@ -450,6 +464,7 @@ def _frame(study: Study) -> pd.DataFrame:
             # as pandas infers for the rows' values.
             "corrected_at": pd.array(corrected_at, dtype="str") if len(at) else corrected_at,
             **_telemetry(study, col["assignment"]),
+            **_qualification_columns(reader_at, list(qualified.values())),
         },
         columns=list(LONG_COLUMNS),
         copy=False,  # the columns are this function's own arrays

@@ -2,10 +2,14 @@
 
 One row per reader x case x arm x finding type, with the DESIGN.md columns, then the correction
 columns, then the reading telemetry (``analysis.longreads.TELEMETRY_COLUMNS``: the original read's,
-empty for a read without telemetry). Only the effective read of each assignment counts: the original
-read, or its latest correction (the read that no other read supersedes). A correction fixes the
-answer, not the reading: ``started_at``, ``submitted_at`` and ``duration_s`` are those of the
-original read, ``call`` and ``confidence`` the corrected ones. ``corrected`` (0/1) flags the row,
+empty for a read without telemetry), then the reader's qualifications (``reader_specialty``,
+``reader_years_experience``, ``reader_role``: empty when not stated), which the report's reader
+subgroups use.
+
+Only the effective read of each assignment counts: the original read, or its latest
+correction (the read that no other read supersedes). A correction fixes the answer, not the
+reading: ``started_at``, ``submitted_at`` and ``duration_s`` are those of the original read,
+``call`` and ``confidence`` the corrected ones. ``corrected`` (0/1) flags the row,
 ``original_call`` and ``original_confidence`` hold what the reader first submitted (equal to
 ``call`` and ``confidence`` on an uncorrected row, so an analysis of the reads as first submitted
 needs no other source), and ``corrected_at`` is the time of the latest correction (empty when none).
@@ -46,6 +50,16 @@ def study_ai_model(study: Study) -> AIModel | None:
     return pinned_model(study)
 
 
+def reader_qualifications(study: Study) -> dict[int, tuple[str, str, int | None, str]]:
+    """The study's readers by primary key: code, specialty, years of experience and role."""
+    return {
+        pk: (code, specialty, years, role)
+        for pk, code, specialty, years, role in Reader.objects.filter(sessions__study=study)
+        .values_list("pk", "code", "specialty", "years_experience", "role")
+        .distinct()
+    }
+
+
 def ai_thresholds(study: Study, findings: list[str]) -> dict[str, float]:
     """The operating threshold per finding type: the finding type's ``ai_threshold`` when set,
     else the pinned model's spec threshold, else the model's threshold (0.5 without a model)."""
@@ -57,6 +71,7 @@ def ai_thresholds(study: Study, findings: list[str]) -> dict[str, float]:
 class _Lookups:
     study: str
     readers: dict[int, str]
+    qualifications: dict[int, tuple[str, int | None, str]]
     arms: dict[int, str]
     findings: dict[int, str]
     cases: dict[int, tuple[str, str, str, str]]
@@ -133,11 +148,11 @@ def _lookups(study: Study, model: AIModel | None) -> _Lookups:
             ).values_list("preread__case_id", "finding_type_id", "probability")
         }
     originals = _originals(study)
+    qualified = reader_qualifications(study)
     return _Lookups(
         study=study.slug,
-        readers=dict(
-            Reader.objects.filter(sessions__study=study).values_list("pk", "code").distinct()
-        ),
+        readers={pk: code for pk, (code, _, _, _) in qualified.items()},
+        qualifications={pk: (s, y, r) for pk, (_, s, y, r) in qualified.items()},
         arms=dict(study.arms.values_list("pk", "name")),
         findings=dict(study.finding_types.values_list("pk", "code")),
         cases={
@@ -257,6 +272,7 @@ def _row(values: tuple[Any, ...], lk: _Lookups) -> LongRow:
         original_confidence,
         corrected_at,
         *telemetry,
+        *lk.qualifications[reader],
     )
 
 

@@ -31,8 +31,9 @@ from studyplatform.studies.dicomweb.archive import (
 from studyplatform.studies.dicomweb.instances import has_pixel_data
 from studyplatform.studies.guards import FrozenStudyError, lock_study_for_write
 from studyplatform.studies.importing import Problem, Upload, check_case_id
-from studyplatform.studies.models import Case, Site, Study
+from studyplatform.studies.models import Case, RefusalSource, Site, Study
 from studyplatform.studies.services import ImportRefusedError, import_case
+from studyplatform.studies.services.refusals import record_refusals
 
 CASE_ID_SOURCES: Final = ("accession", "patient", "study-uid")
 
@@ -241,6 +242,30 @@ def _store(
 
 
 def import_from_archive(
+    *,
+    study: Study,
+    archive: Archive,
+    site_code: str,
+    study_uids: Sequence[str] = (),
+    filters: Mapping[str, str] | None = None,
+    case_id_from: str = "accession",
+) -> ArchiveImportReport:
+    """:func:`import_archive_studies`, and each refused study or instance stored
+    (``refusals``); a study whose stored case differs (``changed``) is refused too."""
+    report = import_archive_studies(
+        study=study, archive=archive, site_code=site_code, study_uids=study_uids,
+        filters=filters, case_id_from=case_id_from,
+    )  # fmt: skip
+    record_refusals(
+        study=study,
+        source=RefusalSource.DICOMWEB,
+        problems=[*report.problems, *report.changed],
+        via="import_dicomweb",
+    )
+    return report
+
+
+def import_archive_studies(
     *,
     study: Study,
     archive: Archive,

@@ -40,8 +40,8 @@ from studyplatform.studies.dicomweb.multipart import (
     parse_parts,
 )
 from studyplatform.studies.guards import FrozenStudyError
-from studyplatform.studies.importing import Upload, check_case_id
-from studyplatform.studies.models import SiteToken
+from studyplatform.studies.importing import Problem, Upload, check_case_id
+from studyplatform.studies.models import RefusalSource, SiteToken
 from studyplatform.studies.services import (
     CaseConflictError,
     ImportRefusedError,
@@ -49,6 +49,7 @@ from studyplatform.studies.services import (
     claim_intake_request,
     receive_case,
 )
+from studyplatform.studies.services.refusals import record_refusals
 
 MAX_REQUEST_BYTES: Final = 200 * 1024 * 1024
 DICOM_JSON: Final = "application/dicom+json"
@@ -258,6 +259,17 @@ def store_instances(request: HttpRequest, study_uid: str | None = None) -> HttpR
             _store_study(site_token, uid, with_pixels)
     for repeat, first in repeats:
         repeat.failure, repeat.reason = first.failure, first.reason
+    record_refusals(
+        study=site_token.study,
+        source=RefusalSource.STOW,
+        # Keyed by the instance's UID when it could be read (a resend may number parts anew).
+        problems=[
+            Problem(i.sop_uid or i.name, i.reason.removeprefix(f"{i.name}: "))
+            for i in instances
+            if i.failure is not None
+        ],
+        via=f"STOW-RS site token {site_token.pk}",
+    )
     return _answer(instances)
 
 

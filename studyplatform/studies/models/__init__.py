@@ -425,6 +425,7 @@ from studyplatform.studies.models.images import (  # noqa: E402
 from studyplatform.studies.models.images import (  # noqa: E402
     _image_path as _image_path,  # old migrations name it here
 )
+from studyplatform.studies.models.refusals import ImportRefusal, RefusalSource  # noqa: E402
 
 __all__ = [
     "Arm",
@@ -438,12 +439,14 @@ __all__ = [
     "HangingRule",
     "Image",
     "ImageFormat",
+    "ImportRefusal",
     "MemberRole",
     "Modality",
     "OrderedBy",
     "PrimaryEndpoint",
     "Protocol",
     "RatingScale",
+    "RefusalSource",
     "Series",
     "Site",
     "SiteToken",

@@ -36,12 +36,14 @@ from studyplatform.studies.models import (
     FindingType,
     Image,
     OrderedBy,
+    RefusalSource,
     Site,
     Study,
     Truth,
     TruthSource,
 )
 from studyplatform.studies.services.errors import CaseConflictError, ImportRefusedError
+from studyplatform.studies.services.refusals import record_refusals
 from studyplatform.studies.services.slices import (
     PreparedCase,
     create_series,
@@ -409,6 +411,15 @@ def _read_files(paths: Mapping[str, Path]) -> Iterator[Upload]:
 
 
 def import_cases(*, study: Study, directory: Path) -> ImportReport:
+    """:func:`import_files`, and each refused file or manifest row stored (``refusals``)."""
+    report = import_files(study=study, directory=directory)
+    record_refusals(
+        study=study, source=RefusalSource.FILE, problems=report.problems, via="import_cases"
+    )
+    return report
+
+
+def import_files(*, study: Study, directory: Path) -> ImportReport:
     """Import every case of ``directory/manifest.csv``; bad files are reported, not fatal.
 
     Each case is stored in its own transaction, so a bad case never undoes a good one. A locked

@@ -3,6 +3,8 @@ randomization and washout."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from studyplatform.audit.models import Action, AuditEvent
 from studyplatform.dashboard.exports.checklist.items import Item, Table, event, when
 from studyplatform.dashboard.selectors import protocol_history
@@ -15,7 +17,8 @@ from studyplatform.dashboard.selectors.submission import (
     input_quality,
     reader_rows,
 )
-from studyplatform.studies.models import Design, Study
+from studyplatform.prereads.models import AIModel
+from studyplatform.studies.models import Design, ImportRefusal, Study
 
 
 def identity(study: Study) -> list[Item]:
@@ -75,6 +78,7 @@ def model_items(study: Study) -> list[Item]:
         study, Action.MODEL_REGISTER, object_type="prereads.aimodel", object_id=str(model.pk)
     )
     status = ", ".join(f"{k}: {n}" for k, n in sorted(quality.prereads.items())) or "none"
+    refused = list(ImportRefusal.objects.filter(study=study).order_by("refused_at", "pk"))
     failures = quality.failures
     return [
         Item(
@@ -90,15 +94,7 @@ def model_items(study: Study) -> list[Item]:
             ],
             f"{model_event}; admin: AI model #{model.pk}; protocol (ai_model)",
         ),
-        Item(
-            "CONSORT-AI 1b(ii), 4a(i)",
-            "Intended use",
-            "State the AI's intended use: clinical task, target population and users.",
-            [f"Finding types the model reports: {', '.join(model.finding_codes)}."],
-            "admin: AI model spec",
-            "the platform stores no intended use for the model: state the clinical task, "
-            "population and intended users",
-        ),
+        _intended_use(model),
         Item(
             "CONSORT-AI 5(ii); STARD 9",
             "Input data",
@@ -128,10 +124,21 @@ def model_items(study: Study) -> list[Item]:
                     if quality.burned_in_cases
                     else "."
                 ),
+                _refused_line(refused),
             ],
-            "dashboard: pre-reads section; admin: pre-reads (status, error)",
-            "files refused at import are reported to the importer but not stored: give the "
-            "number refused and why (import reports), and any image-quality exclusion rule",
+            "dashboard: pre-reads section; admin: pre-reads (status, error); admin: import "
+            f"refusals; {event(study, Action.IMPORT_REFUSED)}",
+            tables=[
+                Table(
+                    ["source", "input", "reason", "refused"],
+                    [
+                        [r.get_source_display(), r.item, r.reason, when(r.refused_at)]
+                        for r in refused[:REFUSALS_SHOWN]
+                    ],
+                )
+            ]
+            if refused
+            else [],
         ),
         Item(
             "CONSORT-AI 5(iv), 5(v), 5(vi)",
@@ -164,6 +171,45 @@ def model_items(study: Study) -> list[Item]:
             "protocol (arms.shows_ai, finding_types.ai_threshold); the reading page",
         ),
     ]
+
+
+REFUSALS_SHOWN = 50
+
+
+def _refused_line(refused: list[ImportRefusal]) -> str:
+    by_source = Counter(r.get_source_display() for r in refused)
+    said = "; ".join(f"{source}: {n}" for source, n in sorted(by_source.items()))
+    shown = f" (the first {REFUSALS_SHOWN} below)" if len(refused) > REFUSALS_SHOWN else ""
+    return (
+        f"Inputs refused at import (not stored as cases; each kept with its reason): "
+        f"{len(refused)}" + (f" ({said}){shown}." if refused else ".")
+    )
+
+
+def _intended_use(model: AIModel) -> Item:
+    stated = [
+        (label, getattr(model, field))
+        for label, field in (
+            ("Intended use", "intended_use"),
+            ("Target population", "target_population"),
+            ("Modality", "modality"),
+            ("Clinical setting", "clinical_setting"),
+            ("Intended users", "intended_users"),
+        )
+    ]
+    missing = [label.lower() for label, text in stated if not text]
+    return Item(
+        "CONSORT-AI 1b(ii), 4a(i)",
+        "Intended use",
+        "State the AI's intended use: clinical task, target population and users.",
+        [
+            *(f"{label}: {text}" for label, text in stated if text),
+            f"Finding types the model reports: {', '.join(model.finding_codes)}.",
+        ],
+        f"admin: AI model #{model.pk} (intended use; frozen once a study pinning it opens); "
+        "register_model --intended-use",
+        f"the stored intended use of the model lacks: {', '.join(missing)}" if missing else "",
+    )
 
 
 def readers_item(study: Study) -> Item:

@@ -8,6 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from analysis.longreads import ARMS
+from analysis.subgroup_tables import subgroups_section
+from analysis.tables import text_table
 from studyplatform.dashboard import services
 from studyplatform.dashboard.models import AnalysisStatus
 from studyplatform.studies.models import Study
@@ -41,7 +43,8 @@ def _behaviour_lines(b: dict[str, Any] | None) -> list[str]:
 class Command(BaseCommand):
     help = (
         "Run (or reuse, when the data has not changed) every analysis of a study and print it: "
-        "MRMC ROC per finding type, missed findings, AI standalone, drift, reading time."
+        "MRMC ROC per finding type, missed findings, AI standalone, drift, reading time, reader "
+        "subgroups (specialty, experience, role)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -112,6 +115,11 @@ class Command(BaseCommand):
         if rt:
             lines += ["", f"reading time ratio assisted/unassisted {_f(rt['ratio'])}"]
         lines += _behaviour_lines(payload.get("behaviour"))
+        subgroups = subgroups_section(a)
+        lines += ["", subgroups.title, *(f"  {n}" for n in subgroups.notes)]
+        for table in subgroups.tables:
+            lines += ["", *(f"  {line}" for line in text_table(table))]
+        lines.append("")
         for note in a["notes"]:
             lines.append(f"note: {note}")
         self.stdout.write("\n".join(lines))

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studyplatform.prereads.inference import FORMATS
+from studyplatform.prereads.intended_use import (
+    IntendedUse,
+    IntendedUseFrozenError,
+    set_intended_use,
+)
 from studyplatform.prereads.registry import RegistrationError, read_spec_file, register_model
 
 
@@ -28,6 +34,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--factory", default="", help="module:function building the network (factory format)."
         )
+        use = parser.add_argument_group(
+            "intended use",
+            "What the model is intended for (reported in the submission checklist). Given on a "
+            "registered model, it replaces the stored intended use, unless an open or locked "
+            "study pins the model (then it is frozen).",
+        )
+        use.add_argument("--intended-use", help="the clinical task, in a sentence or two")
+        use.add_argument("--target-population", help="patients the model is intended for")
+        use.add_argument("--modality", help="imaging modality and view, e.g. 'CR/DX chest PA'")
+        use.add_argument("--clinical-setting", help="where it is used")
+        use.add_argument("--intended-users", help="who uses its output")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -42,6 +59,19 @@ class Command(BaseCommand):
             )
         except RegistrationError as error:
             raise CommandError(str(error)) from None
+        given = {f: options[f] for f in IntendedUse.__dataclass_fields__ if options[f] is not None}
+        if given:
+            try:
+                changed = set_intended_use(
+                    model=model,
+                    value=replace(IntendedUse.of(model), **given),
+                    actor=None,
+                    reason="manage.py register_model",
+                )
+            except IntendedUseFrozenError as error:
+                raise CommandError(str(error)) from None
+            if changed:
+                self.stdout.write(f"Intended use of {model.name} {model.version} stored.")
         verb = "Registered" if created else "Already registered:"
         self.stdout.write(
             self.style.SUCCESS(

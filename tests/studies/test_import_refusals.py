@@ -1,0 +1,126 @@
+"""Inputs refused at import are stored once each, audited, shown to the study's coordinators,
+and counted in the submission checklist and its flow diagram."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from studyplatform.audit.models import Action, AuditEvent
+from studyplatform.dashboard.exports.checklist import build_checklist
+from studyplatform.dashboard.exports.flow_svg import flow_svg
+from studyplatform.dashboard.selectors.flow import study_flow
+from studyplatform.studies.models import ImportRefusal
+from studyplatform.studies.services import issue_site_token
+from tests.dicomweb.builders import synthetic_study
+from tests.dicomweb.test_stow import _body, _post
+from tests.factories import FindingTypeFactory, SiteFactory, StudyFactory
+from tests.signing import coordinator
+from tests.studies.import_fixtures import pydicom_file, write_import_dir
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def study(roles):
+    study = StudyFactory(slug="lung")
+    FindingTypeFactory(study=study, code="nodule", name="Nodule")
+    SiteFactory(code="north")
+    return study
+
+
+def _import(study, folder) -> str:
+    err = StringIO()
+    with pytest.raises(CommandError, match="not imported"):
+        call_command("import_cases", study.slug, str(folder), stdout=StringIO(), stderr=err)
+    return err.getvalue()
+
+
+def test_a_malformed_dicom_and_a_bad_manifest_row_are_stored_once(client, study, tmp_path):
+    rows = [
+        {"case_id": "G1", "site": "north", "images": "good.dcm", "truth_nodule": "1"},
+        {"case_id": "B1", "site": "north", "images": "truncated.dcm", "truth_nodule": "0"},
+        {"case_id": "B2", "site": "north", "images": "good.dcm", "truth_nodule": "yes"},
+    ]
+    files = {
+        "good.dcm": pydicom_file("MR_small.dcm").read_bytes(),
+        "truncated.dcm": pydicom_file("MR_truncated.dcm").read_bytes(),
+    }
+    folder = write_import_dir(tmp_path / "in", rows, files)
+    err = _import(study, folder)
+
+    refusals = {r.item: r for r in ImportRefusal.objects.filter(study=study)}
+    assert set(refusals) == {"truncated.dcm", "manifest.csv line 4"}
+    assert refusals["truncated.dcm"].reason.startswith("cannot decode pixel data")
+    assert refusals["manifest.csv line 4"].reason == "truth_nodule must be 0, 1 or empty, not 'yes'"
+    assert {(r.source, r.via, r.actor) for r in refusals.values()} == {
+        ("file", "import_cases", None)
+    }
+    assert "truncated.dcm: cannot decode pixel data" in err  # still reported as before
+    events = AuditEvent.objects.filter(action=Action.IMPORT_REFUSED)
+    assert sorted((e.after or {})["item"] for e in events) == sorted(refusals)
+
+    _import(study, folder)  # the same refusals again: nothing new
+    assert ImportRefusal.objects.filter(study=study).count() == 2
+    assert AuditEvent.objects.filter(action=Action.IMPORT_REFUSED).count() == 2
+
+    # The study's coordinator sees them in the admin, read-only; another study's does not.
+    client.force_login(coordinator(study))
+    listing = client.get(reverse("admin:studies_importrefusal_changelist"))
+    assert listing.status_code == 200 and "truncated.dcm" in listing.content.decode()
+    one = refusals["truncated.dcm"]
+    page = client.get(reverse("admin:studies_importrefusal_change", args=[one.pk]))
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    assert (
+        client.post(
+            reverse("admin:studies_importrefusal_delete", args=[one.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    client.force_login(coordinator(StudyFactory(slug="other"), username="other-coord"))
+    listing = client.get(reverse("admin:studies_importrefusal_changelist"))
+    assert listing.status_code == 200 and "truncated.dcm" not in listing.content.decode()
+
+    # The checklist's flow diagram and input-quality item count them.
+    flow = study_flow(study)
+    assert flow.refused == 2 and flow.refused_inputs == {"File import (import_cases)": 2}
+    assert "Inputs refused at import: n = 2" in flow_svg(flow)
+
+
+def test_a_stow_part_that_is_no_dicom_is_stored_once_per_instance(client, study):
+    token = issue_site_token(study=study, site=SiteFactory(code="south"), name="router")
+    synthetic = synthetic_study(images=1)
+    body = _body(synthetic.encoded()[0], b"this is no DICOM")
+    assert _post(client, body, token=token).status_code == 202
+    [refusal] = ImportRefusal.objects.filter(study=study)
+    assert (refusal.source, refusal.item) == ("stow", "part 2")
+    assert refusal.reason.startswith("not a readable DICOM instance")
+    assert refusal.via.startswith("STOW-RS site token")
+    assert _post(client, body, token=token).status_code == 202  # the same push again
+    assert ImportRefusal.objects.filter(study=study).count() == 1
+
+
+def test_the_checklist_reports_the_stored_refusals(study, tmp_path):
+    from tests.dashboard.builders import build_study
+
+    built = build_study("sub", n_readers=2, n_cases=4, findings=("nodule",))
+    folder = write_import_dir(
+        tmp_path / "in",
+        [{"case_id": "B1", "site": "nowhere", "images": "a.dcm"}],
+        {"a.dcm": pydicom_file("MR_small.dcm").read_bytes()},
+    )
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_cases", "sub", str(folder), stdout=StringIO(), stderr=err)
+    items = {i.topic: i for i in build_checklist(built.study).items}
+    quality = items["Poor-quality and unavailable inputs"]
+    assert not quality.needs_human
+    assert any(
+        line.startswith("Inputs refused at import")
+        and ": 1 (File import (import_cases): 1)" in line
+        for line in quality.answer
+    )
+    assert quality.tables[0].rows[0][:2] == ["File import (import_cases)", "manifest.csv line 2"]
