@@ -32,6 +32,7 @@ def _opened(client, study: Study, arm: str, *, seconds_ago: float = 120) -> Assi
     submitted, in the allocated order)."""
     assignment = _read_until(_login(client, study), _session(study), arm)
     assignment.refresh_from_db()
+    assert assignment.opened_at is not None
     earlier = assignment.opened_at - timedelta(seconds=seconds_ago)
     Assignment.objects.filter(pk=assignment.pk).update(opened_at=earlier)
     ReadDraft.objects.filter(assignment=assignment).update(started_at=earlier)
