@@ -78,6 +78,7 @@ def _originals(study: Study) -> _Originals:
     answers: dict[tuple[int, int], tuple[bool, int]] = {}
     for assignment, finding, present, confidence, started, submitted in ReadFinding.objects.filter(
         read__assignment__session__study=study,
+        read__assignment__session__training=False,
         read__supersedes__isnull=True,
         read__superseded_by__isnull=False,
     ).values_list(
@@ -100,6 +101,7 @@ def _lookups(study: Study, model: AIModel | None) -> _Lookups:
             (case, finding): prob
             for case, finding, prob in PreReadFinding.objects.filter(
                 preread__case__study=study,
+                preread__case__training=False,
                 preread__model=model,
                 preread__status=PreReadStatus.DONE,
             ).values_list("preread__case_id", "finding_type_id", "probability")
@@ -108,21 +110,23 @@ def _lookups(study: Study, model: AIModel | None) -> _Lookups:
     return _Lookups(
         study=study.slug,
         readers=dict(
-            Reader.objects.filter(sessions__study=study).values_list("pk", "code").distinct()
+            Reader.objects.filter(sessions__study=study, sessions__training=False)
+            .values_list("pk", "code")
+            .distinct()
         ),
         arms=dict(study.arms.values_list("pk", "name")),
         findings=dict(study.finding_types.values_list("pk", "code")),
         cases={
             pk: (case_id, site, modality, manufacturer)
             for pk, case_id, site, modality, manufacturer in Case.objects.filter(
-                study=study
+                study=study, training=False
             ).values_list("pk", "case_id", "site__code", "modality", "manufacturer")
         },
         truth={
             (case, finding): int(present)
-            for case, finding, present in Truth.objects.filter(case__study=study).values_list(
-                "case_id", "finding_type_id", "present"
-            )
+            for case, finding, present in Truth.objects.filter(
+                case__study=study, case__training=False
+            ).values_list("case_id", "finding_type_id", "present")
         },
         ai=ai,
         original_times=originals.original_times,
@@ -178,7 +182,11 @@ def _effective_findings(study: Study, chunk_size: int | None = None) -> Iterator
 
 def _findings_query(study: Study) -> Any:
     return (
-        ReadFinding.objects.filter(read__assignment__session__study_id=study.pk)
+        # Training reads (the training session's) are never analysed.
+        ReadFinding.objects.filter(
+            read__assignment__session__study_id=study.pk,
+            read__assignment__session__training=False,
+        )
         .order_by("read_id", "finding_type_id")
         .values_list(*_READ_FIELDS)
     )
