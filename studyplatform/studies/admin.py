@@ -69,6 +69,7 @@ _PROTOCOL_FIELDS = (
     "ni_margin",
     "froc_rule",
     "froc_distance_px",
+    "training_shows_ai",
     "ai_model_name",
     "ai_model_version",
     "ai_model_sha256",
