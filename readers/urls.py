@@ -6,6 +6,7 @@ from readers import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("training/<slug:slug>/", views.training, name="readers-training"),
     path("sessions/<int:session_id>/continue/", views.continue_session, name="readers-continue"),
     path("assignments/<int:pk>/", views.assignment, name="readers-assignment"),
     path("assignments/<int:pk>/draft/", views.draft, name="readers-draft"),

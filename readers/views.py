@@ -26,15 +26,18 @@ from django.http import (
     HttpResponseBase,
     JsonResponse,
 )
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from studyplatform.jsontext import JSONTextError, parse_json
 from studyplatform.reading import selectors, services
-from studyplatform.reading.models import Assignment
+from studyplatform.reading.feedback import training_feedback
+from studyplatform.reading.models import Assignment, Reader
+from studyplatform.reading.worklist import home_for
 from studyplatform.studies.hanging import Layout
+from studyplatform.studies.models import Study
 from studyplatform.studies.selectors import SeriesView
 
 P = ParamSpec("P")
@@ -46,7 +49,7 @@ AssignmentView = Callable[Concatenate[HttpRequest, Assignment, P], HttpResponseB
 def home(request: HttpRequest) -> HttpResponse:
     """Where every account lands after login: a reader's worklist, or links for staff."""
     assert request.user.is_authenticated  # narrowed by login_required
-    context = {"home": selectors.home_for(user=request.user)}
+    context = {"home": home_for(user=request.user)}
     return render(request, "readers/home.html", context)
 
 
@@ -71,6 +74,21 @@ def reader_assignment(view: AssignmentView[P]) -> Callable[..., HttpResponseBase
 
 
 @login_required
+@require_POST
+def training(request: HttpRequest, slug: str) -> HttpResponse:
+    """Start (or resume) the reader's training in a study: its first unread training case."""
+    reader = Reader.objects.filter(user_id=request.user.pk or 0).first()
+    if reader is None:
+        raise PermissionDenied("Only readers train.")
+    study = get_object_or_404(Study, slug=slug, enrolments__reader=reader)
+    try:
+        session = services.start_training(study=study, reader=reader)
+    except services.TrainingError as error:
+        return render(request, "readers/locked.html", {"reason": str(error)}, status=409)
+    return redirect("readers-continue", session_id=session.pk)
+
+
+@login_required
 @require_GET
 def continue_session(request: HttpRequest, session_id: int) -> HttpResponse:
     """Go to the next unread case of a session, or back to the worklist when none is left."""
@@ -80,7 +98,8 @@ def continue_session(request: HttpRequest, session_id: int) -> HttpResponse:
         raise Http404
     following = selectors.next_assignment(session)
     if following is None:
-        messages.success(request, f"Session {session.number} of {session.study.slug} is done.")
+        done = "Training" if session.training else f"Session {session.number}"
+        messages.success(request, f"{done} of {session.study.slug} is done.")
         return redirect("home")
     return redirect("readers-assignment", pk=following.pk)
 
@@ -91,6 +110,10 @@ def continue_session(request: HttpRequest, session_id: int) -> HttpResponse:
 def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
     """The reading page. The first GET opens the case: server start time, arm revealed."""
     if getattr(assignment, "submitted", False):
+        feedback = training_feedback(assignment)
+        if feedback is not None:
+            shown = {"assignment": assignment, "feedback": feedback}
+            return render(request, "readers/training_feedback.html", shown)
         return render(request, "readers/submitted.html", {"assignment": assignment})
     try:
         services.open_assignment(assignment=assignment)
@@ -263,12 +286,18 @@ def submit(request: HttpRequest, assignment: Assignment) -> JsonResponse:
         )
     except services.ReadingError as error:
         return _error(error)
+    # After a training read, the reader sees its feedback (the truth) before the next case.
+    following = (
+        reverse("readers-assignment", kwargs={"pk": assignment.pk})
+        if assignment.session.training
+        else reverse("readers-continue", kwargs={"session_id": assignment.session_id})
+    )
     return JsonResponse(
         {
             "read": read.pk,
             "created": created,
             "submitted_at": read.submitted_at.isoformat(),
-            "next": reverse("readers-continue", kwargs={"session_id": assignment.session_id}),
+            "next": following,
         },
         status=201 if created else 200,
     )

@@ -24,6 +24,7 @@ def study_form_fields(study: Study) -> dict[str, Any]:
         "ni_margin": "" if study.ni_margin is None else study.ni_margin,
         "froc_rule": study.froc_rule,
         "froc_distance_px": "" if study.froc_distance_px is None else study.froc_distance_px,
+        **({"training_shows_ai": "on"} if study.training_shows_ai else {}),
         "ai_model_name": "",
         "ai_model_version": "",
         "ai_model_sha256": "",

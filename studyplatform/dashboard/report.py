@@ -13,6 +13,12 @@ from django.template.loader import render_to_string
 
 from analysis.report_html import CSS, PLOT_SCRIPT, plotly_js
 from analysis.sections import sections
+from studyplatform.dashboard.selectors.training import (
+    TRAINING_HEADER,
+    training_rows,
+    training_summary,
+    training_table,
+)
 from studyplatform.studies.models import Study
 
 __all__ = ["plotly_js", "plotly_version", "render_report"]
@@ -25,8 +31,17 @@ def plotly_version() -> str:
 
 
 def render_report(*, study: Study, payload: dict[str, Any], standalone: bool) -> str:
-    """The report's HTML: the page's body, or (``standalone``) one self-contained file."""
+    """The report's HTML: the page's body, or (``standalone``) one self-contained file.
+
+    The readers' training is read at render time (it is not an input of the analysis).
+    """
+    rows = training_rows(study)
     context = {
+        "training": {
+            "summary": training_summary(rows),
+            "header": TRAINING_HEADER,
+            "rows": training_table(rows),
+        },
         "study": study,
         "payload": payload,
         "analysis": payload["analysis"],

@@ -97,7 +97,9 @@ def run_analysis(*, analysis_id: int, complete: list[str] | None = None) -> Anal
 
 def _long_rows(study: Study, limit: int) -> int:
     """The study's read findings, counted up to ``limit + 1`` (enough to compare with it)."""
-    rows = ReadFinding.objects.filter(read__assignment__session__study=study).order_by()
+    rows = ReadFinding.objects.filter(
+        read__assignment__session__study=study, read__assignment__session__training=False
+    ).order_by()
     return rows[: limit + 1].count()
 
 

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from studyplatform.dashboard import views
+from studyplatform.dashboard.manage import training as manage_training
 from studyplatform.dashboard.manage import views as manage
 
 app_name = "dashboard"
@@ -26,6 +27,17 @@ urlpatterns = [
         name="manage_unenrol",
     ),
     path("<slug:slug>/manage/readers/groups/", manage.groups, name="manage_groups"),
+    path("<slug:slug>/manage/training/", manage_training.training, name="manage_training"),
+    path(
+        "<slug:slug>/manage/training/cases/",
+        manage_training.training_cases,
+        name="manage_training_cases",
+    ),
+    path(
+        "<slug:slug>/manage/training/<int:enrolment_id>/waive/",
+        manage_training.training_waive,
+        name="manage_training_waive",
+    ),
     path("<slug:slug>/manage/sites/", manage.sites, name="manage_sites"),
     path("<slug:slug>/manage/sites/<int:site_id>/", manage.site_rename, name="manage_site_rename"),
     path("<slug:slug>/manage/tokens/", manage.tokens, name="manage_tokens"),

@@ -40,9 +40,11 @@ class ReaderAdmin(StudyScopedAdmin[Reader], AuditedModelAdmin[Reader]):
 @admin.register(Enrolment)
 class EnrolmentAdmin(StudyScopedAdmin[Enrolment], AuditedModelAdmin[Enrolment]):
     study_path = "study"
-    list_display = ["study", "reader", "group", "enrolled_at"]
+    list_display = ["study", "reader", "group", "enrolled_at", "training_waived_at"]
     list_filter = ["study", "group"]
     search_fields = ["reader__code"]
+    # A training waiver is made on the coordinator's training page (reason required, audited).
+    readonly_fields = ["training_waived_at", "training_waiver_reason", "training_waived_by"]
 
 
 class WaiverActionForm(ActionForm):
@@ -58,16 +60,18 @@ class ReadingSessionAdmin(StudyScopedAdmin[ReadingSession], AuditedModelAdmin[Re
         "study",
         "reader",
         "number",
+        "training",
         "available_from",
         "started_at",
         "completed_at",
         "washout_waived",
         "washout_waiver_reason",
     ]
-    list_filter = ["study", "number", "washout_waived"]
+    list_filter = ["study", "training", "number", "washout_waived"]
     search_fields = ["reader__code"]
     # A waiver is made only by the action below (reason required, audited), never by editing.
     readonly_fields = [
+        "training",
         "started_at",
         "completed_at",
         "washout_waived",

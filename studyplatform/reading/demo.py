@@ -18,15 +18,29 @@ from studyplatform.reading.models import (
     AllocationRecord,
     Assignment,
     Read,
+    Reader,
     ReadFinding,
     ReadingSession,
     ReadTelemetry,
 )
 from studyplatform.reading.rating import MIDPOINT
-from studyplatform.reading.services import open_study, randomize_study, waive_washout
+from studyplatform.reading.services import (
+    open_study,
+    randomize_study,
+    waive_training,
+    waive_washout,
+)
+from studyplatform.reading.training import has_training
 from studyplatform.studies.lesions import has_lesions
 from studyplatform.studies.models import Image, MemberRole, Study, StudyMembership, Truth
 
+SIMULATED_READERS = ("R02", "R03", "R04")
+"""Demo readers whose reads ``--simulate-reads`` fills in, as if the trial had already run.
+
+Their training is waived by the demo coordinator (a simulated reader has nothing to learn);
+R01, left to a person, trains on the demo's training cases before session 1."""
+
+TRAINING_WAIVER_REASON = "demo: a simulated reader"
 EARLY_READERS = ("R01",)
 """Demo readers whose washout is waived, so that one account can read both sessions today."""
 
@@ -79,11 +93,12 @@ def start_demo_reading(
             study=study, reader__code__in=list(early_readers), number__gt=1
         ).select_related("study", "reader"):
             waive_washout(session=session, user=coordinator.user, reason=WAIVER_REASON)
+        trainees = Reader.objects.filter(code__in=SIMULATED_READERS, enrolments__study=study)
+        for reader in trainees.order_by("code") if has_training(study.pk) else ():
+            waive_training(
+                study=study, reader=reader, user=coordinator.user, reason=TRAINING_WAIVER_REASON
+            )
     return record
-
-
-SIMULATED_READERS = ("R02", "R03", "R04")
-"""Demo readers whose reads ``--simulate-reads`` fills in, as if the trial had already run."""
 
 
 def simulate_demo_reads(

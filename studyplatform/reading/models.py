@@ -49,6 +49,19 @@ class Enrolment(models.Model):
         null=True, blank=True, help_text="Reader group (split-plot designs)."
     )
     enrolled_at = models.DateTimeField(auto_now_add=True)
+    training_waived_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A coordinator waived the reader's training (audited, with the reason).",
+    )
+    training_waiver_reason = models.TextField(blank=True)
+    training_waived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["study", "reader"]
@@ -61,11 +74,18 @@ class Enrolment(models.Model):
 
 
 class ReadingSession(models.Model):
-    """One sitting of a reader in a study; crossover sessions open ``washout_days`` apart."""
+    """One sitting of a reader in a study; crossover sessions open ``washout_days`` apart.
+
+    A ``training`` session holds the reader's reads of the study's training cases: never part of
+    the allocation, never analysed; the analysed sessions open once it is complete (or waived).
+    """
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="sessions")
     reader = models.ForeignKey(Reader, on_delete=models.PROTECT, related_name="sessions")
     number = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    training = models.BooleanField(
+        default=False, help_text="The reader's training session (training cases only)."
+    )
     available_from = models.DateTimeField(
         null=True, blank=True, help_text="Locked until then (washout); open at once when empty."
     )
@@ -90,12 +110,14 @@ class ReadingSession(models.Model):
         ordering = ["study", "reader", "number"]
         constraints = [
             models.UniqueConstraint(
-                fields=["study", "reader", "number"], name="session_unique_number"
+                fields=["study", "reader", "training", "number"], name="session_unique_number"
             ),
             models.CheckConstraint(condition=Q(number__gte=1), name="session_number_positive"),
         ]
 
     def __str__(self) -> str:
+        if self.training:
+            return f"{self.study} {self.reader} training"
         return f"{self.study} {self.reader} session {self.number}"
 
 

@@ -1,9 +1,12 @@
-"""Reads of reading data for the front ends: the worklist, the reading page, pixels, AI output.
+"""Reads of reading data for the front ends: the reading page, pixels, AI output (the worklist:
+``studyplatform.reading.worklist``).
 
 Concealment lives here as much as in the templates: the worklist carries no arm, and the AI view
 of a case is built only for an assignment whose arm shows the AI, that the reader has opened and
 not yet submitted (``ai_visible``). A reader who reads the same case in both arms therefore never
-gets AI output while reading it unassisted, nor after the assisted read is submitted.
+gets AI output while reading it unassisted, nor after the assisted read is submitted. The one
+exception is a training read: once submitted, the study may show the AI's answer beside the
+truth (``training_ai_view``); training cases are never analysed.
 """
 
 from __future__ import annotations
@@ -21,105 +24,14 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from PIL import Image as PILImage
 
-from studyplatform.accounts.roles import COORDINATOR, READER, STATISTICIAN
 from studyplatform.prereads.heatmaps import slice_heatmap
 from studyplatform.prereads.models import PreRead, PreReadStatus
 from studyplatform.prereads.selectors import finding_thresholds, pinned_model
 from studyplatform.reading.models import Assignment, Read, ReadDraft, Reader, ReadingSession
-from studyplatform.reading.services.washout import Opening, opening
+from studyplatform.reading.services.washout import readable_state
 from studyplatform.studies.hanging import Layout, case_layout
 from studyplatform.studies.models import FindingType, Image, Protocol, Study, StudyState
 from studyplatform.studies.selectors import SeriesView, case_series
-
-
-@dataclass(frozen=True)
-class SessionSummary:
-    pk: int
-    study: str
-    study_title: str
-    number: int
-    total: int
-    done: int
-    state: str  # "open", "locked" (washout or study not open) or "done"
-    available_from: datetime | None  # when a locked session opens (the computed date)
-    study_open: bool
-    waiting_for: int | None = None  # locked until the reader finishes this session
-
-
-@dataclass(frozen=True)
-class Home:
-    roles: tuple[str, ...]
-    reader_code: str | None
-    sessions: tuple[SessionSummary, ...]
-    staff_studies: tuple[str, ...]
-    can_admin: bool
-
-
-def _session_state(
-    session: ReadingSession, previous: ReadingSession | None, total: int, done: int, now: datetime
-) -> tuple[str, Opening]:
-    found = opening(session, previous, session.study, now)
-    if session.completed_at is not None or (total and done >= total):
-        return "done", found
-    return ("open" if found.open else "locked"), found
-
-
-def _summary(row: ReadingSession, previous: ReadingSession | None, now: datetime) -> SessionSummary:
-    state, found = _session_state(row, previous, row.total, row.done, now)  # type: ignore[attr-defined]
-    return SessionSummary(
-        pk=row.pk,
-        study=row.study.slug,
-        study_title=row.study.title,
-        number=row.number,
-        total=row.total,  # type: ignore[attr-defined]
-        done=row.done,  # type: ignore[attr-defined]
-        state=state,
-        available_from=found.opens_at,
-        study_open=row.study.state == StudyState.OPEN,
-        waiting_for=found.waiting_for,
-    )
-
-
-def home_for(*, user: User) -> Home:
-    """What the landing page shows: the reader's sessions (no arms), the staff's studies."""
-    roles = tuple(
-        sorted(
-            set(user.groups.values_list("name", flat=True)) & {READER, COORDINATOR, STATISTICIAN}
-        )
-    )
-    reader = Reader.objects.filter(user=user).first()
-    sessions: tuple[SessionSummary, ...] = ()
-    now = timezone.now()
-    if reader is not None:
-        rows = (
-            ReadingSession.objects.filter(reader=reader)
-            .exclude(study__state=StudyState.DRAFT)
-            .select_related("study")
-            .annotate(
-                total=Count("assignments", distinct=True),
-                done=Count(
-                    "assignments",
-                    filter=Q(assignments__reads__isnull=False),
-                    distinct=True,
-                ),
-            )
-            .order_by("study__slug", "number")
-        )
-        listed = list(rows)
-        by_number = {(row.study_id, row.number): row for row in listed}
-        sessions = tuple(
-            _summary(row, by_number.get((row.study_id, row.number - 1)), now) for row in listed
-        )
-    staff_studies = tuple(
-        Study.objects.filter(memberships__user=user).values_list("slug", flat=True).distinct()
-    )
-    return Home(
-        roles=roles,
-        reader_code=reader.code if reader else None,
-        sessions=sessions,
-        staff_studies=staff_studies,
-        can_admin=user.is_staff,
-    )
 
 
 def _user_id(user: User | AnonymousUser) -> int:
@@ -170,12 +82,13 @@ def assignment_for_reader(*, user: User | AnonymousUser, assignment_id: int) -> 
 
 
 def ai_visible(assignment: Assignment) -> bool:
-    """The one rule for showing AI output: assisted arm, opened, not submitted, study open."""
+    """The one rule for showing AI output: assisted arm, opened, not submitted, study open
+    (or, for a training read, a draft)."""
     return (
         assignment.arm.shows_ai
         and assignment.opened_at is not None
         and not getattr(assignment, "submitted", True)
-        and assignment.session.study.state == StudyState.OPEN
+        and readable_state(assignment.session.study, training=assignment.session.training)
     )
 
 
@@ -214,6 +127,23 @@ def ai_view(assignment: Assignment) -> AIView | None:
     """The AI's pre-read of the case for an assignment that may show it; None otherwise."""
     if not ai_visible(assignment):
         return None
+    return _ai_view_of(assignment)
+
+
+def training_ai_view(assignment: Assignment) -> AIView | None:
+    """The AI's answer shown after a submitted training read, where the study wants it.
+
+    Never for an analysed assignment, never before the training read is submitted.
+    """
+    session = assignment.session
+    if not (session.training and session.study.training_shows_ai):
+        return None
+    if not Read.objects.filter(assignment=assignment).exists():
+        return None
+    return _ai_view_of(assignment)
+
+
+def _ai_view_of(assignment: Assignment) -> AIView:
     preread = _done_preread(assignment)
     if preread is None:
         return AIView(model="", findings=(), has_heatmap=False)

@@ -56,6 +56,7 @@ from studyplatform.studies.models import (
     Truth,
 )
 from studyplatform.studies.services.protocol import protocol_content
+from studyplatform.studies.services.training import TrainingCasesError, set_training_cases
 
 _FROZEN_WHEN_OPEN = ("design", "washout_days", "split_plot_groups", "readers_per_case")
 _PROTOCOL_FIELDS = (
@@ -69,6 +70,7 @@ _PROTOCOL_FIELDS = (
     "ni_margin",
     "froc_rule",
     "froc_distance_px",
+    "training_shows_ai",
     "ai_model_name",
     "ai_model_version",
     "ai_model_sha256",
@@ -372,12 +374,47 @@ class TruthInline(FrozenTruthInlineMixin[Truth, Case], admin.TabularInline[Truth
 @admin.register(Case)
 class CaseAdmin(StudyScopedAdmin[Case], AuditedModelAdmin[Case]):
     study_path = "study"
-    list_display = ["case_id", "study", "site", "modality", "manufacturer", "arrived_at"]
-    list_filter = ["study", "site", "modality", "manufacturer"]
+    list_display = [
+        "case_id",
+        "study",
+        "site",
+        "modality",
+        "manufacturer",
+        "training",
+        "arrived_at",
+    ]
+    list_filter = ["study", "training", "site", "modality", "manufacturer"]
     search_fields = ["case_id", "manufacturer", "manufacturer_model"]
     list_select_related = ["study", "site"]
-    readonly_fields = ["arrived_at"]
+    # Training is set by the actions below (the rules of ``set_training_cases``), never edited.
+    readonly_fields = ["arrived_at", "training"]
     inlines = [ImageInline, TruthInline]
+    actions = ["mark_training", "unmark_training"]
+
+    def _set_training(self, request: HttpRequest, queryset: QuerySet[Case], on: bool) -> None:
+        actor = request.user if request.user.is_authenticated else None
+        for study in Study.objects.filter(cases__in=queryset).distinct():
+            chosen = set(queryset.filter(study=study).values_list("case_id", flat=True))
+            current = set(study.cases.filter(training=True).values_list("case_id", flat=True))
+            wanted = current | chosen if on else current - chosen
+            try:
+                marked, unmarked = set_training_cases(study=study, case_ids=wanted, actor=actor)
+            except (TrainingCasesError, FrozenStudyError) as error:
+                self.message_user(request, f"{study.slug}: {error}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"{study.slug}: {len(marked)} marked, {len(unmarked)} unmarked as training",
+                    messages.SUCCESS,
+                )
+
+    @admin.action(description="Make training cases (never analysed)", permissions=["change"])
+    def mark_training(self, request: HttpRequest, queryset: QuerySet[Case]) -> None:
+        self._set_training(request, queryset, True)
+
+    @admin.action(description="Make analysed cases (not training)", permissions=["change"])
+    def unmark_training(self, request: HttpRequest, queryset: QuerySet[Case]) -> None:
+        self._set_training(request, queryset, False)
 
 
 @admin.register(Truth)

@@ -39,10 +39,13 @@ from studyplatform.studies.models import (
     Truth,
     TruthSource,
 )
+from studyplatform.studies.services.training import set_training_cases
 
 DEMO_SLUG = "demo"
 DEMO_SEED = 20261128
 IMAGE_SIZE = 512
+TRAINING_CASES = 3
+"""Extra cases, ``DEMO-T01``..., that every demo reader trains on (never analysed)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class DemoSummary:
     images: int
     accounts: tuple[DemoAccount, ...]
     simulated_reads: int = 0
+    training_cases: int = 0
 
 
 def build_demo_study(
@@ -109,6 +113,8 @@ def build_demo_study(
 
     With ``simulate_reads`` readers R02-R04 have read every case in both arms (simulated, in
     the past), so the dashboard and the analysis report have data; R01 is left to a person.
+    ``TRAINING_CASES`` more cases are the study's training cases: R01 trains on them before
+    session 1; the simulated readers' training is waived by the demo coordinator.
     """
     if n_cases < len(SITES):
         raise ValueError(f"the demo needs at least {len(SITES)} cases, one per site")
@@ -119,12 +125,13 @@ def build_demo_study(
         sites = [
             Site.objects.update_or_create(code=s.code, defaults={"name": s.name})[0] for s in SITES
         ]
-        plan = _case_plan(n_cases=n_cases, seed=seed)
+        plan = _case_plan(n_cases=n_cases + TRAINING_CASES, seed=seed)
         with tempfile.TemporaryDirectory() as scratch:
             for number, (site_index, present) in enumerate(plan, start=1):
                 _create_case(
                     study=study,
                     number=number,
+                    case_id=_case_id(number, n_cases),
                     site=sites[site_index],
                     demo_site=SITES[site_index],
                     present=present,
@@ -133,14 +140,29 @@ def build_demo_study(
                     scratch=Path(scratch),
                 )
         accounts = _create_accounts(study)
+        set_training_cases(
+            study=study,
+            case_ids=[_case_id(n, n_cases) for n in range(n_cases + 1, len(plan) + 1)],
+            actor=None,
+        )
         # The shipped demo model's probabilities and heatmaps for every case (a few seconds).
         run_demo_prereads(study=study)
         # Crossover allocation from the seed; the study opens, reader R01 may read session 2 now.
         start_demo_reading(study=study)
         reads = simulate_demo_reads(study=study, seed=seed) if simulate_reads else 0
     return DemoSummary(
-        study=study, cases=n_cases, images=n_cases, accounts=accounts, simulated_reads=reads
+        study=study,
+        cases=n_cases,
+        images=len(plan),
+        accounts=accounts,
+        simulated_reads=reads,
+        training_cases=TRAINING_CASES,
     )
+
+
+def _case_id(number: int, n_cases: int) -> str:
+    """The demo's analysed cases are DEMO-001...; the training cases after them DEMO-T01..."""
+    return f"DEMO-{number:03d}" if number <= n_cases else f"DEMO-T{number - n_cases:02d}"
 
 
 def _remove_previous_demo(slug: str = DEMO_SLUG) -> None:
@@ -205,6 +227,7 @@ def _create_case(
     *,
     study: Study,
     number: int,
+    case_id: str,
     site: Site,
     demo_site: DemoSite,
     present: frozenset[str],
@@ -212,7 +235,6 @@ def _create_case(
     seed: int,
     scratch: Path,
 ) -> None:
-    case_id = f"DEMO-{number:03d}"
     case = Case.objects.create(
         study=study,
         case_id=case_id,

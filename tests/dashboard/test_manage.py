@@ -24,7 +24,7 @@ from tests.reading.helpers import make_study
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ("manage", "manage_readers", "manage_sites", "manage_tokens")
+PAGES = ("manage", "manage_readers", "manage_training", "manage_sites", "manage_tokens")
 
 
 @dataclass

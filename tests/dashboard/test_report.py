@@ -151,16 +151,19 @@ def test_the_command_line_prints_and_shows_what_the_platform_does(
 
     # the tables as the page shows them, and as the command line's file does; only the
     # protocol's table differs: a file has no protocol (its order, "the model's" threshold),
-    # and the FROC tables: a long file has no marks
+    # the FROC tables: a long file has no marks, and the readers' training: nor training
     froc_headers = ("wAFROC unassisted (95% CI)", "a mark localizes a lesion when")
 
     def results(page: str) -> list[list[list[str]]]:
         return [
             t for t in table_texts(page)
             if "in the protocol since" not in t[0] and not set(froc_headers) & set(t[0])
+            and t[0][:2] != ["Reader", "Training"]
         ]  # fmt: skip
 
-    assert results(html.read_text()) == results(_page(client, part_way))
+    shown = _page(client, part_way)
+    assert results(html.read_text()) == results(shown)
+    assert 'id="section-training"' in shown and "demo: a simulated reader" in shown
     assert len(results(html.read_text())) >= 9
 
 

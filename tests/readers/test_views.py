@@ -516,13 +516,13 @@ def test_opening_and_submitting_use_few_queries(client, study, django_assert_max
     # Counts include the session and user look-ups, the session save of every request, and
     # the savepoints the test transaction turns each atomic block into, the study's row lock
     # taken before the opening is written, and the previous session and its waiver that the
-    # washout rule reads, and the case's series with their slices (one query, whatever the
-    # number of slices).
-    with django_assert_max_num_queries(20):
+    # washout rule reads, the reader's training that the first session waits for (one query),
+    # and the case's series with their slices (one query, whatever the number of slices).
+    with django_assert_max_num_queries(21):
         assert client.get(reverse("readers-assignment", args=[following.pk])).status_code == 200
-    # Submit: 9 of its own (one the study's row lock), 5 for the audit trail's append
-    # (savepoint, chain lock, head, insert).
-    with django_assert_max_num_queries(20):
+    # Submit: 10 of its own (one the study's row lock, one the reader's training), 5 for the
+    # audit trail's append (savepoint, chain lock, head, insert).
+    with django_assert_max_num_queries(21):
         assert _submit(client, following, key="key-following-1").status_code == 201
 
 

@@ -70,6 +70,10 @@ PAGES: dict[str, Check] = {
     "account/totp/verify/": Check("GET", expect(allow=STAFF, login={ANON})),
     "": Check("GET", expect(allow=LOGGED_IN, login={ANON})),
     # The reader's own assignment: everyone else gets 404 (existence not disclosed) or 403.
+    # Training: a study's own enrolled reader (alpha has no training cases: 409 after access).
+    "training/<slug:slug>/": Check(
+        "POST", expect(allow={R}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
     "sessions/<int:session_id>/continue/": Check(
         "GET", expect(allow={R}, login={ANON}), lambda w: {"session_id": w.assisted.session_id}
     ),
@@ -150,6 +154,19 @@ PAGES: dict[str, Check] = {
     ),
     "dashboard/<slug:slug>/manage/readers/groups/": Check(
         "POST", expect(allow={C, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
+    # Training: alpha is open (its training cases are fixed: 409); a waiver without a reason
+    # is a bad request (400).
+    "dashboard/<slug:slug>/manage/training/": Check(
+        "GET", expect(allow={C, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
+    "dashboard/<slug:slug>/manage/training/cases/": Check(
+        "POST", expect(allow={C, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
+    "dashboard/<slug:slug>/manage/training/<int:enrolment_id>/waive/": Check(
+        "POST",
+        expect(allow={C, SU}, login={ANON}),
+        lambda w: {"slug": "alpha", "enrolment_id": Enrolment.objects.get(study=w.alpha).pk},
     ),
     "dashboard/<slug:slug>/manage/sites/": Check(
         "GET", expect(allow={C, SU}, login={ANON}), lambda w: {"slug": "alpha"}

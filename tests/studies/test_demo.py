@@ -14,7 +14,7 @@ from django.db import models
 from studyplatform.audit.models import Action, AuditEvent
 from studyplatform.audit.selectors import verify_chain
 from studyplatform.reading.models import Enrolment
-from studyplatform.studies.demo import ACCOUNTS, SITES
+from studyplatform.studies.demo import ACCOUNTS, SITES, TRAINING_CASES
 from studyplatform.studies.models import Case, Image, Study, StudyMembership, Truth
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +63,7 @@ def test_demo_twice_leaves_the_same_data(settings, roles, django_capture_on_comm
 
     assert _snapshot() == first
     assert Study.objects.count() == 1
-    assert Image.objects.count() == 6
+    assert Image.objects.count() == 6 + TRAINING_CASES
     assert not first_folder.exists(), "the replaced study's files must be removed"
 
 
@@ -74,7 +74,8 @@ def test_demo_builds_sites_modalities_truth_images_and_accounts(settings, roles)
 
     assert set(study.cases.values_list("site__code", flat=True)) == {s.code for s in SITES}
     assert set(study.cases.values_list("modality", flat=True)) == {"CR", "DX"}
-    assert Truth.objects.filter(case__study=study).count() == 6 * 3
+    assert Truth.objects.filter(case__study=study).count() == (6 + TRAINING_CASES) * 3
+    assert study.cases.filter(training=True).count() == TRAINING_CASES
     for image in Image.objects.filter(case__study=study).select_related("case"):
         header = pydicom.dcmread(image.original.path)
         assert header.Modality == image.case.modality

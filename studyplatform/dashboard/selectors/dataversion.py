@@ -137,7 +137,8 @@ def data_version(study: Study) -> str:
         "cases",
         Case.objects.filter(study=study)
         .order_by("pk")
-        .values_list("pk", "case_id", "site__code", "modality", "manufacturer"),
+        # ``training``: a training case leaves the analysis.
+        .values_list("pk", "case_id", "site__code", "modality", "manufacturer", "training"),
     )
     digest.section(
         "truth",

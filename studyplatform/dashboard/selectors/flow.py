@@ -8,7 +8,8 @@ Steps:
 * **received**: the study's cases; beside them, the inputs the imports refused (files, manifest
   rows, DICOM studies or instances: ``ImportRefusal``), by source.
 * **excluded before allocation**: received cases without an assignment (arrived after the
-  randomization, or not allocated yet), by reason.
+  randomization, or not allocated yet), by reason; the training cases (read by the readers for
+  training, never randomized or analysed).
 * **allocated**: per arm, the cases with at least one assignment in it and the assignments.
 * **read**: per arm, the assignments with a submitted read (a correction does not add one),
   and per reader.
@@ -67,7 +68,7 @@ class StudyFlow:
 def _full_truth_cases(study: Study) -> set[int]:
     n_findings = study.finding_types.count()
     counted = (
-        Truth.objects.filter(case__study=study)
+        Truth.objects.filter(case__study=study, case__training=False)
         .values("case_id")
         .annotate(n=Count("finding_type", distinct=True))
         .values_list("case_id", "n")
@@ -77,9 +78,11 @@ def _full_truth_cases(study: Study) -> set[int]:
 
 def study_flow(study: Study) -> StudyFlow:
     """Every count of the flow diagram, from the database (see the module docstring)."""
-    case_ids = set(Case.objects.filter(study=study).values_list("pk", flat=True))
+    cases = Case.objects.filter(study=study)
+    case_ids = set(cases.filter(training=False).values_list("pk", flat=True))
+    training = cases.filter(training=True).count()
     rows = list(
-        Assignment.objects.filter(session__study=study)
+        Assignment.objects.filter(session__study=study, session__training=False)
         .order_by()
         .annotate(n_reads=Count("reads"))
         .values_list("case_id", "arm_id", "reader__code", "n_reads")
@@ -88,6 +91,8 @@ def study_flow(study: Study) -> StudyFlow:
     with_truth = _full_truth_cases(study)
     unallocated = case_ids - allocated
     not_allocated: dict[str, int] = {}
+    if training:
+        not_allocated["training case (reader training, never analysed)"] = training
     if unallocated:
         no_truth = len(unallocated - with_truth)
         if no_truth:
@@ -131,7 +136,7 @@ def study_flow(study: Study) -> StudyFlow:
         .annotate(n=Count("pk"))
     )
     return StudyFlow(
-        received=len(case_ids),
+        received=len(case_ids) + training,
         not_allocated=not_allocated,
         allocated=len(allocated),
         arms=arms,

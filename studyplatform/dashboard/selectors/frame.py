@@ -57,7 +57,10 @@ class _EpochMicroseconds(Func):
 
 
 def _findings_query(study: Study) -> Any:
-    return ReadFinding.objects.filter(read__assignment__session__study_id=study.pk).order_by()
+    # Training reads (the training session's) are never analysed.
+    return ReadFinding.objects.filter(
+        read__assignment__session__study_id=study.pk, read__assignment__session__training=False
+    ).order_by()
 
 
 @contextmanager
@@ -235,6 +238,7 @@ def _originals(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = list(
         ReadFinding.objects.filter(
             read__assignment__session__study=study,
+            read__assignment__session__training=False,
             read__supersedes__isnull=True,
             read__superseded_by__isnull=False,
         ).values_list(
@@ -262,10 +266,10 @@ def _per_case(
     truth = np.full((len(case_pks), len(finding_pks)), np.nan)
     ai = np.full((len(case_pks), len(finding_pks)), np.nan)
     for target, values in (
-        (truth, Truth.objects.filter(case__study=study).values_list(
+        (truth, Truth.objects.filter(case__study=study, case__training=False).values_list(
             "case_id", "finding_type_id", "present")),
         (ai, () if model is None else PreReadFinding.objects.filter(
-            preread__case__study=study, preread__model=model,
+            preread__case__study=study, preread__case__training=False, preread__model=model,
             preread__status=PreReadStatus.DONE,
         ).values_list("preread__case_id", "finding_type_id", "probability")),
     ):  # fmt: skip
@@ -386,7 +390,7 @@ def _frame(study: Study) -> pd.DataFrame:
     arms = dict(study.arms.values_list("pk", "name"))
     findings = dict(study.finding_types.values_list("pk", "code"))
     cases = list(
-        Case.objects.filter(study=study).values_list(
+        Case.objects.filter(study=study, training=False).values_list(
             "pk", "case_id", "site__code", "modality", "manufacturer"
         )
     )

@@ -51,10 +51,15 @@ def study_ai_model(study: Study) -> AIModel | None:
 
 
 def reader_qualifications(study: Study) -> dict[int, tuple[str, str, int | None, str]]:
-    """The study's readers by primary key: code, specialty, years of experience and role."""
+    """The study's readers by primary key: code, specialty, years of experience and role.
+
+    A reader counts once they have an analysed session: training sessions make no reads of the
+    study's data."""
     return {
         pk: (code, specialty, years, role)
-        for pk, code, specialty, years, role in Reader.objects.filter(sessions__study=study)
+        for pk, code, specialty, years, role in Reader.objects.filter(
+            sessions__study=study, sessions__training=False
+        )
         .values_list("pk", "code", "specialty", "years_experience", "role")
         .distinct()
     }
@@ -121,6 +126,7 @@ def _originals(study: Study) -> _Originals:
     answers: dict[tuple[int, int], tuple[bool, int]] = {}
     for assignment, finding, present, confidence, started, submitted in ReadFinding.objects.filter(
         read__assignment__session__study=study,
+        read__assignment__session__training=False,
         read__supersedes__isnull=True,
         read__superseded_by__isnull=False,
     ).values_list(
@@ -143,6 +149,7 @@ def _lookups(study: Study, model: AIModel | None) -> _Lookups:
             (case, finding): prob
             for case, finding, prob in PreReadFinding.objects.filter(
                 preread__case__study=study,
+                preread__case__training=False,
                 preread__model=model,
                 preread__status=PreReadStatus.DONE,
             ).values_list("preread__case_id", "finding_type_id", "probability")
@@ -158,14 +165,14 @@ def _lookups(study: Study, model: AIModel | None) -> _Lookups:
         cases={
             pk: (case_id, site, modality, manufacturer)
             for pk, case_id, site, modality, manufacturer in Case.objects.filter(
-                study=study
+                study=study, training=False
             ).values_list("pk", "case_id", "site__code", "modality", "manufacturer")
         },
         truth={
             (case, finding): int(present)
-            for case, finding, present in Truth.objects.filter(case__study=study).values_list(
-                "case_id", "finding_type_id", "present"
-            )
+            for case, finding, present in Truth.objects.filter(
+                case__study=study, case__training=False
+            ).values_list("case_id", "finding_type_id", "present")
         },
         ai=ai,
         original_times=originals.original_times,
@@ -223,7 +230,11 @@ def _effective_findings(study: Study, chunk_size: int | None = None) -> Iterator
 
 def _findings_query(study: Study) -> Any:
     return (
-        ReadFinding.objects.filter(read__assignment__session__study_id=study.pk)
+        # Training reads (the training session's) are never analysed.
+        ReadFinding.objects.filter(
+            read__assignment__session__study_id=study.pk,
+            read__assignment__session__training=False,
+        )
         .order_by("read_id", "finding_type_id")
         .values_list(*_READ_FIELDS)
     )

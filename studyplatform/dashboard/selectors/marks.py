@@ -37,12 +37,18 @@ LESION_FRAME_COLUMNS = (
 
 def _mark_rows(study: Study) -> list[tuple[object, ...]]:
     superseded = set(
-        Read.objects.filter(assignment__session__study=study, supersedes__isnull=False)
+        Read.objects.filter(
+            assignment__session__study=study,
+            assignment__session__training=False,
+            supersedes__isnull=False,
+        )
         .values_list("supersedes_id", flat=True)
         .order_by()
     )
     query = (
-        ReadFinding.objects.filter(read__assignment__session__study=study)
+        ReadFinding.objects.filter(
+            read__assignment__session__study=study, read__assignment__session__training=False
+        )
         .exclude(marks=[])
         .order_by("read_id", "finding_type_id")
         .values_list(
@@ -73,7 +79,7 @@ def _mark_rows(study: Study) -> list[tuple[object, ...]]:
 def _lesion_rows(study: Study) -> list[tuple[object, ...]]:
     rows: list[tuple[object, ...]] = []
     for case, finding, location in (
-        Truth.objects.filter(case__study=study, present=True)
+        Truth.objects.filter(case__study=study, case__training=False, present=True)
         .exclude(location__isnull=True)
         .order_by("case__case_id", "finding_type__code")
         .values_list("case__case_id", "finding_type__code", "location")

@@ -358,7 +358,9 @@ def _balance(
     means something is wrong.
     """
     positive = set(
-        Truth.objects.filter(case__study=study, present=True).values_list("case_id", flat=True)
+        Truth.objects.filter(case__study=study, case__training=False, present=True).values_list(
+            "case_id", flat=True
+        )
     )
     site_of = dict(study.cases.values_list("pk", "site__code"))
     first = [pk for pk, s in sessions.items() if s.number == 1]
@@ -441,7 +443,8 @@ def study_overview(
     )
     sessions = {
         row[0]: _Session(*row)
-        for row in ReadingSession.objects.filter(study=study)
+        # The training sessions are not the allocation's: their progress is the training's.
+        for row in ReadingSession.objects.filter(study=study, training=False)
         .order_by("reader__code", "number")
         .values_list(
             "pk",
@@ -515,7 +518,7 @@ def study_overview(
         study=study,
         arms=list(arms.values()),
         n_readers=len(readers),
-        n_cases=study.cases.count(),
+        n_cases=study.cases.filter(training=False).count(),
         total=sum(r.total for r in progress),
         done=sum(r.done for r in progress),
         progress=progress,

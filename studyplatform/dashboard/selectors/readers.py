@@ -12,9 +12,14 @@ def complete_readers(study: Study) -> list[str]:
     These are the readers who finished both arms: the protocol's complete-case analysis
     includes them only (a reader part-way is named in the report, with the reads they have).
     """
-    still_open = Assignment.objects.filter(session__study=study, reads__isnull=True)
+    # Training assignments are not the analysis': a reader's training does not count here.
+    still_open = Assignment.objects.filter(
+        session__study=study, session__training=False, reads__isnull=True
+    )
     return sorted(
-        Reader.objects.filter(assignments__session__study=study)
+        Reader.objects.filter(
+            assignments__session__study=study, assignments__session__training=False
+        )
         .exclude(pk__in=still_open.values("reader_id"))
         .values_list("code", flat=True)
         .distinct()

@@ -54,12 +54,12 @@ class InputQuality:
 
 def input_quality(study: Study) -> InputQuality:
     model = study_ai_model(study)
-    cases = Case.objects.filter(study=study)
+    cases = Case.objects.filter(study=study, training=False)
     counts: dict[str, int] = {}
     failures: list[tuple[str, str]] = []
     without = cases.count()
     if model is not None:
-        prereads = PreRead.objects.filter(case__study=study, model=model)
+        prereads = PreRead.objects.filter(case__study=study, case__training=False, model=model)
         counts = dict(Counter(prereads.values_list("status", flat=True)))
         without -= sum(counts.values())
         failures = [
@@ -68,7 +68,7 @@ def input_quality(study: Study) -> InputQuality:
             .order_by("case__case_id")
             .values_list("case__case_id", "error")
         ]
-    images = Image.objects.filter(case__study=study)
+    images = Image.objects.filter(case__study=study, case__training=False)
     burned = sorted(
         set(images.filter(burned_in_annotation="YES").values_list("case__case_id", flat=True))
     )
@@ -86,10 +86,10 @@ class CaseMix:
 def case_mix(study: Study) -> CaseMix:
     """Cases per site and per modality and manufacturer; per finding type the positive,
     negative and missing truths; the truth's sources."""
-    cases = Case.objects.filter(study=study)
+    cases = Case.objects.filter(study=study, training=False)
     sites = Counter(cases.values_list("site__code", "site__name"))
     devices = Counter(cases.values_list("modality", "manufacturer"))
-    truths = Truth.objects.filter(case__study=study)
+    truths = Truth.objects.filter(case__study=study, case__training=False)
     n_cases = cases.count()
     prevalence = []
     for code in study.finding_types.order_by("order", "code").values_list("code", flat=True):
@@ -142,8 +142,10 @@ class Conduct:
 
 def conduct(study: Study) -> Conduct:
     """Sessions and waivers, reads and corrections, and the signatures made on the study."""
-    sessions = ReadingSession.objects.filter(study=study)
-    reads = Read.objects.filter(assignment__session__study=study).order_by()
+    sessions = ReadingSession.objects.filter(study=study, training=False)
+    reads = Read.objects.filter(
+        assignment__session__study=study, assignment__session__training=False
+    ).order_by()
     times = reads.filter(supersedes__isnull=True).values_list("submitted_at", flat=True)
     signatures = [
         (s.get_kind_display(), s.signer.get_username(), s.signed_at, s.data_sha256)

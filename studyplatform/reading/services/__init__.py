@@ -4,7 +4,8 @@
   ``verify_allocation``;
 - reads: ``open_assignment``, ``save_draft``, ``submit_read``, ``correct_read``;
 - washout: ``session_opening``, ``waive_washout``;
-- concealment: ``unblind_study``.
+- concealment: ``unblind_study``;
+- training: ``start_training``, ``waive_training``.
 """
 
 from studyplatform.reading.services.allocation import (
@@ -33,6 +34,11 @@ from studyplatform.reading.services.reads import (
     session_available,
     submit_read,
 )
+from studyplatform.reading.services.training import (
+    TrainingError,
+    start_training,
+    waive_training,
+)
 from studyplatform.reading.services.washout import WaiverError, session_opening, waive_washout
 
 __all__ = [
@@ -44,6 +50,7 @@ __all__ = [
     "OutOfOrderError",
     "ReadingError",
     "StudyClosedError",
+    "TrainingError",
     "WaiverError",
     "allocate_arriving_case",
     "case_infos",
@@ -54,9 +61,11 @@ __all__ = [
     "save_draft",
     "session_available",
     "session_opening",
+    "start_training",
     "stored_allocation",
     "submit_read",
     "unblind_study",
     "verify_allocation",
+    "waive_training",
     "waive_washout",
 ]

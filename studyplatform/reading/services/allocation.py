@@ -59,12 +59,13 @@ def case_infos(study: Study) -> list[CaseInfo]:
     """
     codes = list(study.finding_types.order_by("order", "code").values_list("code", flat=True))
     truth: dict[int, dict[str, bool]] = defaultdict(dict)
-    for case_pk, code, present in Truth.objects.filter(case__study=study).values_list(
-        "case_id", "finding_type__code", "present"
-    ):
+    for case_pk, code, present in Truth.objects.filter(
+        case__study=study, case__training=False
+    ).values_list("case_id", "finding_type__code", "present"):
         truth[case_pk][code] = present
     infos = []
-    for pk, case_id, site in study.cases.values_list("pk", "case_id", "site__code"):
+    analysed = study.cases.filter(training=False)
+    for pk, case_id, site in analysed.values_list("pk", "case_id", "site__code"):
         calls = truth.get(pk, {})
         key = ",".join(f"{code}={'?' if code not in calls else int(calls[code])}" for code in codes)
         infos.append(CaseInfo(case_id=case_id, site=site, truth_key=key or "none"))
@@ -91,7 +92,7 @@ def stored_allocation(study: Study) -> Allocation:
     rows = [
         AllocationRow(reader, case_id, arm, session, position, step)
         for reader, case_id, arm, session, position, step in Assignment.objects.filter(
-            session__study=study
+            session__study=study, session__training=False
         ).values_list(
             "reader__code", "case__case_id", "arm__name", "session__number", "position", "step"
         )
@@ -243,8 +244,9 @@ def _summary(record: AllocationRecord) -> dict[str, object]:
 
 
 def _discard(study: Study) -> None:
-    Assignment.objects.filter(session__study=study).delete()
-    ReadingSession.objects.filter(study=study).delete()
+    # The readers' training sessions are not part of the allocation: they stay.
+    Assignment.objects.filter(session__study=study, session__training=False).delete()
+    ReadingSession.objects.filter(study=study, training=False).delete()
     AllocationRecord.objects.filter(study=study).delete()
 
 
@@ -292,9 +294,10 @@ def _randomize_prospective(
         fingerprint="",
         created_by=actor,
     )
-    for case in study.cases.select_related("site").order_by("arrived_at", "case_id"):
+    arrived = study.cases.filter(training=False).select_related("site")
+    for case in arrived.order_by("arrived_at", "case_id"):
         _allocate_case(study, case, record)
-    record.rows = Assignment.objects.filter(session__study=study).count()
+    record.rows = Assignment.objects.filter(session__study=study, session__training=False).count()
     record.save(update_fields=["rows"])
     audit_record(
         actor=actor,
@@ -326,7 +329,7 @@ def open_study(*, study: Study, actor: User | None = None) -> Study:
         study.opened_at = now
         study.save(update_fields=["state", "opened_at"])
         freeze_protocol(study=study, actor=actor)
-        for session in ReadingSession.objects.filter(study=study, number__gt=1):
+        for session in ReadingSession.objects.filter(study=study, training=False, number__gt=1):
             session.available_from = now + timedelta(days=(session.number - 1) * study.washout_days)
             session.save(update_fields=["available_from"])
         audit_record(
@@ -375,10 +378,14 @@ def allocate_arriving_case(*, case: Case) -> list[Assignment]:
         if record is None:
             return []
         case = Case.objects.select_related("site").get(pk=case.pk)
+        if case.training:
+            return []  # a training case is never randomized
         already = Assignment.objects.filter(case=case).exists()
         assignments = _allocate_case(study, case, record)
         if not already:
-            record.rows = Assignment.objects.filter(session__study=study).count()
+            record.rows = Assignment.objects.filter(
+                session__study=study, session__training=False
+            ).count()
             record.save(update_fields=["rows"])
             audit_record(
                 actor=None,
@@ -405,7 +412,9 @@ def _allocate_case(study: Study, case: Case, record: AllocationRecord) -> list[A
     if existing:
         return existing
     index = (
-        Assignment.objects.filter(session__study=study, case__site=case.site)
+        Assignment.objects.filter(
+            session__study=study, session__training=False, case__site=case.site
+        )
         .values("case")
         .distinct()
         .count()
@@ -414,11 +423,15 @@ def _allocate_case(study: Study, case: Case, record: AllocationRecord) -> list[A
     arm = Arm.objects.get(study=study, name=arm_name)
     sessions = {
         s.reader.code: s
-        for s in ReadingSession.objects.filter(study=study, number=1).select_related("reader")
+        for s in ReadingSession.objects.filter(
+            study=study, training=False, number=1
+        ).select_related("reader")
     }
     loads = {
         code: count
-        for code, count in Assignment.objects.filter(session__study=study, reads__isnull=True)
+        for code, count in Assignment.objects.filter(
+            session__study=study, session__training=False, reads__isnull=True
+        )
         .values_list("reader__code")
         .annotate(n=Count("pk"))
     }

@@ -59,9 +59,13 @@ from studyplatform.reading.services.measurements import (
     parse_measurements,
 )
 from studyplatform.reading.services.telemetry import parse_telemetry, store_telemetry
-from studyplatform.reading.services.washout import session_opening
+from studyplatform.reading.services.washout import (
+    readable_state,
+    session_opening,
+    untrained_reason,
+)
 from studyplatform.studies.guards import StudyLockedError, lock_study_for_write
-from studyplatform.studies.models import ContradictionRule, FindingType, Study, StudyState
+from studyplatform.studies.models import ContradictionRule, FindingType, Study
 
 __all__ = [
     "MAX_DRAFT_BYTES",
@@ -109,7 +113,8 @@ def open_assignment(*, assignment: Assignment, now: datetime | None = None) -> A
     if _earlier_unsubmitted(assignment):
         raise OutOfOrderError("an earlier case of this session is not submitted yet")
     with transaction.atomic():
-        _lock_open_study(session.study_id)
+        # The reader's training was checked with the session's opening rule above.
+        _lock_open_study(session.study_id, training=session.training)
         updated = Assignment.objects.filter(pk=assignment.pk, opened_at__isnull=True).update(
             opened_at=now
         )
@@ -126,12 +131,20 @@ def open_assignment(*, assignment: Assignment, now: datetime | None = None) -> A
     return assignment
 
 
-def _lock_open_study(study_id: int) -> Study:
+def _require_trained(session: ReadingSession) -> None:
+    """Refuse a write to an analysed session while the reader's training is pending."""
+    reason = untrained_reason(session)
+    if reason:
+        raise NotAvailableError(reason)
+
+
+def _lock_open_study(study_id: int, *, training: bool = False) -> Study:
     """The first statement of every reader write: lock the study's row, refuse unless it is open.
 
     The state comes from the locked row, not from the request's copy of the study: a lock
     signed after the page loaded refuses the write, and the signature waits for a write that
-    got here first.
+    got here first. A training read (``training``) may also be written while the study is a
+    draft: it is never analysed.
     """
     try:
         study = lock_study_for_write(study_id)
@@ -139,7 +152,7 @@ def _lock_open_study(study_id: int) -> Study:
         raise StudyClosedError(
             "the study is locked for analysis: it accepts no new read, draft or correction"
         ) from error
-    if study.state != StudyState.OPEN:
+    if not readable_state(study, training=training):
         raise NotAvailableError(
             f"the study is {study.get_state_display().lower()}, not open for reading"
         )
@@ -172,7 +185,7 @@ def save_draft(*, assignment: Assignment, data: Any) -> ReadDraft:
     if assignment.opened_at is None:
         raise NotAvailableError("open the case before saving a draft")
     with transaction.atomic():
-        _lock_open_study(assignment.session.study_id)
+        _lock_open_study(assignment.session.study_id, training=assignment.session.training)
         updated = ReadDraft.objects.filter(assignment=assignment).update(
             data=data, updated_at=timezone.now()
         )
@@ -308,7 +321,9 @@ def submit_read(
     )
     try:
         with transaction.atomic():
-            study = _lock_open_study(assignment.session.study_id)
+            session = assignment.session
+            study = _lock_open_study(session.study_id, training=session.training)
+            _require_trained(session)
             confirmed = _apply_contradiction_rule(
                 study, answers, finding_types, confirmed=confirm_contradictions
             )
@@ -388,10 +403,13 @@ def _complete_session_if_done(session: ReadingSession, now: datetime) -> None:
         completed_at=now
     ):
         return
+    if session.training:
+        return  # training starts no washout clock
     following = (
         ReadingSession.objects.filter(
             study_id=session.study_id,
             reader_id=session.reader_id,
+            training=False,
             number=session.number + 1,
             started_at__isnull=True,
             washout_waived=False,
@@ -436,6 +454,8 @@ def correct_read(
     answers = parse_findings(finding_types, findings, image_sizes)
     check_marks(answers, image_sizes, image_slices)
     assignment = Assignment.objects.select_related("session").get(pk=read.assignment_id)
+    if assignment.session.training:
+        raise CorrectionRefusedError("a training read is not corrected: it is never analysed")
     with transaction.atomic():
         study = _lock_open_study(assignment.session.study_id)
         # Lock the reader's assisted assignments of the case, opened or not: an opening racing

@@ -6,7 +6,9 @@ Session ``k`` of a reader opens no earlier than the later of
 - the reader's completion of session ``k - 1`` plus the study's ``washout_days``,
 
 and never while session ``k - 1`` is incomplete: a reader never has two sessions of the same
-cases open. A coordinator may waive the washout of one session, explicitly and on the record
+cases open, nor before the reader's training is done or waived
+(``studyplatform.reading.training``). A training session opens while the study is a draft or
+open. A coordinator may waive the washout of one session, explicitly and on the record
 (:func:`waive_washout`): the session then opens as soon as the previous one is complete. The
 dashboard lists every session whose stored times break these rules (:func:`violations`).
 """
@@ -26,6 +28,7 @@ from studyplatform.audit.models import Action
 from studyplatform.audit.services import record as audit_record
 from studyplatform.reading.models import ReadingSession
 from studyplatform.reading.services.errors import ReadingError
+from studyplatform.reading.training import training_passed, training_status
 from studyplatform.studies.guards import lock_study_for_write
 from studyplatform.studies.models import MemberRole, Study, StudyState
 
@@ -33,9 +36,12 @@ __all__ = [
     "Opening",
     "Violation",
     "WaiverError",
+    "may_waive",
     "opening",
     "previous_session",
+    "readable_state",
     "session_opening",
+    "untrained_reason",
     "violations",
     "waive_washout",
 ]
@@ -57,24 +63,43 @@ class Opening:
 
 def previous_session(session: ReadingSession) -> ReadingSession | None:
     """The same reader's session before ``session`` in the study, if any."""
-    if session.number <= 1:
+    if session.number <= 1 or session.training:
         return None
     return (
         ReadingSession.objects.filter(
-            study_id=session.study_id, reader_id=session.reader_id, number=session.number - 1
+            study_id=session.study_id,
+            reader_id=session.reader_id,
+            training=False,
+            number=session.number - 1,
         )
         .order_by()
         .first()
     )
 
 
+def readable_state(study: Study, *, training: bool) -> bool:
+    """Whether the study's state lets a reader read: open, or a draft for training."""
+    return study.state == StudyState.OPEN or (training and study.state == StudyState.DRAFT)
+
+
 def opening(
-    session: ReadingSession, previous: ReadingSession | None, study: Study, now: datetime
+    session: ReadingSession,
+    previous: ReadingSession | None,
+    study: Study,
+    now: datetime,
+    *,
+    untrained: str = "",
 ) -> Opening:
-    """The rule, on rows already loaded (the worklist evaluates it for many sessions)."""
-    if study.state != StudyState.OPEN:
+    """The rule, on rows already loaded (the worklist evaluates it for many sessions).
+
+    ``untrained`` is why the reader's training keeps the analysed sessions closed ("" when it
+    does not: training done, waived or not required).
+    """
+    if not readable_state(study, training=session.training):
         reason = f"the study is {study.get_state_display().lower()}, not open for reading"
         return Opening(False, None, None, reason)
+    if untrained and not session.training:
+        return Opening(False, None, None, untrained)
     if previous is not None and previous.completed_at is None:
         reason = f"this session opens after you finish session {previous.number}"
         return Opening(False, None, previous.number, reason)
@@ -91,12 +116,26 @@ def opening(
     return Opening(True, opens_at, None, "")
 
 
+def untrained_reason(session: ReadingSession) -> str:
+    """Why the reader's training keeps ``session`` closed ("" for a training session)."""
+    if session.training or training_passed(study_id=session.study_id, reader_id=session.reader_id):
+        return ""
+    status = training_status(study_id=session.study_id, reader_id=session.reader_id)
+    return status.closed_reason if status is not None else ""
+
+
 def session_opening(session: ReadingSession, now: datetime) -> Opening:
     """Whether ``session`` (its study loaded) may be read at ``now``."""
-    return opening(session, previous_session(session), session.study, now)
+    return opening(
+        session,
+        previous_session(session),
+        session.study,
+        now,
+        untrained=untrained_reason(session),
+    )
 
 
-def _may_waive(user: User, study: Study) -> bool:
+def may_waive(user: User, study: Study) -> bool:
     if not user.is_active:
         return False
     if user.is_superuser:
@@ -115,7 +154,7 @@ def waive_washout(*, session: ReadingSession, user: User, reason: str) -> Readin
     reason = reason.strip()
     if not reason:
         raise WaiverError("a washout waiver needs a reason (it is recorded and shown)")
-    if not _may_waive(user, session.study):
+    if not may_waive(user, session.study):
         raise PermissionDenied(
             f"only a coordinator of study {session.study.slug!r} or a superuser may waive a washout"
         )
@@ -125,7 +164,7 @@ def waive_washout(*, session: ReadingSession, user: User, reason: str) -> Readin
         session = (
             ReadingSession.objects.select_for_update().select_related("study").get(pk=session.pk)
         )
-        if session.number <= 1:
+        if session.number <= 1 or session.training:
             raise WaiverError("the first session has no washout before it")
         if session.washout_waived:
             raise WaiverError(

@@ -146,6 +146,11 @@ class Study(models.Model):
     ai_model_sha256 = models.CharField(
         max_length=64, blank=True, help_text="The pinned model file's sha256, as registered."
     )
+    training_shows_ai = models.BooleanField(
+        default=True,
+        help_text="After a training read is submitted, show the reader the AI's answer for the "
+        "case beside the truth (never before submission, never in analysed reads).",
+    )
     protocol_version = models.PositiveIntegerField(
         default=0,
         editable=False,
@@ -278,6 +283,11 @@ class Case(models.Model):
     modality = models.CharField(max_length=2, choices=Modality.choices)
     manufacturer = models.CharField(max_length=100, blank=True)
     manufacturer_model = models.CharField(max_length=100, blank=True)
+    training = models.BooleanField(
+        default=False,
+        help_text="A training case: read by every reader before the analysed sessions, shown "
+        "with its truth after submission, never randomized, exported or analysed.",
+    )
     arrived_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -63,6 +63,7 @@ def protocol_content(study: Study) -> dict[str, Any]:
                 "ni_margin": study.ni_margin,
                 "froc_rule": study.froc_rule,
                 "froc_distance_px": study.froc_distance_px,
+                "training_shows_ai": study.training_shows_ai,
             }
         )
     )

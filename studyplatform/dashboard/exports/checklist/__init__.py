@@ -31,6 +31,7 @@ from studyplatform.dashboard.exports.checklist.results import (
     integrity_items,
     results_items,
 )
+from studyplatform.dashboard.exports.checklist.training import training_item
 from studyplatform.dashboard.exports.flow_svg import flow_svg
 from studyplatform.dashboard.selectors.flow import StudyFlow, study_flow
 from studyplatform.studies.models import Study
@@ -62,6 +63,7 @@ def build_checklist(study: Study, *, analysis: dict[str, Any] | None = None) -> 
         *identity(study),
         *model_items(study),
         readers_item(study),
+        training_item(study),
         *cases_items(study, flow),
         *randomization_items(study),
         *endpoint_item(study, analysis),

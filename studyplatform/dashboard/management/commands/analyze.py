@@ -12,6 +12,11 @@ from analysis.subgroup_tables import subgroups_section
 from analysis.tables import text_table
 from studyplatform.dashboard import services
 from studyplatform.dashboard.models import AnalysisStatus
+from studyplatform.dashboard.selectors.training import (
+    training_rows,
+    training_summary,
+    training_table,
+)
 from studyplatform.studies.models import Study
 
 
@@ -60,8 +65,14 @@ class Command(BaseCommand):
         if row.status != AnalysisStatus.DONE or row.result is None:
             raise CommandError(f"the analysis could not run: {row.error or row.status}")
         payload = {k: v for k, v in row.result.items() if k != "figures"}
+        training = training_rows(study)
         if options["json"]:
-            data = {"study": study.slug, "data_version": row.data_version, **payload}
+            data = {
+                "study": study.slug,
+                "data_version": row.data_version,
+                **payload,
+                "training": training,
+            }
             self.stdout.write(json.dumps(data, allow_nan=False))
             return
         a = payload["analysis"]
@@ -120,6 +131,8 @@ class Command(BaseCommand):
         for table in subgroups.tables:
             lines += ["", *(f"  {line}" for line in text_table(table))]
         lines.append("")
+        lines += ["", f"reader training: {training_summary(training)}"]
+        lines += [f"  {' | '.join(cells)}" for cells in training_table(training)]
         for note in a["notes"]:
             lines.append(f"note: {note}")
         self.stdout.write("\n".join(lines))

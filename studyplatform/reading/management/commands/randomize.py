@@ -43,7 +43,9 @@ class Command(BaseCommand):
         except (ReadingError, FrozenStudyError) as error:
             raise CommandError(str(error)) from None
         per_arm = Counter(
-            Assignment.objects.filter(session__study=study).values_list("arm__name", flat=True)
+            Assignment.objects.filter(session__study=study, session__training=False).values_list(
+                "arm__name", flat=True
+            )
         )
         arms = ", ".join(f"{name} {count}" for name, count in sorted(per_arm.items()))
         self.stdout.write(
