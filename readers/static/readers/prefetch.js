@@ -3,7 +3,7 @@
 //
 // The page names the images (data.prefetch: pixel URLs keyed by case and image, the same URLs
 // the next case's page will ask for, served "immutable"); nothing else of the next case is
-// fetched: no page, no heatmap, nothing of the AI, and fetching pixels opens nothing. It starts
+// fetched (not its page, nothing shown only to one arm), and fetching pixels opens nothing. It starts
 // once the current series is loaded (or after START_AFTER_MS at the latest), fetches at most
 // TWO_AT_ONCE images at a time and keeps none of them: each response is read to its end, so
 // that the browser stores it, then dropped; it stops after BUDGET_BYTES.
