@@ -16,6 +16,11 @@ urlpatterns = [
         views.pixels,
         name="readers-pixels",
     ),
+    path(
+        "cases/<int:case>/images/<int:position>/pixels/",
+        views.case_pixels,
+        name="readers-case-pixels",
+    ),
     path("assignments/<int:pk>/heatmap/", views.heatmap, name="readers-heatmap"),
     path(
         "assignments/<int:pk>/heatmap/<int:position>/",

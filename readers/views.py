@@ -32,7 +32,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from studyplatform.jsontext import JSONTextError, parse_json
-from studyplatform.reading import selectors, services
+from studyplatform.reading import prefetch, selectors, services
 from studyplatform.reading.feedback import training_feedback
 from studyplatform.reading.models import Assignment, Reader
 from studyplatform.reading.worklist import home_for
@@ -133,9 +133,7 @@ def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
                 "bitsStored": im.bits_stored,
                 "windowCenter": im.window_center,
                 "windowWidth": im.window_width,
-                "pixelsUrl": reverse(
-                    "readers-pixels", kwargs={"pk": assignment.pk, "position": im.position}
-                ),
+                "pixelsUrl": _pixels_url(assignment.case_id, im.position),
             }
             for im in page.images
         ],
@@ -151,6 +149,8 @@ def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
         "openedSeconds": page.opened_seconds,
         "draftUrl": reverse("readers-draft", kwargs={"pk": assignment.pk}),
         "submitUrl": reverse("readers-submit", kwargs={"pk": assignment.pk}),
+        # The next case's images, for the browser's cache: no arm, no AI, nothing opened.
+        "prefetch": [_pixels_url(case, p) for case, p in prefetch.prefetch_images(assignment)],
     }
     context: dict[str, Any] = {"page": page, "data": data}
     if page.ai is not None:
@@ -174,6 +174,10 @@ def assignment(request: HttpRequest, assignment: Assignment) -> HttpResponse:
             ],
         }
     return render(request, "readers/reading.html", context)
+
+
+def _pixels_url(case_id: int, position: int) -> str:
+    return reverse("readers-case-pixels", kwargs={"case": case_id, "position": position})
 
 
 def _series_data(assignment: Assignment, series: tuple[SeriesView, ...]) -> list[dict[str, Any]]:
@@ -200,9 +204,7 @@ def _series_data(assignment: Assignment, series: tuple[SeriesView, ...]) -> list
                     "slice": sl.slice_number,
                     "z": sl.slice_position,
                     "offset": sl.display_offset,
-                    "url": reverse(
-                        "readers-pixels", kwargs={"pk": assignment.pk, "position": sl.image}
-                    ),
+                    "url": _pixels_url(assignment.case_id, sl.image),
                 }
                 for sl in s.slices
             ],
@@ -313,8 +315,24 @@ def pixels(request: HttpRequest, assignment: Assignment, position: int) -> HttpR
     """
     if assignment.opened_at is None:
         raise Http404("Open the case first.")
+    return _pixels(request, case_id=assignment.case_id, position=position)
+
+
+@login_required
+@require_GET
+def case_pixels(request: HttpRequest, case: int, position: int) -> HttpResponseBase:
+    """One image's stored values by case, as ``pixels``: the URL the reading page uses, the same
+    whichever assignment shows the case, so that the browser's cache serves it to each. For a
+    case of the reader's opened assignments, or the case that comes next after the one they
+    have open (prefetched before it is opened: nothing is opened by it)."""
+    if not prefetch.may_load_pixels(user=request.user, case_id=case):
+        return _not_found_or_forbidden(request)
+    return _pixels(request, case_id=case, position=position)
+
+
+def _pixels(request: HttpRequest, *, case_id: int, position: int) -> HttpResponseBase:
     if request.GET.get("format") == "raw":
-        found = selectors.image_pixels(case_id=assignment.case_id, position=position)
+        found = selectors.image_pixels(case_id=case_id, position=position)
         if found is None:
             raise Http404("No such image.")
         data, rows, columns, bits = found
@@ -323,13 +341,14 @@ def pixels(request: HttpRequest, assignment: Assignment, position: int) -> HttpR
         response["X-Image-Columns"] = str(columns)
         response["X-Bits-Stored"] = str(bits)
     else:
-        display = selectors.image_display(case_id=assignment.case_id, position=position)
+        display = selectors.image_display(case_id=case_id, position=position)
         if display is None:
             raise Http404("No such image.")
         # Streamed from the file in blocks: serving a whole series keeps memory flat.
         response = FileResponse(display.open("rb"), content_type="image/png")
     # A stored image never changes, and holds nothing of the AI: the browser keeps it for good
-    # (private: never a shared cache), so that scrolling back through a series costs nothing.
+    # (private: never a shared cache), so that scrolling back through a series, and opening a
+    # case whose images were prefetched, costs nothing.
     response["Cache-Control"] = f"private, max-age={IMAGE_MAX_AGE}, immutable"
     return response
 

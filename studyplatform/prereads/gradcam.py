@@ -25,16 +25,19 @@ from PIL import Image
 
 
 def grad_cam(logits: torch.Tensor, fmap: torch.Tensor) -> torch.Tensor:
-    """Grad-CAM maps, batch x findings x rows x columns of the feature map (detached)."""
-    if logits.ndim != 2 or fmap.ndim != 4 or logits.shape[0] != fmap.shape[0]:
+    """Grad-CAM maps, batch x findings x the feature map's positions (rows x columns, or
+    depth x rows x columns for a 3-D layer), detached."""
+    if logits.ndim != 2 or fmap.ndim not in (4, 5) or logits.shape[0] != fmap.shape[0]:
         raise ValueError(
-            f"need logits B x K and map B x C x h x w, got {logits.shape}, {fmap.shape}"
+            f"need logits B x K and map B x C x h x w (or B x C x d x h x w), got {logits.shape}, "
+            f"{fmap.shape}"
         )
     n_findings = logits.shape[1]
+    positions = tuple(range(2, fmap.ndim))
     maps = []
     for k in range(n_findings):
         (grads,) = torch.autograd.grad(logits[:, k].sum(), fmap, retain_graph=k < n_findings - 1)
-        weights = grads.mean(dim=(2, 3), keepdim=True)
+        weights = grads.mean(dim=positions, keepdim=True)
         maps.append(F.relu((weights * fmap).sum(dim=1)))
     return torch.stack(maps, dim=1).detach()
 
@@ -42,10 +45,12 @@ def grad_cam(logits: torch.Tensor, fmap: torch.Tensor) -> torch.Tensor:
 def combine(
     cams: npt.NDArray[np.float32], probabilities: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float32]:
-    """One map from K per-finding maps (K x h x w): max over findings of probability x map/max."""
+    """One map from K per-finding maps (K x h x w, or K x d x h x w): max over findings of
+    probability x map / max."""
+    spread = (slice(None),) + (None,) * (cams.ndim - 1)
     peaks = cams.reshape(cams.shape[0], -1).max(axis=1)
-    scaled = cams / np.maximum(peaks, 1e-12)[:, None, None]
-    weighted = scaled * probabilities.astype(np.float32)[:, None, None]
+    scaled = cams / np.maximum(peaks, 1e-12)[spread]
+    weighted = scaled * probabilities.astype(np.float32)[spread]
     combined: npt.NDArray[np.float32] = weighted.max(axis=0)
     return combined
 
@@ -59,7 +64,12 @@ def heatmap_image(cam: npt.NDArray[np.float32], shape: tuple[int, int]) -> npt.N
     """
     tensor = torch.from_numpy(np.ascontiguousarray(cam, dtype=np.float32))[None, None]
     big = F.interpolate(tensor, size=shape, mode="bilinear", align_corners=False)[0, 0].numpy()
-    out: npt.NDArray[np.uint8] = np.rint(np.clip(big, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return quantize(big)
+
+
+def quantize(cam: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+    """A 0..1 map (any shape) as 8-bit gray levels."""
+    out: npt.NDArray[np.uint8] = np.rint(np.clip(cam, 0.0, 1.0) * 255.0).astype(np.uint8)
     return out
 
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (torch's own idiom)
 from torch import nn
 
-from studyplatform.prereads.spec import ModelSpec
+from studyplatform.prereads.spec import HU_WINDOW, VOLUME, ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,8 @@ def configure_threads() -> int:
 
 @dataclass
 class LoadedModel:
-    """A model ready to run: ``forward`` gives (logits B x K, target feature map B x C x h x w)."""
+    """A model ready to run: ``forward`` gives (logits B x K, target feature map B x C x h x w,
+    or B x C x d x h x w for a volume model)."""
 
     module: nn.Module
     spec: ModelSpec
@@ -270,9 +271,18 @@ def load_model(
 
 
 def check_against_spec(loaded: LoadedModel) -> None:
-    """A dummy input of the spec's shape must give one logit per finding and a 4-D map."""
+    """A dummy input of the spec's shape must give one logit per finding and a map of the
+    input's rank: 4-D (batch x channels x rows x columns) for images and slices, 5-D (with
+    depth) for a volume."""
     spec = loaded.spec
-    dummy = torch.zeros(2, spec.channels, *spec.input_size, device=loaded.device)
+    volume = spec.input_kind == VOLUME
+    grid = spec.grid if volume else spec.input_size
+    dummy = torch.zeros(2, spec.channels, *grid, device=loaded.device)
+    rank = (
+        "a 'volume' model takes rank 5: batch x channels x depth x rows x columns"
+        if volume
+        else f"an {spec.input_kind!r} model takes rank 4: batch x channels x rows x columns"
+    )
     try:
         with torch.no_grad():
             logits, fmap = loaded.forward(dummy)
@@ -281,8 +291,8 @@ def check_against_spec(loaded: LoadedModel) -> None:
     except Exception as exc:  # a shape error deep inside the network, say
         shape = tuple(dummy.shape)
         raise ModelRefusedError(
-            f"model fails on a dummy input of shape {shape} from the spec: {exc}",
-            summary=f"model fails on a dummy input of shape {shape} from the spec",
+            f"model fails on a dummy input of shape {shape} from the spec ({rank}): {exc}",
+            summary=f"model fails on a dummy input of shape {shape} from the spec ({rank})",
         ) from exc
     expected = (2, len(spec.finding_codes))
     if tuple(logits.shape) != expected:
@@ -290,7 +300,12 @@ def check_against_spec(loaded: LoadedModel) -> None:
             f"model outputs shape {tuple(logits.shape)} on a batch of 2, but the spec lists "
             f"{len(spec.finding_codes)} findings {list(spec.finding_codes)}: expected {expected}"
         )
-    if fmap.ndim != 4 or fmap.shape[0] != 2:
+    if volume and (fmap.ndim != 5 or fmap.shape[0] != 2):
+        raise ModelRefusedError(
+            "target feature map of a 'volume' model must be batch x channels x depth x rows x "
+            f"columns (rank 5), got shape {tuple(fmap.shape)}; Grad-CAM needs a 3-D layer"
+        )
+    if not volume and (fmap.ndim != 4 or fmap.shape[0] != 2):
         raise ModelRefusedError(
             f"target feature map must be batch x channels x rows x columns, got {tuple(fmap.shape)}"
         )
@@ -349,31 +364,52 @@ def preprocess(
     arr = np.asarray(pixels, dtype=np.float32)
     if arr.ndim != 2:
         raise ValueError(f"expected a 2-D gray image, got shape {arr.shape}")
-    tensor = torch.from_numpy(np.ascontiguousarray(arr))[None, None]
-    rows, cols = spec.input_size
-    if (rows, cols) != tuple(arr.shape):
-        shrink = rows <= arr.shape[0] and cols <= arr.shape[1]
-        tensor = F.interpolate(
-            tensor,
-            size=(rows, cols),
-            mode="area" if shrink else "bilinear",
-            **({} if shrink else {"align_corners": False}),
-        )
-    x = tensor[0, 0].numpy()
+    tensor = resize_planes(torch.from_numpy(np.ascontiguousarray(arr))[None, None], spec.input_size)
+    x = normalize(tensor[0, 0].numpy(), spec, window=window, what="image")
+    out: FloatImage = np.repeat(x[None], spec.channels, axis=0).astype(np.float32, copy=False)
+    return out
+
+
+def resize_planes(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize N x 1 x rows x columns planes: area averaging when shrinking (which
+    anti-aliases), bilinear with half-pixel centres otherwise."""
+    rows, cols = size
+    if (rows, cols) == tuple(tensor.shape[-2:]):
+        return tensor
+    shrink = rows <= tensor.shape[-2] and cols <= tensor.shape[-1]
+    return F.interpolate(
+        tensor,
+        size=(rows, cols),
+        mode="area" if shrink else "bilinear",
+        **({} if shrink else {"align_corners": False}),
+    )
+
+
+def normalize(
+    x: npt.NDArray[np.float32],
+    spec: ModelSpec,
+    *,
+    window: tuple[float, float] | None,
+    what: str,
+) -> FloatImage:
+    """Stored values (any shape) to the model's scale: about [0, 1] per the spec's mode, then
+    ``(x - mean) / std``. ``window`` is the image's or series' own display window."""
     n = spec.normalization
     if n.mode == "percentile":
-        lo, hi = np.percentile(x, [n.low, n.high])
+        lo, hi = (float(v) for v in np.percentile(x, [n.low, n.high]))
     elif n.mode == "minmax":
         lo, hi = float(x.min()), float(x.max())
     elif n.mode == "window":
         if window is None:
-            raise ValueError("normalization mode 'window' needs the image's display window")
+            raise ValueError(f"normalization mode 'window' needs the {what}'s display window")
         lo, hi = window[0] - window[1] / 2.0, window[0] + window[1] / 2.0
+    elif n.mode == HU_WINDOW:
+        lo, hi = n.bounds()
+        x = np.clip(x, np.float32(lo), np.float32(hi))
     else:
         lo, hi = 0.0, n.scale
-    x = (x - np.float32(lo)) / np.float32(max(float(hi - lo), 1e-6))
-    x = (x - np.float32(n.mean)) / np.float32(n.std)
-    out: FloatImage = np.repeat(x[None], spec.channels, axis=0).astype(np.float32, copy=False)
+    x = (x - np.float32(lo)) / np.float32(max(hi - lo, 1e-6))
+    out: FloatImage = ((x - np.float32(n.mean)) / np.float32(n.std)).astype(np.float32)
     return out
 
 
@@ -386,31 +422,8 @@ def preprocess_stack(
     arr = np.asarray(stack, dtype=np.float32)
     if arr.ndim != 3 or arr.shape[0] < 1:
         raise ValueError(f"expected a stack of 2-D slices, got shape {arr.shape}")
-    tensor = torch.from_numpy(np.ascontiguousarray(arr))[:, None]
-    rows, cols = spec.input_size
-    if (rows, cols) != tuple(arr.shape[1:]):
-        shrink = rows <= arr.shape[1] and cols <= arr.shape[2]
-        tensor = F.interpolate(
-            tensor,
-            size=(rows, cols),
-            mode="area" if shrink else "bilinear",
-            **({} if shrink else {"align_corners": False}),
-        )
-    x = tensor[:, 0].numpy()
-    n = spec.normalization
-    if n.mode == "percentile":
-        lo, hi = np.percentile(x, [n.low, n.high])
-    elif n.mode == "minmax":
-        lo, hi = float(x.min()), float(x.max())
-    elif n.mode == "window":
-        if window is None:
-            raise ValueError("normalization mode 'window' needs the series' display window")
-        lo, hi = window[0] - window[1] / 2.0, window[0] + window[1] / 2.0
-    else:
-        lo, hi = 0.0, n.scale
-    x = (x - np.float32(lo)) / np.float32(max(float(hi - lo), 1e-6))
-    out: FloatImage = ((x - np.float32(n.mean)) / np.float32(n.std)).astype(np.float32)
-    return out
+    tensor = resize_planes(torch.from_numpy(np.ascontiguousarray(arr))[:, None], spec.input_size)
+    return normalize(tensor[:, 0].numpy(), spec, window=window, what="series")
 
 
 def slice_inputs(

@@ -92,8 +92,9 @@ class PreRead(models.Model):
     heatmap = models.FileField(upload_to=_heatmap_path, blank=True, max_length=300)
     heatmap_slices = models.PositiveIntegerField(
         default=0,
-        help_text="A slices (2.5-D) model's heatmap stacks this many per-slice maps, top to "
-        "bottom in the slice order of the case's first series; 0: one map of the first image.",
+        help_text="A slices (2.5-D) or volume (3-D) model's heatmap stacks this many per-slice "
+        "maps, top to bottom in the slice order of the case's first series; 0: one map of the "
+        "first image.",
     )
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -41,9 +41,10 @@ from studyplatform.prereads.inference import (
     preprocess,
 )
 from studyplatform.prereads.models import PreRead, PreReadFinding, PreReadStatus
-from studyplatform.prereads.runner_slices import run_slices
+from studyplatform.prereads.runner_slices import SlicesResult, run_slices
+from studyplatform.prereads.runner_volume import VolumeResult, run_volume
 from studyplatform.prereads.services import BatchOutcome, TransientInferenceError
-from studyplatform.prereads.spec import SLICES, SpecError, parse_spec
+from studyplatform.prereads.spec import SLICES, VOLUME, SpecError, parse_spec
 from studyplatform.studies.guards import StudyLockedError, lock_study_for_write
 from studyplatform.studies.imaging import ImageError, read_dicom_pixels, read_png
 from studyplatform.studies.models import FindingType, Image
@@ -165,7 +166,7 @@ def run_batch(
         except (ModelRefusedError, SpecError) as exc:
             outcome.failed += _fail(group, f"model {ai} refused: {exc}")
             continue
-        if loaded.spec.input_kind == SLICES:
+        if loaded.spec.input_kind in (SLICES, VOLUME):
             outcome.add(_run_series(loaded, group, findings, lambda: _beat(rows, claim)))
             continue
         size = max(1, chunk_size or (GPU_CHUNK if loaded.device.type == "cuda" else CPU_CHUNK))
@@ -207,7 +208,8 @@ def _run_series(
     findings: dict[tuple[int, str], FindingType],
     beat: Callable[[], None],
 ) -> BatchOutcome:
-    """A ``slices`` model, case by case: every slice of the case's first series, batched."""
+    """A ``slices`` or ``volume`` model, case by case, on the case's first series: every slice
+    in turn (batched), or the whole series at once."""
     outcome = BatchOutcome()
     codes = loaded.spec.finding_codes
     for row in rows:
@@ -234,7 +236,17 @@ def _run_series(
                 if series.window_center is not None and series.window_width is not None
                 else None
             )
-            result = run_slices(loaded, stack, shown=shown, window=window)
+            result: SlicesResult | VolumeResult
+            if loaded.spec.input_kind == VOLUME:
+                rows_cols = series.pixel_spacing
+                spacing = (
+                    (series.slice_spacing, float(rows_cols[0]), float(rows_cols[1]))
+                    if isinstance(rows_cols, list) and len(rows_cols) == 2
+                    else None
+                )
+                result = run_volume(loaded, stack, shown=shown, window=window, spacing=spacing)
+            else:
+                result = run_slices(loaded, stack, shown=shown, window=window)
         except (ImageError, ValueError, OSError) as exc:
             outcome.failed += _fail([row], f"case {row.case.case_id}: {exc}")
             continue

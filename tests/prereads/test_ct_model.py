@@ -35,7 +35,7 @@ def test_a_slices_spec_takes_odd_channels_and_keeps_image_specs_as_they_were():
     assert image.input_kind == "image" and "input_kind" not in image.as_json()
     with pytest.raises(SpecError, match="channels"):
         parse_spec(spec.as_json() | {"channels": 2})
-    with pytest.raises(SpecError, match="volume"):
+    with pytest.raises(SpecError, match=r"'volume' input must be \[depth, rows, columns\]"):
         parse_spec(spec.as_json() | {"input_kind": "volume"})
     with pytest.raises(SpecError, match="input_kind"):
         parse_spec(spec.as_json() | {"input_kind": "movie"})

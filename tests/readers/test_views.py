@@ -578,6 +578,6 @@ def test_the_page_lists_each_series_slices_with_urls_positions_and_offsets(clien
     assert [s["slice"] for s in series["slices"]] == [1]
     (only,) = series["slices"]
     assert only["url"] == reverse(
-        "readers-pixels", kwargs={"pk": assignment.pk, "position": only["image"]}
+        "readers-case-pixels", kwargs={"case": assignment.case_id, "position": only["image"]}
     )
     assert set(only) == {"image", "slice", "z", "offset", "url"}

@@ -89,6 +89,12 @@ PAGES: dict[str, Check] = {
     "assignments/<int:pk>/images/<int:position>/pixels/": Check(
         "GET", expect(allow={R}, login={ANON}), lambda w: {"pk": w.assisted.pk, "position": 1}
     ),
+    # By case: the reader's opened cases, and the one after their open case (prefetch).
+    "cases/<int:case>/images/<int:position>/pixels/": Check(
+        "GET",
+        expect(allow={R}, login={ANON}),
+        lambda w: {"case": w.assisted.case_id, "position": 1},
+    ),
     "assignments/<int:pk>/heatmap/": Check(
         "GET", expect(allow={R}, login={ANON}), lambda w: {"pk": w.assisted.pk}
     ),

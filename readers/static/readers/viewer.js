@@ -100,6 +100,9 @@ window.readingViewport = function (options) {
       order.push(view.index - direction * d);
     }
     order.forEach(function (i) { if (i >= 0 && i < n) queue.push(view.slices[i]); });
+    // The slice on screen before its neighbours (pump skips it once it is loading or loaded):
+    // from a warm cache the neighbours would otherwise be decoded before it is drawn.
+    queue.unshift(view.slices[view.index]);
     pump();
   }
 
