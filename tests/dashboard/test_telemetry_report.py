@@ -13,7 +13,12 @@ import pytest
 from django.core.management import call_command
 
 from analysis.behaviour import NO_TELEMETRY
-from analysis.longreads import CORRECTION_COLUMNS, DESIGN_COLUMNS, TELEMETRY_COLUMNS
+from analysis.longreads import (
+    CORRECTION_COLUMNS,
+    DESIGN_COLUMNS,
+    READER_COLUMNS,
+    TELEMETRY_COLUMNS,
+)
 from analysis.sections import sections
 from analysis.study import analyze_file
 from studyplatform.reading.models import Read, ReadTelemetry
@@ -53,8 +58,8 @@ def test_long_export_keeps_the_contract_columns_first_and_appends_telemetry(stud
     call_command("export", "tel", "--format", "long", "-o", str(out))
     with out.open() as handle:
         header = next(csv.reader(handle))
-    assert header == [*DESIGN_COLUMNS, *CORRECTION_COLUMNS, *TELEMETRY_COLUMNS]
-    assert header[-6:] == [
+    assert header == [*DESIGN_COLUMNS, *CORRECTION_COLUMNS, *TELEMETRY_COLUMNS, *READER_COLUMNS]
+    assert header[-9:-3] == [
         "slices_viewed", "slices_total", "series_time_s", "ai_overlay_on", "ai_overlay_s",
         "ai_first_view_s",
     ]  # fmt: skip
