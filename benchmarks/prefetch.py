@@ -27,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import operator
 import os
 import re
 import statistics
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -218,7 +220,8 @@ def browse(port: int, cases: dict[str, list[tuple[str, str]]], runs: int) -> lis
                     waited = time.perf_counter() - started
                     page.evaluate(ANSWER)
                     clicked = page.evaluate(CLICK)
-                    page.wait_for_url(lambda url, old=f"{base}{path}": url != old)
+                    current = f"{base}{path}"
+                    page.wait_for_url(partial(operator.ne, current))
                     page.wait_for_selector('#viewer[data-ready="true"]', timeout=120_000)
                     opened = page.evaluate(OPENED)
                     results.append(
