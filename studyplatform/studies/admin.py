@@ -31,7 +31,7 @@ from studyplatform.audit.admin import (
 from studyplatform.audit.selectors import allocation_revealed
 from studyplatform.prereads.models import AIModel
 from studyplatform.prereads.services import pin_model
-from studyplatform.reading.services import ReadingError, randomize_study
+from studyplatform.reading.services import ReadingError, open_study, randomize_study
 from studyplatform.studies.admin_scope import (
     StudyScopedAdmin,
     may_change_site,
@@ -163,7 +163,7 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
     # The server draws the seed (``generate_seed``); nobody types it, nobody reads it until lock.
     exclude = ["seed"]
     inlines = [ArmInline, FindingTypeInline, MembershipInline]
-    actions = ["randomize"]
+    actions = ["randomize", "open_for_reading"]
 
     def save_model(self, request: HttpRequest, obj: Study, form: Any, change: bool) -> None:
         if change:
@@ -208,6 +208,19 @@ class StudyAdmin(StudyScopedAdmin[Study], StudySigningAdminMixin, AuditedModelAd
                     f"concealed), fingerprint {record.fingerprint or '-'}",
                     messages.SUCCESS,
                 )
+
+    @admin.action(
+        description="Open for reading (freeze the protocol as version 1)", permissions=["change"]
+    )
+    def open_for_reading(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        actor = request.user if request.user.is_authenticated else None
+        for study in queryset:
+            try:
+                opened = open_study(study=study, actor=actor)
+            except (ReadingError, FrozenStudyError) as error:
+                self.message_user(request, f"{study.slug}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, f"{opened.slug}: open for reading", messages.SUCCESS)
 
     def save_formset(
         self, request: HttpRequest, form: Any, formset: BaseModelFormSet[Any, Any], change: bool

@@ -205,6 +205,23 @@ def test_admin_action_randomizes_and_reports_the_fingerprint(client):
     assert listing.status_code == 200 and study.slug in listing.content.decode()
 
 
+def test_admin_action_opens_a_randomized_study_and_refuses_an_unrandomized_one(client):
+    from tests.factories import UserFactory
+
+    study = make_study()
+    client.force_login(UserFactory(username="admin", is_staff=True, is_superuser=True))
+    body = {"action": "open_for_reading", "_selected_action": [study.pk]}
+    response = client.post("/admin/studies/study/", body, follow=True)
+    study.refresh_from_db()
+    assert study.state == "draft" and "has not been randomized" in response.content.decode()
+    randomize_study(study=study)
+    response = client.post("/admin/studies/study/", body, follow=True)
+    study.refresh_from_db()
+    assert study.state == "open" and study.protocol_version == 1
+    messages = [str(m) for m in response.context["messages"]]
+    assert messages == [f"{study.slug}: open for reading"], messages
+
+
 def test_admin_action_needs_the_change_permission(client):
     from tests.factories import UserFactory
 
