@@ -16,6 +16,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from analysis.longreads import READER_COLUMNS, TELEMETRY_COLUMNS
 from studyplatform.accounts.roles import COORDINATOR
 from studyplatform.audit.models import Action, AuditEvent
 from studyplatform.audit.signatures import lock_study
@@ -287,7 +288,8 @@ def test_a_correction_before_any_ai_exposure_is_flagged_in_the_long_export(clien
         "ai_probability", "site", "modality", "manufacturer", "started_at", "submitted_at",
         "duration_s",
     ]  # fmt: skip
-    assert header[16:] == ["corrected", "original_call", "original_confidence", "corrected_at"]
+    assert header[16:20] == ["corrected", "original_call", "original_confidence", "corrected_at"]
+    assert header[20:] == [*TELEMETRY_COLUMNS, *READER_COLUMNS]
     read_rows = {
         r["finding"]: r
         for r in rows
