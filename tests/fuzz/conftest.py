@@ -53,6 +53,22 @@ hostile_text = st.one_of(
 TRIAL_APPS = ("studies", "reading", "prereads", "audit", "dashboard")
 
 
+def trial_data() -> dict[str, list[dict[str, Any]]]:
+    """The snapshot less the record of refused inputs (the refusals and their audit events),
+    which an import that refuses everything is meant to write."""
+    data = snapshot()
+    del data["studies.ImportRefusal"]
+    data["audit.AuditEvent"] = [
+        event for event in data["audit.AuditEvent"] if event["action"] != "import.refused"
+    ]
+    return data
+
+
+def refusal_reasons() -> list[str]:
+    """The reasons of every stored import refusal."""
+    return [row["reason"] for row in snapshot()["studies.ImportRefusal"]]
+
+
 def snapshot() -> dict[str, list[dict[str, Any]]]:
     """Every row of every trial model, in primary-key order: equal snapshots, equal data."""
     from django.apps import apps

@@ -30,7 +30,14 @@ from studyplatform.studies.importing import (
 )
 from studyplatform.studies.services import ImportRefusedError, receive_case
 from tests.factories import CaseFactory, FindingTypeFactory, SiteFactory, StudyFactory
-from tests.fuzz.conftest import FUZZ, HOSTILE, hostile_text, snapshot
+from tests.fuzz.conftest import (
+    FUZZ,
+    HOSTILE,
+    hostile_text,
+    refusal_reasons,
+    snapshot,
+    trial_data,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -88,10 +95,12 @@ def test_import_cases_with_a_malformed_manifest_stores_nothing(study, tmp_path_f
     folder = tmp_path_factory.mktemp("import")
     (folder / MANIFEST_NAME).write_text(text, encoding="utf-8", newline="")
     (folder / "a.dcm").write_bytes(raw)  # never a readable image
-    before = snapshot()
+    before = trial_data()
     with pytest.raises(CommandError, match=r"not imported"):
         call_command("import_cases", study.slug, str(folder), stdout=StringIO(), stderr=StringIO())
-    assert snapshot() == before
+    assert trial_data() == before
+    # What was refused is recorded, each with its reason.
+    assert all(reason.strip() for reason in refusal_reasons())
 
 
 def test_manifest_that_is_not_utf8_is_one_problem(tmp_path):
@@ -217,10 +226,11 @@ def test_path_like_image_names_never_leave_the_import_folder(study, tmp_path):
     (folder / MANIFEST_NAME).write_text(
         "case_id,site,images\nC7,north,../secret.dcm\nC8,north,/etc/passwd\n"
     )
-    before = snapshot()
+    before = trial_data()
     with pytest.raises(CommandError):
         call_command("import_cases", study.slug, str(folder), stdout=StringIO(), stderr=StringIO())
-    assert snapshot() == before
+    assert trial_data() == before
+    assert len(refusal_reasons()) == 2  # one refusal per manifest row, each with its reason
     assert not Path(secret).with_suffix(".imported").exists()
 
 

@@ -202,7 +202,8 @@ def test_a_network_that_fails_on_the_dummy_input_names_no_exception_text(
     response = client.post(URL, form(weights, spec=json.dumps(spec)))
 
     (message,) = errors(response)
-    assert message.endswith("model fails on a dummy input of shape (2, 3, 128, 128) from the spec")
+    assert "model fails on a dummy input of shape (2, 3, 128, 128) from the spec" in message
+    assert message.endswith("(an 'image' model takes rank 4: batch x channels x rows x columns)")
 
 
 def test_staff_without_permission_cannot_add_models(db, client, models_root, weights):

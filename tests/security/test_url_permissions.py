@@ -26,7 +26,14 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from studyplatform.audit.models import AuditEvent, Signature
 from studyplatform.prereads.models import AIModel, PreRead
 from studyplatform.reading.models import AllocationRecord, Enrolment, ReadingSession
-from studyplatform.studies.models import Case, HangingProtocol, Site, SiteToken, Truth
+from studyplatform.studies.models import (
+    Case,
+    HangingProtocol,
+    ImportRefusal,
+    Site,
+    SiteToken,
+    Truth,
+)
 from tests.accounts.oidc_provider import RunningProvider, sso_enabled
 from tests.security.conftest import ROLES, World
 
@@ -298,6 +305,14 @@ ADMIN: dict[str, Admin] = {
         IN_ALPHA,
         COORDINATORS,
         {C, SU},
+    ),
+    # Inputs refused at import: append-only records, seen by the study's staff, written by nobody.
+    "studies/importrefusal": Admin(
+        lambda w: ImportRefusal.objects.get_or_create(
+            study=w.alpha, source="file", item="bad.dcm", reason="not DICOM", fingerprint="0" * 64
+        )[0],
+        STAFF,
+        IN_ALPHA,
     ),
     "prereads/aimodel": Admin(lambda w: AIModel.objects.first(), STAFF, STAFF, COORDINATORS, {SU}),
     "prereads/preread": Admin(
