@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,36 @@ def _fast_password_hasher() -> Iterator[None]:
 def _media_in_tmp(settings: Any, tmp_path: Path) -> None:
     """Every test writes files under its own folder, never into the developer's var/."""
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def _live_server_idle_before_flush(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a live-server test, wait for the server's requests in flight before the flush.
+
+    The browser's page is closed by then (it was opened after this fixture), but the live
+    server's threads may still be answering what the page asked last (the viewer loads a series'
+    slices and the next case's images in the background). PostgreSQL's TRUNCATE of the flush and
+    such a request can deadlock, and the flush is the one that fails. Set up after the database
+    fixtures (pytest-django's own autouse fixtures come first), so its wait runs before the flush.
+    """
+    yield
+    if "live_server" not in request.fixturenames:
+        return
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state <> 'idle'"
+            )
+            (busy,) = cursor.fetchone()
+        if busy == 0:
+            return
+        time.sleep(0.05)
 
 
 @pytest.fixture
