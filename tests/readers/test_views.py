@@ -517,8 +517,10 @@ def test_opening_and_submitting_use_few_queries(client, study, django_assert_max
     # the savepoints the test transaction turns each atomic block into, the study's row lock
     # taken before the opening is written, and the previous session and its waiver that the
     # washout rule reads, the reader's training that the first session waits for (one query),
-    # and the case's series with their slices (one query, whatever the number of slices).
-    with django_assert_max_num_queries(21):
+    # the case's series with their slices (one query, whatever the number of slices), the
+    # study's hanging protocols (one), and the next case and its images for the browser's
+    # prefetch (two, when there is a next case).
+    with django_assert_max_num_queries(25):
         assert client.get(reverse("readers-assignment", args=[following.pk])).status_code == 200
     # Submit: 10 of its own (one the study's row lock, one the reader's training), 5 for the
     # audit trail's append (savepoint, chain lock, head, insert).
