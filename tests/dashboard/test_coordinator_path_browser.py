@@ -43,7 +43,7 @@ def _admin_action(page, url: str, study_pk: int, action: str) -> str:
     page.check(f'input[name="_selected_action"][value="{study_pk}"]')
     page.select_option('select[name="action"]', action)
     page.click('button[name="index"]')
-    return page.inner_text(".messagelist")
+    return str(page.inner_text(".messagelist"))
 
 
 def _done(page, code: str) -> int:
