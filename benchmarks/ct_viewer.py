@@ -30,7 +30,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,7 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_reading import PASSWORD, Client, _environment, _manage
+from bench_reading import PASSWORD, Client, _environment
+from browser_bench import VIEWPORT, chromium_options, gunicorn, open_reading_page, prepare_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -248,22 +248,13 @@ def browse(port: int, path: str, runs: int) -> list[dict[str, Any]]:
 
     results: list[dict[str, Any]] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
-            args=["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run"],
-        )
+        browser = playwright.chromium.launch(**chromium_options())
         base = f"http://127.0.0.1:{port}"
 
         def open_case() -> tuple[Any, Any]:
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            context = browser.new_context(viewport=VIEWPORT)
             page = context.new_page()
-            page.goto(f"{base}/login/")
-            page.fill("#id_username", "ctreader")
-            page.fill("#id_password", PASSWORD)
-            page.click("input[type=submit]")
-            page.wait_for_url(f"{base}/")
-            page.goto(f"{base}{path}")
-            page.wait_for_selector('#viewer[data-ready="true"]')
+            open_reading_page(page, base, "ctreader", path)
             return context, page
 
         for _ in range(runs):
@@ -323,56 +314,38 @@ def main() -> None:
     env = _environment(args.database_url, var_dir)
     os.environ.update(env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "studyplatform.settings"
-    subprocess.run(
-        ["createdb", "-h", "127.0.0.1", "-U", "postgres", args.database_url.rsplit("/", 1)[1]],
-        check=False,
-        capture_output=True,
-    )
-    _manage(env, "migrate", "--noinput")
-    _manage(env, "collectstatic", "--noinput")
+    prepare_database(env, args.database_url)
     started = time.perf_counter()
     path = reuse() if args.reuse else build(args.slices, args.size)
     print(f"study ready in {time.perf_counter() - started:.1f} s", flush=True)
 
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "studyplatform.wsgi:application",
-         "--bind", f"127.0.0.1:{args.port}", "--workers", "1", "--threads", "4",
-         "--worker-class", "gthread", "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-    )  # fmt: skip
-    sampler = Sampler(server.pid)
-    try:
-        for _ in range(150):
-            try:
-                if Client(args.port).request("GET", "/health/")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
-        client = Client(args.port)
-        client.login("ctreader")
-        status, _, page, _ = client.request("GET", path)
-        assert status == 200, status
-        found = re.search(rb'id="reading-data" type="application/json">(.*?)</script>', page, re.S)
-        assert found
-        urls = [s["url"] for s in json.loads(found.group(1))["series"][0]["slices"]]
-        sampler.start()
-        time.sleep(0.5)
-        idle = sampler.at(time.perf_counter())
-        rows = []
-        for parallel in (1, 4):
+    with gunicorn(env, args.port) as server:
+        sampler = Sampler(server.pid)
+        try:
+            client = Client(args.port)
+            client.login("ctreader")
+            status, _, page, _ = client.request("GET", path)
+            assert status == 200, status
+            found = re.search(
+                rb'id="reading-data" type="application/json">(.*?)</script>', page, re.S
+            )
+            assert found
+            urls = [s["url"] for s in json.loads(found.group(1))["series"][0]["slices"]]
+            sampler.start()
+            time.sleep(0.5)
+            idle = sampler.at(time.perf_counter())
+            rows = []
+            for parallel in (1, 4):
+                begin = time.perf_counter()
+                size, seconds = stream_all(args.port, urls, parallel)
+                end = time.perf_counter()
+                rows.append((parallel, size, seconds, sampler.peak_between(begin, end)))
             begin = time.perf_counter()
-            size, seconds = stream_all(args.port, urls, parallel)
-            end = time.perf_counter()
-            rows.append((parallel, size, seconds, sampler.peak_between(begin, end)))
-        begin = time.perf_counter()
-        runs = browse(args.port, path, args.runs)
-        browser_peak = sampler.peak_between(begin, time.perf_counter())
-        after = sampler.at(time.perf_counter())
-    finally:
-        sampler.running = False
-        server.terminate()
-        server.wait(timeout=30)
+            runs = browse(args.port, path, args.runs)
+            browser_peak = sampler.peak_between(begin, time.perf_counter())
+            after = sampler.at(time.perf_counter())
+        finally:
+            sampler.running = False
 
     print(f"\nserver RSS (gunicorn master + 1 worker): idle {idle / 1024:.0f} MiB")
     for parallel, size, seconds, peak in rows:

@@ -31,7 +31,6 @@ import operator
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench_reading import PASSWORD, Client, _environment, _manage
+from bench_reading import PASSWORD, _environment
+from browser_bench import VIEWPORT, chromium_options, gunicorn, open_reading_page, prepare_database
 from ct_viewer import build as build_ct
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,23 +189,14 @@ def browse(port: int, cases: dict[str, list[tuple[str, str]]], runs: int) -> lis
                     # browser has (a profile kept in memory has a small cache).
                     profile = tempfile.TemporaryDirectory(prefix="bench-pf-profile-")
                     context = playwright.chromium.launch_persistent_context(
-                        profile.name,
-                        executable_path=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
-                        args=["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run"],
-                        viewport={"width": 1400, "height": 900},
+                        profile.name, viewport=VIEWPORT, **chromium_options()
                     )
                     page = context.new_page()
                     if not prefetch:
                         page.route(
                             re.compile(r"/prefetch(\.[0-9a-f]+)?\.js$"), lambda route: route.abort()
                         )
-                    page.goto(f"{base}/login/")
-                    page.fill("#id_username", username)
-                    page.fill("#id_password", PASSWORD)
-                    page.click("input[type=submit]")
-                    page.wait_for_url(f"{base}/")
-                    page.goto(f"{base}{path}")
-                    page.wait_for_selector('#viewer[data-ready="true"]')
+                    open_reading_page(page, base, username, path)
                     started = time.perf_counter()
                     if prefetch:
                         page.wait_for_selector('html[data-prefetch="done"]', timeout=300_000)
@@ -267,13 +258,7 @@ def main() -> None:
     env = _environment(args.database_url, args.var_dir)
     os.environ.update(env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "studyplatform.settings"
-    subprocess.run(
-        ["createdb", "-h", "127.0.0.1", "-U", "postgres", args.database_url.rsplit("/", 1)[1]],
-        check=False,
-        capture_output=True,
-    )
-    _manage(env, "migrate", "--noinput")
-    _manage(env, "collectstatic", "--noinput")
+    prepare_database(env, args.database_url)
     started = time.perf_counter()
     import django
 
@@ -291,24 +276,8 @@ def main() -> None:
         ),
     }
     print(f"studies ready in {time.perf_counter() - started:.1f} s", flush=True)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "studyplatform.wsgi:application",
-         "--bind", f"127.0.0.1:{args.port}", "--workers", "1", "--threads", "4",
-         "--worker-class", "gthread", "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-    )  # fmt: skip
-    try:
-        for _ in range(150):
-            try:
-                if Client(args.port).request("GET", "/health/")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
+    with gunicorn(env, args.port):
         results = browse(args.port, cases, args.runs)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     print("\n| case | prefetch | click to first image drawn (ms), per run | median |")
     print("|---|---|---|---|")
