@@ -227,10 +227,7 @@ def train(
             batch_size=batch_size,
             optimizer=optimizer,
             schedule=schedule,
-            # Image labels through the pooled logit, plus where the lesion is on the score maps.
-            loss_of=lambda maps, y, m: (
-                loss_fn(pool_scores(maps), y) + MASK_WEIGHT * mask_loss_fn(maps, m)
-            ),
+            loss_of=loss_of,
         )
         aucs = auc_per_finding(predict(model, x_test), y_test)
         log(

@@ -210,9 +210,7 @@ def train(
             batch_size=batch_size,
             optimizer=optimizer,
             schedule=schedule,
-            loss_of=lambda maps, y, m: (
-                loss_fn(pool_max(maps), y) + MASK_WEIGHT * mask_loss_fn(maps, m)
-            ),
+            loss_of=loss_of,
         )
         line = f"epoch {epoch:2d}/{epochs}  loss {loss:.4f}"
         # (A tiny held-out set may lack a class: then no AUC.)
