@@ -14,6 +14,11 @@ urlpatterns = [
     path("<slug:slug>/report/status/", views.analysis_status, name="report_status"),
     path("<slug:slug>/report/retry/", views.analysis_retry, name="report_retry"),
     path("<slug:slug>/export/", views.export, name="export"),
+    path(
+        "<slug:slug>/export/jobs/<int:job_id>/download/",
+        views.export_download,
+        name="export_download",
+    ),
     path("<slug:slug>/planning/", views.power_planning, name="planning"),
     # The coordinators' pages: readers, enrolment and groups, the study's sites, site tokens.
     path("<slug:slug>/manage/", manage.home, name="manage"),

@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import (
+    FileResponse,
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
@@ -19,15 +20,17 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.http.response import HttpResponseBase
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from studyplatform.accounts.middleware import allow_inline_styles
-from studyplatform.dashboard import access, planning, report, selectors, services
+from studyplatform.dashboard import access, jobs, planning, report, selectors, services
 from studyplatform.dashboard.exports import ExportError, build_export
+from studyplatform.dashboard.exports.formats import CONTENT_TYPES
 from studyplatform.dashboard.forms import ExportForm, PlanningForm
-from studyplatform.dashboard.models import AnalysisResult, AnalysisStatus
+from studyplatform.dashboard.models import AnalysisResult, AnalysisStatus, ExportJob, ExportStatus
 
 _TEXT = "text/plain; charset=utf-8"
 
@@ -54,10 +57,18 @@ def study_list(request: HttpRequest) -> HttpResponse:
 def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     study = access.study_for(request.user, slug)
     results = access.may_see_results(request.user, study)
+    may_export = access.may(request.user, study, access.EXPORT)
+    # The jobs of the formats this user may export now (the DICOM export carries arms).
+    job_formats = tuple(
+        fmt for fmt in jobs.JOB_FORMATS if results or fmt not in access.RESULT_EXPORTS
+    )
     context = {
         "overview": selectors.study_overview(study, results=results),
         "may_see_results": results,
-        "may_export": access.may(request.user, study, access.EXPORT),
+        "may_export": may_export,
+        "export_jobs": (
+            jobs.recent_jobs(study=study, formats=job_formats) if may_export and job_formats else []
+        ),
         "may_manage": access.may_manage(request.user, study),
         "findings": list(study.finding_types.values_list("code", flat=True)),
     }
@@ -120,6 +131,9 @@ def export(request: HttpRequest, slug: str) -> HttpResponseBase:
     """One export, asked for by a form (POST, CSRF-protected): ``format`` and ``finding``
     (``object`` and ``file`` for the audit trail).
 
+    The DICOM export (``sr``) is built by a worker instead: the request queues a job (or finds
+    the one in flight) and returns to the dashboard, which lists it (:func:`export_download`).
+
     Nothing is recorded until the request is valid and the export is built: a bad format or
     finding type is a 400 that leaves the audit trail alone.
     """
@@ -129,6 +143,9 @@ def export(request: HttpRequest, slug: str) -> HttpResponseBase:
         return HttpResponseBadRequest(form.error_text(), content_type=_TEXT)
     fmt: str = form.cleaned_data["format"]
     finding: str | None = form.cleaned_data["finding"]
+    if fmt in jobs.JOB_FORMATS:  # too large for a request: a worker builds it, listed below
+        jobs.request_export(study=study, fmt=fmt, user=request.user)
+        return redirect(reverse("dashboard:study", args=[study.slug]) + "#export-jobs")
     analysis = None
     if fmt in ("json", "html", "checklist"):
         row = services.analysis_for(study=study)
@@ -162,6 +179,41 @@ def export(request: HttpRequest, slug: str) -> HttpResponseBase:
     response = StreamingHttpResponse(result.chunks, content_type=result.content_type)
     response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
     return response
+
+
+@login_required
+@require_GET
+def export_download(request: HttpRequest, slug: str, job_id: int) -> HttpResponseBase:
+    """A finished export job's file, for whoever the export form would give it to now.
+
+    The same access as the export form (roles, and results by arm for the statistician until
+    the lock); another study's job is a 404. The download is the export: it is recorded as the
+    form records one (with the interim look before the lock).
+    """
+    study = access.study_for(request.user, slug, access.EXPORT)
+    job = get_object_or_404(ExportJob, pk=job_id, study=study)
+    study = access.export_study_for(request.user, slug, job.format)
+    path = jobs.job_file(job)
+    if path is None:
+        if job.status == ExportStatus.DONE:
+            gone = "the export's file is no longer stored; ask for a new export"
+            return HttpResponse(gone, status=410, content_type=_TEXT)
+        [row] = jobs.job_rows([job])
+        message = row.error or f"the export is {row.status} ({job.progress}%); try again soon"
+        return HttpResponse(message, status=409, content_type=_TEXT)
+    services.record_export(
+        user=request.user,
+        study=study,
+        fmt=job.format,
+        details={"finding": None, "via": "web", "job": job.pk, "sha256": job.sha256},
+        interim_what=f"export {job.format}" if job.format in access.RESULT_EXPORTS else "",
+    )
+    return FileResponse(
+        path.open("rb"),
+        as_attachment=True,
+        filename=jobs.filename(job),
+        content_type=CONTENT_TYPES[job.format],
+    )
 
 
 @login_required

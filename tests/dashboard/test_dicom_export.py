@@ -22,6 +22,8 @@ from highdicom.sr.utils import find_content_items
 from pydicom.sr.codedict import codes
 
 from studyplatform.audit.models import AuditEvent
+from studyplatform.dashboard.models import ExportJob
+from studyplatform.dashboard.tasks import build_export_job
 from studyplatform.reading.models import Reader
 from studyplatform.studies.models import Image
 from tests.dashboard.dicom_builders import (
@@ -246,7 +248,9 @@ def _post(client, user, **data):
     return client.post(reverse("dashboard:export", args=["dcm"]), data)
 
 
-def test_dashboard_zip_is_for_the_statistician_before_the_lock(client, built: DicomStudy):
+def test_dashboard_zip_is_for_the_statistician_before_the_lock(
+    client, built: DicomStudy, django_capture_on_commit_callbacks
+):
     client.force_login(built.coordinator)
     page = client.get(reverse("dashboard:study", args=["dcm"])).content.decode()
     assert 'value="sr"' not in page
@@ -254,10 +258,19 @@ def test_dashboard_zip_is_for_the_statistician_before_the_lock(client, built: Di
     reader = Reader.objects.get(code="R07").user
     assert _post(client, reader, format="sr").status_code == 403
     assert not AuditEvent.objects.filter(action="study.export").exists()
+    assert not ExportJob.objects.exists()
     client.force_login(built.statistician)
     page = client.get(reverse("dashboard:study", args=["dcm"])).content.decode()
     assert 'value="sr"' in page and "DICOM SR (zip)" in page
-    response = _post(client, built.statistician, format="sr")
+    # The zip is built by the worker (tests/dashboard/test_export_jobs.py): the form queues it.
+    with django_capture_on_commit_callbacks(execute=False):
+        response = _post(client, built.statistician, format="sr")
+    assert response.status_code == 302
+    job = ExportJob.objects.get(study=built.study, format="sr")
+    assert build_export_job(job_id=job.pk) == "done"
+    url = reverse("dashboard:export_download", args=["dcm", job.pk])
+    assert url in client.get(reverse("dashboard:study", args=["dcm"])).content.decode()
+    response = client.get(url)
     assert response.status_code == 200
     assert response["Content-Type"] == "application/zip"
     assert response["Content-Disposition"] == 'attachment; filename="dcm-dicom-sr.zip"'

@@ -24,6 +24,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from studyplatform.audit.models import AuditEvent, Signature
+from studyplatform.dashboard.models import ExportJob
 from studyplatform.prereads.models import AIModel, PreRead
 from studyplatform.reading.models import AllocationRecord, Enrolment, ReadingSession
 from studyplatform.studies.models import (
@@ -141,6 +142,16 @@ PAGES: dict[str, Check] = {
         expect(allow={S, SU}, login={ANON}),
         lambda w: {"slug": "alpha"},
         data=(("format", "long"),),
+    ),
+    # A DICOM export built by the worker: the export form's people (alpha is open: the
+    # statistician and superusers); a job still queued is a 409 once access is granted.
+    "dashboard/<slug:slug>/export/jobs/<int:job_id>/download/": Check(
+        "GET",
+        expect(allow={S, SU}, login={ANON}),
+        lambda w: {
+            "slug": "alpha",
+            "job_id": ExportJob.objects.get_or_create(study=w.alpha, format="sr")[0].pk,
+        },
     ),
     # Managing the study (readers, sites, site tokens): its coordinators and superusers only.
     # The POSTs carry no form (400) or are refused by the study's state (409: alpha's reader

@@ -14,10 +14,11 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -27,6 +28,7 @@ from studyplatform.dashboard.exports.dicom.ai import ai_map, ai_sr
 from studyplatform.dashboard.exports.dicom.common import load_sources, safe_name
 from studyplatform.dashboard.exports.dicom.reads import read_sr
 from studyplatform.dashboard.selectors.dicom import CaseRecord, dicom_export_cases
+from studyplatform.prereads.models import AIModel
 from studyplatform.studies.models import Study
 
 MANIFEST: Final = "manifest.csv"
@@ -60,21 +62,10 @@ class Skipped:
 class DicomExport:
     files: list[DicomFile] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    written: int = 0  # files written by write_dicom_zip, which keeps no DicomFile
 
     def manifest(self) -> str:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(MANIFEST_COLUMNS)
-        for f in self.files:
-            ds = f.dataset
-            writer.writerow(
-                [f.path, f.case, f.kind, f.reader, f.arm, f.session, ds.StudyInstanceUID,
-                 ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.SOPClassUID,
-                 sha256(f.data).hexdigest(), ""]
-            )  # fmt: skip
-        for s in self.skipped:
-            writer.writerow(["", s.case, s.kind, "", "", "", "", "", "", "", "", s.note])
-        return buffer.getvalue()
+        return _manifest([_manifest_row(f) for f in self.files], self.skipped)
 
     def write(self, directory: Path) -> None:
         """Write every file and the manifest under ``directory`` (created when missing)."""
@@ -89,11 +80,33 @@ class DicomExport:
         """The files and the manifest as one zip (fixed timestamps: the same data, the same zip)."""
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for name, data in [(f.path, f.data) for f in self.files] + [
-                (MANIFEST, self.manifest().encode("utf-8"))
-            ]:
-                archive.writestr(zipfile.ZipInfo(name, date_time=_ZIP_TIME), data)
+            for f in self.files:
+                _add(archive, f.path, f.data)
+            _add(archive, MANIFEST, self.manifest().encode("utf-8"))
         return buffer.getvalue()
+
+
+def _manifest_row(f: DicomFile) -> list[str]:
+    ds = f.dataset
+    return [f.path, f.case, f.kind, f.reader, f.arm, f.session, ds.StudyInstanceUID,
+            ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.SOPClassUID,
+            sha256(f.data).hexdigest(), ""]  # fmt: skip
+
+
+def _manifest(rows: list[list[str]], skipped: list[Skipped]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    writer.writerows(rows)
+    for s in skipped:
+        writer.writerow(["", s.case, s.kind, "", "", "", "", "", "", "", "", s.note])
+    return buffer.getvalue()
+
+
+def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+    archive.writestr(
+        zipfile.ZipInfo(name, date_time=_ZIP_TIME), data, compress_type=zipfile.ZIP_DEFLATED
+    )
 
 
 def _encode(ds: Dataset) -> bytes:
@@ -143,19 +156,51 @@ def _case_files(record: CaseRecord, out: DicomExport) -> None:
     )
 
 
+def _export_case(model: AIModel | None, record: CaseRecord, out: DicomExport) -> None:
+    if model is not None and record.ai is None and not record.not_dicom:
+        out.skipped.append(Skipped(record.case.case_id, "ai-sr", f"no done pre-read by {model}"))
+    _case_files(record, out)
+
+
+_NO_MODEL: Final = Skipped("", "ai-sr", "the study pins no AI model: no AI pre-read")
+
+
 def build_dicom_export(study: Study) -> DicomExport:
     """Every case's read SRs, AI SR and Grad-CAM map, and what was left out and why."""
     model, cases = dicom_export_cases(study)
     out = DicomExport()
     if model is None:
-        out.skipped.append(Skipped("", "ai-sr", "the study pins no AI model: no AI pre-read"))
+        out.skipped.append(_NO_MODEL)
     for record in cases:
-        if model is not None and record.ai is None and not record.not_dicom:
-            out.skipped.append(
-                Skipped(record.case.case_id, "ai-sr", f"no done pre-read by {model}")
-            )
-        _case_files(record, out)
+        _export_case(model, record, out)
     return out
+
+
+def write_dicom_zip(
+    study: Study, target: BinaryIO, *, progress: Callable[[int, int], None] | None = None
+) -> DicomExport:
+    """Write the export's zip (the bytes of :meth:`DicomExport.zip_bytes`) to ``target``, one
+    case at a time: only one case's objects are held in memory, however large the study.
+
+    ``progress(done, total)`` is called after each case. Returns what was written, without the
+    files' bytes (``files`` is empty; ``skipped`` lists what was left out).
+    """
+    model, cases = dicom_export_cases(study)
+    rows: list[list[str]] = []
+    summary = DicomExport(skipped=[_NO_MODEL] if model is None else [])
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for done, record in enumerate(cases, start=1):
+            part = DicomExport()
+            _export_case(model, record, part)
+            for f in part.files:
+                _add(archive, f.path, f.data)
+                rows.append(_manifest_row(f))
+            summary.skipped.extend(part.skipped)
+            if progress is not None:
+                progress(done, len(cases))
+        _add(archive, MANIFEST, _manifest(rows, summary.skipped).encode("utf-8"))
+    summary.written = len(rows)
+    return summary
 
 
 __all__ = [
@@ -165,4 +210,5 @@ __all__ = [
     "DicomFile",
     "Skipped",
     "build_dicom_export",
+    "write_dicom_zip",
 ]
