@@ -14,6 +14,7 @@ class RefusalSource(models.TextChoices):
     FILE = "file", "File import (import_cases)"
     DICOMWEB = "dicomweb", "DICOMweb archive (import_dicomweb)"
     STOW = "stow", "STOW-RS push"
+    API = "api", "Arrival API"
 
 
 class ImportRefusal(models.Model):
@@ -22,7 +23,8 @@ class ImportRefusal(models.Model):
     )
     source = models.CharField(max_length=10, choices=RefusalSource.choices)
     item = models.CharField(
-        max_length=500, help_text="The file name, manifest line, or DICOM UID that was refused."
+        max_length=500,
+        help_text="The file name, manifest line, case ID or DICOM UID that was refused.",
     )
     reason = models.TextField()
     refused_at = models.DateTimeField(auto_now_add=True)
