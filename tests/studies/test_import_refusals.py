@@ -9,18 +9,19 @@ from io import StringIO
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
 from studyplatform.audit.models import Action, AuditEvent
 from studyplatform.dashboard.exports.checklist import build_checklist
 from studyplatform.dashboard.exports.flow_svg import flow_svg
 from studyplatform.dashboard.selectors.flow import study_flow
-from studyplatform.studies.models import ImportRefusal, SiteToken
+from studyplatform.studies.models import ImportRefusal, SiteToken, Study
 from studyplatform.studies.services import issue_site_token
 from tests.dashboard.builders import build_study
 from tests.dicomweb.builders import synthetic_study
 from tests.dicomweb.test_stow import _body, _post
-from tests.factories import FindingTypeFactory, SiteFactory, StudyFactory
+from tests.factories import FindingTypeFactory, SiteFactory, StudyFactory, UserFactory
 from tests.signing import coordinator
 from tests.studies.import_fixtures import pydicom_file, write_import_dir
 
@@ -221,3 +222,62 @@ def test_arrivals_the_api_refuses_are_stored_once_and_counted(client):
     checklist = b"".join(response.streaming_content).decode()
     assert "Inputs refused at import: n = 5" in checklist
     assert ": 5 (Arrival API: 5)" in checklist
+
+
+def _refused_arrival(client, study) -> ImportRefusal:
+    token = issue_site_token(study=study, site=SiteFactory(code="arrivals"), name="router")
+    bogus = _file("scan.dcm", b"not dicom at all" * 20)
+    assert _arrive(client, study.slug, "P-1", [bogus], token=token).status_code == 400
+    return ImportRefusal.objects.get(study=study)
+
+
+postgresql_only = pytest.mark.skipif(
+    "connection.vendor != 'postgresql'", reason="the trigger is PostgreSQL's"
+)
+
+
+@postgresql_only
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE studies_importrefusal SET reason = 'edited'",
+        "DELETE FROM studies_importrefusal",
+    ],
+)
+def test_postgresql_refuses_to_change_or_delete_a_refusal(client, study, sql):
+    refusal = _refused_arrival(client, study)
+    stored = (refusal.study_id, refusal.item, refusal.reason)
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        ImportRefusal.objects.filter(pk=refusal.pk).update(reason="edited")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        refusal.reason = "edited"
+        refusal.save()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        ImportRefusal.objects.all().delete()
+    # As with reads, a study with refusals is not deleted: not by the ORM's cascade, and the
+    # admin says why.
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        Study.objects.get(pk=study.pk).delete()
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    url = reverse("admin:studies_study_delete", args=[study.pk])
+    page = client.get(url).content.decode()
+    assert "Cannot delete study" in page and "import refusal" in page
+    assert client.post(url, {"post": "yes"}).status_code == 403
+    kept = ImportRefusal.objects.get(pk=refusal.pk)
+    assert (kept.study_id, kept.item, kept.reason) == stored
+
+
+@pytest.mark.slow
+def test_the_demo_rebuilds_its_own_study_with_its_refusals(client, settings, roles):
+    settings.DEBUG = True
+    call_command("demo", cases=3, stdout=StringIO())
+    _refused_arrival(client, Study.objects.get(slug="demo"))
+    call_command("demo", cases=3, stdout=StringIO())  # discards the old study, refusals and all
+    assert not ImportRefusal.objects.exists()
+    assert Study.objects.filter(slug="demo").count() == 1

@@ -1,7 +1,8 @@
 """Inputs refused at import: what came in, from where, why it was refused, when, and by whom.
 
 Append-only: a refusal is recorded once (``fingerprint``: its source, item and reason), so an
-import run again adds nothing; nothing changes or deletes it (the admin shows it read-only).
+import run again adds nothing; nothing changes or deletes it (the admin shows it read-only, and
+on PostgreSQL a trigger refuses UPDATE and DELETE: migration 0012).
 """
 
 from __future__ import annotations
