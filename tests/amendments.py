@@ -33,7 +33,8 @@ def amend_url(study: Study) -> str:
 
 
 def amendment_form(study: Study, **changes: Any) -> dict[str, Any]:
-    """The amendment page's POST as the page prefills it, with ``changes`` applied."""
+    """The amendment page's POST as the page prefills it, with ``changes`` applied (None: a
+    field left out, as an unchecked box is)."""
     data: dict[str, Any] = {
         "washout_days": study.washout_days,
         "primary_endpoint": study.primary_endpoint,
@@ -41,6 +42,7 @@ def amendment_form(study: Study, **changes: Any) -> dict[str, Any]:
         "froc_rule": study.froc_rule,
         "froc_distance_px": "" if study.froc_distance_px is None else study.froc_distance_px,
         "contradiction_rule": study.contradiction_rule,
+        "training_shows_ai": "on" if study.training_shows_ai else None,
         "new_code": "",
         "new_name": "",
         "new_significant": "on",

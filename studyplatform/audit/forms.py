@@ -35,6 +35,11 @@ class AmendProtocolForm(forms.Form):
         label="FROC acceptance distance (pixels)",
         help_text="For the distance rule.",
     )
+    training_shows_ai = forms.BooleanField(
+        required=False,
+        label="Training: show the AI's answer after each training read",
+        help_text="Beside the truth, once the read is submitted; never in analysed reads.",
+    )
     new_code = forms.SlugField(
         required=False, max_length=40, label="New finding type: code", help_text="Optional."
     )
@@ -64,6 +69,7 @@ class AmendProtocolForm(forms.Form):
         self.fields["contradiction_rule"].initial = study.contradiction_rule
         self.fields["froc_rule"].initial = study.froc_rule
         self.fields["froc_distance_px"].initial = study.froc_distance_px
+        self.fields["training_shows_ai"].initial = study.training_shows_ai
         for ft in finding_types:
             self.fields[f"significant_{ft.code}"] = forms.BooleanField(
                 required=False,
@@ -121,6 +127,7 @@ class AmendProtocolForm(forms.Form):
             "contradiction_rule",
             "froc_rule",
             "froc_distance_px",
+            "training_shows_ai",
         ):
             if data[name] != getattr(study, name):
                 changes[name] = data[name]

@@ -169,8 +169,9 @@ def _remove_previous_demo(slug: str = DEMO_SLUG) -> None:
     previous = Study.objects.filter(slug=slug).first()
     if previous is None:
         return
-    # Reads are append-only everywhere else (a PostgreSQL trigger refuses deletes); the demo
-    # alone may discard its own, and says so to the trigger for this transaction only.
+    # Reads and import refusals are append-only everywhere else (PostgreSQL triggers refuse
+    # deletes); the demo alone may discard its own, and says so to the triggers for this
+    # transaction only.
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL studyplatform.purge_reads = 'on'")

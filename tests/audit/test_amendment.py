@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
@@ -55,6 +57,34 @@ def test_amendment_page_signs_a_new_version_with_the_changes(client, study):
     assert signature.data_sha256 == protocol.sha256
     assert AuditEvent.objects.filter(action=Action.PROTOCOL_AMEND, study=study).count() == 2
     assert verify_chain().ok and signature_problems() == []
+
+
+def test_amendment_page_offers_whether_training_feedback_shows_the_ai(client, study):
+    coordinator = coordinator_of(study)
+    client.force_login(coordinator)
+    page = client.get(amend_url(study)).content.decode()
+    assert 'name="training_shows_ai"' in page and "Training: show the AI" in page
+    assert re.search(r'<input[^>]*name="training_shows_ai"[^>]*checked', page)
+    data = amendment_form(study, training_shows_ai=None, reason="Readers train without the AI.")
+    response = client.post(amend_url(study), data)
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    study.refresh_from_db()
+    assert study.protocol_version == 2 and study.training_shows_ai is False
+    before, after = (Protocol.objects.get(study=study, version=v) for v in (1, 2))
+    assert before.content["training_shows_ai"] is True
+    assert after.content["training_shows_ai"] is False
+    assert after.reason == "Readers train without the AI."
+    signature = Signature.objects.get(study=study, kind=Signature.Kind.PROTOCOL_AMEND)
+    assert (signature.signer, signature.data_sha256) == (coordinator, after.sha256)
+    events = AuditEvent.objects.filter(action=Action.PROTOCOL_AMEND, study=study)
+    stored = [(e.after or {})["content"] for e in events if "content" in (e.after or {})]
+    assert [c["training_shows_ai"] for c in stored] == [False]
+    assert verify_chain().ok and signature_problems() == []
+    # The dashboard lists the amendment with what changed; the page now shows it unchecked.
+    dashboard = client.get(reverse("dashboard:study", args=[study.slug])).content.decode()
+    assert "training shows the AI: yes \u2192 no" in dashboard
+    page = client.get(amend_url(study)).content.decode()
+    assert not re.search(r'<input[^>]*name="training_shows_ai"[^>]*checked', page)
 
 
 def test_a_second_amendment_is_a_third_version(study):
@@ -120,6 +150,7 @@ def test_an_amendment_that_changes_nothing_is_refused(client, study):
         ({"finding_types": {"nodule": {"ai_threshold": 1.5}}}, "outside 0-1"),
         ({"add_finding_types": [{"code": "nodule", "name": "Again"}]}, "already has"),
         ({"add_finding_types": [{"code": "Bad Code", "name": "x"}]}, "short slug"),
+        ({"training_shows_ai": "no"}, "training shows the AI must be true or false"),
     ],
 )
 def test_changes_that_would_invalidate_the_allocation_or_reads_are_refused(study, changes, why):

@@ -20,7 +20,14 @@ from studyplatform.reading.services import open_study, randomize_study
 from studyplatform.studies.models import MemberRole, Site, StudyMembership
 from studyplatform.studies.services import issue_site_token
 from tests.factories import UserFactory
-from tests.fuzz.conftest import FUZZ, HOSTILE, hostile_text, snapshot
+from tests.fuzz.conftest import (
+    FUZZ,
+    HOSTILE,
+    hostile_text,
+    refusal_reasons,
+    snapshot,
+    trial_data,
+)
 from tests.reading.helpers import make_study
 
 pytestmark = pytest.mark.django_db
@@ -238,7 +245,7 @@ metadata_strategy = st.one_of(
     name="a\x00.dcm",
     auth="good",
 )
-def test_arrival_api_answers_4xx_with_a_message_and_stores_nothing(
+def test_arrival_api_answers_4xx_with_a_message_and_stores_no_case(
     client, arrival, metadata, image, name, auth
 ):
     from django.core.files.uploadedfile import SimpleUploadedFile
@@ -254,7 +261,7 @@ def test_arrival_api_answers_4xx_with_a_message_and_stores_nothing(
         "coordinator": {},
         "garbled": {"HTTP_AUTHORIZATION": "Basic " + "\u00e9" * 5},
     }[auth]
-    before = snapshot()
+    before, refused = trial_data(), len(refusal_reasons())
     response = client.post(
         reverse("api-arrive-case", args=[study.slug]),
         {
@@ -265,7 +272,9 @@ def test_arrival_api_answers_4xx_with_a_message_and_stores_nothing(
     )
     assert 400 <= response.status_code < 500, response.content[:300]
     assert response.json()["error"]
-    after = snapshot()
+    after = trial_data()
+    if auth not in ("good", "coordinator"):  # refusals are kept for known callers only
+        assert len(refusal_reasons()) == refused
     # A good token records when it was last used and counts the request against its rate
     # limit; nothing else may change.
     for rows in (before, after):

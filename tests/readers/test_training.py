@@ -17,6 +17,7 @@ from studyplatform.audit.models import Action, AuditEvent
 from studyplatform.reading.models import Assignment, Enrolment, Read, Reader, ReadingSession
 from studyplatform.reading.services import open_study, randomize_study
 from studyplatform.studies.models import MemberRole, Study, StudyMembership
+from tests.amendments import amend_url, amendment_form
 from tests.factories import UserFactory
 from tests.reading.helpers import make_study
 
@@ -170,6 +171,43 @@ def test_the_study_may_keep_the_ai_out_of_training_feedback(client, trial):
     assert 'id="training-feedback"' in feedback
     for marker in AI_MARKERS:
         assert marker not in feedback
+
+
+def test_training_feedback_follows_the_protocol_version_in_force(client, trial):
+    client.force_login(trial.reader)
+    client.post(reverse("readers-training", args=[trial.study.slug]))
+    first, second = Assignment.objects.filter(
+        session__training=True, reader__user=trial.reader
+    ).order_by("position", "step")[:2]
+    client.get(reverse("readers-assignment", args=[first.pk]))
+    assert _submit(client, first).status_code == 201
+    feedback_url = reverse("readers-assignment", args=[first.pk])
+    assert 'id="training-ai"' in client.get(feedback_url).content.decode()
+
+    # The coordinator amends the protocol (version 2): no AI in training feedback.
+    client.force_login(trial.coordinator)
+    data = amendment_form(
+        trial.study, training_shows_ai=None, reason="Train on the images alone first."
+    )
+    assert client.post(amend_url(trial.study), data).status_code == 302
+    client.force_login(trial.reader)
+    feedback = client.get(feedback_url).content.decode()
+    assert 'id="training-feedback"' in feedback
+    for marker in AI_MARKERS:
+        assert marker not in feedback
+    client.get(reverse("readers-assignment", args=[second.pk]))
+    assert _submit(client, second).status_code == 201
+    second_feedback = client.get(reverse("readers-assignment", args=[second.pk])).content.decode()
+    assert 'id="training-feedback"' in second_feedback and "0.87" not in second_feedback
+
+    # Version 3 shows it again, on the feedback already given too.
+    study = Study.objects.get(pk=trial.study.pk)
+    client.force_login(trial.coordinator)
+    data = amendment_form(study, training_shows_ai="on", reason="Show the AI again.")
+    assert client.post(amend_url(study), data).status_code == 302
+    assert Study.objects.get(pk=study.pk).protocol_version == 3
+    client.force_login(trial.reader)
+    assert "0.87" in client.get(feedback_url).content.decode()
 
 
 def test_only_the_studys_coordinators_waive_training_with_a_reason_audited(client, trial):

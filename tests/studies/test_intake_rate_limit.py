@@ -12,7 +12,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from studyplatform.studies.models import Case, SiteToken
+from studyplatform.studies.models import Case, ImportRefusal, SiteToken
 from studyplatform.studies.services import issue_site_token
 from tests.factories import SiteFactory, StudyFactory
 from tests.studies.import_fixtures import pydicom_file
@@ -113,3 +113,5 @@ def test_parallel_requests_never_get_more_than_the_limit_through(settings):
         thread.join()
 
     assert sorted(statuses) == [400] * 3 + [429] * 7
+    # The three let through are the same refused input: kept once.
+    assert ImportRefusal.objects.filter(study=study).count() == 1

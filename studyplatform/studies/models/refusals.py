@@ -1,7 +1,8 @@
 """Inputs refused at import: what came in, from where, why it was refused, when, and by whom.
 
 Append-only: a refusal is recorded once (``fingerprint``: its source, item and reason), so an
-import run again adds nothing; nothing changes or deletes it (the admin shows it read-only).
+import run again adds nothing; nothing changes or deletes it (the admin shows it read-only, and
+on PostgreSQL a trigger refuses UPDATE and DELETE: migration 0012).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ class RefusalSource(models.TextChoices):
     FILE = "file", "File import (import_cases)"
     DICOMWEB = "dicomweb", "DICOMweb archive (import_dicomweb)"
     STOW = "stow", "STOW-RS push"
+    API = "api", "Arrival API"
 
 
 class ImportRefusal(models.Model):
@@ -22,7 +24,8 @@ class ImportRefusal(models.Model):
     )
     source = models.CharField(max_length=10, choices=RefusalSource.choices)
     item = models.CharField(
-        max_length=500, help_text="The file name, manifest line, or DICOM UID that was refused."
+        max_length=500,
+        help_text="The file name, manifest line, case ID or DICOM UID that was refused.",
     )
     reason = models.TextField()
     refused_at = models.DateTimeField(auto_now_add=True)

@@ -3,8 +3,10 @@
 An amendment may change what does not invalidate the stored allocation or the reads already
 submitted: the significance and AI threshold of finding types, new finding types (asked from the
 next case a reader opens), the washout, the primary endpoint, the non-inferiority margin, the
-contradiction rule and the FROC acceptance rule (marks are scored at analysis time, so a new rule
-rescores the stored marks; the amendment is the record of why). It may not change the design, the
+contradiction rule, the FROC acceptance rule (marks are scored at analysis time, so a new rule
+rescores the stored marks; the amendment is the record of why) and whether training feedback shows
+the AI's answer (training reads are never analysed; feedback follows the version in force, from the
+next feedback a reader sees). It may not change the design, the
 arms, the reader groups, the readers per case (the allocation was randomized for them), remove a
 finding type (submitted reads answered it), change the rating scale (submitted ratings used it) or
 the pinned model (readers saw its output). ``studyplatform.audit.signatures.amend_protocol`` signs
@@ -40,6 +42,7 @@ AMENDABLE = (
     "contradiction_rule",
     "froc_rule",
     "froc_distance_px",
+    "training_shows_ai",
 )
 
 _ALLOCATION = "the stored allocation was randomized for it; changing it would invalidate it"
@@ -190,6 +193,14 @@ def _set_study_fields(study: Study, changes: Mapping[str, Any]) -> None:
                 raise InvalidAmendmentError(f"{message} or empty, got {value!r}")
             setattr(study, field, None if value is None else float(value))
             fields.append(field)
+    if "training_shows_ai" in changes:
+        shows = changes["training_shows_ai"]
+        if not isinstance(shows, bool):
+            raise InvalidAmendmentError(
+                f"whether training shows the AI must be true or false, got {shows!r}"
+            )
+        study.training_shows_ai = shows
+        fields.append("training_shows_ai")
     if study.froc_rule == FrocRule.DISTANCE and not study.froc_distance_px:
         raise InvalidAmendmentError("the FROC 'distance' rule needs an acceptance distance")
     if fields:
@@ -205,7 +216,8 @@ def apply_amendment(*, study: Study, changes: Mapping[str, Any], version: int) -
          "add_finding_types": [{"code": "pneumothorax", "name": "Pneumothorax",
                                 "clinically_significant": True, "ai_threshold": None}],
          "washout_days": 21, "primary_endpoint": "missed", "ni_margin": 0.05,
-         "contradiction_rule": "confirm", "froc_rule": "distance", "froc_distance_px": 20}
+         "contradiction_rule": "confirm", "froc_rule": "distance", "froc_distance_px": 20,
+         "training_shows_ai": False}
 
     Raises InvalidAmendmentError naming the first problem; call it in the amendment's
     transaction, so that a refusal leaves nothing changed.

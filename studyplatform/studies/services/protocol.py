@@ -124,6 +124,10 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+# A field whose name, spaced out, would not read as words.
+_LABELS = {"training_shows_ai": "training shows the AI"}
+
+
 def describe_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """What changed between two versions' contents, one sentence per change, in field order."""
     changes = []
@@ -151,6 +155,6 @@ def describe_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]
     changes += [f"finding type {code} removed" for code in old_types if code not in new_types]
     for key in after:
         if key != "finding_types" and before.get(key) != after.get(key):
-            label = key.replace("_", " ")
+            label = _LABELS.get(key, key.replace("_", " "))
             changes.append(f"{label}: {_show(before.get(key))} \u2192 {_show(after.get(key))}")
     return changes

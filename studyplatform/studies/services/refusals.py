@@ -1,9 +1,10 @@
 """Store the inputs an import refused, once each, audited (see ``models.refusals``).
 
-Every door that takes cases (``import_cases``, ``import_dicomweb``, STOW-RS) reports what it
-refused with a :class:`~studyplatform.studies.importing.Problem` each; :func:`record_refusals`
-keeps them, so the submission checklist and the flow diagram count them from the database. A
-locked study is read-only: nothing is recorded for it (its import was refused whole anyway).
+Every door that takes cases (``import_cases``, ``import_dicomweb``, STOW-RS, the arrival API)
+reports what it refused with a :class:`~studyplatform.studies.importing.Problem` each;
+:func:`record_refusals` keeps them, so the submission checklist and the flow diagram count them
+from the database. A locked study is read-only: nothing is recorded for it (its import was
+refused whole anyway).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from studyplatform.audit.models import Action
 from studyplatform.audit.services import record
@@ -23,6 +24,11 @@ from studyplatform.studies.importing import Problem
 from studyplatform.studies.models import ImportRefusal, RefusalSource, Study
 
 __all__ = ["record_refusals"]
+
+
+def _text(value: str) -> str:
+    """``value`` as PostgreSQL stores text: NUL and lone surrogates (sent data) escaped."""
+    return value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _fingerprint(source: str, item: str, reason: str) -> str:
@@ -39,9 +45,11 @@ def record_refusals(
 ) -> list[ImportRefusal]:
     """Store each refused input not stored before; return the new rows (each one audited).
 
-    The same input refused for the same reason again (an import run twice) adds nothing.
+    The same input refused for the same reason again (an import run twice, or the same request
+    sent twice at once) adds nothing.
     """
-    found = {_fingerprint(source, p.where[:500], p.reason): p for p in problems}
+    cleaned = [Problem(_text(p.where)[:500], _text(p.reason)) for p in problems]
+    found = {_fingerprint(source, p.where, p.reason): p for p in cleaned}
     if not found:
         return []
     user = actor if isinstance(actor, get_user_model()) else None
@@ -55,19 +63,26 @@ def record_refusals(
                 "fingerprint", flat=True
             )
         )
-        new = [
-            ImportRefusal.objects.create(
-                study=study,
-                source=source,
-                item=p.where[:500],
-                reason=p.reason,
-                actor=user,
-                via=via[:200],
-                fingerprint=key,
-            )
-            for key, p in found.items()
-            if key not in known
-        ]
+        new = []
+        for key, p in found.items():
+            if key in known:
+                continue
+            try:
+                with transaction.atomic():
+                    refusal = ImportRefusal.objects.create(
+                        study=study,
+                        source=source,
+                        item=p.where,
+                        reason=p.reason,
+                        actor=user,
+                        via=_text(via)[:200],
+                        fingerprint=key,
+                    )
+            except IntegrityError:
+                # The same refusal, stored meanwhile by a request sent at the same moment (the
+                # study's row lock is shared between writers): the database keeps one.
+                continue
+            new.append(refusal)
         for refusal in new:
             record(
                 actor=actor,
