@@ -5,7 +5,8 @@ of values per read, repeated on the read's finding rows), :func:`reading_behavio
 per arm, over every read that has telemetry:
 
 * the fraction of the case's slices shown (``slices_viewed / slices_total``: mean, median, IQR);
-* the seconds the case's images were on screen (median, IQR);
+* the seconds the case's images were on screen (``series_time_s``: counted once however many
+  viewports showed them, so at most the read's duration; median, IQR);
 * in an arm that shows the AI, the share of reads with the heatmap overlay on screen at some
   time (a pooled proportion with a Wilson interval on the case-clustered effective sample size,
   :func:`analysis.case_clustered.clustered_proportion`), the median seconds it was on among

@@ -24,9 +24,10 @@ CORRECTION_COLUMNS: tuple[str, ...] = (
     "corrected", "original_call", "original_confidence", "corrected_at",
 )  # fmt: skip
 # How the read was read (the platform's reading telemetry; empty for a read without it): the
-# distinct slices shown and the slices the case has, the seconds its images were on screen, and
-# whether the AI heatmap overlay was on screen (0/1), for how many seconds, and the seconds from
-# opening to the first sight of the AI's output. A corrected read keeps its original's.
+# distinct slices shown and the slices the case has, the seconds its images were on screen (once
+# however many viewports showed them: not a sum over the series), and whether the AI heatmap
+# overlay was on screen (0/1), for how many seconds, and the seconds from opening to the first
+# sight of the AI's output. A corrected read keeps its original's.
 TELEMETRY_COLUMNS: tuple[str, ...] = (
     "slices_viewed", "slices_total", "series_time_s", "ai_overlay_on", "ai_overlay_s",
     "ai_first_view_s",

@@ -312,9 +312,12 @@ class ReadTelemetry(models.Model):
     """How the reader read: written once with the original read, never changed.
 
     ``series`` holds, per series of the case, ``{"series", "slices_total", "slices_viewed"
-    (slice numbers), "time_s"}``; the totals below sum it (time on screen with the tab visible,
-    capped by the server's time from opening to submission). ``ai_*`` are zero or empty for an
-    unassisted read. ``notes`` say what the server capped.
+    (slice numbers), "time_s"}`` (``time_s``: seconds on screen in any viewport with the tab
+    visible, each series capped by the server's time from opening to submission); the slice
+    totals sum it. ``series_time_s`` is the seconds any of the case's images was on screen (the
+    page's own count, within the same cap): with several viewports the series' ``time_s`` may
+    sum to more. ``ai_*`` are zero or empty for an unassisted read. ``notes`` say what the
+    server capped.
     """
 
     read = models.OneToOneField(Read, on_delete=models.CASCADE, related_name="telemetry")

@@ -39,10 +39,11 @@ def add_series(case: Any, position: int, description: str, slices: int, step: fl
         image.save()
 
 
-def hanging_study() -> Study:
+def hanging_study(*, with_prereads: bool = False) -> Study:
     """Two CT cases, each a thin axial series (40 x 2.5 mm) and a prior (20 x 5 mm); the
-    protocol "CT axial + prior" (1 x 2) shows the first left and the second right."""
-    study = make_study(n_cases=2, n_readers=1, slug="hang")
+    protocol "CT axial + prior" (1 x 2) shows the first left and the second right. With
+    ``with_prereads`` the assisted arm has the AI's pre-read and heatmap overlay."""
+    study = make_study(n_cases=2, n_readers=1, slug="hang", with_prereads=with_prereads)
     for case in study.cases.all():
         case.modality = "CT"
         case.save(update_fields=["modality"])

@@ -12,6 +12,7 @@ from django.urls import reverse
 from studyplatform.reading.models import Assignment, Read, ReadDraft, ReadTelemetry
 from studyplatform.reading.services import open_study, randomize_study
 from studyplatform.studies.models import Study
+from tests.readers.hanging_fixtures import hanging_study
 from tests.readers.test_browser_ct_stack import add_ct_series
 from tests.readers.test_views import _login, _read_until, _session, _submit
 from tests.reading.helpers import make_study
@@ -94,6 +95,8 @@ def test_unassisted_submit_with_ai_exposure_is_refused_and_nothing_stored(client
         ({"series": [{"series": 1}, {"series": 1}]}, "series 1 is reported twice"),
         ({"series": {}}, "series must be a list"),
         ({"series": [], "mouse": 1}, "unknown field(s) 'mouse'"),
+        ({"on_screen_s": "1 min"}, "on_screen_s must be a number of seconds"),
+        ({"on_screen_s": float("inf")}, "on_screen_s must be a finite number"),
         ({"ai": {"overlay_s": -0.5}}, "ai.overlay_s must be a finite number"),
         ({"ai": {"panel_shown": "yes"}}, "ai.panel_shown must be true or false"),
         ([1, 2], "telemetry must be a JSON object"),
@@ -122,6 +125,66 @@ def test_durations_beyond_the_server_time_are_capped_with_notes(client, study):
     assert stored.ai_overlay_s == stored.series_time_s
     assert stored.ai_first_view_s == pytest.approx(elapsed, abs=0.001)
     assert len(stored.notes) == 3 and "capped" in stored.notes[0]
+
+
+@pytest.fixture
+def two_series() -> Study:
+    """Cases of two CT series, laid out side by side by the study's hanging protocol."""
+    return hanging_study()
+
+
+def _two(first: float, second: float, **extra) -> dict:
+    return {
+        "series": [
+            {"series": 1, "slices_viewed": [1, 2], "time_s": first},
+            {"series": 2, "slices_viewed": [1], "time_s": second},
+        ],
+        **extra,
+    }
+
+
+def test_two_series_on_screen_together_each_near_the_span_are_kept(client, two_series):
+    # Two viewports for 55 s: both series were on screen nearly all the read, their sum is
+    # well over its 60 s. Nothing is capped or scaled; the time on screen is the page's.
+    assignment = _opened(client, two_series, "assisted", seconds_ago=60)
+    telemetry = _two(55.0, 54.5, on_screen_s=56.0, ai={"overlay_s": 50.0})
+    response = _submit(client, assignment, telemetry=telemetry)
+    assert response.status_code == 201, response.content
+    stored = ReadTelemetry.objects.get(read__assignment=assignment)
+    assert [(s["series"], s["time_s"]) for s in stored.series] == [(1, 55.0), (2, 54.5)]
+    assert (stored.series_time_s, stored.ai_overlay_s, stored.notes) == (56.0, 50.0, [])
+    assert stored.series_time_s <= stored.read.duration_s < 55.0 + 54.5
+
+
+def test_each_series_is_capped_to_the_span_on_its_own(client, two_series):
+    assignment = _opened(client, two_series, "unassisted", seconds_ago=30)
+    response = _submit(client, assignment, telemetry=_two(3600.0, 20.0))
+    assert response.status_code == 201, response.content
+    stored = ReadTelemetry.objects.get(read__assignment=assignment)
+    elapsed = stored.read.duration_s
+    first, second = (s["time_s"] for s in stored.series)
+    # The series within the span keeps its time: nothing is scaled in proportion.
+    assert (first, second) == (pytest.approx(elapsed, abs=0.001), 20.0)
+    # Without the page's own time on screen (an older page), the sum stands in, capped too.
+    assert stored.series_time_s == pytest.approx(elapsed, abs=0.001)
+    assert len(stored.notes) == 2
+    assert stored.notes[0].startswith("time on series 1 (3600.000 s reported) capped")
+    assert stored.notes[1].startswith("time on screen (")
+
+
+@pytest.mark.parametrize(
+    ("on_screen", "held", "bound"),
+    [(10.0, 40.0, "the longest series' time"), (90.0, 60.0, "the series' times summed")],
+)
+def test_time_on_screen_is_held_between_the_longest_series_and_their_sum(
+    client, two_series, on_screen, held, bound
+):
+    assignment = _opened(client, two_series, "unassisted", seconds_ago=120)
+    response = _submit(client, assignment, telemetry=_two(40.0, 20.0, on_screen_s=on_screen))
+    assert response.status_code == 201, response.content
+    stored = ReadTelemetry.objects.get(read__assignment=assignment)
+    assert stored.series_time_s == held
+    assert stored.notes == [f"time on screen ({on_screen:.3f} s) held to {bound} ({held:.3f} s)"]
 
 
 def test_submit_without_telemetry_stores_the_read_without_a_record(client, study):

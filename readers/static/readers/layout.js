@@ -4,6 +4,9 @@
 // zoom and pan; the one last clicked or scrolled is active (keys, toolbar and tabs act on it).
 // "Link" (K) links zoom and pan, and the slice by position along the normal between stacks of
 // the same orientation. window.readingViewer stays the one interface the other modules use.
+// Every viewport of the grid is on screen: the telemetry credits time to the series of all of
+// them (seriesOnScreen), not only the active one's, and the overlay, shown and hidden in all of
+// them together, is on screen while any viewport has it (onOverlay, overlayShown).
 (function () {
   "use strict";
 
@@ -22,7 +25,7 @@
   let active = 0;
   let linked = false;
   let following = false;  // a linked change being passed on: not passed back
-  const showHandlers = [];  // telemetry.js: the series on screen is the active viewport's
+  const showHandlers = [];  // telemetry.js: a viewport showed a slice (of any series)
 
   function viewIndex(spec) {
     const views = window.readingSeries.views(data);
@@ -49,8 +52,6 @@
     active = index;
     viewports.forEach(function (vp, i) { vp.cell.classList.toggle("active", i === index); });
     viewports[index].api.focus();
-    const shown = viewports[index].api.state();
-    showHandlers.forEach(function (handler) { handler(shown.series, shown.slice); });
     describe();
   }
 
@@ -131,11 +132,23 @@
       },
     });
   }
-  viewports.forEach(function (vp, i) {
+  viewports.forEach(function (vp) {
     vp.api.onShow(function (series, slice) {
-      if (i === active) showHandlers.forEach(function (handler) { handler(series, slice); });
+      showHandlers.forEach(function (handler) { handler(series, slice); });
     });
   });
+
+  // The series on screen in any viewport, each once (two viewports may show the same one).
+  function seriesOnScreen() {
+    const shown = [];
+    viewports.forEach(function (vp) {
+      vp.api.seriesOnScreen().forEach(function (s) { if (shown.indexOf(s) < 0) shown.push(s); });
+    });
+    return shown;
+  }
+  function overlayShown() {
+    return viewports.some(function (vp) { return vp.api.overlayShown(); });
+  }
   viewports[0].cell.classList.add("active");
   viewports[0].api.focus();
 
@@ -169,10 +182,14 @@
     setOverlayVisible: each("setOverlayVisible"),
     setOverlayOpacity: each("setOverlayOpacity"),
     overlayVisible: function () { return viewports[0].api.overlayVisible(); },
-    // Every viewport shows and hides the overlay together: the first one speaks for all.
-    overlayShown: function () { return viewports[0].api.overlayShown(); },
-    onOverlay: function (handler) { viewports[0].api.onOverlay(handler); },
+    // Every viewport shows and hides the overlay together; it is on screen while any viewport
+    // has it, and a listener hears that one answer, however many viewports draw it.
+    overlayShown: overlayShown,
+    onOverlay: function (handler) {
+      viewports.forEach(function (vp) { vp.api.onOverlay(function () { handler(overlayShown()); }); });
+    },
     onShow: function (handler) { showHandlers.push(handler); },
+    seriesOnScreen: seriesOnScreen,
     viewedSlices: function () {
       return [].concat.apply([], viewports.map(function (vp) { return vp.api.viewedSlices(); }));
     },

@@ -561,6 +561,8 @@ window.readingViewport = function (options) {
     overlayShown: overlayShown,
     onOverlay: function (handler) { overlayHandlers.push(handler); },
     onShow: function (handler) { showHandlers.push(handler); },
+    // The series on screen in this viewport now (a list, as the layout's for several).
+    seriesOnScreen: function () { return [current().series]; },
     // Per view, the slice numbers shown so far (the scroll bar's marks).
     viewedSlices: function () {
       return views.map(function (view) {

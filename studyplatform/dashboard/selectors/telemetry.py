@@ -1,7 +1,9 @@
 """A study's reading telemetry per read and series: the rows of the ``telemetry`` export.
 
 One row per series of each read that has telemetry (the original read of an assignment: a
-correction fixes the answer, not the reading), ordered by reader, case, arm and series.
+correction fixes the answer, not the reading), ordered by reader, case, arm and series. A row's
+``time_s`` is that series' own seconds on screen, in any viewport: with several viewports a read's
+rows may sum to more than its time on screen (the long export's ``series_time_s``).
 """
 
 from __future__ import annotations

@@ -3,20 +3,27 @@
 The reading page sends, with the submission (and in every draft, so a reload resumes it)::
 
     {"series": [{"series": 1, "slices_viewed": [1, 2, 5], "time_s": 31.2}, ...],
+     "on_screen_s": 33.0,
      "ai": {"panel_shown": true, "overlay_s": 12.5, "first_view_s": 2.1}}
 
 ``series`` is the series' place in the case, ``slices_viewed`` its slice numbers shown on screen,
-``time_s`` the seconds it was on screen with the tab visible; ``ai.overlay_s`` the seconds the
-heatmap overlay was drawn, ``ai.first_view_s`` the seconds from opening the case (server time) to
-the first sight of the AI's output (its panel or overlay on screen).
+``time_s`` the seconds it was on screen with the tab visible, in any viewport; ``on_screen_s`` the
+seconds any of the case's images was on screen (with several viewports the series' times may sum
+to more; without it, from an older page that showed one series at a time, it is their sum);
+``ai.overlay_s`` the seconds the heatmap overlay was drawn (once, however many viewports drew
+it), ``ai.first_view_s`` the seconds from opening the case (server time) to the first sight of the
+AI's output (its panel or overlay on screen).
 
 The rule. Telemetry that cannot be true is refused with the submission, with a message naming
 what is wrong (nothing is saved; the draft keeps the answers): an unknown series or slice, a
 value of the wrong type, a negative or non-finite duration or one over a week, and any AI
 exposure reported for an arm that shows no AI. Durations longer than the server's own time from
-opening to submission (clocks and reloads make small excesses ordinary) are capped to it, the
-overlay time to the time on screen, and each cap is written in the record's ``notes``. A
-submission without telemetry (an older page, a script) stores the read without a record.
+opening to submission (clocks and reloads make small excesses ordinary) are capped to it: each
+series' time on its own (with several viewports series are on screen together, so their sum may
+exceed that time), and the time on screen; the time on screen is also held between the longest
+series' time and the series' sum, the overlay time to the time on screen, and each cap is written
+in the record's ``notes``. A submission without telemetry (an older page, a script) stores the
+read without a record.
 """
 
 from __future__ import annotations
@@ -33,7 +40,10 @@ __all__ = ["MAX_SECONDS", "SeriesTelemetry", "Telemetry", "parse_telemetry", "st
 
 MAX_SECONDS = 7 * 24 * 3600  # a duration beyond a week is not a measurement
 _MAX_SERIES = 200
-_KEYS = {"series", "ai", "version"}
+_KEYS = {"series", "on_screen_s", "ai", "version"}
+# Each value is rounded to the millisecond on the page: the time on screen may stray from the
+# series' times by that much without being worth a note.
+_ROUNDING_S = 0.01
 _SERIES_KEYS = {"series", "slices_viewed", "time_s"}
 _AI_KEYS = {"panel_shown", "overlay_s", "first_view_s"}
 
@@ -50,21 +60,29 @@ class SeriesTelemetry:
             "series": self.series,
             "slices_total": self.slices_total,
             "slices_viewed": list(self.slices_viewed),
-            "time_s": self.time_s,
+            "time_s": round(self.time_s, 3),
         }
 
 
 @dataclass(frozen=True)
 class Telemetry:
-    """Validated telemetry: every series of the case (unviewed ones with nothing viewed)."""
+    """Validated telemetry: every series of the case (unviewed ones with nothing viewed).
+
+    ``on_screen_s`` is the seconds any of the case's images was on screen; ``None`` when the
+    page did not say (it showed one series at a time: the series' sum, :attr:`time_s`).
+    """
 
     series: tuple[SeriesTelemetry, ...]
+    on_screen_s: float | None = None
     ai_panel_shown: bool = False
     ai_overlay_s: float = 0.0
     ai_first_view_s: float | None = None
 
     @property
     def time_s(self) -> float:
+        """The seconds on screen: as reported, else the series' times summed."""
+        if self.on_screen_s is not None:
+            return self.on_screen_s
         return sum(s.time_s for s in self.series)
 
 
@@ -141,6 +159,8 @@ def parse_telemetry(
             ),
             time_s=_seconds(entry.get("time_s", 0), f"series {series}: time_s"),
         )
+    on_screen = body.get("on_screen_s")
+    on_screen_s = None if on_screen is None else _seconds(on_screen, "on_screen_s")
     ai = _object(body.get("ai", {}), _AI_KEYS, "ai")
     panel = ai.get("panel_shown", False)
     if not isinstance(panel, bool):
@@ -157,6 +177,7 @@ def parse_telemetry(
         series=tuple(
             reported.get(s) or SeriesTelemetry(s, sizes[s], (), 0.0) for s in sorted(sizes)
         ),
+        on_screen_s=on_screen_s,
         ai_panel_shown=panel,
         ai_overlay_s=overlay_s,
         ai_first_view_s=first_s,
@@ -165,19 +186,36 @@ def parse_telemetry(
 
 def capped(telemetry: Telemetry, *, elapsed_s: float) -> tuple[Telemetry, list[str]]:
     """The telemetry with its durations held within the server's ``elapsed_s`` (opening to
-    submission), and a note for each cap."""
+    submission), and a note for each cap.
+
+    Each series is capped on its own: with several viewports, series are on screen at the same
+    time, so only each one's time, not their sum, is bounded by the read's span. The time on
+    screen is capped to the span too, then held between the longest series' time and the
+    series' sum (a note only beyond the page's millisecond rounding).
+    """
     notes: list[str] = []
     elapsed_s = max(elapsed_s, 0.0)
-    series = telemetry.series
-    total = telemetry.time_s
-    if total > elapsed_s:
-        factor = elapsed_s / total
-        series = tuple(replace(s, time_s=round(s.time_s * factor, 3)) for s in series)
+    over = [s for s in telemetry.series if s.time_s > elapsed_s]
+    notes.extend(
+        f"time on series {s.series} ({s.time_s:.3f} s reported) capped to the "
+        f"{elapsed_s:.3f} s from opening to submission"
+        for s in over
+    )
+    series = [replace(s, time_s=elapsed_s) if s.time_s > elapsed_s else s for s in telemetry.series]
+    longest = max((s.time_s for s in series), default=0.0)
+    summed = sum(s.time_s for s in series)
+    on_screen = summed if telemetry.on_screen_s is None else telemetry.on_screen_s
+    if on_screen > elapsed_s:
         notes.append(
-            f"time on the series ({total:.3f} s reported) capped to the {elapsed_s:.3f} s "
-            "from opening to submission, each series in proportion"
+            f"time on screen ({on_screen:.3f} s) capped to the {elapsed_s:.3f} s "
+            "from opening to submission"
         )
-    on_screen = sum(s.time_s for s in series)
+        on_screen = elapsed_s
+    held = min(max(on_screen, longest), summed)
+    if abs(held - on_screen) > _ROUNDING_S:
+        bound = "the longest series' time" if held > on_screen else "the series' times summed"
+        notes.append(f"time on screen ({on_screen:.3f} s) held to {bound} ({held:.3f} s)")
+    on_screen = held
     overlay = telemetry.ai_overlay_s
     if overlay > on_screen:
         notes.append(
@@ -192,10 +230,14 @@ def capped(telemetry: Telemetry, *, elapsed_s: float) -> tuple[Telemetry, list[s
             "from opening to submission"
         )
         first = elapsed_s
-    return (
-        replace(telemetry, series=series, ai_overlay_s=overlay, ai_first_view_s=first),
-        notes,
+    kept = replace(
+        telemetry,
+        series=tuple(series),
+        on_screen_s=on_screen,
+        ai_overlay_s=overlay,
+        ai_first_view_s=first,
     )
+    return kept, notes
 
 
 def store_telemetry(*, read: Read, telemetry: Telemetry) -> ReadTelemetry:
