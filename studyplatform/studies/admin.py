@@ -476,10 +476,15 @@ class ImportRefusalAdmin(StudyScopedAdmin[ImportRefusal]):
 
     study_path = "study"
 
-    list_display = ["refused_at", "study", "source", "item", "reason", "via", "actor"]
+    # "number" is how the submission checklist names a refusal (it leaves out the item).
+    list_display = ["number", "refused_at", "study", "source", "item", "reason", "via", "actor"]
     list_filter = ["study", "source"]
     search_fields = ["item", "reason"]
     list_select_related = ["study", "actor"]
+
+    @admin.display(description="number", ordering="pk")
+    def number(self, refusal: ImportRefusal) -> str:
+        return f"#{refusal.pk}"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -125,7 +125,12 @@ def test_the_checklist_reports_the_stored_refusals(study, tmp_path):
         and ": 1 (File import (import_cases): 1)" in line
         for line in quality.answer
     )
-    assert quality.tables[0].rows[0][:2] == ["File import (import_cases)", "manifest.csv line 2"]
+    # The checklist goes into the submission package: the input is named by its refusal number,
+    # never by the file name a site gave it (which may identify a patient).
+    [refusal] = ImportRefusal.objects.filter(study=built.study)
+    assert refusal.item == "manifest.csv line 2"
+    assert quality.tables[0].rows[0][:2] == ["File import (import_cases)", f"#{refusal.pk}"]
+    assert "manifest.csv line 2" not in str(quality.tables) + " ".join(quality.answer)
 
 
 def _arrive(client, slug, case_id, images, *, token=None, **metadata):
@@ -216,12 +221,15 @@ def test_arrivals_the_api_refuses_are_stored_once_and_counted(client):
     client.force_login(staff)
     listing = client.get(reverse("admin:studies_importrefusal_changelist")).content.decode()
     assert "case P-1, scan.dcm" in listing and "Arrival API" in listing
+    first = ImportRefusal.objects.filter(study=built.study).earliest("pk")
+    assert f"#{first.pk}" in listing  # the number the checklist names it by
     client.force_login(built.statistician)
     response = client.post(reverse("dashboard:export", args=["sub"]), {"format": "checklist"})
     assert response.status_code == 200
     checklist = b"".join(response.streaming_content).decode()
     assert "Inputs refused at import: n = 5" in checklist
     assert ": 5 (Arrival API: 5)" in checklist
+    assert "scan.dcm" not in checklist  # the sender's file names stay in the admin
 
 
 def _refused_arrival(client, study) -> ImportRefusal:

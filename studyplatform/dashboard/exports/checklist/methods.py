@@ -130,9 +130,9 @@ def model_items(study: Study) -> list[Item]:
             f"refusals; {event(study, Action.IMPORT_REFUSED)}",
             tables=[
                 Table(
-                    ["source", "input", "reason", "refused"],
+                    ["source", "refusal", "reason", "refused"],
                     [
-                        [r.get_source_display(), r.item, r.reason, when(r.refused_at)]
+                        [r.get_source_display(), f"#{r.pk}", r.reason, when(r.refused_at)]
                         for r in refused[:REFUSALS_SHOWN]
                     ],
                 )
@@ -183,6 +183,11 @@ def _refused_line(refused: list[ImportRefusal]) -> str:
     return (
         f"Inputs refused at import (not stored as cases; each kept with its reason): "
         f"{len(refused)}" + (f" ({said}){shown}." if refused else ".")
+    ) + (
+        " Each is named by its number in the admin's import refusals, which alone shows the"
+        " input's file name or UID: a file name as a site sent it may identify a patient."
+        if refused
+        else ""
     )
 
 
