@@ -76,7 +76,12 @@ app.conf.update(
             "task": "prereads.sweep",
             "schedule": float(settings.PREREAD_SWEEP_INTERVAL),
             "options": {"queue": DEFAULT_QUEUE, "expires": settings.PREREAD_SWEEP_INTERVAL},
-        }
+        },
+        "dashboard-expire-exports": {
+            "task": "dashboard.expire_exports",
+            "schedule": 3600.0,
+            "options": {"queue": DEFAULT_QUEUE, "expires": 3600},
+        },
     },
 )
 app.autodiscover_tasks()

@@ -244,6 +244,9 @@ IMAGE_MAX_DECODED_BYTES = env_int("IMAGE_MAX_DECODED_MB", 128, minimum=1) * 1024
 # Requests a minute one site token may send to the intake API (each a case, or a resend of
 # one); beyond it the API answers 429 with Retry-After until the minute is over. 0: no limit.
 INTAKE_RATE_LIMIT = env_int("INTAKE_RATE_LIMIT", 120, minimum=0)
+# Days a finished export job's file (the dashboard's DICOM zip) stays under MEDIA_ROOT/exports
+# before the hourly clean-up removes it (its job then says so; a new export can be asked for).
+EXPORT_RETENTION_DAYS = env_int("EXPORT_RETENTION_DAYS", 7, minimum=1)
 # Credentials for the DICOMweb archive that manage.py import_dicomweb reads from: HTTP basic
 # (DICOMWEB_USERNAME and DICOMWEB_PASSWORD) or a bearer token (DICOMWEB_TOKEN), not both; none
 # for an archive without authentication.

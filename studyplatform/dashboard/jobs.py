@@ -20,6 +20,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -172,6 +173,44 @@ def _build(job: ExportJob) -> _Built:
         Path(temporary).unlink(missing_ok=True)
         raise
     return _Built(str(relative), size, digest, version)
+
+
+def expire_exports(*, now: datetime | None = None) -> int:
+    """Remove what the export jobs left on disk and no one should download any more.
+
+    A done job's file goes ``EXPORT_RETENTION_DAYS`` after it was built (the zip holds every
+    read with its arm; it should not lie on the server longer than it is needed): the job stays,
+    says when and why its file went, and its download answers 410. A partial file (``.partial-``)
+    older than the task's time limit was left by a worker that died mid-build. Returns how many
+    files were removed. Run hourly by the beat (``dashboard.expire_exports``).
+    """
+    now = now or timezone.now()
+    days = settings.EXPORT_RETENTION_DAYS
+    removed = 0
+    expired = ExportJob.objects.filter(
+        status=ExportStatus.DONE, finished_at__lt=now - timedelta(days=days), error=""
+    ).select_related("study")
+    for job in expired:
+        path = job_file(job)
+        if path is not None:
+            path.unlink(missing_ok=True)
+            removed += 1
+        ExportJob.objects.filter(pk=job.pk).update(
+            error=f"its file was removed {days} days after it was built (EXPORT_RETENTION_DAYS)"
+        )
+    root = export_root()
+    if root.is_dir():
+        oldest = now.timestamp() - EXPORT_TIME_LIMIT
+        for partial in root.glob("*/.partial-*"):
+            try:
+                if partial.stat().st_mtime < oldest:
+                    partial.unlink()
+                    removed += 1
+            except FileNotFoundError:  # removed meanwhile (a concurrent run)
+                continue
+    if removed:
+        log.info("removed %d export file(s) past their retention", removed)
+    return removed
 
 
 def job_file(job: ExportJob) -> Path | None:

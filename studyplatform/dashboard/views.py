@@ -196,7 +196,8 @@ def export_download(request: HttpRequest, slug: str, job_id: int) -> HttpRespons
     path = jobs.job_file(job)
     if path is None:
         if job.status == ExportStatus.DONE:
-            gone = "the export's file is no longer stored; ask for a new export"
+            why = job.error or "removed"
+            gone = f"the export's file is no longer stored ({why}); ask for a new export"
             return HttpResponse(gone, status=410, content_type=_TEXT)
         [row] = jobs.job_rows([job])
         message = row.error or f"the export is {row.status} ({job.progress}%); try again soon"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from django.utils import timezone
 from studyplatform.accounts.roles import STATISTICIAN
 from studyplatform.audit.models import AuditEvent
 from studyplatform.dashboard.models import ExportJob
-from studyplatform.dashboard.tasks import build_export_job
+from studyplatform.dashboard.tasks import build_export_job, expire_export_files
 from studyplatform.reading.models import Reader
 from studyplatform.studies.models import MemberRole, StudyMembership
 from tests.dashboard.dicom_builders import DicomStudy, build_dicom_study
@@ -254,3 +255,40 @@ def test_a_job_never_started_shows_as_failed_and_a_removed_file_is_not_served(
     assert "no worker started the export" in _page(client, built.statistician)
     response = _download(client, built.statistician, lost)
     assert response.status_code == 409 and b"no worker started" in response.content
+
+
+def test_the_hourly_clean_up_removes_files_past_their_retention_and_partial_ones(
+    client, built: DicomStudy, settings, django_capture_on_commit_callbacks
+):
+    old = _built_job(client, built.statistician, django_capture_on_commit_callbacks)
+    old_file = Path(settings.MEDIA_ROOT) / old.path
+    settings.EXPORT_RETENTION_DAYS = 7
+    # Built eight days ago; a newer export of the same study was built since.
+    ExportJob.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(days=8))
+    new = ExportJob.objects.create(study=old.study, format="sr")
+    assert build_export_job(job_id=new.pk) == "done"
+    new.refresh_from_db()
+    # A worker killed mid-build two hours ago left its partial file; one building now has one too.
+    folder = old_file.parent
+    dead, building = folder / ".partial-dead.zip", folder / ".partial-now.zip"
+    dead.write_bytes(b"half a zip")
+    building.write_bytes(b"a zip being written")
+    two_hours_ago = (timezone.now() - timedelta(hours=2)).timestamp()
+    os.utime(dead, (two_hours_ago, two_hours_ago))
+
+    assert expire_export_files() == 2  # the beat's task, as the worker runs it
+
+    assert not old_file.exists() and not dead.exists()
+    assert (Path(settings.MEDIA_ROOT) / new.path).is_file() and building.is_file()
+    old.refresh_from_db()
+    assert old.status == "done" and "removed 7 days after it was built" in old.error
+    page = _page(client, built.statistician)
+    assert "its file was removed 7 days after it was built" in page
+    gone = _download(client, built.statistician, old)
+    assert gone.status_code == 410 and b"removed 7 days after" in gone.content
+    assert _download(client, built.statistician, new).status_code == 200
+    assert expire_export_files() == 0  # a second run finds nothing more to do
+    from studyplatform.celery import app
+
+    schedule = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert "dashboard.expire_exports" in schedule  # the beat runs it
