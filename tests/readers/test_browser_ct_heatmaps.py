@@ -110,7 +110,8 @@ def _check_assisted(page) -> None:
     # H turns the overlay off: the slice's square is gray again.
     page.keyboard.press("h")
     x, y = _hot_square(SLICES - 1)
-    page.wait_for_function("() => !readingViewer.overlayVisible()")
+    # The canvas is read once the frame without the overlay is drawn (it says so).
+    page.wait_for_function("() => document.querySelector('#viewer').dataset.overlay === 'off'")
     assert not _coloured(_canvas_rgb(page, x + SQUARE // 2, y + SQUARE // 2))
 
 
