@@ -34,8 +34,9 @@ def _screen(page: Any, canvas: str, x: float, y: float) -> tuple[float, float]:
     # canvasPoint gives pixel centres on the canvas (device pixels; 1 per CSS pixel here).
     origin = page.evaluate(f"readingViewer.viewports()[{index}].canvasPoint(0, 0)")
     far = page.evaluate(f"readingViewer.viewports()[{index}].canvasPoint(40, 40)")
-    scale = (far["x"] - origin["x"]) / 40
-    return box["x"] + origin["x"] + (x - 0.5) * scale, box["y"] + origin["y"] + (y - 0.5) * scale
+    # The pixels are drawn 0.8 mm wide and 0.5 mm high: each axis has its own scale.
+    sx, sy = (far["x"] - origin["x"]) / 40, (far["y"] - origin["y"]) / 40
+    return box["x"] + origin["x"] + (x - 0.5) * sx, box["y"] + origin["y"] + (y - 0.5) * sy
 
 
 def test_length_tool_measures_in_mm_and_the_read_stores_it(study, live_server, page, tmp_path):

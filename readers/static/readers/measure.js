@@ -88,8 +88,8 @@
   };
 
   function drawLine(ctx, g, line, dashed) {
-    const x1 = g.x0 + line.x1 * g.scale, y1 = g.y0 + line.y1 * g.scale;
-    const x2 = g.x0 + line.x2 * g.scale, y2 = g.y0 + line.y2 * g.scale;
+    const x1 = g.x0 + line.x1 * g.sx, y1 = g.y0 + line.y1 * g.sy;
+    const x2 = g.x0 + line.x2 * g.sx, y2 = g.y0 + line.y2 * g.sy;
     ctx.save();
     ctx.strokeStyle = COLOR;
     ctx.fillStyle = COLOR;

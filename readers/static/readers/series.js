@@ -13,6 +13,17 @@
     { key: "8", name: "abdomen", label: "Abdomen", width: 400, center: 50 },
   ];
 
+  // How wide and how high a pixel is drawn: [column spacing, row spacing] from the series'
+  // PixelSpacing ([row, column] mm), so an image of rectangular pixels keeps its physical shape;
+  // square ([1, 1]) for a series without a usable spacing.
+  function pixelAspect(s) {
+    const spacing = s.pixelSpacing;
+    const usable = Array.isArray(spacing) && spacing.length === 2 && spacing.every(function (v) {
+      return typeof v === "number" && isFinite(v) && v > 0;
+    });
+    return usable ? [spacing[1], spacing[0]] : [1, 1];
+  }
+
   function views(data) {
     const imageInfo = {};
     data.images.forEach(function (im) { imageInfo[im.position] = im; });
@@ -24,12 +35,13 @@
     // A view is what a tab shows: a CT/MR series of several slices is one stack; any other
     // series shows each of its images on a tab of its own, as radiographs always were.
     function makeView(s, slices, stacked) {
+      const aspect = pixelAspect(s);
       const list = slices.map(function (sl) {
         const im = imageInfo[sl.image] || {};
         return {
           image: sl.image, slice: sl.slice, z: sl.z, offset: sl.offset || 0, url: sl.url || im.pixelsUrl,
           bitsStored: im.bitsStored || 16, windowCenter: im.windowCenter, windowWidth: im.windowWidth,
-          rows: im.rows, columns: im.columns, pixels: null, loading: null,
+          rows: im.rows, columns: im.columns, aspect: aspect, pixels: null, loading: null,
         };
       });
       const first = list[0];

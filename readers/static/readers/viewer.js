@@ -8,6 +8,9 @@
 // (its elements), view (the view shown first), secondary (leaves the shared toolbar to the
 // first), isActive (keys and toolbar act on the active viewport only), onFocus, onMove
 // (zoom/pan changed), onSlice (slice changed) and onTab (a tab was chosen) for linking.
+// A pixel is drawn at its physical aspect (series.js: column spacing wide, row spacing high);
+// geometry() is the one mapping between image and canvas, and everything drawn or clicked on
+// the image (marks, tools, the overlay) goes through it, so stored coordinates stay in pixels.
 window.readingViewport = function (options) {
   "use strict";
 
@@ -127,13 +130,20 @@ window.readingViewport = function (options) {
     render.slice = sl;
   }
 
+  // Where the slice is drawn: image point (x, y) is at canvas (x0 + x * sx, y0 + y * sy). At
+  // zoom 1 the image, at its pixels' aspect, fits the canvas; zoom scales both axes alike and
+  // pan (CSS pixels) moves it, so zoom and pan mean the same in every viewport (Link).
   function geometry(sl) {
-    const fit = Math.min(canvas.width / sl.columns, canvas.height / sl.rows);
-    const scale = fit * state.zoom;
+    const aspect = sl.aspect || [1, 1];
+    const fit = Math.min(canvas.width / (sl.columns * aspect[0]), canvas.height / (sl.rows * aspect[1]));
+    const sx = fit * state.zoom * aspect[0];
+    const sy = fit * state.zoom * aspect[1];
     const dpr = window.devicePixelRatio || 1;
-    const x0 = (canvas.width - sl.columns * scale) / 2 + state.panX * dpr;
-    const y0 = (canvas.height - sl.rows * scale) / 2 + state.panY * dpr;
-    return { scale: scale, x0: x0, y0: y0, dpr: dpr };
+    const width = sl.columns * sx;
+    const height = sl.rows * sy;
+    const x0 = (canvas.width - width) / 2 + state.panX * dpr;
+    const y0 = (canvas.height - height) / 2 + state.panY * dpr;
+    return { sx: sx, sy: sy, x0: x0, y0: y0, width: width, height: height, dpr: dpr };
   }
 
   function resize(element) {
@@ -160,19 +170,20 @@ window.readingViewport = function (options) {
     if (!sl || !sl.pixels) return;
     if (sl === wanted) renderSlice(view, sl);
     const g = geometry(sl);
-    ctx.imageSmoothingEnabled = g.scale < 2;
-    ctx.drawImage(render.canvas, g.x0, g.y0, sl.columns * g.scale, sl.rows * g.scale);
+    ctx.imageSmoothingEnabled = Math.min(g.sx, g.sy) < 2;
+    ctx.drawImage(render.canvas, g.x0, g.y0, g.width, g.height);
     const shown = sliceOverlay(sl);
     if (shown && overlay.visible) {
       ctx.globalAlpha = overlay.opacity;
       ctx.imageSmoothingEnabled = true;
-      ctx.drawImage(shown, g.x0, g.y0, sl.columns * g.scale, sl.rows * g.scale);
+      // Over the image's own rectangle, whatever the map's size: it lies on the same pixels.
+      ctx.drawImage(shown, g.x0, g.y0, g.width, g.height);
       ctx.globalAlpha = 1;
     }
     for (const mark of marks) {
       if (mark.image !== sl.image) continue;
-      const x = g.x0 + (mark.x + 0.5) * g.scale;
-      const y = g.y0 + (mark.y + 0.5) * g.scale;
+      const x = g.x0 + (mark.x + 0.5) * g.sx;
+      const y = g.y0 + (mark.y + 0.5) * g.sy;
       ctx.strokeStyle = mark.color || "#ffd400";
       ctx.lineWidth = 2 * g.dpr;
       ctx.beginPath();
@@ -368,8 +379,8 @@ window.readingViewport = function (options) {
     const view = current();
     const box = canvas.getBoundingClientRect();
     const g = geometry(sl);
-    const x = ((clientX - box.left) * g.dpr - g.x0) / g.scale;
-    const y = ((clientY - box.top) * g.dpr - g.y0) / g.scale;
+    const x = ((clientX - box.left) * g.dpr - g.x0) / g.sx;
+    const y = ((clientY - box.top) * g.dpr - g.y0) / g.sy;
     return { image: sl.image, series: view.series, slice: sl.slice, x: x, y: y, rows: sl.rows, columns: sl.columns,
       pixelSpacing: (view.seriesInfo && view.seriesInfo.pixelSpacing) || null };
   }
@@ -587,7 +598,7 @@ window.readingViewport = function (options) {
     // Where image pixel (x, y)'s centre is drawn, in the canvas's own pixels.
     canvasPoint: function (x, y) {
       const g = geometry(currentSlice());
-      return { x: Math.floor(g.x0 + (x + 0.5) * g.scale), y: Math.floor(g.y0 + (y + 0.5) * g.scale) };
+      return { x: Math.floor(g.x0 + (x + 0.5) * g.sx), y: Math.floor(g.y0 + (y + 0.5) * g.sy) };
     },
     state: function () {
       const view = current();
