@@ -71,6 +71,23 @@ def _live_server_idle_before_flush(request: pytest.FixtureRequest) -> Iterator[N
 
 
 @pytest.fixture
+def broker_down() -> Iterator[None]:
+    """The web process's broker is a port nobody listens on (the broker is down)."""
+    from studyplatform.celery import app
+
+    saved = app.conf.broker_url, app.conf.broker_write_url
+    app.conf.broker_url = app.conf.broker_write_url = "redis://127.0.0.1:1/0"
+    app._pool = None
+    app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.broker_write_url = saved
+        app._pool = None
+        app.amqp._producer_pool = None
+
+
+@pytest.fixture
 def roles(django_db_blocker: Any) -> None:
     """The role groups; transactional tests flush what the data migration created."""
     from studyplatform.accounts.roles import ensure_roles

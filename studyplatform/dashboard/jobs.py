@@ -63,8 +63,6 @@ def request_export(
     A double submit gets the job in flight (the database's unique index decides between two
     concurrent requests). A job past the task's time limit is marked failed first.
     """
-    from studyplatform.celery import enqueue
-    from studyplatform.dashboard.tasks import build_export_job  # the task module imports us
 
     if fmt not in JOB_FORMATS:
         raise ValueError(f"format {fmt!r} is not built by a worker ({', '.join(JOB_FORMATS)} are)")
@@ -88,8 +86,26 @@ def request_export(
                 )
         except IntegrityError:  # a concurrent request queued one first
             return ExportJob.objects.get(study=study, format=fmt, status__in=ACTIVE_EXPORT), False
-        enqueue(build_export_job, job_id=job.pk)
+        transaction.on_commit(lambda: _send(job.pk))
     return job, True
+
+
+def _send(job_id: int) -> None:
+    """Queue the job's task; a broker that cannot take it fails the job at once, saying so.
+
+    No sweeper sends export jobs again (unlike pre-reads): a job left queued would only be
+    called lost after the task's time limit, so the person who asked sees the failure now and
+    can ask again once the broker is back.
+    """
+    from studyplatform.celery import send
+    from studyplatform.dashboard.tasks import build_export_job  # the task module imports us
+
+    if not send(build_export_job, job_id=job_id):
+        ExportJob.objects.filter(pk=job_id, status=ExportStatus.QUEUED).update(
+            status=ExportStatus.FAILED,
+            error="the task queue (broker) could not be reached; ask again when it is back",
+            finished_at=timezone.now(),
+        )
 
 
 def run_export(*, job_id: int) -> ExportJob:

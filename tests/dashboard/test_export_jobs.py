@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import zipfile
 from datetime import timedelta
@@ -292,3 +293,20 @@ def test_the_hourly_clean_up_removes_files_past_their_retention_and_partial_ones
 
     schedule = {entry["task"] for entry in app.conf.beat_schedule.values()}
     assert "dashboard.expire_exports" in schedule  # the beat runs it
+
+
+def test_asking_while_the_broker_is_down_fails_the_job_at_once_and_asking_again_works(
+    client, built: DicomStudy, broker_down, caplog, django_capture_on_commit_callbacks
+):
+    with caplog.at_level(logging.ERROR), django_capture_on_commit_callbacks(execute=True):
+        assert _ask(client, built.statistician).status_code == 302  # answered, not a 500
+    job = ExportJob.objects.get()
+    assert job.status == "failed" and "broker" in job.error
+    assert "could not queue dashboard.build_export" in caplog.text
+    page = _page(client, built.statistician)
+    assert 'data-status="failed"' in page and "could not be reached" in page
+    # Asking again queues a new job (none is active); sent once the broker is back.
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert _ask(client, built.statistician).status_code == 302
+    assert len(callbacks) == 1
+    assert ExportJob.objects.exclude(pk=job.pk).get().status == "queued"

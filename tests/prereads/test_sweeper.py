@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -96,21 +95,6 @@ def test_a_second_message_for_cases_a_live_run_holds_computes_nothing(study_fact
     assert redelivered.done == 2
     assert list(PreRead.objects.values_list("attempts", flat=True)) == [2, 2]
     assert PreReadFinding.objects.count() == 2 * 3
-
-
-@pytest.fixture
-def broker_down() -> Iterator[None]:
-    """The web process's broker is a port nobody listens on (the broker is down)."""
-    saved = app.conf.broker_url, app.conf.broker_write_url
-    app.conf.broker_url = app.conf.broker_write_url = "redis://127.0.0.1:1/0"
-    app._pool = None
-    app.amqp._producer_pool = None
-    try:
-        yield
-    finally:
-        app.conf.broker_url, app.conf.broker_write_url = saved
-        app._pool = None
-        app.amqp._producer_pool = None
 
 
 def test_arriving_case_is_stored_and_answered_at_once_while_the_broker_is_down(
