@@ -14,6 +14,7 @@ urlpatterns = [
     path("<slug:slug>/report/status/", views.analysis_status, name="report_status"),
     path("<slug:slug>/report/retry/", views.analysis_retry, name="report_retry"),
     path("<slug:slug>/export/", views.export, name="export"),
+    path("<slug:slug>/export/jobs/", views.export_jobs_status, name="export_jobs_status"),
     path(
         "<slug:slug>/export/jobs/<int:job_id>/download/",
         views.export_download,

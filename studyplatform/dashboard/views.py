@@ -183,6 +183,31 @@ def export(request: HttpRequest, slug: str) -> HttpResponseBase:
 
 @login_required
 @require_GET
+def export_jobs_status(request: HttpRequest, slug: str) -> JsonResponse:
+    """The study's recent export jobs as JSON (``{"jobs": [{id, status, progress, error}]}``),
+    which the dashboard polls while one is queued or running, for whoever may export their
+    formats now (the DICOM export carries arms: the statistician until the lock)."""
+    study = access.study_for(request.user, slug, access.EXPORT)
+    formats = tuple(
+        fmt
+        for fmt in jobs.JOB_FORMATS
+        if fmt not in access.RESULT_EXPORTS or access.may_see_results(request.user, study)
+    )
+    if not formats:
+        raise PermissionDenied(access.RESULTS_REFUSED.format(slug=slug))
+    rows = jobs.recent_jobs(study=study, formats=formats)
+    return JsonResponse(
+        {
+            "jobs": [
+                {"id": r.job.pk, "status": r.status, "progress": r.job.progress, "error": r.error}
+                for r in rows
+            ]
+        }
+    )
+
+
+@login_required
+@require_GET
 def export_download(request: HttpRequest, slug: str, job_id: int) -> HttpResponseBase:
     """A finished export job's file, for whoever the export form would give it to now.
 

@@ -310,3 +310,24 @@ def test_asking_while_the_broker_is_down_fails_the_job_at_once_and_asking_again_
         assert _ask(client, built.statistician).status_code == 302
     assert len(callbacks) == 1
     assert ExportJob.objects.exclude(pk=job.pk).get().status == "queued"
+
+
+def test_the_jobs_state_answers_the_dashboards_poll_for_the_export_forms_people(
+    client, built: DicomStudy, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        _ask(client, built.statistician)
+    job = ExportJob.objects.get()
+    ExportJob.objects.filter(pk=job.pk).update(
+        status="running", started_at=timezone.now(), progress=40
+    )
+    url = reverse("dashboard:export_jobs_status", args=[STUDY])
+    state = client.get(url).json()
+    assert state == {"jobs": [{"id": job.pk, "status": "running", "progress": 40, "error": ""}]}
+    page = _page(client, built.statistician)
+    assert f'data-job="{job.pk}" data-status="running"' in page and "export_jobs" in page
+    # Before the lock the DICOM export (it carries arms) is the statistician's alone.
+    client.force_login(built.coordinator)
+    assert client.get(url).status_code == 403
+    client.force_login(UserFactory())
+    assert client.get(url).status_code in (403, 404)

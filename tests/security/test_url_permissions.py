@@ -145,6 +145,10 @@ PAGES: dict[str, Check] = {
     ),
     # A DICOM export built by the worker: the export form's people (alpha is open: the
     # statistician and superusers); a job still queued is a 409 once access is granted.
+    # The state of its jobs, which the dashboard polls: the same people as their download.
+    "dashboard/<slug:slug>/export/jobs/": Check(
+        "GET", expect(allow={S, SU}, login={ANON}), lambda w: {"slug": "alpha"}
+    ),
     "dashboard/<slug:slug>/export/jobs/<int:job_id>/download/": Check(
         "GET",
         expect(allow={S, SU}, login={ANON}),
