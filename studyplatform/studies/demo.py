@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -31,6 +32,7 @@ from studyplatform.studies.models import (
     Design,
     FindingType,
     Image,
+    ImageFormat,
     MemberRole,
     Series,
     Site,
@@ -265,10 +267,18 @@ def _create_case(
         bits_stored=12,
     )
     original = dicom_path.read_bytes()
+    # The file's identity, as an import records it: the DICOM export (SR per read, the AI's SR
+    # and its map) references the stored instance by these UIDs.
+    header = pydicom.dcmread(dicom_path, stop_before_pixels=True)
+    series = Series.objects.first_of(case)
+    series.study_uid, series.series_uid = header.StudyInstanceUID, header.SeriesInstanceUID
+    series.save(update_fields=["study_uid", "series_uid"])
     image = Image(
         case=case,
-        series=Series.objects.first_of(case),
+        series=series,
         position=1,
+        sop_instance_uid=header.SOPInstanceUID,
+        source_format=ImageFormat.DICOM,
         sha256=imaging.file_sha256(dicom_path),
         rows=int(phantom.pixels.shape[0]),
         columns=int(phantom.pixels.shape[1]),

@@ -76,12 +76,19 @@ def test_demo_builds_sites_modalities_truth_images_and_accounts(settings, roles)
     assert set(study.cases.values_list("modality", flat=True)) == {"CR", "DX"}
     assert Truth.objects.filter(case__study=study).count() == (6 + TRAINING_CASES) * 3
     assert study.cases.filter(training=True).count() == TRAINING_CASES
-    for image in Image.objects.filter(case__study=study).select_related("case"):
+    for image in Image.objects.filter(case__study=study).select_related("case", "series"):
         header = pydicom.dcmread(image.original.path)
         assert header.Modality == image.case.modality
         assert header.Manufacturer == image.case.manufacturer
         assert header.Rows == image.rows
         assert Path(image.display.path).read_bytes().startswith(b"\x89PNG")
+        # Recorded as an import records a DICOM file, so the DICOM export can reference it.
+        assert image.source_format == "dicom"
+        assert image.sop_instance_uid == header.SOPInstanceUID
+        assert (image.series.study_uid, image.series.series_uid) == (
+            header.StudyInstanceUID,
+            header.SeriesInstanceUID,
+        )
     for account in ACCOUNTS:
         user = authenticate(username=account.username, password=account.password)
         assert user is not None, account.username
