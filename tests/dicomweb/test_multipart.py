@@ -51,6 +51,16 @@ def test_a_boundary_is_required():
         boundary_of(MediaType.parse('multipart/related; type="application/dicom"'))
 
 
+def test_a_boundary_longer_than_rfc_2046_allows_is_accepted_within_reason():
+    # Orthanc's DICOMweb plugin sends two UUIDs joined by a dash: 73 characters.
+    orthanc = "3157f8b5-6d33-4388-a5f4-a525a357227b-3157f8b5-6d33-4388-a5f4-a525a357227b"
+    assert boundary_of(MediaType.parse(f"multipart/related; boundary={orthanc}")) == orthanc
+    body = f"--{orthanc}\r\n\r\ndata\r\n--{orthanc}--\r\n".encode()
+    assert [part.content for part in parse_parts(body, orthanc)] == [b"data"]
+    with pytest.raises(MultipartError, match="1-200 characters"):
+        boundary_of(MediaType.parse(f"multipart/related; boundary={'b' * 201}"))
+
+
 @pytest.mark.parametrize("chunk_size", [1, 3, 7, 1 << 20])
 def test_a_body_in_a_file_is_scanned_into_the_same_parts_whatever_the_chunk(chunk_size):
     body = (
