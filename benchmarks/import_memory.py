@@ -1,23 +1,29 @@
-"""Peak memory of ``import_cases`` and ``import_dicomweb`` against the number of slices.
+"""Peak memory of ``import_cases``, ``import_dicomweb`` and STOW-RS against the number of slices.
 
     .venv/bin/python benchmarks/import_memory.py                       # 2 x 50, then 2 x 300
     .venv/bin/python benchmarks/import_memory.py --slices 100 --sources files
+    .venv/bin/python benchmarks/import_memory.py --slices 300 --sources stow
 
 For each slice count N, one synthetic CT case of two axial series of N slices each (512 x 512,
 16-bit, uncompressed: 0.5 MB a slice) is written to a temporary folder with its manifest, then
 imported in a child process by ``manage.py import_cases``, twice (the first import, then the
 rerun that finds the case stored). With ``dicomweb`` among the sources, the same files are
 uploaded to a private Orthanc (``tests/orthanc.py``, Debian's ``orthanc`` and
-``orthanc-dicomweb``) and imported by ``manage.py import_dicomweb``, twice. Each run reports the
-child's wall time and its peak resident memory (``ru_maxrss`` from ``os.wait4``: the high-water
-mark of the whole process, Django's start-up included). Everything lives in a temporary VAR_DIR
-(SQLite unless DATABASE_URL is set).
+``orthanc-dicomweb``) and imported by ``manage.py import_dicomweb``, twice. With ``stow`` among
+the sources, the same files are sent as one STOW-RS request (``POST /dicomweb/studies``, with
+``Transfer-Encoding: chunked`` as a router sends a study) to gunicorn (one sync worker) started
+for the run, twice. Each run reports the child's wall time and its peak resident memory
+(``ru_maxrss`` from ``os.wait4``: the high-water mark of the whole process, Django's start-up
+included; for gunicorn, the larger of the master and its worker, which the master reaps).
+Everything lives in a temporary VAR_DIR (SQLite unless DATABASE_URL is set).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -75,12 +81,81 @@ def _run(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     return elapsed, usage.ru_maxrss / 1024, text.strip().splitlines()[-1]
 
 
+BOUNDARY = "benchmark-stow-boundary"
+
+
+def _write_stow_body(path: Path, slices: list[Path]) -> None:
+    """A multipart/related body of one instance per part, written file by file."""
+    with path.open("wb") as body:
+        for item in slices:
+            body.write(f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode())
+            body.write(item.read_bytes())
+            body.write(b"\r\n")
+        body.write(f"--{BOUNDARY}--\r\n".encode())
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as body:
+        while chunk := body.read(1 << 20):
+            yield chunk
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _stow(body: Path, token: str, env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds, the server's peak resident MB and the answer of one STOW-RS request.
+
+    A fresh gunicorn each time, so that its high-water mark is this request's.
+    """
+    import requests
+
+    port = _free_port()
+    command = [str(Path(sys.executable).with_name("gunicorn")), "studyplatform.wsgi:application"]
+    command += ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--timeout", "3600"]
+    with tempfile.TemporaryFile() as log:
+        started = time.perf_counter()
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+        try:
+            while True:
+                try:
+                    requests.get(f"http://127.0.0.1:{port}/health/", timeout=5)
+                    break
+                except requests.ConnectionError:
+                    if server.poll() is not None:
+                        log.seek(0)
+                        raise SystemExit(f"gunicorn exited:\n{log.read().decode()}") from None
+                    time.sleep(0.2)
+            answer = requests.post(
+                f"http://127.0.0.1:{port}/dicomweb/studies",
+                data=_chunks(body),  # a generator: sent with Transfer-Encoding: chunked
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": f'multipart/related; type="application/dicom"; '
+                    f"boundary={BOUNDARY}",
+                },
+                timeout=3600,
+            )
+        finally:
+            server.send_signal(signal.SIGTERM)
+            _, _, usage = os.wait4(server.pid, 0)
+    elapsed = time.perf_counter() - started
+    failed = answer.json().get("00081198", {}).get("Value", []) if answer.content else []
+    summary = f"HTTP {answer.status_code}, {len(failed)} failed, {answer.text[:200]}"
+    return elapsed, usage.ru_maxrss / 1024, summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", default="50,300", help="comma-separated slices per series")
     parser.add_argument("--series", type=int, default=2)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--sources", default="files,dicomweb", help="files and/or dicomweb")
+    parser.add_argument(
+        "--sources", default="files,dicomweb,stow", help="files, dicomweb and/or stow"
+    )
     options = parser.parse_args()
     counts = [int(n) for n in options.slices.split(",")]
     sources = options.sources.split(",")
@@ -89,8 +164,9 @@ def main() -> None:
         var_dir = Path(folder) / "var"
         _setup(var_dir)
         from studyplatform.studies.models import Site, Study
+        from studyplatform.studies.services import issue_site_token
 
-        Site.objects.get_or_create(code="bench", defaults={"name": "Bench"})
+        site, _ = Site.objects.get_or_create(code="bench", defaults={"name": "Bench"})
         env = {**os.environ, "VAR_DIR": str(var_dir)}
         print(
             "| source | slices | MB | run | process s | peak MB |\n|---|---|---|---|---|---|",
@@ -122,14 +198,22 @@ def main() -> None:
                 for source in sources:
                     slug = f"{source}-{count}"
                     Study.objects.get_or_create(slug=slug, defaults={"title": slug, "seed": 1})
+                    if source == "stow":
+                        study = Study.objects.get(slug=slug)
+                        token = issue_site_token(study=study, site=site, name="benchmark")
+                        body = Path(folder) / f"stow-{count}.bin"
+                        _write_stow_body(body, [cases / name for name in names])
                     if source == "files":
                         command = ["import_cases", slug, str(cases)]
-                    else:
+                    elif source == "dicomweb":
                         assert orthanc is not None
                         command = ["import_dicomweb", slug, "--url", orthanc.dicomweb]
                         command += ["--site", "bench", "--case-id-from", "study-uid"]
                     for run in ("first", "rerun"):
-                        wall, peak, summary = _run(command, env)
+                        if source == "stow":
+                            wall, peak, summary = _stow(body, token, env)
+                        else:
+                            wall, peak, summary = _run(command, env)
                         print(
                             f"| {source} | {options.series} x {count} = {total} | "
                             f"{sent / 2**20:.0f} | {run} | {wall:.1f} | {peak:.0f} |",

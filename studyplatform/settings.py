@@ -241,6 +241,11 @@ MAX_UPLOAD_SIZE = env_int("MAX_UPLOAD_MB", 200, minimum=1) * 1024 * 1024
 # needs a few times this much memory at the peak. Raise it for larger multi-frame files
 # (tomosynthesis, a whole enhanced CT series in one file) together with the workers' memory.
 IMAGE_MAX_DECODED_BYTES = env_int("IMAGE_MAX_DECODED_MB", 128, minimum=1) * 1024 * 1024
+# The largest STOW-RS request (POST /dicomweb/studies) a site may send: a router sends a whole
+# study in one request, and a thin-slice CT of 600-1000 slices of 512 x 512 is 300-550 MB. The
+# body is spooled to a temporary file (FILE_UPLOAD_TEMP_DIR, else the system's) and imported
+# one instance at a time, so this bounds the disk a request takes, not the worker's memory.
+STOW_MAX_REQUEST_SIZE = env_int("STOW_MAX_REQUEST_MB", 2048, minimum=1) * 1024 * 1024
 # Requests a minute one site token may send to the intake API (each a case, or a resend of
 # one); beyond it the API answers 429 with Retry-After until the minute is over. 0: no limit.
 INTAKE_RATE_LIMIT = env_int("INTAKE_RATE_LIMIT", 120, minimum=0)

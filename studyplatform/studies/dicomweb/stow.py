@@ -11,7 +11,13 @@ stored (or already stored: a repeat is idempotent) in the Referenced SOP Sequenc
 the Failed SOP Sequence with a Failure Reason, and one ``Warning`` header per failure saying why.
 Status 200 when every instance is stored, 202 when some failed, 409 when none was stored, 400
 for a body that is not a well-formed multipart message, 415 for another media type, 401/403 for
-a missing, unknown or revoked token, 413 for an oversized request, 429 past INTAKE_RATE_LIMIT.
+a missing, unknown or revoked token, 413 past STOW_MAX_REQUEST_MB, 429 past INTAKE_RATE_LIMIT.
+
+A router sends a whole study in one request (a thin-slice CT: hundreds of MB), so the body is
+never held in memory: it is spooled to a temporary file a chunk at a time (removed when the
+request ends, whatever happens), its parts are found by a streaming scan and kept as byte ranges
+of that file, each instance's header is read from its range, and the case import gets each
+instance's bytes only when it comes to it: one instance in memory at a time.
 
 A study's instances go in one request: a study already stored as a case with other instances
 is refused (not merged), as the arrival API refuses a case ID taken by other images.
@@ -19,10 +25,14 @@ is refused (not merged), as the arrival API refuses a case ID taken by other ima
 
 from __future__ import annotations
 
+import hashlib
 import io
+import tempfile
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import IO, Any, Final
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -35,9 +45,9 @@ from studyplatform.studies.dicomweb.instances import has_pixel_data
 from studyplatform.studies.dicomweb.multipart import (
     MediaType,
     MultipartError,
-    Part,
+    PartRange,
     boundary_of,
-    parse_parts,
+    scan_parts,
 )
 from studyplatform.studies.guards import FrozenStudyError
 from studyplatform.studies.importing import Problem, Upload, check_case_id
@@ -51,7 +61,7 @@ from studyplatform.studies.services import (
 )
 from studyplatform.studies.services.refusals import record_refusals
 
-MAX_REQUEST_BYTES: Final = 200 * 1024 * 1024
+CHUNK_BYTES: Final = 1 << 20
 DICOM_JSON: Final = "application/dicom+json"
 # Failure Reason values (PS3.18 Table I.2-2).
 PROCESSING_FAILURE: Final = 0x0110
@@ -60,12 +70,80 @@ STUDY_UID_MISMATCH: Final = 0xA900
 CANNOT_UNDERSTAND: Final = 0xC000
 
 
+# PS3.10 7.1: 128-byte preamble and "DICM" before the File Meta Information (group 0002).
+_PREAMBLE: Final = bytes(128) + b"DICM"
+
+
+class _Content(io.RawIOBase):
+    """A part's content as a read-only, seekable file: a byte range of the spooled body, with
+    the Part 10 preamble put in front when the sender left it out (some start at the meta
+    group)."""
+
+    def __init__(self, body: IO[bytes], start: int, end: int) -> None:
+        super().__init__()
+        self._body, self._start, self._end = body, start, end
+        self._position = 0
+        head = self._range(0, len(_PREAMBLE))
+        missing = head[128:132] != b"DICM" and head[:2] == b"\x02\x00"
+        self._prefix = _PREAMBLE if missing else b""
+
+    @property
+    def size(self) -> int:
+        return len(self._prefix) + self._end - self._start
+
+    def _range(self, offset: int, size: int) -> bytes:
+        self._body.seek(self._start + offset)
+        return self._body.read(max(0, min(size, self._end - self._start - offset)))
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._position = base + offset
+        return self._position
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        left = max(0, self.size - self._position)
+        wanted = left if size is None or size < 0 else min(size, left)
+        chunk = b""
+        if self._position < len(self._prefix):
+            chunk = self._prefix[self._position : self._position + wanted]
+        chunk += self._range(self._position + len(chunk) - len(self._prefix), wanted - len(chunk))
+        self._position += len(chunk)
+        return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def data(self) -> bytes:
+        """The whole content (the instance's Part 10 bytes)."""
+        return self._prefix + self._range(0, self._end - self._start)
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256(self._prefix)
+        for offset in range(0, self._end - self._start, CHUNK_BYTES):
+            digest.update(self._range(offset, CHUNK_BYTES))
+        return digest.hexdigest()
+
+
 @dataclass
 class _Instance:
-    """One received part: where it was, its UIDs (when readable), its bytes, its outcome."""
+    """One received part: where it was, its UIDs (when readable), where its bytes are (a range
+    of the spooled body, read when needed), its outcome."""
 
     number: int
-    data: bytes
+    content: _Content = field(repr=False)
     study_uid: str = ""
     sop_class: str = ""
     sop_uid: str = ""
@@ -78,6 +156,10 @@ class _Instance:
 
     def fail(self, code: int, reason: str) -> None:
         self.failure, self.reason = code, reason
+
+    @cached_property
+    def sha256(self) -> str:
+        return self.content.sha256()
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -107,40 +189,37 @@ def _site_token(request: HttpRequest) -> SiteToken | HttpResponse:
     return site_token
 
 
-def _body(request: HttpRequest) -> bytes | None:
-    """The request body, or None past MAX_REQUEST_BYTES (read in chunks, never beyond it)."""
+def _spool(request: HttpRequest, file: IO[bytes]) -> bool:
+    """Write the request body to ``file`` a chunk at a time; False past STOW_MAX_REQUEST_SIZE
+    (declared, or counted while reading: never read beyond it)."""
+    limit = settings.STOW_MAX_REQUEST_SIZE
     declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    if declared > MAX_REQUEST_BYTES:
-        return None
+    if declared > limit:
+        return False
     chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
     # Django reads CONTENT_LENGTH bytes; a chunked body (the server has de-chunked it) has none.
     stream: Any = request.META["wsgi.input"] if chunked else request
-    body = bytearray()
-    while chunk := stream.read(1 << 20):
-        body += chunk
-        if len(body) > MAX_REQUEST_BYTES:
-            return None
-    return bytes(body)
+    size = 0
+    while chunk := stream.read(CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            return False
+        file.write(chunk)
+    file.flush()
+    return True
 
 
-def _with_preamble(data: bytes) -> bytes:
-    """A Part 10 stream that starts at its meta group, as some clients send it, made whole.
-
-    PS3.10 7.1: 128-byte preamble and "DICM" before the File Meta Information (group 0002).
-    """
-    if data[128:132] != b"DICM" and data[:2] == b"\x02\x00":
-        return bytes(128) + b"DICM" + data
-    return data
-
-
-def _read_instance(number: int, part: Part, target_uid: str | None) -> _Instance:
-    instance = _Instance(number=number, data=_with_preamble(part.content))
+def _read_instance(
+    number: int, part: PartRange, body: IO[bytes], target_uid: str | None
+) -> _Instance:
+    instance = _Instance(number=number, content=_Content(body, part.start, part.end))
     part_type = part.media_type.type
     if part_type not in ("", "application/dicom"):
         instance.fail(CANNOT_UNDERSTAND, f"{instance.name}: {part_type} is not application/dicom")
         return instance
     try:
-        ds = dcmread(io.BytesIO(instance.data), stop_before_pixels=True)
+        instance.content.seek(0)
+        ds = dcmread(instance.content, stop_before_pixels=True)
         instance.study_uid = str(ds.get("StudyInstanceUID", "")).strip()
         instance.sop_class = str(ds.get("SOPClassUID", "")).strip()
         instance.sop_uid = str(ds.get("SOPInstanceUID", "")).strip()
@@ -156,6 +235,12 @@ def _read_instance(number: int, part: Part, target_uid: str | None) -> _Instance
     return instance
 
 
+def _uploads(instances: list[_Instance]) -> Iterator[Upload]:
+    """Each instance's bytes, read from the spooled body when the case import comes to it."""
+    for instance in instances:
+        yield Upload(name=instance.name, data=instance.content.data())
+
+
 def _store_study(site_token: SiteToken, study_uid: str, instances: list[_Instance]) -> None:
     """Store one DICOM study as a case; on refusal, mark its instances failed with the reason."""
     try:
@@ -163,7 +248,8 @@ def _store_study(site_token: SiteToken, study_uid: str, instances: list[_Instanc
             study=site_token.study,
             case_id=study_uid,
             site_code=site_token.site.code,
-            uploads=[Upload(name=i.name, data=i.data) for i in instances],
+            # Consumed once, one instance at a time (import_case holds no list of them).
+            uploads=_uploads(instances),
             via=f"STOW-RS site token {site_token.pk}",
         )
     except FrozenStudyError as exc:
@@ -184,6 +270,32 @@ def _store_study(site_token: SiteToken, study_uid: str, instances: list[_Instanc
                 instance.fail(
                     PROCESSING_FAILURE, f"{instance.name}: not stored, its study was refused"
                 )
+
+
+def _store(site_token: SiteToken, instances: list[_Instance]) -> None:
+    """Group the readable instances by study and store each study as a case."""
+    studies: dict[str, list[_Instance]] = defaultdict(list)
+    first_of: dict[str, _Instance] = {}
+    repeats: list[tuple[_Instance, _Instance]] = []
+    for instance in instances:
+        if instance.failure is not None:
+            continue
+        first = first_of.setdefault(instance.sop_uid, instance)
+        if first is instance:
+            studies[instance.study_uid].append(instance)
+        elif first.content.size == instance.content.size and first.sha256 == instance.sha256:
+            repeats.append((instance, first))  # the same instance twice: one image
+        else:
+            instance.fail(PROCESSING_FAILURE, f"{instance.name}: sent twice, with other content")
+    for uid, members in studies.items():
+        for instance in members:
+            if not has_pixel_data(instance.content):
+                instance.fail(SOP_CLASS_NOT_SUPPORTED, f"{instance.name}: no pixel data")
+        with_pixels = [i for i in members if i.failure is None]
+        if with_pixels:
+            _store_study(site_token, uid, with_pixels)
+    for repeat, first in repeats:
+        repeat.failure, repeat.reason = first.failure, first.reason
 
 
 def _item(instance: _Instance) -> dict[str, Any]:
@@ -227,38 +339,21 @@ def store_instances(request: HttpRequest, study_uid: str | None = None) -> HttpR
         return _error(
             415, 'send multipart/related; type="application/dicom" (one instance per part)'
         )
-    body = _body(request)
-    if body is None:
-        return _error(413, f"request larger than {MAX_REQUEST_BYTES // 2**20} MiB")
-    try:
-        parts = parse_parts(body, boundary_of(media_type))
-    except MultipartError as exc:
-        return _error(400, f"not a well-formed multipart/related body: {exc}")
-    if not parts:
-        return _error(400, "the request holds no instance")
-    instances = [_read_instance(n, part, study_uid) for n, part in enumerate(parts, start=1)]
-    studies: dict[str, list[_Instance]] = defaultdict(list)
-    first_of: dict[str, _Instance] = {}
-    repeats: list[tuple[_Instance, _Instance]] = []
-    for instance in instances:
-        if instance.failure is not None:
-            continue
-        first = first_of.setdefault(instance.sop_uid, instance)
-        if first is instance:
-            studies[instance.study_uid].append(instance)
-        elif first.data == instance.data:
-            repeats.append((instance, first))  # the same instance twice: one image
-        else:
-            instance.fail(PROCESSING_FAILURE, f"{instance.name}: sent twice, with other content")
-    for uid, members in studies.items():
-        for instance in members:
-            if not has_pixel_data(instance.data):
-                instance.fail(SOP_CLASS_NOT_SUPPORTED, f"{instance.name}: no pixel data")
-        with_pixels = [i for i in members if i.failure is None]
-        if with_pixels:
-            _store_study(site_token, uid, with_pixels)
-    for repeat, first in repeats:
-        repeat.failure, repeat.reason = first.failure, first.reason
+    with tempfile.NamedTemporaryFile(
+        prefix="studyplatform-stow-", dir=settings.FILE_UPLOAD_TEMP_DIR
+    ) as body:
+        if not _spool(request, body):
+            return _error(413, f"request larger than {settings.STOW_MAX_REQUEST_SIZE // 2**20} MiB")
+        try:
+            parts = scan_parts(body, boundary_of(media_type), chunk_size=CHUNK_BYTES)
+        except MultipartError as exc:
+            return _error(400, f"not a well-formed multipart/related body: {exc}")
+        if not parts:
+            return _error(400, "the request holds no instance")
+        instances = [
+            _read_instance(n, part, body, study_uid) for n, part in enumerate(parts, start=1)
+        ]
+        _store(site_token, instances)
     record_refusals(
         study=site_token.study,
         source=RefusalSource.STOW,
