@@ -90,7 +90,7 @@ def test_asking_queues_one_job_answers_at_once_and_a_double_submit_queues_no_sec
     assert len(callbacks) == 1
     assert _exports() == []  # nothing has left the platform yet
     page = _page(client, built.statistician)
-    assert 'class="export-job" data-status="queued"' in page
+    assert f'class="export-job" data-job="{job.pk}" data-status="queued"' in page
     assert reverse("dashboard:export_download", args=[STUDY, job.pk]) not in page
     response = _download(client, built.statistician, job)
     assert response.status_code == 409 and b"queued" in response.content
