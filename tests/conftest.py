@@ -13,7 +13,7 @@ import pytest
 from django.test import override_settings
 from hypothesis import settings as hypothesis_settings
 
-from tests.services import IN_CI
+from tests.services import IN_CI, web_broker
 
 # Property tests explore new examples on a developer's machine, and in CI run the same examples
 # every time, so that a CI failure is a regression that reproduces, not a new random draw.
@@ -73,18 +73,8 @@ def _live_server_idle_before_flush(request: pytest.FixtureRequest) -> Iterator[N
 @pytest.fixture
 def broker_down() -> Iterator[None]:
     """The web process's broker is a port nobody listens on (the broker is down)."""
-    from studyplatform.celery import app
-
-    saved = app.conf.broker_url, app.conf.broker_write_url
-    app.conf.broker_url = app.conf.broker_write_url = "redis://127.0.0.1:1/0"
-    app._pool = None
-    app.amqp._producer_pool = None
-    try:
+    with web_broker("redis://127.0.0.1:1/0"):
         yield
-    finally:
-        app.conf.broker_url, app.conf.broker_write_url = saved
-        app._pool = None
-        app.amqp._producer_pool = None
 
 
 @pytest.fixture

@@ -157,3 +157,20 @@ def stop_process_group(process: subprocess.Popen[bytes], *, grace: float = 10) -
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+@contextmanager
+def web_broker(url: str) -> Iterator[None]:
+    """This process (the web app under test) publishes to ``url`` until the block ends."""
+    from studyplatform.celery import app
+
+    saved = app.conf.broker_url, app.conf.broker_write_url
+    app.conf.broker_url = app.conf.broker_write_url = url
+    app._pool = None
+    app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.broker_write_url = saved
+        app._pool = None
+        app.amqp._producer_pool = None

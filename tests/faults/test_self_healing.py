@@ -20,13 +20,18 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from studyplatform.celery import app
 from studyplatform.prereads.models import PreRead, PreReadFinding, PreReadStatus
 from studyplatform.studies.models import Study
 from studyplatform.studies.services import issue_site_token
 from tests.factories import SiteFactory
 from tests.prereads.conftest import make_study, register_random_model
-from tests.services import ROOT, current_database_url, service_env, stop_process_group
+from tests.services import (
+    ROOT,
+    current_database_url,
+    service_env,
+    stop_process_group,
+    web_broker,
+)
 from tests.studies.import_fixtures import pydicom_file
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -139,21 +144,6 @@ def test_a_whole_worker_killed_mid_batch_is_healed_by_the_beat(tmp_path):
     assert_each_case_preread_once(study, n_cases, tmp_path / "media")
     attempts = sorted(PreRead.objects.filter(case__study=study).values_list("attempts", flat=True))
     assert attempts.count(1) >= killed_after and max(attempts) == 2
-
-
-@contextmanager
-def web_broker(url: str) -> Iterator[None]:
-    """This process (the web app under test) publishes to ``url``."""
-    saved = app.conf.broker_url, app.conf.broker_write_url
-    app.conf.broker_url = app.conf.broker_write_url = url
-    app._pool = None
-    app.amqp._producer_pool = None
-    try:
-        yield
-    finally:
-        app.conf.broker_url, app.conf.broker_write_url = saved
-        app._pool = None
-        app.amqp._producer_pool = None
 
 
 def _arrive(client: Client, study: Study, token: str, case_id: str) -> float:
