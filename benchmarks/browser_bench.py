@@ -6,15 +6,18 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench_reading import PASSWORD, ROOT, Client, _manage
+from bench_reading import PASSWORD, ROOT, Client, _environment, _manage
 
 if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize
@@ -29,6 +32,37 @@ def chromium_options() -> dict[str, Any]:
         "executable_path": os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
         "args": CHROMIUM_ARGS,
     }
+
+
+def arguments(
+    description: str, *, port: int, var_dir: str, database: str, reuse: str
+) -> argparse.ArgumentParser:
+    """The options both benchmarks take; each adds its own."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--reuse", action="store_true", help=reuse)
+    parser.add_argument("--var-dir", type=Path, default=Path(tempfile.gettempdir()) / var_dir)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{database}"
+        ),
+    )
+    return parser
+
+
+def prepared_environment(args: argparse.Namespace) -> dict[str, str]:
+    """The server's environment, also set in this process (which builds the study), with the
+    database created, migrated and the static files collected."""
+    args.var_dir.mkdir(parents=True, exist_ok=True)
+    env = _environment(args.database_url, args.var_dir)
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "studyplatform.settings"
+    prepare_database(env, args.database_url)
+    return env
 
 
 def prepare_database(env: dict[str, str], database_url: str) -> None:

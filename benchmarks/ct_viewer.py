@@ -24,21 +24,25 @@ Target: the first slice fast, scrolling at >= 30 frames a second, server memory 
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
-import os
 import re
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from bench_reading import PASSWORD, Client, _environment
-from browser_bench import VIEWPORT, chromium_options, gunicorn, open_reading_page, prepare_database
+from bench_reading import PASSWORD, Client
+from browser_bench import (
+    VIEWPORT,
+    arguments,
+    chromium_options,
+    gunicorn,
+    open_reading_page,
+    prepared_environment,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -293,28 +297,15 @@ def browse(port: int, path: str, runs: int) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--slices", type=int, default=300)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--port", type=int, default=8733)
-    parser.add_argument(
-        "--reuse", action="store_true", help="Keep the study built by an earlier run."
-    )
-    parser.add_argument("--var-dir", type=Path, default=Path(tempfile.gettempdir()) / "bench-ct")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/volumes_bench"
-        ),
+    parser = arguments(
+        __doc__.split("\n\n")[0],
+        port=8733,
+        var_dir="bench-ct",
+        database="volumes_bench",
+        reuse="Keep the study built by an earlier run.",
     )
     args = parser.parse_args()
-    var_dir = args.var_dir
-    var_dir.mkdir(parents=True, exist_ok=True)
-    env = _environment(args.database_url, var_dir)
-    os.environ.update(env)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "studyplatform.settings"
-    prepare_database(env, args.database_url)
+    env = prepared_environment(args)
     started = time.perf_counter()
     path = reuse() if args.reuse else build(args.slices, args.size)
     print(f"study ready in {time.perf_counter() - started:.1f} s", flush=True)

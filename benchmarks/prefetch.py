@@ -26,9 +26,7 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import operator
-import os
 import re
 import statistics
 import sys
@@ -38,8 +36,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench_reading import PASSWORD, _environment
-from browser_bench import VIEWPORT, chromium_options, gunicorn, open_reading_page, prepare_database
+from bench_reading import PASSWORD
+from browser_bench import (
+    VIEWPORT,
+    arguments,
+    chromium_options,
+    gunicorn,
+    open_reading_page,
+    prepared_environment,
+)
 from ct_viewer import build as build_ct
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -237,28 +242,16 @@ def browse(port: int, cases: dict[str, list[tuple[str, str]]], runs: int) -> lis
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--slices", type=int, default=300)
-    parser.add_argument("--size", type=int, default=512)
+    parser = arguments(
+        __doc__.split("\n\n")[0],
+        port=8734,
+        var_dir="bench-pf",
+        database="prefetch_bench",
+        reuse="Keep the images built by an earlier run.",
+    )
     parser.add_argument("--radiograph-size", type=int, default=2048)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--port", type=int, default=8734)
-    parser.add_argument(
-        "--reuse", action="store_true", help="Keep the images built by an earlier run."
-    )
-    parser.add_argument("--var-dir", type=Path, default=Path(tempfile.gettempdir()) / "bench-pf")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/prefetch_bench"
-        ),
-    )
     args = parser.parse_args()
-    args.var_dir.mkdir(parents=True, exist_ok=True)
-    env = _environment(args.database_url, args.var_dir)
-    os.environ.update(env)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "studyplatform.settings"
-    prepare_database(env, args.database_url)
+    env = prepared_environment(args)
     started = time.perf_counter()
     import django
 
