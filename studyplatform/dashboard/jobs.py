@@ -251,31 +251,38 @@ class JobRow:
     downloadable: bool
 
 
-def recent_jobs(*, study: Study, formats: tuple[str, ...], limit: int = 10) -> list[JobRow]:
-    """The study's latest export jobs of ``formats``, newest first."""
+def recent_jobs(
+    *, study: Study, formats: tuple[str, ...], limit: int = 10, stale: bool = True
+) -> list[JobRow]:
+    """The study's latest export jobs of ``formats``, newest first (see :func:`job_rows`)."""
     return job_rows(
         list(
             ExportJob.objects.filter(study=study, format__in=formats)
             .select_related("study", "requested_by")
             .order_by("-created_at", "-id")[:limit]
-        )
+        ),
+        stale=stale,
     )
 
 
-def job_rows(jobs: list[ExportJob]) -> list[JobRow]:
-    """The jobs (of one study) as the dashboard shows them."""
+def job_rows(jobs: list[ExportJob], *, stale: bool = True) -> list[JobRow]:
+    """The jobs (of one study) as the dashboard shows them.
+
+    ``stale`` compares done jobs with the study's data version, a digest of all its reads,
+    truth and pre-reads; callers that only follow state and progress (the page's poll) skip it.
+    """
     if not jobs:
         return []
     now = timezone.now()
     finished = [j for j in jobs if j.status == ExportStatus.DONE]
-    current = data_version(finished[0].study) if finished else ""
+    current = data_version(finished[0].study) if stale and finished else ""
     rows = []
     for job in jobs:
         reason = job.lost(now, EXPORT_TIME_LIMIT)
         status, error = (ExportStatus.FAILED.value, reason) if reason else (job.status, job.error)
         done = status == ExportStatus.DONE
         rows.append(
-            JobRow(job, status, error, stale=done and job.data_version != current,
+            JobRow(job, status, error, stale=stale and done and job.data_version != current,
                    downloadable=done and job_file(job) is not None)
         )  # fmt: skip
     return rows

@@ -195,7 +195,7 @@ def export_jobs_status(request: HttpRequest, slug: str) -> JsonResponse:
     )
     if not formats:
         raise PermissionDenied(access.RESULTS_REFUSED.format(slug=slug))
-    rows = jobs.recent_jobs(study=study, formats=formats)
+    rows = jobs.recent_jobs(study=study, formats=formats, stale=False)  # polled: no digest
     return JsonResponse(
         {
             "jobs": [
@@ -224,7 +224,7 @@ def export_download(request: HttpRequest, slug: str, job_id: int) -> HttpRespons
             why = job.error or "removed"
             gone = f"the export's file is no longer stored ({why}); ask for a new export"
             return HttpResponse(gone, status=410, content_type=_TEXT)
-        [row] = jobs.job_rows([job])
+        [row] = jobs.job_rows([job], stale=False)
         message = row.error or f"the export is {row.status} ({job.progress}%); try again soon"
         return HttpResponse(message, status=409, content_type=_TEXT)
     services.record_export(
