@@ -30,7 +30,7 @@ from studyplatform.dashboard.exports.audit import (
 )
 from studyplatform.dashboard.exports.cells import neutralize
 from studyplatform.dashboard.exports.checklist import build_checklist, render_checklist
-from studyplatform.dashboard.exports.dicom import build_dicom_export
+from studyplatform.dashboard.exports.dicom import write_dicom_zip
 from studyplatform.dashboard.exports.measurements import measurements_csv
 from studyplatform.dashboard.selectors.telemetry import TELEMETRY_EXPORT_COLUMNS, telemetry_rows
 from studyplatform.prereads.selectors import PinnedModelError
@@ -360,11 +360,12 @@ def build_export(
     if fmt == "audit":
         return _audit_export(study, audit_object, html=audit_html)
     if fmt == "sr":
+        buffer = io.BytesIO()
         try:
-            body = build_dicom_export(study).zip_bytes()
+            write_dicom_zip(study, buffer)
         except PinnedModelError as error:
             raise ExportError(str(error)) from None
-        return Export([body], CONTENT_TYPES[fmt], f"{study.slug}-dicom-sr.zip")
+        return Export([buffer.getvalue()], CONTENT_TYPES[fmt], f"{study.slug}-dicom-sr.zip")
     if fmt in PER_FINDING:
         codes = list(study.finding_types.values_list("code", flat=True))
         if finding is None:

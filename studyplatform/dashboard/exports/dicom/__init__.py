@@ -62,7 +62,6 @@ class Skipped:
 class DicomExport:
     files: list[DicomFile] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
-    written: int = 0  # files written by write_dicom_zip, which keeps no DicomFile
 
     def manifest(self) -> str:
         return _manifest([_manifest_row(f) for f in self.files], self.skipped)
@@ -75,15 +74,6 @@ class DicomExport:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(f.data)
         (directory / MANIFEST).write_text(self.manifest(), encoding="utf-8")
-
-    def zip_bytes(self) -> bytes:
-        """The files and the manifest as one zip (fixed timestamps: the same data, the same zip)."""
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for f in self.files:
-                _add(archive, f.path, f.data)
-            _add(archive, MANIFEST, self.manifest().encode("utf-8"))
-        return buffer.getvalue()
 
 
 def _manifest_row(f: DicomFile) -> list[str]:
@@ -178,16 +168,16 @@ def build_dicom_export(study: Study) -> DicomExport:
 
 def write_dicom_zip(
     study: Study, target: BinaryIO, *, progress: Callable[[int, int], None] | None = None
-) -> DicomExport:
-    """Write the export's zip (the bytes of :meth:`DicomExport.zip_bytes`) to ``target``, one
-    case at a time: only one case's objects are held in memory, however large the study.
+) -> None:
+    """Write the export (every file and the manifest) as one zip to ``target``, one case at a
+    time: only one case's objects are held in memory, however large the study. Fixed
+    timestamps: the same data, the same zip.
 
-    ``progress(done, total)`` is called after each case. Returns what was written, without the
-    files' bytes (``files`` is empty; ``skipped`` lists what was left out).
+    ``progress(done, total)`` is called after each case.
     """
     model, cases = dicom_export_cases(study)
     rows: list[list[str]] = []
-    summary = DicomExport(skipped=[_NO_MODEL] if model is None else [])
+    skipped = [_NO_MODEL] if model is None else []
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for done, record in enumerate(cases, start=1):
             part = DicomExport()
@@ -195,12 +185,10 @@ def write_dicom_zip(
             for f in part.files:
                 _add(archive, f.path, f.data)
                 rows.append(_manifest_row(f))
-            summary.skipped.extend(part.skipped)
+            skipped.extend(part.skipped)
             if progress is not None:
                 progress(done, len(cases))
-        _add(archive, MANIFEST, _manifest(rows, summary.skipped).encode("utf-8"))
-    summary.written = len(rows)
-    return summary
+        _add(archive, MANIFEST, _manifest(rows, skipped).encode("utf-8"))
 
 
 __all__ = [
