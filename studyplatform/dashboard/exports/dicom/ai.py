@@ -38,7 +38,7 @@ from studyplatform.dashboard.exports.dicom.common import (
     presence,
 )
 from studyplatform.dashboard.selectors.dicom import AIRecord, CaseRecord
-from studyplatform.prereads.heatmaps import slice_heatmap
+from studyplatform.prereads.heatmaps import slice_heatmap_images
 
 
 def _algorithm(ai: AIRecord) -> hd.sr.AlgorithmIdentification:
@@ -114,10 +114,9 @@ def ai_sr(record: CaseRecord, ai: AIRecord, sources: dict[int, Source]) -> hd.sr
     return sr
 
 
-def _gray(png: bytes, rows: int, columns: int) -> np.ndarray:
-    with PILImage.open(io.BytesIO(png)) as image:
-        resized = image.convert("L").resize((columns, rows), PILImage.Resampling.BILINEAR)
-        return np.asarray(resized, dtype=np.float32) / 255.0
+def _gray(image: PILImage.Image, rows: int, columns: int) -> np.ndarray:
+    resized = image.convert("L").resize((columns, rows), PILImage.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.float32) / 255.0
 
 
 def heatmap_frames(ai: AIRecord, sources: dict[int, Source]) -> tuple[list[Dataset], np.ndarray]:
@@ -132,7 +131,8 @@ def heatmap_frames(ai: AIRecord, sources: dict[int, Source]) -> tuple[list[Datas
     slices = preread.heatmap_slices
     if slices == 0:
         first = sources[min(sources)]
-        return [first.header], _gray(stacked, first.image.rows, first.image.columns)[None]
+        with PILImage.open(io.BytesIO(stacked)) as image:
+            return [first.header], _gray(image, first.image.rows, first.image.columns)[None]
     series_id = sources[min(sources)].image.series_id
     stack = sorted(
         (s for s in sources.values() if s.image.series_id == series_id),
@@ -142,12 +142,8 @@ def heatmap_frames(ai: AIRecord, sources: dict[int, Source]) -> tuple[list[Datas
         raise ValueError(
             f"the heatmap holds {slices} slice maps but the first series has {len(stack)} slices"
         )
-    frames = np.stack(
-        [
-            _gray(slice_heatmap(stacked, slices=slices, index=k), s.image.rows, s.image.columns)
-            for k, s in enumerate(stack)
-        ]
-    )
+    maps = slice_heatmap_images(stacked, slices=slices)  # the stack decoded once
+    frames = np.stack([_gray(maps[k], s.image.rows, s.image.columns) for k, s in enumerate(stack)])
     if len({id(s.header) for s in stack}) == 1 and len(stack) > 1:
         order = sorted(range(len(stack)), key=lambda k: stack[k].frame or 0)
         return [stack[0].header], frames[order]
