@@ -3,10 +3,11 @@ dict: plain headers and rows of formatted strings (:mod:`analysis.sections` make
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-DASH = "\u2013"
+from analysis.tables import DASH
+from analysis.tables import num as _f
+
 TITLE = "Reading behaviour (slices viewed, time on screen, AI overlay)"
 INTRO = (
     "From the viewer's telemetry of every read of a case with ground truth: the share of the "
@@ -17,12 +18,6 @@ INTRO = (
     "effective sample size."
 )
 Rows = tuple[list[str], list[list[str]], str]
-
-
-def _f(x: Any, digits: int) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return DASH
-    return f"{x:.{digits}f}"
 
 
 def _median(s: dict[str, Any] | None, digits: int = 1) -> str:

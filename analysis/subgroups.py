@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from analysis._common import jsonable_float as _num
 from analysis.longreads import ARMS, READER_COLUMNS, text_ids
 from analysis.report import mrmc_frame
 
@@ -96,10 +97,6 @@ def _exact_json(value: Any) -> Any:
     if isinstance(value, list):
         return [_exact_json(v) for v in value]
     return value
-
-
-def _num(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from typing import Any
 
 from django.db import transaction
 
+from analysis.longreads import TELEMETRY_COLUMNS
 from studyplatform.prereads.models import AIModel, PreReadFinding, PreReadStatus
 from studyplatform.prereads.selectors import finding_thresholds, pinned_model
 from studyplatform.reading.models import Read, Reader, ReadFinding, ReadTelemetry
@@ -93,10 +94,7 @@ class _Originals:
     answers: dict[tuple[int, int], tuple[bool, int]]
 
 
-_TELEMETRY_FIELDS = (
-    "slices_viewed", "slices_total", "series_time_s", "ai_overlay_on", "ai_overlay_s",
-    "ai_first_view_s",
-)  # fmt: skip
+_TELEMETRY_FIELDS = TELEMETRY_COLUMNS  # ReadTelemetry's fields have the columns' names
 _NO_TELEMETRY: tuple[Any, ...] = (None,) * len(_TELEMETRY_FIELDS)
 
 
