@@ -146,17 +146,11 @@ class AuditedModelAdmin(admin.ModelAdmin[_M]):
                 _record_change(request, obj, "delete", before.get(obj.pk))
 
 
-class FrozenTruthInlineMixin(admin.options.InlineModelAdmin[_M, _P]):
-    """An inline that turns read-only when its parent's study is locked or its truth final."""
+class FrozenStudyInlineMixin(admin.options.InlineModelAdmin[_M, _P]):
+    """An inline that turns read-only when its parent belongs to a locked study."""
 
     def _parent_frozen(self, obj: _P | None) -> bool:
-        study = study_of(obj) if obj is not None else None
-        if study is None:
-            return False
-        state, finalized = Study.objects.filter(pk=study.pk).values_list(
-            "state", "truth_finalized_at"
-        ).first() or (None, None)
-        return state == StudyState.LOCKED or finalized is not None
+        return _frozen(obj)
 
     def has_add_permission(self, request: HttpRequest, obj: _P | None = None) -> bool:
         return not self._parent_frozen(obj) and super().has_add_permission(request, obj)
@@ -168,17 +162,17 @@ class FrozenTruthInlineMixin(admin.options.InlineModelAdmin[_M, _P]):
         return not self._parent_frozen(obj) and super().has_delete_permission(request, obj)
 
 
-class FrozenStudyInlineMixin(admin.options.InlineModelAdmin[_M, _P]):
-    """An inline that turns read-only when its parent belongs to a locked study."""
+class FrozenTruthInlineMixin(FrozenStudyInlineMixin[_M, _P]):
+    """An inline that turns read-only when its parent's study is locked or its truth final."""
 
-    def has_add_permission(self, request: HttpRequest, obj: _P | None = None) -> bool:
-        return not _frozen(obj) and super().has_add_permission(request, obj)
-
-    def has_change_permission(self, request: HttpRequest, obj: _P | None = None) -> bool:
-        return not _frozen(obj) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: _P | None = None) -> bool:
-        return not _frozen(obj) and super().has_delete_permission(request, obj)
+    def _parent_frozen(self, obj: _P | None) -> bool:
+        study = study_of(obj) if obj is not None else None
+        if study is None:
+            return False
+        state, finalized = Study.objects.filter(pk=study.pk).values_list(
+            "state", "truth_finalized_at"
+        ).first() or (None, None)
+        return state == StudyState.LOCKED or finalized is not None
 
 
 class StudySigningAdminMixin(admin.ModelAdmin[Study]):
