@@ -103,9 +103,8 @@ class AIModelAdmin(admin.ModelAdmin[AIModel]):
 
         if change:  # only the intended use is editable on a registered model
             value = IntendedUse(**{f: form.cleaned_data[f] for f in FIELDS})
-            stored = AIModel.objects.get(pk=obj.pk)
-            try:
-                set_intended_use(model=stored, value=value, actor=request.user, reason="admin")
+            try:  # set_intended_use locks and re-reads the stored row itself
+                set_intended_use(model=obj, value=value, actor=request.user, reason="admin")
             except IntendedUseFrozenError as error:  # a study opened since the form was checked
                 self.message_user(request, str(error), level="error")
             return

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studyplatform.prereads.inference import FORMATS
 from studyplatform.prereads.intended_use import (
+    FIELDS,
     IntendedUse,
     IntendedUseFrozenError,
     set_intended_use,
@@ -59,7 +60,7 @@ class Command(BaseCommand):
             )
         except RegistrationError as error:
             raise CommandError(str(error)) from None
-        given = {f: options[f] for f in IntendedUse.__dataclass_fields__ if options[f] is not None}
+        given = {f: options[f] for f in FIELDS if options[f] is not None}
         if given:
             try:
                 changed = set_intended_use(
