@@ -29,11 +29,9 @@ from __future__ import annotations
 import operator
 import re
 import statistics
-import sys
 import tempfile
 import time
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from bench_reading import PASSWORD
@@ -46,9 +44,6 @@ from browser_bench import (
     prepared_environment,
 )
 from ct_viewer import build as build_ct
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 ANSWER = """() => {
   document.querySelectorAll('input[type=radio][value="absent"]').forEach((r) => { r.click(); });
