@@ -36,6 +36,8 @@
     return both[1] === null ? both[0].toFixed(1) + " px" : both[1].toFixed(1) + " mm";
   }
 
+  const clear = document.getElementById("clear-measurements");
+
   function publish(quiet) {
     const sent = lines.map(function (line) {
       return {
@@ -50,7 +52,6 @@
         : "";
       summary.dataset.count = String(lines.length);
     }
-    const clear = document.getElementById("clear-measurements");
     if (clear) clear.hidden = !lines.length;
   }
 
@@ -119,7 +120,6 @@
   }
   if (button) button.addEventListener("click", toggle);
   viewer.onKey("l", toggle);
-  const clear = document.getElementById("clear-measurements");
   if (clear) clear.addEventListener("click", function () {
     lines = [];
     publish(false);

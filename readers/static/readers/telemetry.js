@@ -88,11 +88,16 @@
     tabVisible = visible();
     if (visible() && (overlayOn || panelVisible)) sawAI();
     // Leaving the tab saves what was measured so far (keepalive: the page may be closing).
-    if (!visible() && changed && window.readingReport) {
-      changed = false;
-      window.readingReport.saveDraft(true);
-    }
+    if (!visible()) saveIfChanged(true);
   });
+
+  // Saves the draft, which carries the telemetry, when something was measured since the last.
+  function saveIfChanged(keepalive) {
+    if (changed && window.readingReport) {
+      changed = false;
+      window.readingReport.saveDraft(keepalive);
+    }
+  }
 
   // The AI's panel (assisted page only): seen once any of it is on screen with the tab visible.
   function watchPanel(element) {
@@ -140,10 +145,7 @@
   // activity, so a crash loses little of it.
   window.setInterval(function () {
     tick();
-    if (changed && window.readingReport) {
-      changed = false;
-      window.readingReport.saveDraft();
-    }
+    saveIfChanged(false);
   }, 20000);
 
   window.readingTelemetry = { snapshot: snapshot, watchPanel: watchPanel };

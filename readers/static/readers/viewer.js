@@ -257,14 +257,10 @@ window.readingViewport = function (options) {
     view.index = target;
     view.viewed[target] = 1;
     showHandlers.forEach(function (handler) { handler(view.series, view.slices[target].slice); });
-    // The wanted slice goes first in the queue: loads stay a few at a time however fast the
-    // wheel turns, nearest the wanted slice first.
+    // prefetch() queues the wanted slice first, then its neighbours: loads stay a few at a time
+    // however fast the wheel turns, nearest the wanted slice first.
     prefetch(view);
     const wanted = view.slices[target];
-    if (!wanted.pixels && !wanted.loading) {
-      queue.unshift(wanted);
-      pump();
-    }
     if (wanted.loading) wanted.loading.catch(function (error) { statusLine.textContent = error.message; });
     drawBar();
     redraw();
