@@ -57,7 +57,10 @@ def _live_server_idle_before_flush(request: pytest.FixtureRequest) -> Iterator[N
 
     if connection.vendor != "postgresql":
         return
+    # Quiet for half a second, not just once: a closing page still sends its last draft and
+    # telemetry (keepalive), which can reach the server just after a first idle look.
     deadline = time.monotonic() + 10
+    quiet_since = time.monotonic()
     while time.monotonic() < deadline:
         with connection.cursor() as cursor:
             cursor.execute(
@@ -65,7 +68,9 @@ def _live_server_idle_before_flush(request: pytest.FixtureRequest) -> Iterator[N
                 " AND pid <> pg_backend_pid() AND state <> 'idle'"
             )
             (busy,) = cursor.fetchone()
-        if busy == 0:
+        if busy:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 0.5:
             return
         time.sleep(0.05)
 
